@@ -1,0 +1,292 @@
+/// What topo_aware.conf says: which jobs are preemptors (latency-sensitive inference) and which
+/// are preemptible (batch), and the GPU affinity each preemptor class needs.
+///
+/// Syntax (Slurm `Key=Value` style, keys case-insensitive, see README "Configuration"):
+///
+///     DefaultLevel=nvlink
+///     DefaultMode=guaranteed
+///     AllowUserOverride=yes
+///     PreemptorClass=inference Partitions=infer Level=nvlink Mode=guaranteed
+///     PreemptibleClass=batch Partitions=batch
+///
+/// A class line matches a job when every criterion it gives matches: one of the job's partitions
+/// is in `Partitions=` (when given) and the job's QOS is in `QOS=` (when given). Lines are tried
+/// in file order; the first match wins. A job matching no line is left to stock Slurm.
+public struct TopoAwareConfig: Sendable, Equatable {
+    public var defaultLevel: AffinityLevel
+    public var defaultMode: PlacementMode
+    public var allowUserOverride: Bool
+    public var classes: [JobClassRule]
+
+    public init(
+        defaultLevel: AffinityLevel = .nvlink, defaultMode: PlacementMode = .guaranteed,
+        allowUserOverride: Bool = true, classes: [JobClassRule] = []
+    ) {
+        self.defaultLevel = defaultLevel
+        self.defaultMode = defaultMode
+        self.allowUserOverride = allowUserOverride
+        self.classes = classes
+    }
+}
+
+/// One `PreemptorClass=` or `PreemptibleClass=` line.
+public struct JobClassRule: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case preemptor(level: AffinityLevel, mode: PlacementMode)
+        case preemptible
+    }
+
+    public var name: String
+    public var kind: Kind
+    /// Partition names this class applies to; nil: any partition.
+    public var partitions: Set<String>?
+    /// QOS names this class applies to; nil: any QOS.
+    public var qos: Set<String>?
+    /// The line it was defined on (for messages).
+    public var line: Int
+
+    public init(name: String, kind: Kind, partitions: Set<String>?, qos: Set<String>?, line: Int) {
+        self.name = name
+        self.kind = kind
+        self.partitions = partitions
+        self.qos = qos
+        self.line = line
+    }
+
+    /// The result of a rule accepting a job.
+    public struct Match: Sendable, Equatable {
+        /// The job partition that matched `Partitions=`, nil when the rule has no such criterion.
+        public var partition: String?
+    }
+
+    /// Checks the job's partitions and QOS against the rule. An unknown partition (empty list) or
+    /// QOS (nil) only matches a rule that does not constrain it.
+    public func match(partitions jobPartitions: [String], qos jobQOS: String?) -> Match? {
+        var matched: String? = nil
+        if let partitions {
+            guard let hit = jobPartitions.first(where: { partitions.contains($0) }) else { return nil }
+            matched = hit
+        }
+        if let qos {
+            guard let jobQOS, qos.contains(jobQOS) else { return nil }
+        }
+        return Match(partition: matched)
+    }
+
+    /// True when every job this rule matches is already matched by `earlier`.
+    func isShadowed(by earlier: JobClassRule) -> Bool {
+        func covers(_ outer: Set<String>?, _ inner: Set<String>?) -> Bool {
+            guard let outer else { return true }
+            guard let inner else { return false }
+            return inner.isSubset(of: outer)
+        }
+        return covers(earlier.partitions, partitions) && covers(earlier.qos, qos)
+    }
+}
+
+/// A configuration that parsed, with remarks that do not stop it from being used.
+public struct ParsedConfig: Sendable, Equatable {
+    public var config: TopoAwareConfig
+    public var warnings: [TextDiagnostic]
+}
+
+extension TopoAwareConfig {
+    /// Largest accepted file, in bytes: a config is a few dozen lines; anything bigger is a mistake.
+    public static let maxFileSize = 1 << 20
+
+    /// Parses topo_aware.conf text. `file` names the file in error messages.
+    public static func parse(_ text: String, file: String) throws(TextDiagnostic) -> ParsedConfig {
+        guard text.utf8.count <= maxFileSize else {
+            throw TextDiagnostic(
+                file: file, location: SourceLocation(line: 1, column: 1),
+                message: "file is larger than \(maxFileSize) bytes")
+        }
+        let lines = try KeyValueLexer.lex(text, file: file)
+        var config = TopoAwareConfig()
+        var pending: [PendingRule] = []
+        var warnings: [TextDiagnostic] = []
+        var globalsSeen: [String: Int] = [:]
+
+        func fail(_ location: SourceLocation, _ message: String) -> TextDiagnostic {
+            TextDiagnostic(file: file, location: location, message: message)
+        }
+
+        for line in lines {
+            guard let first = line.pairs.first else { continue }
+            let firstKey = asciiLowercased(first.key)
+            if firstKey == "preemptorclass" || firstKey == "preemptibleclass" {
+                let rule = try parseClassLine(line, isPreemptor: firstKey == "preemptorclass", file: file)
+                if let previous = pending.first(where: { $0.name == rule.name }) {
+                    throw fail(first.valueLocation,
+                               "class '\(rule.name)' is already defined on line \(previous.line)")
+                }
+                pending.append(rule)
+                continue
+            }
+            for pair in line.pairs {
+                let key = asciiLowercased(pair.key)
+                if key == "preemptorclass" || key == "preemptibleclass" {
+                    throw fail(pair.location, "'\(pair.key)' must start its own line")
+                }
+                if let previous = globalsSeen[key] {
+                    throw fail(pair.location, "'\(pair.key)' is already set on line \(previous)")
+                }
+                switch key {
+                case "defaultlevel":
+                    config.defaultLevel = try level(pair, file: file)
+                case "defaultmode":
+                    config.defaultMode = try mode(pair, file: file)
+                case "allowuseroverride":
+                    config.allowUserOverride = try boolean(pair, file: file)
+                case "partitions", "qos", "level", "mode":
+                    throw fail(pair.location,
+                               "'\(pair.key)' belongs on a PreemptorClass= or PreemptibleClass= line")
+                default:
+                    throw fail(pair.location,
+                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, PreemptorClass or PreemptibleClass)")
+                }
+                globalsSeen[key] = line.line
+            }
+        }
+        // Defaults are file-wide, not positional: a class line written before DefaultLevel=
+        // still takes it.
+        for rule in pending {
+            let kind: JobClassRule.Kind = rule.isPreemptor
+                ? .preemptor(level: rule.level ?? config.defaultLevel, mode: rule.mode ?? config.defaultMode)
+                : .preemptible
+            let resolved = JobClassRule(name: rule.name, kind: kind, partitions: rule.partitions,
+                                        qos: rule.qos, line: rule.line)
+            if let shadowing = config.classes.first(where: { resolved.isShadowed(by: $0) }) {
+                warnings.append(fail(SourceLocation(line: rule.line, column: 1),
+                    "class '\(rule.name)' never matches: class '\(shadowing.name)' on line \(shadowing.line) matches every job it would"))
+            }
+            config.classes.append(resolved)
+        }
+        if !config.classes.contains(where: { if case .preemptor = $0.kind { true } else { false } }) {
+            warnings.append(fail(SourceLocation(line: 1, column: 1),
+                                 "no PreemptorClass line: no job will be treated as a preemptor"))
+        }
+        return ParsedConfig(config: config, warnings: warnings)
+    }
+}
+
+// MARK: - Line parsers
+
+extension TopoAwareConfig {
+    /// A class line before the file-wide defaults are applied.
+    private struct PendingRule {
+        var name: String
+        var isPreemptor: Bool
+        var partitions: Set<String>?
+        var qos: Set<String>?
+        var level: AffinityLevel?
+        var mode: PlacementMode?
+        var line: Int
+    }
+
+    private static func parseClassLine(
+        _ line: KeyValueLine, isPreemptor: Bool, file: String
+    ) throws(TextDiagnostic) -> PendingRule {
+        let head = line.pairs[0]
+        let name = try identifier(head.value, at: head.valueLocation, what: "class name", file: file)
+        var partitions: Set<String>? = nil
+        var qos: Set<String>? = nil
+        var level: AffinityLevel? = nil
+        var mode: PlacementMode? = nil
+        var seen: [String: SourceLocation] = [:]
+        for pair in line.pairs.dropFirst() {
+            let key = asciiLowercased(pair.key)
+            if seen[key] != nil {
+                throw TextDiagnostic(file: file, location: pair.location,
+                                     message: "'\(pair.key)' appears twice on this line")
+            }
+            seen[key] = pair.location
+            switch key {
+            case "partitions":
+                partitions = try nameList(pair, what: "partition", file: file)
+            case "qos":
+                qos = try nameList(pair, what: "QOS", file: file)
+            case "level" where isPreemptor:
+                level = try Self.level(pair, file: file)
+            case "mode" where isPreemptor:
+                mode = try Self.mode(pair, file: file)
+            case "level", "mode":
+                throw TextDiagnostic(file: file, location: pair.location,
+                    message: "'\(pair.key)' applies to PreemptorClass lines only: preemptible jobs need no GPU affinity")
+            default:
+                throw TextDiagnostic(file: file, location: pair.location,
+                    message: "unknown key '\(printable(pair.key))' on a class line (expected Partitions, QOS\(isPreemptor ? ", Level, Mode" : ""))")
+            }
+        }
+        guard partitions != nil || qos != nil else {
+            throw TextDiagnostic(file: file, location: head.location,
+                                 message: "class '\(name)' needs Partitions= or QOS= to say which jobs it covers")
+        }
+        return PendingRule(name: name, isPreemptor: isPreemptor, partitions: partitions, qos: qos,
+                           level: level, mode: mode, line: line.line)
+    }
+
+    private static func level(_ pair: KeyValuePair, file: String) throws(TextDiagnostic) -> AffinityLevel {
+        guard let level = AffinityLevel(name: pair.value) else {
+            throw TextDiagnostic(file: file, location: pair.valueLocation,
+                message: "unknown level '\(printable(pair.value))' for \(pair.key) (expected one of \(AffinityLevel.allNames))")
+        }
+        return level
+    }
+
+    private static func mode(_ pair: KeyValuePair, file: String) throws(TextDiagnostic) -> PlacementMode {
+        guard let mode = PlacementMode(name: pair.value) else {
+            throw TextDiagnostic(file: file, location: pair.valueLocation,
+                message: "unknown mode '\(printable(pair.value))' for \(pair.key) (expected one of \(PlacementMode.allNames))")
+        }
+        return mode
+    }
+
+    private static func boolean(_ pair: KeyValuePair, file: String) throws(TextDiagnostic) -> Bool {
+        switch asciiLowercased(pair.value) {
+        case "yes", "true", "1": return true
+        case "no", "false", "0": return false
+        default:
+            throw TextDiagnostic(file: file, location: pair.valueLocation,
+                message: "'\(printable(pair.value))' is not a boolean for \(pair.key) (expected yes or no)")
+        }
+    }
+
+    private static func nameList(_ pair: KeyValuePair, what: String, file: String) throws(TextDiagnostic) -> Set<String> {
+        var names: Set<String> = []
+        var column = pair.valueLocation.column
+        for part in pair.value.split(separator: ",", omittingEmptySubsequences: false) {
+            let location = SourceLocation(line: pair.valueLocation.line, column: column)
+            names.insert(try identifier(String(part), at: location, what: "\(what) name", file: file))
+            column += part.utf8.count + 1
+        }
+        return names
+    }
+
+    /// Class, partition and QOS names: letters, digits, `_`, `-`, `.`, `+`; at most 64 bytes.
+    static func identifier(_ text: String, at location: SourceLocation, what: String, file: String) throws(TextDiagnostic) -> String {
+        guard !text.isEmpty else {
+            throw TextDiagnostic(file: file, location: location, message: "empty \(what)")
+        }
+        guard text.utf8.count <= 64 else {
+            throw TextDiagnostic(file: file, location: location, message: "\(what) '\(printable(text))' is longer than 64 characters")
+        }
+        guard text.utf8.allSatisfy(isIdentifierByte) else {
+            throw TextDiagnostic(file: file, location: location,
+                message: "invalid \(what) '\(printable(text))' (letters, digits, '_', '-', '.', '+' only)")
+        }
+        return text
+    }
+}
+
+@inlinable
+func isIdentifierByte(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+         UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "-"),
+         UInt8(ascii: "."), UInt8(ascii: "+"):
+        return true
+    default:
+        return false
+    }
+}

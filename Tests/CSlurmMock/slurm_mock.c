@@ -1,0 +1,164 @@
+/*
+ * Recorded stand-ins for Slurm's exported API; see CSlurmMock.h.
+ */
+#include "CSlurmMock.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LINES 4096
+#define MOCK_MAGIC 0x534c55524d4f434bULL /* "SLURMOCK" */
+
+static char *lines[MAX_LINES];
+static int line_count;
+static int log_level = 3;
+static long live_allocations;
+static int bad_frees;
+static char *conf_dir;
+
+/* slurmctld's global, normally defined by the slurmctld executable. */
+char *default_part_name;
+
+struct header {
+    uint64_t magic;
+    size_t size;
+};
+
+static void *mock_alloc(size_t size)
+{
+    struct header *h = calloc(1, sizeof(*h) + size);
+    if (!h)
+        abort();
+    h->magic = MOCK_MAGIC;
+    h->size = size;
+    live_allocations++;
+    return h + 1;
+}
+
+static struct header *header_of(void *p)
+{
+    struct header *h = (struct header *)p - 1;
+    return h->magic == MOCK_MAGIC ? h : NULL;
+}
+
+static void record(const char *prefix, const char *fmt, va_list ap)
+{
+    char text[8192];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    if (line_count >= MAX_LINES)
+        return;
+    size_t n = strlen(prefix) + strlen(text) + 1;
+    lines[line_count] = malloc(n);
+    if (!lines[line_count])
+        abort();
+    snprintf(lines[line_count], n, "%s%s", prefix, text);
+    line_count++;
+}
+
+#define LOGGER(name, prefix)                        \
+    void name(const char *fmt, ...)                 \
+    {                                               \
+        va_list ap;                                 \
+        va_start(ap, fmt);                          \
+        record(prefix, fmt, ap);                    \
+        va_end(ap);                                 \
+    }
+
+LOGGER(slurm_error, "error: ")
+LOGGER(slurm_info, "info: ")
+LOGGER(slurm_verbose, "verbose: ")
+LOGGER(slurm_debug, "debug: ")
+LOGGER(slurm_debug2, "debug2: ")
+LOGGER(slurm_debug3, "debug3: ")
+
+int slurm_get_log_level(void) { return log_level; }
+
+char *slurm_xstrdup(const char *str)
+{
+    if (!str)
+        return NULL;
+    size_t n = strlen(str);
+    char *copy = mock_alloc(n + 1);
+    memcpy(copy, str, n + 1);
+    return copy;
+}
+
+void slurm_xfree(void **ptr)
+{
+    if (!ptr || !*ptr)
+        return;
+    struct header *h = header_of(*ptr);
+    if (!h) {
+        bad_frees++;
+        *ptr = NULL;
+        return;
+    }
+    h->magic = 0;
+    free(h);
+    live_allocations--;
+    *ptr = NULL;
+}
+
+void slurm_xstrcat(char **str1, const char *str2)
+{
+    if (!str1 || !str2)
+        return;
+    size_t old = *str1 ? strlen(*str1) : 0;
+    char *joined = mock_alloc(old + strlen(str2) + 1);
+    if (*str1)
+        memcpy(joined, *str1, old);
+    strcpy(joined + old, str2);
+    slurm_xfree((void **)str1);
+    *str1 = joined;
+}
+
+char *slurm_get_extra_conf_path(char *conf_name)
+{
+    if (!conf_dir || !conf_name)
+        return NULL;
+    char *path = mock_alloc(strlen(conf_dir) + strlen(conf_name) + 2);
+    sprintf(path, "%s/%s", conf_dir, conf_name);
+    return path;
+}
+
+void CSlurmMock_reset(void)
+{
+    for (int i = 0; i < line_count; i++)
+        free(lines[i]);
+    line_count = 0;
+    log_level = 3;
+    live_allocations = 0;
+    bad_frees = 0;
+    free(conf_dir);
+    conf_dir = NULL;
+    default_part_name = NULL; /* a test's name, owned by the test via CSlurmMock_set_default_partition */
+}
+
+void CSlurmMock_set_log_level(int level) { log_level = level; }
+int CSlurmMock_log_count(void) { return line_count; }
+const char *CSlurmMock_log_line(int index)
+{
+    return (index >= 0 && index < line_count) ? lines[index] : NULL;
+}
+long CSlurmMock_live_allocations(void) { return live_allocations; }
+int CSlurmMock_bad_frees(void) { return bad_frees; }
+
+void CSlurmMock_set_conf_dir(const char *dir)
+{
+    free(conf_dir);
+    conf_dir = dir ? strdup(dir) : NULL;
+}
+
+void CSlurmMock_set_default_partition(const char *name)
+{
+    static char *owned;
+    free(owned);
+    owned = name ? strdup(name) : NULL;
+    default_part_name = owned;
+}
+
+char *CSlurmMock_xstrdup(const char *text) { return slurm_xstrdup(text); }
+void CSlurmMock_xfree(char **field) { slurm_xfree((void **)field); }

@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+@testable import TopoEngine
+
+@Suite struct TopoAwareConfigTests {
+    static let sample = """
+        # TopoPreempt test configuration
+        DefaultLevel=socket
+        DefaultMode=best-effort
+        AllowUserOverride=no
+        PreemptorClass=inference Partitions=infer,infer-hi Level=nvlink Mode=guaranteed
+        PreemptorClass=interactive QOS=interactive
+        PreemptibleClass=batch Partitions=batch QOS=normal,scavenger
+        """
+
+    @Test func parsesGlobalsAndClassesInOrder() throws {
+        let parsed = try TopoAwareConfig.parse(Self.sample, file: "topo_aware.conf")
+        let config = parsed.config
+        #expect(parsed.warnings.isEmpty)
+        #expect(config.defaultLevel == .socket)
+        #expect(config.defaultMode == .bestEffort)
+        #expect(config.allowUserOverride == false)
+        #expect(config.classes.map(\.name) == ["inference", "interactive", "batch"])
+        #expect(config.classes[0].kind == .preemptor(level: .nvlink, mode: .guaranteed))
+        #expect(config.classes[0].partitions == ["infer", "infer-hi"])
+        #expect(config.classes[0].qos == nil)
+        // Defaults apply to class lines that give no Level/Mode.
+        #expect(config.classes[1].kind == .preemptor(level: .socket, mode: .bestEffort))
+        #expect(config.classes[2].kind == .preemptible)
+        #expect(config.classes[2].qos == ["normal", "scavenger"])
+        #expect(config.classes[2].line == 7)
+    }
+
+    @Test func defaultsAreFileWideNotPositional() throws {
+        let text = "PreemptorClass=a Partitions=p\nDefaultLevel=numa\n"
+        let config = try TopoAwareConfig.parse(text, file: "f").config
+        #expect(config.classes[0].kind == .preemptor(level: .numa, mode: .guaranteed))
+    }
+
+    @Test func builtInDefaults() throws {
+        let config = try TopoAwareConfig.parse("PreemptorClass=a Partitions=p", file: "f").config
+        #expect(config.defaultLevel == .nvlink)
+        #expect(config.defaultMode == .guaranteed)
+        #expect(config.allowUserOverride)
+    }
+
+    @Test func keysAreCaseInsensitive() throws {
+        let config = try TopoAwareConfig.parse(
+            "defaultlevel=PCIe-Switch\npreemptorclass=a partitions=p LEVEL=Host-Bridge", file: "f").config
+        #expect(config.defaultLevel == .pcieSwitch)
+        #expect(config.classes[0].kind == .preemptor(level: .hostBridge, mode: .guaranteed))
+    }
+
+    @Test(arguments: [
+        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, PreemptorClass or PreemptibleClass)"),
+        ("DefaultLevel=nvlnk", "f:1:14: unknown level 'nvlnk' for DefaultLevel (expected one of nvlink, pcie-switch, host-bridge, numa, socket, node)"),
+        ("DefaultMode=strict", "f:1:13: unknown mode 'strict' for DefaultMode (expected one of guaranteed, best-effort)"),
+        ("AllowUserOverride=maybe", "f:1:19: 'maybe' is not a boolean for AllowUserOverride (expected yes or no)"),
+        ("DefaultLevel=node\nDefaultLevel=numa", "f:2:1: 'DefaultLevel' is already set on line 1"),
+        ("PreemptorClass=a", "f:1:1: class 'a' needs Partitions= or QOS= to say which jobs it covers"),
+        ("PreemptorClass=a Partitions=p\nPreemptibleClass=a QOS=q", "f:2:18: class 'a' is already defined on line 1"),
+        ("PreemptibleClass=b Partitions=p Level=nvlink", "f:1:33: 'Level' applies to PreemptorClass lines only: preemptible jobs need no GPU affinity"),
+        ("PreemptorClass=a Partitions=p Nodes=x", "f:1:31: unknown key 'Nodes' on a class line (expected Partitions, QOS, Level, Mode)"),
+        ("PreemptorClass=a Partitions=p Partitions=q", "f:1:31: 'Partitions' appears twice on this line"),
+        ("PreemptorClass=a Partitions=p,,q", "f:1:31: empty partition name"),
+        ("PreemptorClass=a Partitions=p,q/r", "f:1:31: invalid partition name 'q/r' (letters, digits, '_', '-', '.', '+' only)"),
+        ("PreemptorClass= Partitions=p", "f:1:16: empty class name"),
+        ("DefaultMode=guaranteed PreemptorClass=a QOS=q", "f:1:24: 'PreemptorClass' must start its own line"),
+        ("Partitions=p", "f:1:1: 'Partitions' belongs on a PreemptorClass= or PreemptibleClass= line"),
+    ])
+    func errorsNameFileLineAndColumn(text: String, expected: String) {
+        do {
+            _ = try TopoAwareConfig.parse(text, file: "f")
+            Issue.record("expected an error for \(text)")
+        } catch {
+            #expect(error.description == expected)
+        }
+    }
+
+    @Test func warnsAboutShadowedClassesAndMissingPreemptors() throws {
+        let parsed = try TopoAwareConfig.parse("""
+            PreemptibleClass=all-batch Partitions=batch
+            PreemptibleClass=batch-low Partitions=batch QOS=low
+            """, file: "f")
+        #expect(parsed.warnings.map(\.description) == [
+            "f:2:1: class 'batch-low' never matches: class 'all-batch' on line 1 matches every job it would",
+            "f:1:1: no PreemptorClass line: no job will be treated as a preemptor",
+        ])
+    }
+
+    @Test func rejectsOversizedFiles() {
+        let text = String(repeating: "#", count: TopoAwareConfig.maxFileSize + 1)
+        #expect(throws: TextDiagnostic.self) { try TopoAwareConfig.parse(text, file: "f") }
+    }
+
+    @Test func shippedExampleParsesWithoutWarnings() throws {
+        let text = try exampleConfigText()
+        let parsed = try TopoAwareConfig.parse(text, file: "etc/topo_aware.conf")
+        #expect(parsed.warnings.isEmpty)
+        #expect(parsed.config.classes.contains { $0.name == "inference" })
+    }
+
+    /// Random edits of a valid file never crash the parser: each either parses or names a line
+    /// within the file.
+    @Test func mutatedConfigsNeverCrash() {
+        var rng = SplitMix64(seed: 2026)
+        let base = Array(Self.sample.utf8)
+        let alphabet = Array("=#\" \t\n\\,:abcPQ-_0\u{0}".utf8) + [0xFF, 0xC3]
+        for _ in 0..<5_000 {
+            var bytes = base
+            for _ in 0..<Int(rng.next() % 6 + 1) {
+                let position = Int(rng.next() % UInt64(bytes.count + 1))
+                switch rng.next() % 3 {
+                case 0 where position < bytes.count: bytes.remove(at: position)
+                case 1: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: position)
+                default:
+                    if position < bytes.count { bytes[position] = alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+                }
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let lineCount = text.split(separator: "\n", omittingEmptySubsequences: false).count
+            do {
+                _ = try TopoAwareConfig.parse(text, file: "f")
+            } catch {
+                #expect(error.location.line >= 1 && error.location.line <= lineCount)
+            }
+        }
+    }
+}
+
+/// Deterministic generator for reproducible random tests.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// etc/topo_aware.conf from the repository.
+func exampleConfigText() throws -> String {
+    let here = #filePath
+    var root = here
+    for _ in 0..<3 { root = String(root[..<(root.lastIndex(of: "/") ?? root.startIndex)]) }
+    return try String(contentsOfFile: root + "/etc/topo_aware.conf", encoding: .utf8)
+}
