@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+
+/// The local Slurm cluster started by `scripts/slurm-local` (scripts/test points
+/// $TOPO_PREEMPT_CLUSTER at its directory). Without it the integration suites are skipped.
+struct Cluster: Sendable {
+    let directory: String
+    let slurmConf: String
+    let pluginDir: String
+    let topology: String
+    let pluginsOn: Bool
+
+    static let current: Cluster? = {
+        guard let directory = ProcessInfo.processInfo.environment["TOPO_PREEMPT_CLUSTER"],
+              let text = try? String(contentsOfFile: directory + "/cluster.env", encoding: .utf8)
+        else { return nil }
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("export ") {
+            let kv = line.dropFirst("export ".count).split(separator: "=", maxSplits: 1)
+            if kv.count == 2 { values[String(kv[0])] = String(kv[1]) }
+        }
+        guard let conf = values["SLURM_CONF"], let plugins = values["TOPO_PLUGIN_DIR"] else { return nil }
+        return Cluster(directory: directory, slurmConf: conf, pluginDir: plugins,
+                       topology: values["TOPO_CLUSTER_TOPOLOGY"] ?? "islands",
+                       pluginsOn: values["TOPO_CLUSTER_PLUGINS"] != "off")
+    }()
+
+    static var isAvailable: Bool { current != nil }
+
+    var controllerLog: String { directory + "/log/slurmctld.log" }
+    var topoAwareConf: String { directory + "/etc/topo_aware.conf" }
+
+    struct Result: Sendable {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a command with this cluster's SLURM_CONF; never through a shell.
+    @discardableResult
+    func run(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLURM_CONF"] = slurmConf
+        process.environment = environment
+        process.currentDirectoryURL = URL(fileURLWithPath: "/tmp")
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read both pipes concurrently so neither can fill up and block the child.
+        let errData = LockedData()
+        let errDone = DispatchSemaphore(value: 0)
+        Thread {
+            errData.set(err.fileHandleForReading.readDataToEndOfFile())
+            errDone.signal()
+        }.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        errDone.wait()
+        return Result(status: process.terminationStatus,
+                      stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData.value, as: UTF8.self))
+    }
+
+    /// Submits a held job (it never runs, so tests do not compete for GPUs).
+    func submitHeld(_ options: [String]) throws -> Result {
+        try run(["sbatch", "--parsable", "--hold", "-c", "1", "-o", "/dev/null"] + options + ["--wrap", "sleep 600"])
+    }
+
+    /// `scontrol show job -o ID` as a dictionary (values up to the next ` Key=`).
+    func job(_ id: String) throws -> [String: String] {
+        let result = try run(["scontrol", "show", "job", "-o", id])
+        guard result.status == 0 else { return [:] }
+        return Self.parseKeyValues(result.stdout)
+    }
+
+    static func parseKeyValues(_ line: String) -> [String: String] {
+        // Keys are CamelCase words followed by '='; values may contain spaces (Comment=...).
+        var fields: [String: String] = [:]
+        let words = line.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ", omittingEmptySubsequences: false)
+        var key: String? = nil
+        var value = ""
+        for word in words {
+            if let eq = word.firstIndex(of: "="), word[..<eq].allSatisfy({ $0.isLetter || $0.isNumber || $0 == ":" || $0 == "/" }),
+               !word[..<eq].isEmpty, word.first?.isUppercase == true {
+                if let key { fields[key] = value.trimmingCharacters(in: .whitespaces) }
+                key = String(word[..<eq])
+                value = String(word[word.index(after: eq)...])
+            } else {
+                value += " " + word
+            }
+        }
+        if let key { fields[key] = value.trimmingCharacters(in: .whitespaces) }
+        return fields
+    }
+
+    func cancel(_ ids: [String]) {
+        guard !ids.isEmpty else { return }
+        _ = try? run(["scancel"] + ids)
+    }
+
+    /// True while slurmctld's pid is alive and it answers `scontrol ping`.
+    func controllerIsUp() throws -> Bool {
+        guard let pidText = try? String(contentsOfFile: directory + "/run/slurmctld.pid", encoding: .utf8),
+              let pid = Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)),
+              kill(pid, 0) == 0
+        else { return false }
+        let ping = try run(["scontrol", "ping"])
+        return ping.status == 0 && ping.stdout.contains("UP")
+    }
+
+    /// Lines of slurmctld's log, from byte `offset` on.
+    func logLines(from offset: UInt64 = 0) -> [String] {
+        guard let handle = FileHandle(forReadingAtPath: controllerLog) else { return [] }
+        defer { try? handle.close() }
+        try? handle.seek(toOffset: offset)
+        let data = handle.readDataToEndOfFile()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    func logSize() -> UInt64 {
+        (try? FileManager.default.attributesOfItem(atPath: controllerLog)[.size] as? UInt64) ?? 0
+    }
+
+    /// Polls `condition` every 50 ms until it holds or `seconds` pass.
+    func waitUntil(seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            if try condition() { return true }
+            usleep(50_000)
+        } while Date() < deadline
+        return try condition()
+    }
+}
+
+/// A value handed from a reader thread.
+final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func set(_ value: Data) { lock.lock(); data = value; lock.unlock() }
+    var value: Data { lock.lock(); defer { lock.unlock() }; return data }
+}
