@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import TopoEngine
+
+/// `--format text|json`: every command renders one result value either way.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+struct FormatOption: ParsableArguments {
+    @Option(help: "Output format: text or json (JSON keys sorted; the shapes are documented in README).")
+    var format: OutputFormat = .text
+}
+
+/// Where topo_aware.conf is: the plugin's own rule, so the CLI reads what slurmctld reads.
+struct ConfigPathOption: ParsableArguments {
+    @Option(name: .customLong("config"), help: ArgumentHelp(
+        "topo_aware.conf to read.",
+        discussion: "Default: $TOPO_AWARE_CONF, else topo_aware.conf beside $SLURM_CONF, else /etc/slurm/topo_aware.conf."))
+    var path: String?
+
+    func resolved() -> String {
+        if let path { return path }
+        let environment = ProcessInfo.processInfo.environment
+        if let explicit = environment["TOPO_AWARE_CONF"], !explicit.isEmpty { return explicit }
+        if let slurmConf = environment["SLURM_CONF"], !slurmConf.isEmpty {
+            return (slurmConf as NSString).deletingLastPathComponent + "/topo_aware.conf"
+        }
+        return "/etc/slurm/topo_aware.conf"
+    }
+
+    /// Reads and parses the file; on failure prints `file:line:column: message` and exits 1.
+    func load() throws -> ParsedConfig {
+        let path = resolved()
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw CLIError.input("\(path): cannot read: \((error as NSError).localizedDescription)")
+        }
+        do {
+            return try TopoAwareConfig.parse(text, file: path)
+        } catch {
+            throw CLIError.input(error.description)
+        }
+    }
+}
+
+/// A checked input that is wrong: message to stderr, exit status 1.
+enum CLIError: Error, CustomStringConvertible {
+    case input(String)
+    var description: String {
+        switch self {
+        case let .input(message): message
+        }
+    }
+}
+
+extension CLIError {
+    /// Prints the message to stderr and exits with status 1 (ArgumentParser's ExitCode).
+    func exit() -> ExitCode {
+        FileHandle.standardError.write(Data("topo-preempt: \(description)\n".utf8))
+        return ExitCode(1)
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data("\(line)\n".utf8))
+}
