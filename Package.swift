@@ -48,7 +48,7 @@ let package = Package(
         ),
         // Test-only C target: the slurm_* symbols the shim reaches, with recorded calls.
         .target(name: "CSlurmMock", path: "Tests/CSlurmMock", publicHeadersPath: "include"),
-        .testTarget(name: "TopoEngineTests", dependencies: ["TopoEngine"]),
+        .testTarget(name: "TopoEngineTests", dependencies: ["TopoEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "SlurmBridgeTests", dependencies: ["SlurmBridge", "CSlurmShim", "CSlurmMock"]),
         .testTarget(name: "IntegrationTests", dependencies: ["TopoEngine"]),
     ]

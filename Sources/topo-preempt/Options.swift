@@ -32,12 +32,7 @@ struct ConfigPathOption: ParsableArguments {
     /// Reads and parses the file; on failure prints `file:line:column: message` and exits 1.
     func load() throws -> ParsedConfig {
         let path = resolved()
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw CLIError.input("\(path): cannot read: \((error as NSError).localizedDescription)")
-        }
+        let text = try readInput(path)
         do {
             return try TopoAwareConfig.parse(text, file: path)
         } catch {

@@ -1,0 +1,255 @@
+/// One device line of Slurm's gres.conf, with bracket ranges expanded.
+public struct GresConfEntry: Sendable, Hashable {
+    public var line: Int
+    /// Host names the line is for; nil when it has no `NodeName=` (every node reading the file).
+    public var nodes: [String]?
+    public var name: String
+    public var type: String?
+    /// Device files, one per device (`File=/dev/nvidia[0-3]` gives four).
+    public var files: [String]
+    public var cores: [Int]?
+    /// `Links=` of the line's single device: -1 self, 0 none, N links.
+    public var links: [Int]?
+    public var count: Int?
+    public var flags: String?
+
+    /// Devices this line declares: one per file, else `Count=` (1 when neither).
+    public var deviceCount: Int { files.isEmpty ? (count ?? 1) : files.count }
+
+    public func applies(to node: String) -> Bool { nodes.map { $0.contains(node) } ?? true }
+}
+
+/// Slurm's gres.conf: device lines and the `AutoDetect=` setting.
+public struct GresConf: Sendable {
+    public var file: String
+    public var entries: [GresConfEntry]
+    /// Global `AutoDetect=` (nvml, rsmi, off, ...), if any line sets one without a device.
+    public var autoDetect: String?
+
+    static let keys: Set<String> = ["nodename", "name", "type", "file", "files", "multiplefiles", "cores", "cpus",
+                                    "links", "link", "count", "flags", "autodetect"]
+
+    public static func parse(_ text: String, file: String) throws(TextDiagnostic) -> GresConf {
+        try TextLines.check(size: text, file: file)
+        let lines = try KeyValueLexer.lex(text, file: file)
+        var conf = GresConf(file: file, entries: [], autoDetect: nil)
+        for line in lines {
+            func fail(_ pair: KeyValuePair, _ message: String, atValue: Bool = true) -> TextDiagnostic {
+                TextDiagnostic(file: file, location: atValue ? pair.valueLocation : pair.location, message: message)
+            }
+            var seen: [String: KeyValuePair] = [:]
+            for pair in line.pairs {
+                let key = asciiLowercased(pair.key)
+                guard keys.contains(key) else {
+                    throw fail(pair, "unknown gres.conf key '\(printable(pair.key))'", atValue: false)
+                }
+                let canonical = ["files": "file", "multiplefiles": "file", "cpus": "cores", "link": "links"][key] ?? key
+                guard seen[canonical] == nil else {
+                    throw fail(pair, "\(pair.key) given twice on one line", atValue: false)
+                }
+                seen[canonical] = pair
+            }
+            if seen["name"] == nil {
+                if let auto = seen["autodetect"], seen.count == 1 || (seen.count == 2 && seen["nodename"] != nil) {
+                    conf.autoDetect = auto.value
+                    continue
+                }
+                let first = line.pairs[0]
+                throw fail(first, "a device line needs Name= (e.g. Name=gpu)", atValue: false)
+            }
+            var entry = GresConfEntry(line: line.line, nodes: nil, name: seen["name"]?.value ?? "", type: nil,
+                                      files: [], cores: nil, links: nil, count: nil, flags: nil)
+            if let pair = seen["nodename"] {
+                do { entry.nodes = try BracketList.expand(pair.value) } catch {
+                    throw fail(pair, "NodeName: \(error)")
+                }
+            }
+            entry.type = seen["type"]?.value
+            entry.flags = seen["flags"]?.value
+            if let pair = seen["file"] {
+                do {
+                    for part in splitOutsideBrackets(pair.value) {
+                        entry.files += try BracketList.expand(part, limit: 1024)
+                        guard entry.files.count <= 1024 else { throw RangeList.Failure.tooMany(1024) }
+                    }
+                } catch {
+                    throw fail(pair, "File: \(error)")
+                }
+            }
+            if let pair = seen["cores"] {
+                do { entry.cores = try RangeList.parse(pair.value, maxValue: 1_048_575, maxCount: 65_536) } catch {
+                    throw fail(pair, "Cores: \(error)")
+                }
+            }
+            if let pair = seen["count"] {
+                guard let count = parseCount(pair.value) else {
+                    throw fail(pair, "Count: '\(printable(pair.value))' is not a count (a number, optionally with K, M or G)")
+                }
+                entry.count = count
+            }
+            if let pair = seen["links"] {
+                entry.links = try parseLinks(pair, fail: fail)
+                if entry.files.count > 1 {
+                    throw fail(pair, "Links= needs a line with a single device, this one has \(entry.files.count) files",
+                               atValue: false)
+                }
+            }
+            if !entry.files.isEmpty, let count = entry.count, count != entry.files.count,
+               let pair = seen["count"] {
+                throw fail(pair, "Count=\(count) but File= names \(entry.files.count) device(s)")
+            }
+            conf.entries.append(entry)
+        }
+        return conf
+    }
+
+    /// The GPU lines for one node, in file order (the order Slurm numbers devices in `Links=`).
+    public func gpuEntries(for node: String) -> [GresConfEntry] {
+        entries.filter { asciiLowercased($0.name) == "gpu" && $0.applies(to: node) }
+    }
+
+    /// Every node name the file mentions, in first-seen order.
+    public var nodeNames: [String] {
+        var seen = Set<String>()
+        var names: [String] = []
+        for entry in entries {
+            for node in entry.nodes ?? [] where seen.insert(node).inserted { names.append(node) }
+        }
+        return names
+    }
+
+    static func parseLinks(_ pair: KeyValuePair,
+                           fail: (KeyValuePair, String, Bool) -> TextDiagnostic) throws(TextDiagnostic) -> [Int] {
+        var links: [Int] = []
+        for part in pair.value.split(separator: ",", omittingEmptySubsequences: false) {
+            let negative = part.hasPrefix("-")
+            guard let magnitude = RangeList.digitsOnly(negative ? part.dropFirst() : part) else {
+                throw fail(pair, "Links: '\(printable(String(part)))' is not a number", true)
+            }
+            let value = negative ? -magnitude : magnitude
+            guard value >= -2, value <= 1023 else {
+                throw fail(pair, "Links: \(value) is out of Slurm's range -2..1023", true)
+            }
+            links.append(value)
+            guard links.count <= GPUSet.capacity else {
+                throw fail(pair, "Links: more than \(GPUSet.capacity) values", true)
+            }
+        }
+        guard links.filter({ $0 == -1 }).count == 1 else {
+            throw fail(pair, "Links: needs exactly one -1 (the device itself), as Slurm requires", true)
+        }
+        return links
+    }
+
+    /// `2`, `4K`, `1M`, `1G` (Slurm's suffixes, powers of 1024).
+    static func parseCount(_ text: String) -> Int? {
+        var digits = Substring(text)
+        var scale = 1
+        switch digits.last {
+        case "k", "K": scale = 1 << 10
+        case "m", "M": scale = 1 << 20
+        case "g", "G": scale = 1 << 30
+        default: break
+        }
+        if scale != 1 { digits = digits.dropLast() }
+        guard let n = RangeList.digitsOnly(digits) else { return nil }
+        let (value, overflow) = n.multipliedReportingOverflow(by: scale)
+        return overflow ? nil : value
+    }
+
+    /// Splits `a[0-1],b` at commas outside brackets.
+    static func splitOutsideBrackets(_ text: String) -> [String] {
+        var parts: [String] = []
+        var current = ""
+        var depth = 0
+        for character in text {
+            if character == "[" { depth += 1 }
+            if character == "]" { depth = max(0, depth - 1) }
+            if character == ",", depth == 0 {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        parts.append(current)
+        return parts
+    }
+}
+
+/// The parts of slurm.conf's `NodeName=` lines that matter for GPU topology.
+public struct SlurmNodeSpec: Sendable, Hashable {
+    public var line: Int
+    public var names: [String]
+    /// `Gres=` entries, e.g. `gpu:8`, `gpu:a100:4`.
+    public var gres: [GresString.Entry]
+    public var sockets: Int?
+    public var coresPerSocket: Int?
+    public var threadsPerCore: Int?
+    public var cpus: Int?
+
+    /// GPUs the node declares (all types).
+    public var gpuCount: Int { gres.filter { asciiLowercased($0.name) == "gpu" }.reduce(0) { $0 + $1.count } }
+}
+
+public enum SlurmConfNodes {
+    /// Reads the `NodeName=` lines of slurm.conf (other lines are left to Slurm), applying
+    /// `NodeName=DEFAULT` values to the lines after them.
+    public static func parse(_ text: String, file: String) throws(TextDiagnostic) -> [SlurmNodeSpec] {
+        try TextLines.check(size: text, file: file)
+        // Keep only NodeName lines (with their continuations), blanking the rest so that line
+        // numbers stay right and words the lexer does not know (Include ...) are not read.
+        var kept: [Substring] = []
+        var inNode = false
+        for rawScalars in text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false) {
+            let raw = Substring(rawScalars)
+            let trimmed = raw.drop { $0 == " " || $0 == "\t" }
+            let starts = asciiLowercased(String(trimmed.prefix(9))) == "nodename="
+            let keep = starts || inNode
+            kept.append(keep ? raw : "")
+            var body = rawScalars
+            while let last = body.last, last == "\r" || last == " " || last == "\t" { body = body.dropLast() }
+            inNode = keep && body.last == "\\"
+        }
+        let lines = try KeyValueLexer.lex(kept.joined(separator: "\n"), file: file)
+        var defaults = SlurmNodeSpec(line: 0, names: [], gres: [])
+        var nodes: [SlurmNodeSpec] = []
+        for line in lines {
+            var spec = defaults
+            spec.line = line.line
+            var isDefault = false
+            for pair in line.pairs {
+                func fail(_ message: String) -> TextDiagnostic {
+                    TextDiagnostic(file: file, location: pair.valueLocation, message: message)
+                }
+                func number() throws(TextDiagnostic) -> Int {
+                    guard let n = RangeList.digitsOnly(Substring(pair.value)), n > 0 else {
+                        throw fail("\(pair.key): '\(printable(pair.value))' is not a positive number")
+                    }
+                    return n
+                }
+                switch asciiLowercased(pair.key) {
+                case "nodename":
+                    if asciiLowercased(pair.value) == "default" {
+                        isDefault = true
+                    } else {
+                        do { spec.names = try BracketList.expand(pair.value) } catch {
+                            throw fail("NodeName: \(error)")
+                        }
+                    }
+                case "gres":
+                    do { spec.gres = try GresString.parse(pair.value) } catch {
+                        throw fail("Gres: \(error)")
+                    }
+                case "sockets": spec.sockets = try number()
+                case "corespersocket": spec.coresPerSocket = try number()
+                case "threadspercore": spec.threadsPerCore = try number()
+                case "cpus", "procs": spec.cpus = try number()
+                default: break
+                }
+            }
+            if isDefault { defaults = spec; defaults.names = [] } else { nodes.append(spec) }
+        }
+        return nodes
+    }
+}
