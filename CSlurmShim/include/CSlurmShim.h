@@ -48,6 +48,10 @@ void CSlurmShim_append_message(char *_Nullable *_Nonnull msg, const char *_Nonnu
  * Returns a malloc'd string the caller frees with free(), or NULL when Slurm cannot say. */
 char *_Nullable CSlurmShim_extra_conf_path(const char *_Nonnull name);
 
+/* Path of the slurm.conf the daemon read (Slurm's global slurm_conf), else slurm.conf beside
+ * the configuration directory; malloc'd, the caller frees it; NULL when Slurm cannot say. */
+char *_Nullable CSlurmShim_slurm_conf_path(void);
+
 /* slurmctld's default partition name, or NULL outside slurmctld or when none is set.
  * Valid while slurmctld holds its partition read lock (true inside job_submit hooks). */
 const char *_Nullable CSlurmShim_default_partition(void);

@@ -23,6 +23,8 @@ extern void slurm_xstrcat(char **str1, const char *str2);
 extern char *slurm_get_extra_conf_path(char *conf_name) __attribute__((weak));
 /* Weak: a global of the slurmctld executable (src/slurmctld/partition_mgr.c). */
 extern char *default_part_name __attribute__((weak));
+/* Weak: Slurm's parsed configuration (src/common/read_config.c), in libslurmfull and libslurm. */
+extern slurm_conf_t slurm_conf __attribute__((weak));
 
 void CSlurmShim_log(CSlurmShim_log_level level, const char *message)
 {
@@ -86,4 +88,11 @@ const char *CSlurmShim_default_partition(void)
     if (!&default_part_name)
         return NULL;
     return default_part_name;
+}
+
+char *CSlurmShim_slurm_conf_path(void)
+{
+    if (&slurm_conf && slurm_conf.slurm_conf && slurm_conf.slurm_conf[0])
+        return strdup(slurm_conf.slurm_conf);
+    return CSlurmShim_extra_conf_path("slurm.conf");
 }

@@ -126,7 +126,8 @@ public final class ConfigStore: Sendable {
 
     // MARK: - File access
 
-    private static func read(_ path: String) throws(ConfigLoadError) -> (String, FileStamp) {
+    /// Reads a regular file of at most `limit` bytes, with its stamp.
+    static func read(_ path: String, limit: Int = TopoAwareConfig.maxFileSize) throws(ConfigLoadError) -> (String, FileStamp) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ConfigLoadError(description: "\(path): cannot open: \(errnoText())") }
         defer { close(fd) }
@@ -135,7 +136,6 @@ public final class ConfigStore: Sendable {
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             throw ConfigLoadError(description: "\(path): not a regular file")
         }
-        let limit = TopoAwareConfig.maxFileSize
         guard info.st_size <= limit else {
             throw ConfigLoadError(description: "\(path): file is larger than \(limit) bytes")
         }

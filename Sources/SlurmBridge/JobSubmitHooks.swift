@@ -8,6 +8,7 @@ import TopoEngine
 enum JobSubmitPlugin {
     static let type = "job_submit/topo_aware"
     static let config = ConfigStore(logPrefix: type)
+    static let topology = TopologyStore(logPrefix: type)
 
     static func initialize() -> Int32 {
         let path = ConfigStore.defaultPath()
@@ -15,6 +16,8 @@ enum JobSubmitPlugin {
             let parsed = try config.load(path: path)
             SlurmLog.info("\(type): init: loaded \(path): \(ConfigStore.summary(parsed.config))")
             for warning in parsed.warnings { SlurmLog.info("\(type): init: warning: \(warning)") }
+            let paths = TopologyStore.defaultPaths()
+            topology.load(slurmConf: paths.slurmConf, gresConf: paths.gresConf)
             return SLURM_SUCCESS
         } catch {
             SlurmLog.error("\(type): init: \(error)")
@@ -32,8 +35,26 @@ enum JobSubmitPlugin {
         let verdict = SubmitPolicy(config: current).evaluate(job.submitted)
         switch verdict {
         case let .accept(classification, notice):
+            var shape: String?
+            var notices = notice.map { [$0] } ?? []
+            if case .preemptor = classification, let summary = topology.current() {
+                let policy = TopologyPolicy(summary: summary, shapeRequests: current.shapeRequests)
+                switch policy.decide(classification, job.request) {
+                case .unchanged:
+                    break
+                case let .reject(message):
+                    append(message, to: errMsg)
+                    SlurmLog.info("\(type): job_submit: rejected uid=\(uid) name=\(job.name ?? "-") \(job.scope): \(message)")
+                    return SubmitRejection.topology.slurmCode
+                case let .shape(shaped):
+                    apply(shaped, to: desc)
+                    shape = shaped.tag
+                    notices.append(shaped.notice)
+                    SlurmLog.verbose("\(type): job_submit: uid=\(uid) name=\(job.name ?? "-") shaped to tres_per_socket=\(shaped.tresPerSocket) sockets_per_node=1")
+                }
+            }
             let merged = AdminCommentTag.merge(existing: job.adminComment,
-                                               tag: AdminCommentTag.format(classification))
+                                               tag: AdminCommentTag.format(classification, shape: shape))
             if merged != job.adminComment {
                 if let merged {
                     merged.withCString { CSlurmShim_set_string(&desc.pointee.admin_comment, $0) }
@@ -41,7 +62,7 @@ enum JobSubmitPlugin {
                     CSlurmShim_set_string(&desc.pointee.admin_comment, nil)
                 }
             }
-            if let notice { append(notice, to: errMsg) }
+            for line in notices { append(line, to: errMsg) }
             SlurmLog.debug("\(type): job_submit: uid=\(uid) name=\(job.name ?? "-") \(job.scope) -> \(classification.summary)")
             return SLURM_SUCCESS
         case let .reject(reason, message):
@@ -66,6 +87,17 @@ enum JobSubmitPlugin {
         return SLURM_SUCCESS
     }
 
+    /// Rewrites the request as `shaped` says (strings through Slurm's allocator).
+    private static func apply(_ shaped: ShapedRequest, to desc: UnsafeMutablePointer<job_desc_msg_t>) {
+        if let node = shaped.tresPerNode {
+            node.withCString { CSlurmShim_set_string(&desc.pointee.tres_per_node, $0) }
+        } else {
+            CSlurmShim_set_string(&desc.pointee.tres_per_node, nil)
+        }
+        shaped.tresPerSocket.withCString { CSlurmShim_set_string(&desc.pointee.tres_per_socket, $0) }
+        desc.pointee.sockets_per_node = UInt16(clamping: shaped.socketsPerNode)
+    }
+
     private static func append(_ line: String, to errMsg: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) {
         guard let errMsg else { return }
         line.withCString { CSlurmShim_append_message(errMsg, $0) }
@@ -78,6 +110,7 @@ extension SubmitRejection {
         switch self {
         case .invalidOverride: Int32(ESLURM_INVALID_GRES.rawValue)
         case .overrideNotAllowed: Int32(ESLURM_ACCESS_DENIED.rawValue)
+        case .topology: Int32(ESLURM_REQUESTED_NODE_CONFIG_UNAVAILABLE.rawValue)
         }
     }
 }
@@ -87,6 +120,7 @@ struct JobDescription {
     var submitted: SubmittedJob
     var name: String?
     var adminComment: String?
+    var request: GPURequest
 
     static func read(_ desc: UnsafeMutablePointer<job_desc_msg_t>) -> JobDescription {
         let fields = desc.pointee
@@ -100,7 +134,18 @@ struct JobDescription {
             submitted: SubmittedJob(partitions: partitions, qos: CStrings.read(fields.qos),
                                     affinityOverride: override),
             name: CStrings.read(fields.name, limit: 256).map { printable($0) },
-            adminComment: CStrings.read(fields.admin_comment))
+            adminComment: CStrings.read(fields.admin_comment),
+            request: GPURequest(
+                tresPerNode: CStrings.read(fields.tres_per_node), tresPerSocket: CStrings.read(fields.tres_per_socket),
+                tresPerJob: CStrings.read(fields.tres_per_job), tresPerTask: CStrings.read(fields.tres_per_task),
+                minNodes: count(fields.min_nodes), maxNodes: count(fields.max_nodes),
+                socketsPerNode: fields.sockets_per_node == UInt16(NO_VAL16) || fields.sockets_per_node == 0
+                    ? nil : Int(fields.sockets_per_node)))
+    }
+
+    /// A 32-bit count, nil for Slurm's "not set" values (0, NO_VAL, INFINITE).
+    private static func count(_ value: UInt32) -> Int? {
+        value == 0 || value == UInt32(NO_VAL) || value == UInt32(INFINITE) ? nil : Int(value)
     }
 
     /// `partition=infer qos=-` for log lines.
@@ -119,6 +164,7 @@ public func topoAwareSwiftJobSubmitInit() -> Int32 {
 @_cdecl("TopoAwareSwift_jobSubmitFini")
 public func topoAwareSwiftJobSubmitFini() {
     JobSubmitPlugin.config.unload()
+    JobSubmitPlugin.topology.unload()
 }
 
 @_cdecl("TopoAwareSwift_jobSubmit")

@@ -20,6 +20,15 @@ struct ClassifyCommand: ParsableCommand {
     @Option(name: .customLong("gpu-affinity"), help: "LEVEL[:MODE], as given to sbatch --gpu-affinity.")
     var gpuAffinity: String?
 
+    @Option(help: "GPU request as given to sbatch --gres (e.g. gpu:4, gpu:a100:2).")
+    var gres: String?
+
+    @Option(name: .customLong("gres-conf"), help: "gres.conf: apply the cluster's topology (rejection, shaping) too.")
+    var gresConf: String?
+
+    @Option(name: .customLong("slurm-conf"), help: "slurm.conf with the nodes' Gres= and socket layout (with --gres-conf).")
+    var slurmConf: String?
+
     @OptionGroup var config: ConfigPathOption
     @OptionGroup var output: FormatOption
 
@@ -32,8 +41,34 @@ struct ClassifyCommand: ParsableCommand {
         }
         let job = SubmittedJob(partitions: SubmittedJob.partitionList(partition), qos: qos,
                                affinityOverride: gpuAffinity)
-        let verdict = SubmitPolicy(config: parsed.config).evaluate(job)
-        let report = ClassifyReport(verdict)
+        var verdict = SubmitPolicy(config: parsed.config).evaluate(job)
+        var shape: ShapedRequest?
+        if let gresConf, case let .accept(classification, notice) = verdict {
+            let summary: TopologySummary
+            do {
+                let conf = try GresConf.parse(try readInput(gresConf), file: gresConf)
+                let nodes = try slurmConf.map { path in try SlurmConfNodes.parse(try readInput(path), file: path) } ?? []
+                summary = TopologySummary.build(slurmNodes: nodes, gresConf: conf).summary
+            } catch let error as TextDiagnostic {
+                throw CLIError.input(error.description).exit()
+            } catch let error as CLIError {
+                throw error.exit()
+            }
+            let request = GPURequest(tresPerNode: gres.map { "gres:" + $0 })
+            switch TopologyPolicy(summary: summary, shapeRequests: parsed.config.shapeRequests).decide(classification, request) {
+            case .unchanged: break
+            case let .reject(message): verdict = .reject(.topology, message: message)
+            case let .shape(shaped):
+                shape = shaped
+                verdict = .accept(classification, notice: [notice, shaped.notice].compactMap { $0 }.joined(separator: "\n"))
+            }
+        }
+        var report = ClassifyReport(verdict)
+        if let shape, case let .accept(classification, _) = verdict {
+            report.adminComment = AdminCommentTag.format(classification, shape: shape.tag)
+            report.shape = shape.tag
+            report.tresPerSocket = shape.tresPerSocket
+        }
         switch output.format {
         case .json:
             try printJSON(report)
@@ -63,6 +98,8 @@ struct ClassifyReport: Encodable {
     var notice: String?
     var reason: String?
     var message: String?
+    var shape: String?
+    var tresPerSocket: String?
 
     init(_ verdict: SubmitVerdict) {
         switch verdict {
@@ -88,11 +125,13 @@ struct ClassifyReport: Encodable {
             switch reason {
             case .invalidOverride: self.reason = "invalid-override"
             case .overrideNotAllowed: self.reason = "override-not-allowed"
+            case .topology: self.reason = "topology"
             }
         }
     }
 
     enum CodingKeys: String, CodingKey {
-        case verdict, role, className = "class", level, mode, userOverride, adminComment, notice, reason, message
+        case verdict, role, className = "class", level, mode, userOverride, adminComment, notice, reason, message, shape,
+             tresPerSocket
     }
 }

@@ -31,7 +31,7 @@ struct ConfigCommand: ParsableCommand {
             case .text:
                 let c = parsed.config
                 print("\(path): valid")
-                print("  DefaultLevel=\(c.defaultLevel.name) DefaultMode=\(c.defaultMode.name) AllowUserOverride=\(c.allowUserOverride ? "yes" : "no")")
+                print("  DefaultLevel=\(c.defaultLevel.name) DefaultMode=\(c.defaultMode.name) AllowUserOverride=\(c.allowUserOverride ? "yes" : "no") ShapeRequests=\(c.shapeRequests ? "yes" : "no")")
                 for rule in c.classes {
                     var words = [String]()
                     switch rule.kind {
@@ -66,6 +66,7 @@ struct ConfigReport: Encodable {
     var defaultLevel: String?
     var defaultMode: String?
     var allowUserOverride: Bool?
+    var shapeRequests: Bool?
     var classes: [Class]?
     var warnings: [String]?
 
@@ -82,6 +83,7 @@ struct ConfigReport: Encodable {
         defaultLevel = c.defaultLevel.name
         defaultMode = c.defaultMode.name
         allowUserOverride = c.allowUserOverride
+        shapeRequests = c.shapeRequests
         classes = c.classes.map { rule in
             var entry = Class(name: rule.name, role: "preemptible", partitions: rule.partitions?.sorted(),
                               qos: rule.qos?.sorted(), line: rule.line)

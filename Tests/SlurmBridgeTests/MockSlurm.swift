@@ -64,10 +64,17 @@ final class JobDesc {
     private let environmentArray: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 
     init(partition: String?, qos: String? = nil, adminComment: String? = nil,
-         spankEnv: [String] = [], errMsg: String? = nil, name: String = "test") {
+         spankEnv: [String] = [], errMsg: String? = nil, name: String = "test",
+         tresPerNode: String? = nil, tresPerSocket: String? = nil) {
         desc = .allocate(capacity: 1)
         desc.initialize(to: job_desc_msg_t())
         desc.pointee.job_id = UInt32.max - 1  // NO_VAL: not assigned yet at submission
+        // Not set, as slurm_init_job_desc_msg() leaves them.
+        desc.pointee.min_nodes = UInt32(NO_VAL)
+        desc.pointee.max_nodes = UInt32(NO_VAL)
+        desc.pointee.sockets_per_node = UInt16(NO_VAL16)
+        desc.pointee.tres_per_node = tresPerNode.flatMap { CSlurmMock_xstrdup($0) }
+        desc.pointee.tres_per_socket = tresPerSocket.flatMap { CSlurmMock_xstrdup($0) }
         desc.pointee.partition = partition.flatMap { CSlurmMock_xstrdup($0) }
         desc.pointee.qos = qos.flatMap { CSlurmMock_xstrdup($0) }
         desc.pointee.admin_comment = adminComment.flatMap { CSlurmMock_xstrdup($0) }
@@ -91,6 +98,8 @@ final class JobDesc {
     }
 
     var adminComment: String? { desc.pointee.admin_comment.map { String(cString: $0) } }
+    var tresPerNode: String? { desc.pointee.tres_per_node.map { String(cString: $0) } }
+    var tresPerSocket: String? { desc.pointee.tres_per_socket.map { String(cString: $0) } }
     var errMsg: String? { errMsgSlot.pointee.map { String(cString: $0) } }
 
     /// Frees what slurmctld would free after the call (the mock counts these).
@@ -99,6 +108,8 @@ final class JobDesc {
         CSlurmMock_xfree(&desc.pointee.qos)
         CSlurmMock_xfree(&desc.pointee.admin_comment)
         CSlurmMock_xfree(&desc.pointee.name)
+        CSlurmMock_xfree(&desc.pointee.tres_per_node)
+        CSlurmMock_xfree(&desc.pointee.tres_per_socket)
         CSlurmMock_xfree(errMsgSlot)
     }
 
@@ -109,3 +120,7 @@ final class JobDesc {
         errMsgSlot.deallocate()
     }
 }
+
+/// Suites that drive the plugin against the mocked Slurm are nested here and run one at a time:
+/// the mock's state (log, allocations, configuration directory) is global.
+@Suite(.serialized) enum MockedSlurm {}

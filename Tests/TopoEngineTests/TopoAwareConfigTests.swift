@@ -52,7 +52,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, PreemptorClass or PreemptibleClass)"),
+        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, PreemptorClass or PreemptibleClass)"),
         ("DefaultLevel=nvlnk", "f:1:14: unknown level 'nvlnk' for DefaultLevel (expected one of nvlink, pcie-switch, host-bridge, numa, socket, node)"),
         ("DefaultMode=strict", "f:1:13: unknown mode 'strict' for DefaultMode (expected one of guaranteed, best-effort)"),
         ("AllowUserOverride=maybe", "f:1:19: 'maybe' is not a boolean for AllowUserOverride (expected yes or no)"),

@@ -3,6 +3,7 @@
 ///
 ///     topo_aware:preemptor=inference,level=nvlink,mode=guaranteed
 ///     topo_aware:preemptor=inference,level=pcie-switch,mode=best-effort,override=user
+///     topo_aware:preemptor=inference,level=nvlink,mode=guaranteed,shape=gpus-per-socket:4
 ///     topo_aware:preemptible=batch
 ///
 /// The tag is one space-free word; text an administrator already put in AdminComment is kept.
@@ -10,10 +11,12 @@ public enum AdminCommentTag {
     public static let prefix = "topo_aware:"
 
     /// The tag for a classification; nil for unmanaged jobs (nothing is recorded).
-    public static func format(_ classification: JobClassification) -> String? {
+    /// `shape`, when job_submit rewrote the GPU request, is recorded as `shape=...`.
+    public static func format(_ classification: JobClassification, shape: String? = nil) -> String? {
         switch classification {
         case let .preemptor(name, level, mode, user):
             "\(prefix)preemptor=\(name),level=\(level.name),mode=\(mode.name)\(user ? ",override=user" : "")"
+                + (shape.map { ",shape=\($0)" } ?? "")
         case let .preemptible(name):
             "\(prefix)preemptible=\(name)"
         case .unmanaged:
@@ -41,7 +44,8 @@ public enum AdminCommentTag {
               let mode = fields["mode"].flatMap(PlacementMode.init(name:))
         else { return nil }
         let user = fields["override"] == "user"
-        guard fields.count == (user ? 4 : 3) else { return nil }
+        let shaped = fields["shape"].map { !$0.isEmpty } ?? false
+        guard fields.count == 3 + (user ? 1 : 0) + (shaped ? 1 : 0) else { return nil }
         return .preemptor(className: name, level: level, mode: mode, userOverride: user)
     }
 

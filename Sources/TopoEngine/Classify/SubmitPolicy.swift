@@ -12,6 +12,8 @@ public enum SubmitRejection: Sendable, Equatable {
     case invalidOverride
     /// `--gpu-affinity` was given on a preemptor while the site set `AllowUserOverride=no`.
     case overrideNotAllowed
+    /// No node of the cluster can ever give the request aligned GPUs (`TopologyPolicy`).
+    case topology
 }
 
 /// Classifies submissions against a configuration. Pure: the same inputs give the same verdict.

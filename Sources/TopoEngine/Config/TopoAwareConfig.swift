@@ -6,6 +6,7 @@
 ///     DefaultLevel=nvlink
 ///     DefaultMode=guaranteed
 ///     AllowUserOverride=yes
+///     ShapeRequests=yes
 ///     PreemptorClass=inference Partitions=infer Level=nvlink Mode=guaranteed
 ///     PreemptibleClass=batch Partitions=batch
 ///
@@ -16,15 +17,19 @@ public struct TopoAwareConfig: Sendable, Equatable {
     public var defaultLevel: AffinityLevel
     public var defaultMode: PlacementMode
     public var allowUserOverride: Bool
+    /// Rewrite guaranteed preemptors' `--gres=gpu:N` to `--gpus-per-socket=N
+    /// --sockets-per-node=1` where the required level is one socket's GPUs on every node.
+    public var shapeRequests: Bool
     public var classes: [JobClassRule]
 
     public init(
         defaultLevel: AffinityLevel = .nvlink, defaultMode: PlacementMode = .guaranteed,
-        allowUserOverride: Bool = true, classes: [JobClassRule] = []
+        allowUserOverride: Bool = true, shapeRequests: Bool = true, classes: [JobClassRule] = []
     ) {
         self.defaultLevel = defaultLevel
         self.defaultMode = defaultMode
         self.allowUserOverride = allowUserOverride
+        self.shapeRequests = shapeRequests
         self.classes = classes
     }
 }
@@ -138,12 +143,14 @@ extension TopoAwareConfig {
                     config.defaultMode = try mode(pair, file: file)
                 case "allowuseroverride":
                     config.allowUserOverride = try boolean(pair, file: file)
+                case "shaperequests":
+                    config.shapeRequests = try boolean(pair, file: file)
                 case "partitions", "qos", "level", "mode":
                     throw fail(pair.location,
                                "'\(pair.key)' belongs on a PreemptorClass= or PreemptibleClass= line")
                 default:
                     throw fail(pair.location,
-                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, PreemptorClass or PreemptibleClass)")
+                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, PreemptorClass or PreemptibleClass)")
                 }
                 globalsSeen[key] = line.line
             }

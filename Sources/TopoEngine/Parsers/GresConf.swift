@@ -108,6 +108,25 @@ public struct GresConf: Sendable {
         entries.filter { asciiLowercased($0.name) == "gpu" && $0.applies(to: node) }
     }
 
+    /// GPU lines per named node and for nodes the file never names, each in file order, built
+    /// in one pass (so a cluster of thousands of nodes is indexed in linear time).
+    public func gpuEntryIndex() -> (byNode: [String: [GresConfEntry]], global: [GresConfEntry]) {
+        var byNode: [String: [GresConfEntry]] = [:]
+        var global: [GresConfEntry] = []
+        for entry in entries where asciiLowercased(entry.name) == "gpu" {
+            if let nodes = entry.nodes {
+                for node in nodes {
+                    if byNode[node] == nil { byNode[node] = global }
+                    byNode[node]?.append(entry)
+                }
+            } else {
+                global.append(entry)
+                for key in byNode.keys { byNode[key]?.append(entry) }
+            }
+        }
+        return (byNode, global)
+    }
+
     /// Every node name the file mentions, in first-seen order.
     public var nodeNames: [String] {
         var seen = Set<String>()

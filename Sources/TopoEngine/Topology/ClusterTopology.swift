@@ -9,9 +9,14 @@ extension NodeTopology {
     /// with no slurm.conf line, when they have identical `Cores=` lists.
     public static func fromGresConf(_ conf: GresConf, node: String,
                                     slurmNode: SlurmNodeSpec? = nil) throws(TextDiagnostic) -> ParsedTopology {
-        let entries = conf.gpuEntries(for: node)
+        try fromGresEntries(conf.gpuEntries(for: node), file: conf.file, node: node, slurmNode: slurmNode)
+    }
+
+    /// As `fromGresConf`, from the node's GPU lines already selected (in file order).
+    public static func fromGresEntries(_ entries: [GresConfEntry], file: String, node: String,
+                                       slurmNode: SlurmNodeSpec? = nil) throws(TextDiagnostic) -> ParsedTopology {
         func fail(_ line: Int, _ message: String) -> TextDiagnostic {
-            TextDiagnostic(file: conf.file, location: SourceLocation(line: line, column: 1), message: message)
+            TextDiagnostic(file: file, location: SourceLocation(line: line, column: 1), message: message)
         }
         guard !entries.isEmpty else {
             throw fail(1, "no Name=gpu lines for node \(printable(node))")
@@ -99,10 +104,12 @@ public struct ClusterTopology: Sendable {
         var catalog = AffinityCatalog()
         var nodes: [Node] = []
         var warnings: [TextDiagnostic] = []
+        let index = gresConf.gpuEntryIndex()
         for spec in slurmNodes where spec.gpuCount > 0 {
             for name in spec.names {
                 do {
-                    let parsed = try NodeTopology.fromGresConf(gresConf, node: name, slurmNode: spec)
+                    let parsed = try NodeTopology.fromGresEntries(index.byNode[name] ?? index.global, file: gresConf.file,
+                                                                  node: name, slurmNode: spec)
                     warnings += parsed.warnings
                     let table = try catalog.table(for: parsed.topology)
                     nodes.append(Node(name: name, table: table, declaredGPUs: spec.gpuCount))

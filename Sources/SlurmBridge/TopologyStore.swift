@@ -1,0 +1,112 @@
+import CSlurmShim
+import Glibc
+import Synchronization
+import TopoEngine
+
+/// The cluster's GPU topology as the plugins see it: slurm.conf `NodeName=` lines and gres.conf
+/// `Name=gpu` lines, read at `init` and again whenever either file changes (a stat of each per
+/// call, the same rule as topo_aware.conf).
+///
+/// Never fatal: a missing or unreadable file, or one that does not parse, is logged once and
+/// leaves the plugin without topology (no rejections, no shaping: stock behaviour). Nodes whose
+/// gres.conf lines are missing or broken are left out, with one log line each.
+public final class TopologyStore: Sendable {
+    private struct State {
+        var slurmConf = ""
+        var gresConf = ""
+        var stamps: [FileStamp?] = [nil, nil]
+        var summary: TopologySummary?
+        var loaded = false
+        var reported: [FileStamp?]?
+    }
+
+    private let state = Mutex(State())
+    private let logPrefix: String
+
+    public init(logPrefix: String) {
+        self.logPrefix = logPrefix
+    }
+
+    /// slurm.conf as slurmctld read it, gres.conf beside it.
+    public static func defaultPaths() -> (slurmConf: String, gresConf: String) {
+        let slurm: String
+        if let raw = CSlurmShim_slurm_conf_path() {
+            slurm = CStrings.read(raw, limit: 4096) ?? "/etc/slurm/slurm.conf"
+            free(raw)
+        } else {
+            slurm = "/etc/slurm/slurm.conf"
+        }
+        let gres = CSlurmShimPath.extraConfPath("gres.conf") ?? Self.directory(of: slurm) + "/gres.conf"
+        return (slurm, gres)
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// Reads both files now (plugin `init`); logs what it found.
+    public func load(slurmConf: String, gresConf: String) {
+        state.withLock { state in
+            state = State(slurmConf: slurmConf, gresConf: gresConf)
+            reload(&state, initial: true)
+        }
+    }
+
+    /// The summary in force, re-read first when a file changed; nil when unknown.
+    public func current() -> TopologySummary? {
+        state.withLock { state -> TopologySummary? in
+            guard state.loaded else { return nil }
+            let stamps = [Self.stamp(state.slurmConf), Self.stamp(state.gresConf)]
+            if stamps != state.stamps && stamps != state.reported { reload(&state, initial: false) }
+            return state.summary
+        }
+    }
+
+    public func unload() {
+        state.withLock { $0 = State() }
+    }
+
+    private func reload(_ state: inout State, initial: Bool) {
+        state.loaded = true
+        let stamps = [Self.stamp(state.slurmConf), Self.stamp(state.gresConf)]
+        do {
+            let (slurmText, slurmStamp) = try ConfigStore.read(state.slurmConf, limit: 1 << 20)
+            let (gresText, gresStamp) = try ConfigStore.read(state.gresConf, limit: 1 << 20)
+            let nodes: [SlurmNodeSpec]
+            let gres: GresConf
+            do {
+                nodes = try SlurmConfNodes.parse(slurmText, file: state.slurmConf)
+                gres = try GresConf.parse(gresText, file: state.gresConf)
+            } catch {
+                throw ConfigLoadError(description: error.description)
+            }
+            let (summary, cluster) = TopologySummary.build(slurmNodes: nodes, gresConf: gres)
+            for warning in cluster.warnings.prefix(20) { SlurmLog.info("\(logPrefix): topology: \(warning)") }
+            if cluster.warnings.count > 20 { SlurmLog.info("\(logPrefix): topology: \(cluster.warnings.count - 20) more warnings") }
+            state.summary = summary.nodeCount > 0 ? summary : nil
+            state.stamps = [slurmStamp, gresStamp]
+            state.reported = nil
+            SlurmLog.info("\(logPrefix): \(initial ? "" : "re")loaded GPU topology from \(state.gresConf): \(Self.describe(summary, layouts: cluster.layoutCount))")
+        } catch {
+            state.summary = nil
+            state.stamps = stamps
+            state.reported = stamps
+            SlurmLog.error("\(logPrefix): GPU topology unavailable (\(error)); no topology checks or shaping until the files are fixed")
+        }
+    }
+
+    /// "2 GPU nodes, 1 layout; largest group nvlink 4, ..., node 8; socket-shaped levels: nvlink, numa".
+    static func describe(_ summary: TopologySummary, layouts: Int) -> String {
+        let largest = AffinityLevel.allCases.map { "\($0.name) \(summary.largestGroup(at: $0))" }.joined(separator: ", ")
+        let shaped = AffinityLevel.allCases.filter { summary.socketLevel[$0.rawValue] }.map(\.name)
+        return "\(summary.nodeCount) GPU node\(summary.nodeCount == 1 ? "" : "s"), \(layouts) layout\(layouts == 1 ? "" : "s"); "
+            + "largest group \(largest); levels one socket wide: \(shaped.isEmpty ? "none" : shaped.joined(separator: ", "))"
+    }
+
+    private static func stamp(_ path: String) -> FileStamp? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileStamp(info)
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+import TopoEngine
+
+/// The `topo-preempt` executable as a user runs it (no cluster needed): exit codes, output
+/// shapes, error text naming file and line.
+/// Skipped when the binary is not built, except under scripts/test (TOPO_PREEMPT_REQUIRE_CLUSTER=1),
+/// where a missing binary fails.
+@Suite(.enabled(if: CLI.binary != nil || ProcessInfo.processInfo.environment["TOPO_PREEMPT_REQUIRE_CLUSTER"] == "1",
+                "topo-preempt is not built (swift build)"))
+struct CLITests {
+    @Test func topoShowJSONShape() throws {
+        let result = try CLI.run(["topo", "show", CLI.fixture("local-pairs.txt"), "--format", "json"])
+        #expect(result.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(object["source"] as? String == "nvidia-smi topo -m")
+        let groups = try #require(object["groups"] as? [String: [[Int]]])
+        #expect(groups["nvlink"] == [[0, 1], [2, 3], [4, 5], [6, 7]])
+        #expect(groups["pcie-switch"] == [[0, 1, 2, 3], [4, 5, 6, 7]])
+        #expect((object["largestGroup"] as? [String: Int])?["nvlink"] == 2)
+        let paths = try #require(object["paths"] as? [[String]])
+        #expect(paths[0][0] == "X" && paths[0][1] == "NV2" && paths[0][2] == "PXB" && paths[0][4] == "SYS")
+    }
+
+    @Test func topoShowTextTree() throws {
+        let result = try CLI.run(["topo", "show", CLI.fixture("local-pairs.txt")])
+        #expect(result.stdout.contains("""
+                {0-3} pcie-switch/host-bridge/numa/socket
+                  {0-1} nvlink
+                  {2-3} nvlink
+            """))
+        #expect(result.stdout.contains("largest aligned group: nvlink 2, pcie-switch 4, host-bridge 4, numa 4, socket 4, node 8"))
+    }
+
+    @Test func mangledTopologyNamesFileAndLine() throws {
+        let file = NSTemporaryDirectory() + "mangled-\(getpid()).txt"
+        try "\tGPU0\tGPU1\nGPU0\t X \tNVQ\nGPU1\tNV1\t X \n".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = try CLI.run(["topo", "show", file])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("\(file):2:10: unknown link 'NVQ' between GPU0 and GPU1"))
+        let missing = try CLI.run(["topo", "show", "/nonexistent/topo.txt"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("/nonexistent/topo.txt: cannot read: no such file"))
+    }
+
+    @Test func gresConfMatchesTheEngineAndCheckPasses() throws {
+        let fixture = CLI.fixture("dgx1-v100-2.txt")
+        let result = try CLI.run(["topo", "gres-conf", fixture, "--node-name", "dgx[1-4]", "--type", "v100"])
+        #expect(result.status == 0)
+        let expected = GresConfGenerator.generate(
+            try NvidiaSmiTopo.parse(String(contentsOfFile: fixture, encoding: .utf8), file: fixture),
+            source: "dgx1-v100-2.txt", options: .init(nodeName: "dgx[1-4]", type: "v100")).text
+        #expect(result.stdout == expected)
+        let file = NSTemporaryDirectory() + "gres-\(getpid()).conf"
+        try result.stdout.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let check = try CLI.run(["topo", "check", file, "--topology", fixture])
+        #expect(check.status == 0, "\(check.stdout)")
+        #expect(check.stdout.hasSuffix("\(file): 0 error(s), 0 warning(s)\n"))
+        // The same file against another machine's topology: errors, exit 1.
+        let wrong = try CLI.run(["topo", "check", file, "--topology", CLI.fixture("dgx-a100-1.txt"), "--format", "json"])
+        #expect(wrong.status == 1)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(wrong.stdout.utf8)) as? [String: Any])
+        #expect((report["errors"] as? Int ?? 0) > 0)
+    }
+
+    @Test func classifyExplainsShapingAndRejection() throws {
+        let gres = NSTemporaryDirectory() + "gres-classify-\(getpid()).conf"
+        let slurm = NSTemporaryDirectory() + "slurm-classify-\(getpid()).conf"
+        try GresConfTestData.islands.write(toFile: gres, atomically: true, encoding: .utf8)
+        try "NodeName=node[1-2] Sockets=2 CoresPerSocket=8 Gres=gpu:8\n".write(toFile: slurm, atomically: true, encoding: .utf8)
+        defer {
+            try? FileManager.default.removeItem(atPath: gres)
+            try? FileManager.default.removeItem(atPath: slurm)
+        }
+        let config = CLI.root + "/etc/topo_aware.conf"
+        let shaped = try CLI.run(["classify", "-p", "infer", "--gres", "gpu:4", "--gres-conf", gres, "--slurm-conf", slurm,
+                                  "--config", config])
+        #expect(shaped.status == 0)
+        #expect(shaped.stdout.contains("AdminComment: topo_aware:preemptor=inference,level=nvlink,mode=guaranteed,shape=gpus-per-socket:4"))
+        let rejected = try CLI.run(["classify", "-p", "infer", "--gres", "gpu:5", "--gres-conf", gres, "--slurm-conf", slurm,
+                                    "--config", config])
+        #expect(rejected.status == 1)
+        #expect(rejected.stdout.contains("rejected: sbatch shows: topo_aware: 5 GPUs per node can never be nvlink-aligned"))
+    }
+}
+
+enum GresConfTestData {
+    static let islands = (0..<8).map { g in
+        let links = (0..<8).map { p in p == g ? "-1" : (p / 4 == g / 4 ? "1" : "0") }.joined(separator: ",")
+        return "NodeName=node[1-2] Name=gpu File=/dev/nvidia\(g) Cores=\(g < 4 ? "0-7" : "8-15") Links=\(links)"
+    }.joined(separator: "\n") + "\n"
+}
+
+enum CLI {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// The debug build `swift test` made beside the test bundle.
+    static let binary: String? = {
+        let path = root + "/.build/debug/topo-preempt"
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }()
+
+    static func fixture(_ name: String) -> String { root + "/Tests/TopoEngineTests/Fixtures/topologies/" + name }
+
+    static func run(_ arguments: [String]) throws -> Cluster.Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(binary))
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let errData = LockedData()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            errData.set(err.fileHandleForReading.readDataToEndOfFile())
+            done.signal()
+        }.start()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        done.wait()
+        return Cluster.Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                              stderr: String(decoding: errData.value, as: UTF8.self))
+    }
+}
