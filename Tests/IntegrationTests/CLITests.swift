@@ -65,6 +65,17 @@ struct CLITests {
         #expect((report["errors"] as? Int ?? 0) > 0)
     }
 
+    @Test func benchPrintsOneRowPerFileWithARatio() throws {
+        let files = ["dgx-a100-1.txt", "amd-mi210-4gpu-rocm-showtopo.txt"].map(CLI.fixture)
+        let result = try CLI.run(["bench", "topology", "--iterations", "5"] + files)
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = result.stdout.split(separator: "\n")
+        #expect(rows.count == 3)
+        #expect(rows.first?.contains("ratio") == true)
+        #expect(rows.dropFirst().allSatisfy { $0.split(separator: " ").count == 6 })
+        #expect(rows[1].hasPrefix("dgx-a100-1.txt") && rows[1].contains(" 3108 "))
+    }
+
     @Test func classifyExplainsShapingAndRejection() throws {
         let gres = NSTemporaryDirectory() + "gres-classify-\(getpid()).conf"
         let slurm = NSTemporaryDirectory() + "slurm-classify-\(getpid()).conf"
