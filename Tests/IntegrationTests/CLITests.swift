@@ -117,24 +117,6 @@ enum CLI {
     static func fixture(_ name: String) -> String { root + "/Tests/TopoEngineTests/Fixtures/topologies/" + name }
 
     static func run(_ arguments: [String]) throws -> Cluster.Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(binary))
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let errData = LockedData()
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            errData.set(err.fileHandleForReading.readDataToEndOfFile())
-            done.signal()
-        }.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        done.wait()
-        return Cluster.Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                              stderr: String(decoding: errData.value, as: UTF8.self))
+        try runProcess(try #require(binary), arguments)
     }
 }

@@ -39,32 +39,9 @@ struct Cluster: Sendable {
     /// Runs a command with this cluster's SLURM_CONF; never through a shell.
     @discardableResult
     func run(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["SLURM_CONF"] = slurmConf
-        process.environment = environment
-        process.currentDirectoryURL = URL(fileURLWithPath: "/tmp")
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        // Read both pipes concurrently so neither can fill up and block the child.
-        let errData = LockedData()
-        let errDone = DispatchSemaphore(value: 0)
-        Thread {
-            errData.set(err.fileHandleForReading.readDataToEndOfFile())
-            errDone.signal()
-        }.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        errDone.wait()
-        return Result(status: process.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData.value, as: UTF8.self))
+        return try runProcess("/usr/bin/env", arguments, environment: environment)
     }
 
     /// Submits a held job (it never runs, so tests do not compete for GPUs).
@@ -136,6 +113,35 @@ struct Cluster: Sendable {
         } while Date() < deadline
         return try condition()
     }
+}
+
+/// Runs an executable (never through a shell) and collects its exit status and output.
+func runProcess(_ executable: String, _ arguments: [String],
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Cluster.Result {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = environment
+    process.currentDirectoryURL = URL(fileURLWithPath: "/tmp")
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // Read both pipes concurrently so neither can fill up and block the child.
+    let errData = LockedData()
+    let errDone = DispatchSemaphore(value: 0)
+    Thread {
+        errData.set(err.fileHandleForReading.readDataToEndOfFile())
+        errDone.signal()
+    }.start()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    errDone.wait()
+    return Cluster.Result(status: process.terminationStatus,
+                          stdout: String(decoding: outData, as: UTF8.self),
+                          stderr: String(decoding: errData.value, as: UTF8.self))
 }
 
 /// A value handed from a reader thread.

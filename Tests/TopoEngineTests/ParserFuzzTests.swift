@@ -65,74 +65,52 @@ import Testing
         return error.location.line >= 1 && error.location.line <= max(1, lines) && error.location.column >= 1
     }
 
-    @Test func nvidiaSmi() throws {
-        let seeds = try Fixtures.all.filter { !$0.contains("rocm") }.map(Fixtures.text)
+    /// Fuzzes a located parser: every rejection must be a `TextDiagnostic` inside the input, and
+    /// the mutations must produce both accepted and rejected inputs (or the fuzzing is too weak).
+    static func fuzzLocated(_ seeds: [String], salt: UInt64, _ parse: (String) throws -> Void) {
         var badLocations = 0
-        let (accepted, rejected) = Self.fuzz(seeds, salt: 1) { text in
+        let (accepted, rejected) = fuzz(seeds, salt: salt) { text in
             do {
-                let parsed = try NvidiaSmiTopo.parse(text, file: "fuzz")
-                _ = try? AffinityTable(parsed.topology)
+                try parse(text)
                 return true
             } catch {
-                if !Self.checkLocation(error, in: text) { badLocations += 1 }
+                if !checkLocation(error, in: text) { badLocations += 1 }
                 return false
             }
         }
         #expect(badLocations == 0)
-        #expect(accepted > 0 && rejected > 0)
+        #expect(accepted > 0 && rejected > 0, "accepted \(accepted), rejected \(rejected)")
+    }
+
+    @Test func nvidiaSmi() throws {
+        Self.fuzzLocated(try Fixtures.all.filter { !$0.contains("rocm") }.map(Fixtures.text), salt: 1) { text in
+            let parsed = try NvidiaSmiTopo.parse(text, file: "fuzz")
+            _ = try? AffinityTable(parsed.topology)
+        }
     }
 
     @Test func rocmSmi() throws {
-        let seeds = [try Fixtures.text("amd-mi210-4gpu-rocm-showtopo.txt")]
-        var badLocations = 0
-        let (accepted, rejected) = Self.fuzz(seeds, salt: 2) { text in
-            do {
-                let parsed = try RocmSmiTopo.parse(text, file: "fuzz")
-                _ = try? AffinityTable(parsed.topology)
-                return true
-            } catch {
-                if !Self.checkLocation(error, in: text) { badLocations += 1 }
-                return false
-            }
+        Self.fuzzLocated([try Fixtures.text("amd-mi210-4gpu-rocm-showtopo.txt")], salt: 2) { text in
+            let parsed = try RocmSmiTopo.parse(text, file: "fuzz")
+            _ = try? AffinityTable(parsed.topology)
         }
-        #expect(badLocations == 0)
-        #expect(accepted > 0 && rejected > 0)
     }
 
-    @Test func gresConf() throws {
+    @Test func gresConf() {
         let seeds = [GresConfTests.islands,
                      "NodeName=gpu[01-16] Name=gpu Type=h100 File=/dev/nvidia[0-7] Cores=0-31,64-95\nAutoDetect=nvml\n"]
-        var badLocations = 0
-        let (accepted, rejected) = Self.fuzz(seeds, salt: 3) { text in
-            do {
-                let conf = try GresConf.parse(text, file: "fuzz")
-                for node in conf.nodeNames.prefix(4) {
-                    if let parsed = try? NodeTopology.fromGresConf(conf, node: node) { _ = try? AffinityTable(parsed.topology) }
-                }
-                return true
-            } catch {
-                if !Self.checkLocation(error, in: text) { badLocations += 1 }
-                return false
+        Self.fuzzLocated(seeds, salt: 3) { text in
+            let conf = try GresConf.parse(text, file: "fuzz")
+            for node in conf.nodeNames.prefix(4) {
+                if let parsed = try? NodeTopology.fromGresConf(conf, node: node) { _ = try? AffinityTable(parsed.topology) }
             }
+            _ = GresConfChecker.check(conf)
         }
-        #expect(badLocations == 0)
-        #expect(accepted > 0 && rejected > 0)
     }
 
-    @Test func slurmConfNodes() throws {
+    @Test func slurmConfNodes() {
         let seeds = ["ClusterName=x\nNodeName=DEFAULT Sockets=2 CoresPerSocket=8\nNodeName=node[1-4] Gres=gpu:a100:4(S:0-1),gpu:2 CPUs=16 \\\n  ThreadsPerCore=2\nPartitionName=p Nodes=ALL\n"]
-        var badLocations = 0
-        let (accepted, rejected) = Self.fuzz(seeds, salt: 4) { text in
-            do {
-                _ = try SlurmConfNodes.parse(text, file: "fuzz")
-                return true
-            } catch {
-                if !Self.checkLocation(error, in: text) { badLocations += 1 }
-                return false
-            }
-        }
-        #expect(badLocations == 0)
-        #expect(accepted > 0 && rejected > 0)
+        Self.fuzzLocated(seeds, salt: 4) { text in _ = try SlurmConfNodes.parse(text, file: "fuzz") }
     }
 
     @Test func gresStrings() {
