@@ -105,12 +105,16 @@ import Testing
                 if let parsed = try? NodeTopology.fromGresConf(conf, node: node) { _ = try? AffinityTable(parsed.topology) }
             }
             _ = GresConfChecker.check(conf)
+            // The plugin's path: the whole cluster from slurm.conf's GPU nodes and this file.
+            let nodes = [SlurmNodeSpec(line: 1, names: ["node1", "node2", "gpu01"], gres: [], sockets: 2, coresPerSocket: 8)]
+            _ = TopologySummary.build(slurmNodes: nodes.map { var n = $0; n.gres = [.init(name: "gpu", count: 8)]; return n },
+                                      gresConf: conf)
         }
     }
 
     @Test func slurmConfNodes() {
         let seeds = ["ClusterName=x\nNodeName=DEFAULT Sockets=2 CoresPerSocket=8\nNodeName=node[1-4] Gres=gpu:a100:4(S:0-1),gpu:2 CPUs=16 \\\n  ThreadsPerCore=2\nPartitionName=p Nodes=ALL\n"]
-        Self.fuzzLocated(seeds, salt: 4) { text in _ = try SlurmConfNodes.parse(text, file: "fuzz") }
+        Self.fuzzLocated(seeds, salt: 4) { text in _ = try SlurmConfNodes.parse(text, file: "fuzz").map(\.gpuCount) }
     }
 
     @Test func gresStrings() {

@@ -208,7 +208,7 @@ public struct SlurmNodeSpec: Sendable, Hashable {
     public var cpus: Int?
 
     /// GPUs the node declares (all types).
-    public var gpuCount: Int { gres.filter { asciiLowercased($0.name) == "gpu" }.reduce(0) { $0 + $1.count } }
+    public var gpuCount: Int { saturatingSum(gres.filter { asciiLowercased($0.name) == "gpu" }.map(\.count)) }
 }
 
 public enum SlurmConfNodes {
@@ -271,4 +271,15 @@ public enum SlurmConfNodes {
         }
         return nodes
     }
+}
+
+/// Sum that stops at Int.max instead of trapping (counts come from configuration text).
+func saturatingSum<S: Sequence>(_ values: S) -> Int where S.Element == Int {
+    var total = 0
+    for value in values {
+        let (sum, overflow) = total.addingReportingOverflow(value)
+        if overflow { return Int.max }
+        total = sum
+    }
+    return total
 }

@@ -12,6 +12,14 @@ public enum GresString {
         /// `S:` sockets the GRES is bound to (node `Gres=` with `Cores=`).
         public var sockets: [Int]?
 
+        public init(name: String, type: String? = nil, count: Int, indices: GPUSet? = nil, sockets: [Int]? = nil) {
+            self.name = name
+            self.type = type
+            self.count = count
+            self.indices = indices
+            self.sockets = sockets
+        }
+
         public var description: String {
             var text = name + (type.map { ":\($0)" } ?? "") + ":\(count)"
             if let indices { text += "(IDX:\(indices.isEmpty ? "N/A" : indices.description))" }

@@ -146,7 +146,7 @@ public enum GresConfChecker {
         }
         for (name, spec) in nodes {
             let entries = generic ? conf.entries.filter { asciiLowercased($0.name) == "gpu" } : conf.gpuEntries(for: name)
-            let devices = entries.reduce(0) { $0 + $1.deviceCount }
+            let devices = saturatingSum(entries.map(\.deviceCount))
             if let spec {
                 if entries.isEmpty {
                     add(.error, spec.line, "node \(name) declares gpu:\(spec.gpuCount) but gres.conf has no Name=gpu line for it",

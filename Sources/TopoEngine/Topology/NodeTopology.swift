@@ -199,11 +199,4 @@ public struct NodeTopology: Sendable, Hashable {
         for j in gpus.indices where j != i && pairLevel(i, j) <= level { set.insert(j) }
         return set
     }
-
-    /// Levels this topology distinguishes: those at which some group is smaller than the node.
-    public var informativeLevels: [AffinityLevel] {
-        AffinityLevel.allCases.filter { level in
-            level != .node && gpus.indices.contains { i in neighbours(of: i, at: level).count + 1 < gpus.count }
-        }
-    }
 }

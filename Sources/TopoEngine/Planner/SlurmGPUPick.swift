@@ -1,0 +1,117 @@
+/// Which free GPUs Slurm 22.05 gives a starting job on one node, modelled on
+/// `src/plugins/select/cons_common/gres_select_filter.c`.
+///
+/// `--gres=gpu:N` (`_set_node_bits`): (1) one GPU per socket the job's cores use, the lowest
+/// free index of each (GPUs without `Cores=` first), adding up the link counts of those anchors
+/// to every free GPU; (2) from link count `best` down to 0 (scaled to at most 4 steps), GPUs on
+/// the used sockets whose summed links reach the step, by index; (3) the same on the other
+/// sockets. `--gpus-per-socket=N` (`_set_sock_bits`): the first N free GPUs of each used socket
+/// by index (the 22.05 loop over link counts does not filter on them), then GPUs without `Cores=`.
+///
+/// The job's cores are placed before GPUs are picked, by logic this model does not follow, so
+/// the planner asks the model for every socket set the cores could use and guarantees a plan
+/// only when every answer is aligned.
+public enum SlurmGPUPick {
+    /// The pick for `count` GPUs per node from `free`, with the job's cores on `usedSockets`;
+    /// nil when Slurm would not find enough GPUs there.
+    public static func pickPerNode(_ topology: NodeTopology, free: GPUSet, count: Int, usedSockets: Set<Int>) -> GPUSet? {
+        let n = topology.gpuCount
+        guard count > 0, free.count >= count else { return count == 0 ? GPUSet() : nil }
+        let socketOf = topology.gpus.map(\.socket)
+        let socketCount = (socketOf.compactMap { $0 }.max() ?? -1) + 1
+        var selected = GPUSet()
+        var linkSum = [Int](repeating: 0, count: n)
+        let links = topology.paths.map { $0.map(\.gresLinkCount) }
+
+        func onSocket(_ g: Int, _ s: Int) -> Bool { s == -1 ? socketOf[g] == nil : socketOf[g] == s }
+        let usedOrder = [-1] + (0..<socketCount).filter { usedSockets.contains($0) }
+
+        // (1) One anchor per used socket.
+        for s in usedOrder where selected.count < count {
+            for g in 0..<n where onSocket(g, s) && free.contains(g) && !selected.contains(g) {
+                selected.insert(g)
+                for l in 0..<n where l != g && free.contains(l) { linkSum[l] += links[g][l] }
+                break
+            }
+        }
+        var best = linkSum.max() ?? 0
+        if best > 4 {
+            let divisor = (best + 3) / 4
+            for l in 0..<n { linkSum[l] /= divisor }
+            best = linkSum.max() ?? 0
+        }
+        // (2) Best-linked GPUs on the used sockets, then (3) on the other sockets.
+        for sockets in [usedOrder, (0..<socketCount).filter { !usedSockets.contains($0) }] {
+            var level = best
+            while level >= 0 && selected.count < count {
+                for s in sockets where selected.count < count {
+                    for g in 0..<n where linkSum[g] >= level && onSocket(g, s) && free.contains(g) && !selected.contains(g) {
+                        selected.insert(g)
+                        if selected.count >= count { break }
+                    }
+                }
+                level -= 1
+            }
+        }
+        return selected.count >= count ? selected : nil
+    }
+
+    /// The pick for `count` GPUs per socket on one socket `socket` (`--gpus-per-socket=N
+    /// --sockets-per-node=1`); nil when that socket lacks free GPUs.
+    public static func pickPerSocket(_ topology: NodeTopology, free: GPUSet, count: Int, socket: Int) -> GPUSet? {
+        var selected = GPUSet()
+        for gpu in topology.gpus where gpu.socket == socket && free.contains(gpu.index) && selected.count < count {
+            selected.insert(gpu.index)
+        }
+        for gpu in topology.gpus where gpu.socket == nil && free.contains(gpu.index) && selected.count < count {
+            selected.insert(gpu.index)
+        }
+        return selected.count >= count ? selected : nil
+    }
+
+    /// The sockets of the node's GPUs (those with `Cores=`).
+    public static func sockets(_ topology: NodeTopology) -> [Int] {
+        Array(Set(topology.gpus.compactMap(\.socket))).sorted()
+    }
+
+    /// Socket sets the job's cores could use: each socket alone, and, for a job with more than
+    /// one CPU on the node, all sockets together (more than 8 sockets count as one scenario).
+    public static func coreScenarios(_ topology: NodeTopology, cpus: Int = 1) -> [Set<Int>] {
+        let sockets = sockets(topology)
+        if sockets.isEmpty { return [[]] }
+        if sockets.count == 1 || sockets.count > 8 { return [Set(sockets)] }
+        return sockets.map { [$0] } + (cpus > 1 ? [Set(sockets)] : [])
+    }
+
+    /// The worst alignment over every pick Slurm could make for the job on this node; nil when
+    /// some scenario would not fit at all.
+    public static func worstAlignment(_ topology: NodeTopology, free: GPUSet, count: Int,
+                                      shape: RequestShape, cpus: Int = 1) -> (level: AffinityLevel, picks: [GPUSet])? {
+        var worst = AffinityLevel.nvlink
+        var picks: [GPUSet] = []
+        switch shape {
+        case .perNode:
+            for scenario in coreScenarios(topology, cpus: cpus) {
+                guard let pick = pickPerNode(topology, free: free, count: count, usedSockets: scenario) else { return nil }
+                picks.append(pick)
+                worst = max(worst, topology.alignment(of: pick))
+            }
+        case .perSocket:
+            // The cores land on a socket that has the GPUs (Slurm drops sockets lacking them).
+            for socket in sockets(topology) {
+                if let pick = pickPerSocket(topology, free: free, count: count, socket: socket) {
+                    picks.append(pick)
+                    worst = max(worst, topology.alignment(of: pick))
+                }
+            }
+            if picks.isEmpty { return nil }
+        }
+        return (worst, picks)
+    }
+}
+
+/// How the preemptor asks for GPUs: `--gres=gpu:N` or `--gpus-per-socket=N --sockets-per-node=1`.
+public enum RequestShape: String, Sendable, Codable, CaseIterable {
+    case perNode = "per-node"
+    case perSocket = "per-socket"
+}

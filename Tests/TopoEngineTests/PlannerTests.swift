@@ -1,0 +1,291 @@
+import Testing
+@testable import TopoEngine
+
+/// Snapshot builders for planner tests.
+enum Lab {
+    /// 8 GPUs, two sockets of 4; `group(g)` gives each GPU's NVLink group; other pairs inside a
+    /// socket are `inSocket` (PXB or SYS), across sockets SYS.
+    static func layout(group: (Int) -> Int, inSocket: String = "SYS") -> ClusterSnapshot.LayoutSpec {
+        let paths = (0..<8).map { i in
+            (0..<8).map { j -> String in
+                if i == j { return "X" }
+                if group(i) == group(j) { return "NV4" }
+                return i / 4 == j / 4 ? inSocket : "SYS"
+            }
+        }
+        return .init(paths: paths, sockets: (0..<8).map { $0 / 4 })
+    }
+
+    static let islands = layout(group: { $0 / 4 })
+    static let pairs = layout(group: { $0 / 2 }, inSocket: "PXB")
+
+    /// Node1 filled with jobs of the given GPU lists (ids 1, 2, ...; priority 1; started in
+    /// order, one minute apart, the snapshot an hour after the first).
+    static func filled(_ layout: ClusterSnapshot.LayoutSpec, _ gpus: [[Int]], nodes: Int = 1) -> ClusterSnapshot {
+        let jobs = gpus.enumerated().map { i, list in
+            ClusterSnapshot.RunningJob(id: UInt32(i + 1), partition: "batch", priority: 1, startTime: Int64(i * 60),
+                                       allocations: [.init(node: 0, gpus: GPUSet(list))])
+        }
+        return ClusterSnapshot(layouts: [layout], nodes: (1...nodes).map { .init(name: "node\($0)", layout: 0) },
+                               jobs: jobs, time: 3600)
+    }
+
+    static func plan(_ snapshot: ClusterSnapshot, _ request: PreemptorRequest) throws -> PlanOutcome {
+        Planner.plan(request, in: try PlanningIndex(snapshot))
+    }
+}
+
+@Suite struct PlannerGoldenTests {
+    static let infer4 = PreemptorRequest(gpusPerNode: 4, level: .nvlink, priority: 10)
+
+    /// Lab scenario 1: sizes 2 2 2 1 1 (GPUs 0-1 | 4-5 | 2-3 | 6 | 7). Stock took 0-1 and 4-5
+    /// and ran on 0-1,4-5; the plan takes 0-1 and 2-3 and the job gets island 0-3.
+    @Test func fullNodeFreesOneIsland() throws {
+        let snapshot = Lab.filled(Lab.islands, [[0, 1], [4, 5], [2, 3], [6], [7]])
+        guard case let .plan(plan) = try Lab.plan(snapshot, Self.infer4) else { Issue.record("no plan"); return }
+        #expect(plan.victims == [1, 3])
+        #expect(plan.nodes[0].expectedGPUs.allSatisfy { $0 == GPUSet(0...3) })
+        #expect(plan.level == .nvlink && plan.code == .aligned)
+        #expect(plan.reasons.contains("on node1: requeue 1 GPUs 0-1, 3 GPUs 2-3; frees GPUs 0-3, leaving 0-3 free"))
+    }
+
+    /// Lab scenario 2: sizes 1 2 1 2 1 1 (0 | 4-5 | 1 | 6-7 | 2 | 3). Stock took three jobs
+    /// (0, 4-5, 1); two (4-5, 6-7) free island 4-7.
+    @Test func twoVictimsWhereStockTookThree() throws {
+        let snapshot = Lab.filled(Lab.islands, [[0], [4, 5], [1], [6, 7], [2], [3]])
+        guard case let .plan(plan) = try Lab.plan(snapshot, Self.infer4) else { Issue.record("no plan"); return }
+        #expect(plan.victims == [2, 4])
+        #expect(plan.nodes[0].freeAfter == GPUSet(4...7))
+    }
+
+    /// Lab scenario 3: GPUs 0,1,4,5 free, jobs on 2-3 | 6 | 7. A plain request could land on
+    /// 0,1,4,5 if its core sits on socket 1 after requeueing 2-3 alone, so a guaranteed plan
+    /// frees a whole island with nothing stray; shaped per socket, one victim is enough.
+    @Test func splitFreeGPUs() throws {
+        let snapshot = Lab.filled(Lab.islands, [[2, 3], [6], [7]])
+        guard case let .plan(plain) = try Lab.plan(snapshot, Self.infer4) else { Issue.record("no plan"); return }
+        #expect(plain.victims == [1, 2, 3])
+        #expect(plain.nodes[0].expectedGPUs.allSatisfy { $0 == GPUSet(0...3) || $0 == GPUSet(4...7) })
+        var shaped = Self.infer4
+        shaped.shape = .perSocket
+        guard case let .plan(plan) = try Lab.plan(snapshot, shaped) else { Issue.record("no plan"); return }
+        #expect(plan.victims == [1])
+        #expect(plan.nodes[0].expectedGPUs == [GPUSet(0...3)])
+        // Stock Slurm's choice, requeueing 2-3 alone for a plain request, is not guaranteed:
+        let pick = SlurmGPUPick.pickPerNode(try Lab.islands.topology(), free: GPUSet([0, 1, 2, 3, 4, 5]), count: 4, usedSockets: [1])
+        #expect(pick == GPUSet([0, 1, 4, 5]))
+    }
+
+    /// NVLink pairs, 4 GPUs per socket, fill 1 1 2 1 1 2 (0 | 4 | 1-2 | 5 | 3 | 6-7), 2-GPU
+    /// preemptor: stock took two jobs (0 and 4, ran on 0,4), shaped took 1-2 (not a pair); the
+    /// plan requeues 6-7 alone, a whole pair.
+    @Test func pairTopology() throws {
+        let snapshot = Lab.filled(Lab.pairs, [[0], [4], [1, 2], [5], [3], [6, 7]])
+        let request = PreemptorRequest(gpusPerNode: 2, level: .nvlink, priority: 10)
+        guard case let .plan(plan) = try Lab.plan(snapshot, request) else { Issue.record("no plan"); return }
+        #expect(plan.victims == [6])
+        #expect(plan.nodes[0].expectedGPUs.allSatisfy { $0 == GPUSet([6, 7]) })
+    }
+
+    @Test func fitsWithoutPreemption() throws {
+        let snapshot = Lab.filled(Lab.islands, [[0, 1], [2, 3]])
+        guard case let .plan(plan) = try Lab.plan(snapshot, Self.infer4) else { Issue.record("no plan"); return }
+        #expect(plan.victims.isEmpty && plan.code == .fitsWithoutPreemption)
+    }
+
+    @Test func bestEffortReportsTheLevelReached() throws {
+        // Island 0-3 holds a job the preemptor may not touch; island 4-7 too: only a split set.
+        var snapshot = Lab.filled(Lab.islands, [[0], [4], [1, 2, 3], [5, 6, 7]])
+        snapshot.jobs[0].preemptible = false
+        snapshot.jobs[1].preemptible = false
+        var request = PreemptorRequest(gpusPerNode: 4, level: .nvlink, priority: 10)
+        guard case let .noPlan(code, reason) = try Lab.plan(snapshot, request) else { Issue.record("planned"); return }
+        #expect(code == .noAlignedPlan)
+        #expect(reason.contains("the best reachable is node"))
+        request.mode = .bestEffort
+        guard case let .plan(plan) = try Lab.plan(snapshot, request) else { Issue.record("no plan"); return }
+        #expect(plan.degraded && plan.level == .node && plan.code == .degraded)
+        #expect(plan.victims == [3, 4])
+    }
+
+    @Test func priorityExemptionAndGraceAreHonoured() throws {
+        var snapshot = Lab.filled(Lab.islands, [[0, 1], [2, 3], [4, 5, 6, 7]])
+        snapshot.jobs[0].priority = 5  // island 0-3 costs a priority-5 victim
+        snapshot.jobs[2].graceTime = 30
+        guard case let .plan(plan) = try Lab.plan(snapshot, Self.infer4) else { Issue.record("no plan"); return }
+        #expect(plan.victims == [3])  // one priority-1 job beats a priority-5 one
+        #expect(plan.graceSeconds == 30)
+        // Jobs of the preemptor's priority or above are never victims.
+        var low = Self.infer4
+        low.priority = 1
+        guard case .noPlan(.notEnoughPreemptible, _) = try Lab.plan(snapshot, low) else { Issue.record("planned"); return }
+        // PreemptExemptTime: job 3 started at 120 s, the snapshot is at 3600 s.
+        let exempt = Planner.plan(Self.infer4, in: try PlanningIndex(snapshot), policy: PlannerPolicy(exemptSeconds: 3500))
+        guard case let .plan(exemptPlan) = exempt else { Issue.record("no plan"); return }
+        #expect(exemptPlan.victims == [1, 2])
+    }
+
+    @Test func costOrderIsConfigurable() throws {
+        // Island 0-3: two young jobs; island 4-7: one old job.
+        let snapshot = ClusterSnapshot(
+            layouts: [Lab.islands], nodes: [.init(name: "n", layout: 0)],
+            jobs: [.init(id: 1, priority: 1, startTime: 3000, allocations: [.init(node: 0, gpus: GPUSet([0, 1]))]),
+                   .init(id: 2, priority: 1, startTime: 3000, allocations: [.init(node: 0, gpus: GPUSet([2, 3]))]),
+                   .init(id: 3, priority: 1, startTime: 0, allocations: [.init(node: 0, gpus: GPUSet(4...7))])],
+            time: 3600)
+        let index = try PlanningIndex(snapshot)
+        guard case let .plan(fewest) = Planner.plan(Self.infer4, in: index) else { Issue.record("no plan"); return }
+        #expect(fewest.victims == [3])
+        let workFirst = PlannerPolicy(order: [.priority, .work, .victims, .collateral])
+        guard case let .plan(leastWork) = Planner.plan(Self.infer4, in: index, policy: workFirst) else { Issue.record("no plan"); return }
+        #expect(leastWork.victims == [1, 2])
+    }
+
+    @Test func multiNodeRequestTakesTheCheapestNodes() throws {
+        var snapshot = Lab.filled(Lab.islands, [[0, 1, 2, 3], [4, 5, 6, 7]], nodes: 3)
+        snapshot.jobs.append(.init(id: 10, priority: 1, startTime: 0, allocations: [.init(node: 1, gpus: GPUSet(0...7))]))
+        snapshot.jobs.append(.init(id: 11, priority: 1, startTime: 3000, allocations: [.init(node: 2, gpus: GPUSet(0...3))]))
+        let request = PreemptorRequest(gpusPerNode: 4, nodeCount: 2, level: .nvlink, priority: 10)
+        guard case let .plan(plan) = try Lab.plan(snapshot, request) else { Issue.record("no plan"); return }
+        #expect(Set(plan.nodes.map(\.node)) == ["node3", "node1"])
+        #expect(plan.nodes.map(\.node) == ["node3", "node1"])  // node3 is free of victims: cheapest first
+        #expect(plan.victims.count == 1)
+    }
+
+    @Test func snapshotErrorsNameTheField() {
+        let bad = ClusterSnapshot(layouts: [Lab.islands], nodes: [.init(name: "n", layout: 3)], jobs: [], time: 0)
+        #expect(throws: SnapshotError("nodes[0] (n): layout 3 does not exist")) { try PlanningIndex(bad) }
+        var cell = Lab.islands
+        cell.paths[0][1] = "NVX"
+        let badCell = ClusterSnapshot(layouts: [cell], nodes: [], jobs: [], time: 0)
+        #expect(throws: SnapshotError("layouts[0]: layout paths[0][1]: unknown link 'NVX'")) { try PlanningIndex(badCell) }
+    }
+}
+
+/// The planner against an exhaustive oracle on random small instances.
+@Suite struct PlannerOracleTests {
+    /// Every subset of eligible jobs on every node, checked with the same Slurm pick model; the
+    /// cheapest acceptable (node, victims) by the same comparator.
+    static func oracle(_ request: PreemptorRequest, _ index: PlanningIndex, _ policy: PlannerPolicy) -> (level: AffinityLevel, cost: PlanCost, node: String)? {
+        let snapshot = index.snapshot
+        var best: (level: AffinityLevel, cost: PlanCost, node: String)?
+        for node in snapshot.nodes.indices where snapshot.nodes[node].available {
+            let jobs = snapshot.jobs.enumerated().filter { _, job in
+                job.preemptible && job.priority < request.priority && snapshot.time - job.startTime >= policy.exemptSeconds
+                    && job.allocations.contains { $0.node == node }
+            }
+            let topology = index.topology(ofNode: node)
+            for mask in 0..<(1 << jobs.count) {
+                let victims = jobs.indices.filter { mask & (1 << $0) != 0 }.map { jobs[$0].element }
+                var freed = GPUSet()
+                for job in victims { for a in job.allocations where a.node == node { freed = freed.union(a.gpus) } }
+                let free = index.freeGPUs(ofNode: node)
+                guard free.count + freed.count >= request.gpusPerNode,
+                      let (level, _) = SlurmGPUPick.worstAlignment(topology, free: free.union(freed), count: request.gpusPerNode,
+                                                                    shape: request.shape, cpus: request.cpusPerNode)
+                else { continue }
+                if request.mode == .guaranteed && level > request.level { continue }
+                let shortfall = max(0, request.gpusPerNode - free.count)
+                let cost = PlanCost(maxPriority: victims.map(\.priority).max(), victims: victims.count,
+                                    gpuSeconds: victims.reduce(0) { $0 + Int64($1.gpuCount) * max(0, snapshot.time - $1.startTime) },
+                                    collateral: max(0, victims.reduce(0) { $0 + $1.gpuCount } - shortfall),
+                                    victimIDs: victims.map(\.id).sorted())
+                let name = snapshot.nodes[node].name
+                if let current = best {
+                    if request.mode == .bestEffort && level != current.level {
+                        if level < current.level { best = (level, cost, name) }
+                        continue
+                    }
+                    let c = cost.compare(current.cost, order: policy.order)
+                    if c < 0 || (c == 0 && name < current.node) { best = (level, cost, name) }
+                } else {
+                    best = (level, cost, name)
+                }
+            }
+        }
+        return best
+    }
+
+    static let layouts: [ClusterSnapshot.LayoutSpec] = [
+        Lab.islands, Lab.pairs,
+        Lab.layout(group: { $0 }),  // no NVLink
+        Lab.layout(group: { _ in 0 }),  // NVSwitch: all linked
+        .init(try! NvidiaSmiTopo.parse(Fixtures.text("dgx1-v100-2.txt"), file: "dgx1").topology.withSockets([0, 0, 0, 0, 1, 1, 1, 1])),
+    ]
+
+    static func randomInstance(_ rng: inout SplitMix64) -> (ClusterSnapshot, PreemptorRequest, PlannerPolicy) {
+        let nodeCount = Int.random(in: 1...2, using: &rng)
+        var layouts: [ClusterSnapshot.LayoutSpec] = []
+        var nodes: [ClusterSnapshot.NodeState] = []
+        for n in 0..<nodeCount {
+            layouts.append(layouts.isEmpty || Bool.random(using: &rng) ? Self.layouts.randomElement(using: &rng)! : layouts[0])
+            nodes.append(.init(name: "n\(n)", layout: layouts.count - 1, available: Int.random(in: 0..<10, using: &rng) > 0))
+        }
+        var jobs: [ClusterSnapshot.RunningJob] = []
+        var id: UInt32 = 1
+        for n in 0..<nodeCount {
+            var free = Array(0..<8).shuffled(using: &rng)
+            let target = Int.random(in: 4...8, using: &rng)
+            while 8 - free.count < target, !free.isEmpty {
+                let size = min(free.count, [1, 1, 2, 2, 3, 4].randomElement(using: &rng)!)
+                let gpus = GPUSet(free.prefix(size))
+                free.removeFirst(size)
+                jobs.append(.init(id: id, priority: [1, 1, 2, 5].randomElement(using: &rng)!,
+                                  startTime: Int64.random(in: 0...3600, using: &rng),
+                                  preemptible: Int.random(in: 0..<6, using: &rng) > 0,
+                                  allocations: [.init(node: n, gpus: gpus)]))
+                id += 1
+            }
+        }
+        let snapshot = ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: jobs, time: 3600)
+        let request = PreemptorRequest(gpusPerNode: Int.random(in: 1...5, using: &rng),
+                                       level: AffinityLevel.allCases.randomElement(using: &rng)!,
+                                       mode: Bool.random(using: &rng) ? .guaranteed : .bestEffort,
+                                       priority: [3, 10].randomElement(using: &rng)!,
+                                       shape: Int.random(in: 0..<4, using: &rng) == 0 ? .perSocket : .perNode,
+                                       cpusPerNode: Bool.random(using: &rng) ? 1 : 2)
+        var policy = PlannerPolicy(exemptSeconds: Bool.random(using: &rng) ? 0 : 600)
+        if Int.random(in: 0..<4, using: &rng) == 0 { policy.order = CostCriterion.allCases.shuffled(using: &rng) }
+        return (snapshot, request, policy)
+    }
+
+    @Test func plannerMatchesTheOracleOn10000Instances() throws {
+        var rng = SplitMix64(seed: 4_242)
+        var planned = 0
+        var refused = 0
+        for round in 0..<10_000 {
+            let (snapshot, request, policy) = Self.randomInstance(&rng)
+            let index = try PlanningIndex(snapshot)
+            let expected = Self.oracle(request, index, policy)
+            switch Planner.plan(request, in: index, policy: policy) {
+            case let .plan(plan):
+                planned += 1
+                guard let expected else {
+                    Issue.record("round \(round): planner found \(plan.victims), oracle none")
+                    continue
+                }
+                #expect(plan.cost == expected.cost && plan.level == expected.level && plan.nodes.first?.node == expected.node,
+                        "round \(round): planner \(plan.cost) \(plan.level.name) on \(plan.nodes.first?.node ?? "-"), oracle \(expected.cost) \(expected.level.name) on \(expected.node)")
+                // Guaranteed plans are aligned under every modelled pick.
+                if request.mode == .guaranteed {
+                    let node = try #require(index.snapshot.nodes.firstIndex { $0.name == plan.nodes[0].node })
+                    for pick in plan.nodes[0].expectedGPUs {
+                        #expect(index.topology(ofNode: node).alignment(of: pick) <= request.level)
+                    }
+                }
+            case .noPlan:
+                refused += 1
+                #expect(expected == nil, "round \(round): oracle found \(expected.map { "\($0.cost)" } ?? "")")
+            }
+        }
+        #expect(planned > 3000 && refused > 300, "planned \(planned), refused \(refused)")
+    }
+}
+
+extension NodeTopology {
+    func withSockets(_ sockets: [Int]) -> NodeTopology {
+        var copy = self
+        for i in copy.gpus.indices where i < sockets.count { copy.gpus[i].socket = sockets[i] }
+        return copy
+    }
+}
