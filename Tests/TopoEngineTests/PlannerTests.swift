@@ -152,6 +152,29 @@ enum Lab {
         #expect(plan.victims.count == 1)
     }
 
+    /// The stock baseline reproduces what the real Slurm did in the lab scenarios.
+    @Test func stockBaselineMatchesTheLab() throws {
+        let one = try PlanningIndex(Lab.filled(Lab.islands, [[0, 1], [4, 5], [2, 3], [6], [7]]))
+        #expect(StockPreemption.simulate(Self.infer4, in: one)
+            == .init(node: "node1", victims: [1, 2], gpus: GPUSet([0, 1, 4, 5]), level: .node))
+        var shaped4 = Self.infer4
+        shaped4.shape = .perSocket
+        #expect(StockPreemption.simulate(shaped4, in: one) == .init(node: "node1", victims: [1, 3], gpus: GPUSet(0...3), level: .nvlink))
+        let split = try PlanningIndex(Lab.filled(Lab.islands, [[2, 3], [6], [7]]))
+        #expect(StockPreemption.simulate(Self.infer4, in: split)?.gpus == GPUSet([0, 1, 4, 5]))  // starts at once
+        #expect(StockPreemption.simulate(Self.infer4, in: split)?.victims == [])
+        #expect(StockPreemption.simulate(shaped4, in: split) == .init(node: "node1", victims: [1], gpus: GPUSet(0...3), level: .nvlink))
+        let two = try PlanningIndex(Lab.filled(Lab.islands, [[0], [4, 5], [1], [6, 7], [2], [3]]))
+        #expect(StockPreemption.simulate(Self.infer4, in: two)?.victims == [1, 2, 3])
+        let pairs = try PlanningIndex(Lab.filled(Lab.pairs, [[0], [4], [1, 2], [5], [3], [6, 7]]))
+        let two2 = PreemptorRequest(gpusPerNode: 2, level: .nvlink, priority: 10)
+        #expect(StockPreemption.simulate(two2, in: pairs) == .init(node: "node1", victims: [1, 2], gpus: GPUSet([0, 4]), level: .node))
+        var shaped = two2
+        shaped.shape = .perSocket
+        // Shaped, Slurm's reordering ends with the job on 1-2 alone, and the job on 1-2 (lab).
+        #expect(StockPreemption.simulate(shaped, in: pairs) == .init(node: "node1", victims: [3], gpus: GPUSet([1, 2]), level: .pcieSwitch))
+    }
+
     @Test func snapshotErrorsNameTheField() {
         let bad = ClusterSnapshot(layouts: [Lab.islands], nodes: [.init(name: "n", layout: 3)], jobs: [], time: 0)
         #expect(throws: SnapshotError("nodes[0] (n): layout 3 does not exist")) { try PlanningIndex(bad) }

@@ -106,6 +106,14 @@ public struct NodePlan: Sendable, Equatable {
     /// The worst alignment among those picks.
     public var level: AffinityLevel
     public var cost: PlanCost
+    /// The cheapest victim set on this node that was turned down because Slurm's pick would not
+    /// be aligned, with that pick (for "why not" explanations).
+    public var rejected: (victims: [UInt32], cost: PlanCost, pick: GPUSet, level: AffinityLevel)?
+
+    public static func == (a: NodePlan, b: NodePlan) -> Bool {
+        a.node == b.node && a.victims == b.victims && a.freedGPUs == b.freedGPUs && a.freeAfter == b.freeAfter
+            && a.expectedGPUs == b.expectedGPUs && a.level == b.level && a.cost == b.cost
+    }
 }
 
 /// A preemption plan: who to requeue, where the preemptor lands, how aligned, and why.
@@ -285,6 +293,7 @@ public enum Planner {
         let shortfall = max(0, k - free.count)
 
         var bestPlan: NodePlan?
+        var rejected: (victims: [UInt32], cost: PlanCost, pick: GPUSet, level: AffinityLevel)?
         var chosen: [Int] = []
         // Depth-first over include/exclude; every criterion grows as victims are added, so a
         // partial set that already costs more than the best plan is cut.
@@ -315,7 +324,13 @@ public enum Planner {
             guard let (level, picks) = SlurmGPUPick.worstAlignment(topology, free: freeAfter, count: k, shape: request.shape,
                                                                        cpus: request.cpusPerNode)
             else { return }
-            if request.mode == .guaranteed && level > request.level { return }
+            if request.mode == .guaranteed && level > request.level {
+                if rejected.map({ c.compare($0.cost, order: policy.order) < 0 }) ?? true {
+                    let worst = picks.max { topology.alignment(of: $0) < topology.alignment(of: $1) } ?? GPUSet()
+                    rejected = (c.victimIDs, c, worst, level)
+                }
+                return
+            }
             let candidate = NodePlan(node: snapshot.nodes[node].name, victims: c.victimIDs, freedGPUs: freedMask,
                                      freeAfter: freeAfter, expectedGPUs: picks, level: level, cost: c)
             guard let current = bestPlan else {
@@ -351,6 +366,10 @@ public enum Planner {
             search(position + 1, freedMask, considered: true)
         }
         search(0, GPUSet(), considered: false)
+        if var plan = bestPlan, let rejected, rejected.cost.compare(plan.cost, order: policy.order) < 0 {
+            plan.rejected = rejected
+            return plan
+        }
         return bestPlan
     }
 
@@ -379,6 +398,10 @@ public enum Planner {
         for plan in nodes {
             let picks = Set(plan.expectedGPUs.map(\.description)).sorted().joined(separator: " or ")
             reasons.append("on \(plan.node) Slurm's GPU pick gives \(picks) (\(plan.level.name)-aligned in every core placement)")
+            if let rejected = plan.rejected {
+                let what = rejected.victims.isEmpty ? "starting without preemption" : "requeueing only \(rejected.victims.map(String.init).joined(separator: ", "))"
+                reasons.append("not \(what) (\(rejected.cost.victims) victim\(rejected.cost.victims == 1 ? "" : "s")): Slurm's pick could then give GPUs \(rejected.pick), only \(rejected.level.name)-aligned")
+            }
         }
         if code == .degraded {
             reasons.append("degraded: no plan reaches \(request.level.name); best-effort takes \(level.name)")

@@ -76,6 +76,15 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
             self.available = available
             self.otherAllocated = otherAllocated
         }
+
+        /// `available` may be left out of JSON (true).
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            name = try c.decode(String.self, forKey: .name)
+            layout = try c.decode(Int.self, forKey: .layout)
+            available = try c.decodeIfPresent(Bool.self, forKey: .available) ?? true
+            otherAllocated = try c.decodeIfPresent(GPUSet.self, forKey: .otherAllocated)
+        }
     }
 
     public struct RunningJob: Sendable, Codable, Equatable {
@@ -113,6 +122,19 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
             self.preemptible = preemptible
             self.graceTime = graceTime
             self.allocations = allocations
+        }
+
+        /// `preemptible` (true) and `graceTime` (0) may be left out of JSON.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            id = try c.decode(UInt32.self, forKey: .id)
+            name = try c.decodeIfPresent(String.self, forKey: .name)
+            partition = try c.decodeIfPresent(String.self, forKey: .partition)
+            priority = try c.decode(Int.self, forKey: .priority)
+            startTime = try c.decode(Int64.self, forKey: .startTime)
+            preemptible = try c.decodeIfPresent(Bool.self, forKey: .preemptible) ?? true
+            graceTime = try c.decodeIfPresent(Int.self, forKey: .graceTime) ?? 0
+            allocations = try c.decode([Allocation].self, forKey: .allocations)
         }
 
         /// GPUs held on all nodes.

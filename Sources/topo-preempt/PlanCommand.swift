@@ -1,0 +1,240 @@
+import ArgumentParser
+import Foundation
+import TopoEngine
+
+extension AffinityLevel: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { allCases.map(\.name) }
+}
+
+extension PlacementMode: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { allCases.map(\.name) }
+}
+
+extension RequestShape: ExpressibleByArgument {}
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Plan a topology-aware preemption for a GPU request and explain it.",
+        discussion: """
+            Reads a cluster snapshot (JSON, see README; --example-snapshot prints one) and prints \
+            which jobs would be requeued, the GPUs they free, what Slurm's GPU pick then gives the \
+            job, the level reached and why. --compare-stock adds what stock Slurm 22.05 does for the \
+            same request (modelled). Exit status 1 when there is no plan.
+            """)
+
+    @Option(help: "Cluster snapshot JSON file (- for stdin).")
+    var snapshot: String?
+
+    @Flag(name: .customLong("example-snapshot"), help: "Print an example snapshot (the lab's full node) and exit.")
+    var exampleSnapshot = false
+
+    @Option(help: "GPUs per node the job needs.")
+    var gpus: Int?
+
+    @Option(help: "Nodes the job needs.")
+    var nodes: Int = 1
+
+    @Option(help: "Required affinity level.")
+    var level: AffinityLevel = .nvlink
+
+    @Option(help: "guaranteed or best-effort.")
+    var mode: PlacementMode = .guaranteed
+
+    @Option(help: "The job's preemption priority (partition PriorityTier or QOS priority).")
+    var priority: Int = 10
+
+    @Option(help: "per-node (--gres=gpu:N) or per-socket (--gpus-per-socket=N --sockets-per-node=1).")
+    var shape: RequestShape = .perNode
+
+    @Option(help: "CPUs per node (more than 1 may put cores on several sockets).")
+    var cpus: Int = 1
+
+    @Option(help: "Nodes the job may use, comma-separated (default: all).")
+    var candidates: String?
+
+    @Option(name: .customLong("exempt-time"), help: "PreemptExemptTime in seconds.")
+    var exemptTime: Int64 = 0
+
+    @Option(name: .customLong("cost-order"), help: "Cost criteria, most important first: priority,victims,work,collateral.")
+    var costOrder: String?
+
+    @Flag(name: .customLong("compare-stock"), help: "Also show what stock Slurm does (modelled).")
+    var compareStock = false
+
+    @OptionGroup var output: FormatOption
+
+    func validate() throws {
+        if exampleSnapshot { return }
+        guard snapshot != nil else { throw ValidationError("give --snapshot FILE (or --example-snapshot)") }
+        guard let gpus, gpus >= 1, gpus <= GPUSet.capacity else { throw ValidationError("--gpus must be 1...\(GPUSet.capacity)") }
+        if nodes < 1 { throw ValidationError("--nodes must be at least 1") }
+        if cpus < 1 { throw ValidationError("--cpus must be at least 1") }
+        if exemptTime < 0 { throw ValidationError("--exempt-time must not be negative") }
+        _ = try order()
+    }
+
+    func order() throws -> [CostCriterion] {
+        guard let costOrder else { return CostCriterion.allCases }
+        let items = costOrder.split(separator: ",").map { String($0) }
+        var criteria: [CostCriterion] = []
+        for item in items {
+            guard let criterion = CostCriterion(rawValue: item) else {
+                throw ValidationError("--cost-order: '\(item)' is not one of priority, victims, work, collateral")
+            }
+            guard !criteria.contains(criterion) else { throw ValidationError("--cost-order: '\(item)' given twice") }
+            criteria.append(criterion)
+        }
+        return criteria
+    }
+
+    func run() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if exampleSnapshot {
+            print(String(decoding: try encoder.encode(Self.example), as: UTF8.self))
+            return
+        }
+        let index: PlanningIndex
+        do {
+            let data = Data(try readInput(snapshot ?? "-").utf8)
+            let decoded: ClusterSnapshot
+            do { decoded = try JSONDecoder().decode(ClusterSnapshot.self, from: data) } catch {
+                throw CLIError.input("\(snapshot ?? "-"): not a snapshot: \(Self.describe(error))")
+            }
+            do { index = try PlanningIndex(decoded) } catch { throw CLIError.input("\(snapshot ?? "-"): \(error)") }
+        } catch let error as CLIError {
+            throw error.exit()
+        }
+        let request = PreemptorRequest(
+            gpusPerNode: gpus ?? 1, nodeCount: nodes, level: level, mode: mode, priority: priority, shape: shape,
+            cpusPerNode: cpus, candidateNodes: candidates.map { Set($0.split(separator: ",").map(String.init)) })
+        let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime)
+        let outcome = Planner.plan(request, in: index, policy: policy)
+        let stock = compareStock ? StockPreemption.simulate(request, in: index, policy: policy) : nil
+        let report = PlanReport(outcome, stock: stock, comparedStock: compareStock)
+        switch output.format {
+        case .json: try printJSON(report)
+        case .text: print(report.text(), terminator: "")
+        }
+        if case .noPlan = outcome { throw ExitCode(1) }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let DecodingError.keyNotFound(key, context):
+            "missing '\(key.stringValue)' at \(path(context.codingPath))"
+        case let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
+             let DecodingError.dataCorrupted(context):
+            "\(context.debugDescription) at \(path(context.codingPath))"
+        default: "\(error)"
+        }
+    }
+
+    static func path(_ keys: [any CodingKey]) -> String {
+        keys.isEmpty ? "top level" : keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+    }
+
+    /// The lab's full node: NVLink islands 0-3 and 4-7, batch jobs of 2 2 2 1 1 GPUs.
+    static let example: ClusterSnapshot = {
+        let paths = (0..<8).map { i in (0..<8).map { j in i == j ? "X" : (i / 4 == j / 4 ? "NV4" : "SYS") } }
+        let jobs = [[0, 1], [4, 5], [2, 3], [6], [7]].enumerated().map { i, gpus in
+            ClusterSnapshot.RunningJob(id: UInt32(i + 1), name: "batch-g\(gpus.count)", partition: "batch", priority: 1,
+                                       startTime: 1_764_000_000 + Int64(i * 60),
+                                       allocations: [.init(node: 0, gpus: GPUSet(gpus))])
+        }
+        return ClusterSnapshot(layouts: [.init(paths: paths, sockets: (0..<8).map { $0 / 4 })],
+                               nodes: [.init(name: "node1", layout: 0), .init(name: "node2", layout: 0, otherAllocated: GPUSet(0...7))],
+                               jobs: jobs, time: 1_764_003_600)
+    }()
+}
+
+/// JSON shape of `plan` (documented in README).
+struct PlanReport: Encodable {
+    struct Cost: Encodable {
+        var maxPriority: Int?
+        var victims: Int
+        var gpuSeconds: Int64
+        var collateral: Int
+    }
+
+    struct Node: Encodable {
+        var node: String
+        var victims: [UInt32]
+        var freedGPUs: String
+        var freeAfter: String
+        var expectedGPUs: [String]
+        var level: String
+    }
+
+    struct Stock: Encodable {
+        var node: String
+        var victims: [UInt32]
+        var gpus: String
+        var level: String
+    }
+
+    var outcome: String
+    var code: String
+    var reason: String?
+    var victims: [UInt32]?
+    var level: String?
+    var degraded: Bool?
+    var cost: Cost?
+    var graceSeconds: Int?
+    var nodes: [Node]?
+    var reasons: [String]?
+    var stock: Stock?
+    var stockFits: Bool?
+
+    init(_ outcome: PlanOutcome, stock: StockPreemption.Outcome?, comparedStock: Bool) {
+        switch outcome {
+        case let .plan(plan):
+            self.outcome = "plan"
+            code = plan.code.rawValue
+            victims = plan.victims
+            level = plan.level.name
+            degraded = plan.degraded
+            cost = Cost(maxPriority: plan.cost.maxPriority, victims: plan.cost.victims, gpuSeconds: plan.cost.gpuSeconds,
+                        collateral: plan.cost.collateral)
+            graceSeconds = plan.graceSeconds
+            nodes = plan.nodes.map {
+                Node(node: $0.node, victims: $0.victims, freedGPUs: $0.freedGPUs.description, freeAfter: $0.freeAfter.description,
+                     expectedGPUs: $0.expectedGPUs.map(\.description), level: $0.level.name)
+            }
+            reasons = plan.reasons
+        case let .noPlan(code, reason):
+            self.outcome = "no-plan"
+            self.code = code.rawValue
+            self.reason = reason
+        }
+        if comparedStock {
+            stockFits = stock != nil
+            self.stock = stock.map { Stock(node: $0.node, victims: $0.victims, gpus: $0.gpus.description, level: $0.level.name) }
+        }
+    }
+
+    func text() -> String {
+        var out = ""
+        if outcome == "plan" {
+            let list = (victims ?? []).map(String.init).joined(separator: ", ")
+            out += (victims ?? []).isEmpty ? "plan: no preemption needed (\(level ?? "-"))\n"
+                : "plan: requeue \(victims?.count ?? 0) job(s): \(list) -> \(degraded == true ? "DEGRADED to" : "aligned at") \(level ?? "-")\n"
+            for reason in reasons ?? [] { out += "  \(reason)\n" }
+            if let graceSeconds, graceSeconds > 0 { out += "  victims' GraceTime: GPUs free within \(graceSeconds) s\n" }
+        } else {
+            out += "no plan (\(code)): \(reason ?? "")\n"
+        }
+        if let stockFits {
+            if let stock {
+                let list = stock.victims.isEmpty ? "nothing" : stock.victims.map(String.init).joined(separator: ", ")
+                out += "stock Slurm (modelled): requeues \(list) on \(stock.node), job gets GPUs \(stock.gpus) (\(stock.level))\n"
+            } else if !stockFits {
+                out += "stock Slurm (modelled): the job does not fit even after preempting every candidate\n"
+            }
+        }
+        return out
+    }
+}
