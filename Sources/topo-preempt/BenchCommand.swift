@@ -6,7 +6,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each printed as a ratio to a baseline measured in the same run.",
-        subcommands: [Topology.self])
+        subcommands: [Topology.self, Plan.self])
 
     struct Topology: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -78,6 +78,120 @@ struct BenchCommand: ParsableCommand {
             }
             return tokens
         }
+    }
+}
+
+extension BenchCommand {
+    struct Plan: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Plan latency on synthetic clusters, against the stock Slurm order in the same run.",
+            discussion: """
+                Each cluster: N nodes x 8 GPUs (NVLink islands 0-3 and 4-7, one per socket), every GPU                 busy with batch jobs whose GPU counts are drawn from --sizes (default: 1 GPU 8 times in 10, \
+                else 2 or 4: about 6 jobs per node; --sizes 1: 8 jobs per node),                 random start times and priorities 1-3. Each run plans a new 4-GPU nvlink-guaranteed                 preemptor on a fresh random draw of job ages. Baseline: the stock Slurm order                 (candidates by priority then age, removed until the job fits), same snapshot. The                 index (snapshot preparation, once per scheduling pass) is timed separately.
+                """)
+
+        @Option(help: "Cluster sizes (nodes), comma-separated.")
+        var nodes: String = "1000,10000"
+
+        @Option(help: "Plans per cluster size.")
+        var runs: Int = 200
+
+        @Option(help: "Random seed.")
+        var seed: UInt64 = 1
+
+        @Option(help: "GPU counts batch jobs are drawn from, uniformly (1 alone: 8 jobs per node).")
+        var sizes: String = "1,1,1,1,1,1,1,1,2,4"
+
+        func validate() throws {
+            guard clusterSizes.allSatisfy({ $0 >= 1 && $0 <= 100_000 }), !clusterSizes.isEmpty else {
+                throw ValidationError("--nodes must list sizes from 1 to 100000")
+            }
+            guard !jobSizes.isEmpty, jobSizes.allSatisfy({ (1...8).contains($0) }) else {
+                throw ValidationError("--sizes must list GPU counts from 1 to 8")
+            }
+            if runs < 1 || runs > 100_000 { throw ValidationError("--runs must be 1...100000") }
+        }
+
+        var clusterSizes: [Int] { nodes.split(separator: ",").compactMap { Int($0) } }
+        var jobSizes: [Int] { sizes.split(separator: ",").compactMap { Int($0) } }
+
+        func run() throws {
+            print("nodes    jobs    index(ms)  plan p50(ms)  plan p99(ms)  stock p50(ms)  stock p99(ms)  p50 ratio  victims plan/stock  aligned plan/stock")
+            var rng = BenchRandom(seed: seed)
+            for size in clusterSizes {
+                var indexTimes: [Double] = []
+                var planTimes: [Double] = []
+                var stockTimes: [Double] = []
+                var planVictims = 0, stockVictims = 0, planAligned = 0, stockAligned = 0, jobs = 0
+                let clock = ContinuousClock()
+                for _ in 0..<runs {
+                    let snapshot = Self.synthetic(nodes: size, sizes: jobSizes, rng: &rng)
+                    jobs = snapshot.jobs.count
+                    var index: PlanningIndex?
+                    indexTimes.append(Self.ms(clock.measure { index = try? PlanningIndex(snapshot) }))
+                    guard let index else { throw CLIError.input("synthetic snapshot did not index").exit() }
+                    let request = PreemptorRequest(gpusPerNode: 4, level: .nvlink, priority: 10)
+                    var outcome: PlanOutcome?
+                    planTimes.append(Self.ms(clock.measure { outcome = Planner.plan(request, in: index) }))
+                    var stock: StockPreemption.Outcome?
+                    stockTimes.append(Self.ms(clock.measure { stock = StockPreemption.simulate(request, in: index) }))
+                    if case let .plan(plan)? = outcome {
+                        planVictims += plan.victims.count
+                        if plan.level <= .nvlink { planAligned += 1 }
+                    }
+                    if let stock {
+                        stockVictims += stock.victims.count
+                        if stock.level <= .nvlink { stockAligned += 1 }
+                    }
+                }
+                func pct(_ v: [Double], _ p: Double) -> Double {
+                    let s = v.sorted()
+                    return s[min(s.count - 1, Int(Double(s.count - 1) * p))]
+                }
+                let ratio = pct(planTimes, 0.5) / max(pct(stockTimes, 0.5), 1e-6)
+                print(String(format: "%-8d %-7d %9.2f %13.3f %13.3f %14.3f %14.3f %10.2f %10.2f/%-8.2f %8d/%d",
+                             size, jobs, pct(indexTimes, 0.5), pct(planTimes, 0.5), pct(planTimes, 0.99),
+                             pct(stockTimes, 0.5), pct(stockTimes, 0.99), ratio,
+                             Double(planVictims) / Double(runs), Double(stockVictims) / Double(runs),
+                             planAligned, stockAligned))
+            }
+        }
+
+        static func ms(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        }
+
+        static func synthetic(nodes: Int, sizes: [Int], rng: inout BenchRandom) -> ClusterSnapshot {
+            let paths = (0..<8).map { i in (0..<8).map { j in i == j ? "X" : (i / 4 == j / 4 ? "NV4" : "SYS") } }
+            var jobs: [ClusterSnapshot.RunningJob] = []
+            jobs.reserveCapacity(nodes * 8)
+            var id: UInt32 = 1
+            for node in 0..<nodes {
+                var gpu = 0
+                while gpu < 8 {
+                    let size = min(8 - gpu, sizes[Int(rng.next() % UInt64(sizes.count))])
+                    jobs.append(.init(id: id, priority: 1 + Int(rng.next() % 3), startTime: Int64(rng.next() % 86_400),
+                                      allocations: [.init(node: node, gpus: GPUSet(gpu..<(gpu + size)))]))
+                    id += 1
+                    gpu += size
+                }
+            }
+            return ClusterSnapshot(layouts: [.init(paths: paths, sockets: (0..<8).map { $0 / 4 })],
+                                   nodes: (0..<nodes).map { .init(name: "gpu\($0)", layout: 0) }, jobs: jobs, time: 86_400)
+        }
+    }
+}
+
+/// SplitMix64: a seeded generator, so benchmark clusters are reproducible.
+struct BenchRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 

@@ -165,13 +165,37 @@ public struct PlanningIndex: Sendable {
     /// Per job: GPU-seconds run so far (all nodes).
     let work: [Int64]
     let nodeByName: [String: Int]
+    /// Per layout: affinity groups and the pick model's tables.
+    let tables: [AffinityTable]
+    let pickContexts: [SlurmGPUPick.Context]
+    /// Per layout, per level: the group masks (flat arrays for the per-node bound).
+    let groupMasks: [[[GPUSet]]]
+    /// Per node: its layout index.
+    let layoutOfNode: [Int]
+    /// Per job, flattened: priority, start time, preemptible, id, GPUs on all nodes.
+    let jobPriority: [Int]
+    let jobStart: [Int64]
+    let jobPreemptible: [Bool]
+    let jobID: [UInt32]
+    let jobGPUs: [Int]
 
     public init(_ snapshot: ClusterSnapshot) throws(SnapshotError) {
         self.snapshot = snapshot
         var topologies: [NodeTopology] = []
+        var tables: [AffinityTable] = []
         for (i, layout) in snapshot.layouts.enumerated() {
             do { topologies.append(try layout.topology()) } catch { throw SnapshotError("layouts[\(i)]: \(error)") }
+            do { tables.append(try AffinityTable(topologies[i])) } catch { throw SnapshotError("layouts[\(i)]: \(error)") }
         }
+        self.tables = tables
+        pickContexts = topologies.map(SlurmGPUPick.Context.init)
+        groupMasks = tables.map { table in AffinityLevel.allCases.map { table.groups(at: $0).map(\.gpus) } }
+        layoutOfNode = snapshot.nodes.map(\.layout)
+        jobPriority = snapshot.jobs.map(\.priority)
+        jobStart = snapshot.jobs.map(\.startTime)
+        jobPreemptible = snapshot.jobs.map(\.preemptible)
+        jobID = snapshot.jobs.map(\.id)
+        jobGPUs = snapshot.jobs.map(\.gpuCount)
         var allocated: [GPUSet] = []
         var nodeByName: [String: Int] = [:]
         for (i, node) in snapshot.nodes.enumerated() {
@@ -218,60 +242,213 @@ public enum Planner {
     public static func plan(_ request: PreemptorRequest, in index: PlanningIndex,
                             policy: PlannerPolicy = PlannerPolicy()) -> PlanOutcome {
         guard request.gpusPerNode > 0, request.gpusPerNode <= GPUSet.capacity, request.nodeCount > 0,
-              request.nodeCount <= index.snapshot.nodes.count || request.nodeCount <= 1
+              request.nodeCount <= max(1, index.snapshot.nodes.count)
         else {
             return .noPlan(code: .invalidRequest, reason: "the request (\(request.gpusPerNode) GPUs on \(request.nodeCount) node(s)) cannot be planned")
         }
         let snapshot = index.snapshot
-        let eligible = snapshot.jobs.indices.map { j -> Bool in
-            let job = snapshot.jobs[j]
-            return job.preemptible && job.priority < request.priority && job.id != request.jobID
-                && snapshot.time - job.startTime >= policy.exemptSeconds
+        let eligible = eligibility(request, index: index, policy: policy)
+        let candidates = snapshot.nodes.indices.filter { node in
+            snapshot.nodes[node].available && (request.candidateNodes?.contains(snapshot.nodes[node].name) ?? true)
         }
-        var best: [NodePlan] = []  // per usable node, its best plan
-        var candidates = 0
-        for node in snapshot.nodes.indices {
-            let state = snapshot.nodes[node]
-            guard state.available, request.candidateNodes?.contains(state.name) ?? true else { continue }
-            candidates += 1
-            if let plan = planNode(node, request: request, index: index, eligible: eligible, policy: policy) {
-                best.append(plan)
-            }
-        }
-        guard candidates > 0 else {
+        guard !candidates.isEmpty else {
             return .noPlan(code: .noCandidateNodes, reason: "no available node is a candidate for the job")
         }
-        func better(_ a: NodePlan, _ b: NodePlan) -> Bool {
-            if request.mode == .bestEffort, a.level != b.level { return a.level < b.level }
-            let c = a.cost.compare(b.cost, order: policy.order)
-            return c != 0 ? c < 0 : a.node < b.node
+        // Guaranteed: the required level only. Best-effort: the required level first, then each
+        // looser level until one has a plan (tighter than required is not preferred).
+        let levels = request.mode == .guaranteed ? [request.level] : AffinityLevel.allCases.filter { $0 >= request.level }
+        for level in levels {
+            let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
+                                            candidates: candidates, policy: policy)
+            if chosen.count >= request.nodeCount {
+                return .plan(assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched))
+            }
         }
-        guard best.count >= request.nodeCount else {
-            // Say why: nothing can be freed at all, or only misaligned placements.
+        if request.mode == .guaranteed {
             var loose = request
             loose.mode = .bestEffort
-            let reachable = snapshot.nodes.indices.compactMap { node -> NodePlan? in
-                let state = snapshot.nodes[node]
-                guard request.mode == .guaranteed, state.available, request.candidateNodes?.contains(state.name) ?? true else { return nil }
-                return planNode(node, request: loose, index: index, eligible: eligible, policy: policy)
-            }
-            if best.count + reachable.count >= request.nodeCount && !reachable.isEmpty {
-                let reached = reachable.map(\.level).min() ?? .node
+            if case let .plan(reachable) = plan(loose, in: index, policy: policy) {
                 return .noPlan(code: .noAlignedPlan,
-                               reason: "no plan puts the job on \(request.level.name)-aligned GPUs on \(request.nodeCount) node(s) whatever cores Slurm gives it; the best reachable is \(reached.name) (best-effort mode would take it)")
+                               reason: "no plan puts the job on \(request.level.name)-aligned GPUs on \(request.nodeCount) node(s) whatever cores Slurm gives it; the best reachable is \(reachable.level.name) (best-effort mode would take it)")
             }
-            return .noPlan(code: .notEnoughPreemptible,
-                           reason: "\(best.count) of \(candidates) candidate node(s) can free \(request.gpusPerNode) GPUs from jobs of priority below \(request.priority); \(request.nodeCount) needed")
         }
-        let chosen = Array(best.sorted(by: better).prefix(request.nodeCount))
-        return .plan(assemble(chosen, request: request, index: index, candidates: candidates, alternatives: best.count))
+        return .noPlan(code: .notEnoughPreemptible,
+                       reason: "fewer than \(request.nodeCount) of \(candidates.count) candidate node(s) can free \(request.gpusPerNode) GPUs from jobs of priority below \(request.priority)")
     }
 
-    /// The cheapest victim set on one node whose freed GPUs give an acceptable pick (aligned for
-    /// guaranteed; best level first for best-effort); nil when the node cannot host the job.
-    static func planNode(_ node: Int, request: PreemptorRequest, index: PlanningIndex, eligible: [Bool],
-                         policy: PlannerPolicy) -> NodePlan? {
-        let topology = index.topology(ofNode: node)
+    /// Which jobs may be victims: preemptible, of lower priority than the preemptor, past
+    /// PreemptExemptTime, not the preemptor itself.
+    static func eligibility(_ request: PreemptorRequest, index: PlanningIndex, policy: PlannerPolicy) -> [Bool] {
+        let time = index.snapshot.time
+        var eligible = [Bool](repeating: false, count: index.jobID.count)
+        for j in eligible.indices {
+            eligible[j] = index.jobPreemptible[j] && index.jobPriority[j] < request.priority && index.jobID[j] != request.jobID
+                && time - index.jobStart[j] >= policy.exemptSeconds
+        }
+        return eligible
+    }
+
+    /// The `nodeCount` cheapest node plans aligned at `level`. Nodes are visited in order of a
+    /// lower bound of their cost and the search stops when the bound exceeds the dearest plan
+    /// kept; inside a node the bound of the plans kept prunes the victim search.
+    static func search(level: AffinityLevel, request: PreemptorRequest, index: PlanningIndex, eligible: [Bool],
+                       candidates: [Int], policy: PlannerPolicy) -> (plans: [NodePlan], searched: Int) {
+        var bounded: [(bound: CostBound, node: Int)] = []
+        bounded.reserveCapacity(candidates.count)
+        var scratch: [(priority: Int, gain: Int, work: Int64)] = []
+        scratch.reserveCapacity(64)
+        for node in candidates {
+            if let bound = lowerBound(node, level: level, k: request.gpusPerNode, index: index, eligible: eligible,
+                                      scratch: &scratch) {
+                bounded.append((bound, node))
+            }
+        }
+        func before(_ a: (bound: CostBound, node: Int), _ b: (bound: CostBound, node: Int)) -> Bool {
+            let c = a.bound.compare(b.bound, order: policy.order)
+            return c != 0 ? c < 0 : index.snapshot.nodes[a.node].name < index.snapshot.nodes[b.node].name
+        }
+        var kept: [NodePlan] = []  // ascending, at most nodeCount
+        var searched = 0
+        func visit(_ node: Int, ceiling: PlanCost?) {
+            searched += 1
+            guard let plan = planNode(node, level: level, request: request, index: index, eligible: eligible,
+                                      policy: policy, ceiling: ceiling)
+            else { return }
+            let position = kept.firstIndex { other in
+                let c = plan.cost.compare(other.cost, order: policy.order)
+                return c < 0 || (c == 0 && plan.node < other.node)
+            } ?? kept.count
+            kept.insert(plan, at: position)
+            if kept.count > request.nodeCount { kept.removeLast() }
+        }
+        // Seed: the most promising nodes by linear scans, until enough plans give a ceiling;
+        // then only nodes whose bound does not exceed it are sorted and searched.
+        var seeds = 0
+        while kept.count < request.nodeCount, seeds < 8, !bounded.isEmpty {
+            var best = 0
+            for i in bounded.indices.dropFirst() where before(bounded[i], bounded[best]) { best = i }
+            let node = bounded[best].node
+            bounded.swapAt(best, bounded.count - 1)
+            bounded.removeLast()
+            seeds += 1
+            visit(node, ceiling: nil)
+        }
+        if kept.count >= request.nodeCount, let ceiling = kept.last?.cost {
+            let limit = CostBound(ceiling)
+            bounded.removeAll { $0.bound.compare(limit, order: policy.order) > 0 }
+        }
+        bounded.sort(by: before)
+        for (bound, node) in bounded {
+            let ceiling = kept.count >= request.nodeCount ? kept.last?.cost : nil
+            if let ceiling, bound.compare(CostBound(ceiling), order: policy.order) > 0 { break }
+            visit(node, ceiling: ceiling)
+        }
+        return (kept, searched)
+    }
+
+    /// The numeric part of a cost (no job ids), for bounds.
+    struct CostBound {
+        var maxPriority: Int?
+        var victims: Int
+        var gpuSeconds: Int64
+        var collateral: Int
+
+        init(maxPriority: Int?, victims: Int, gpuSeconds: Int64, collateral: Int) {
+            self.maxPriority = maxPriority
+            self.victims = victims
+            self.gpuSeconds = gpuSeconds
+            self.collateral = collateral
+        }
+
+        init(_ cost: PlanCost) {
+            self.init(maxPriority: cost.maxPriority, victims: cost.victims, gpuSeconds: cost.gpuSeconds, collateral: cost.collateral)
+        }
+
+        func compare(_ other: CostBound, order: [CostCriterion]) -> Int {
+            for criterion in order {
+                let c: Int
+                switch criterion {
+                case .priority: c = PlanCost.cmp(maxPriority ?? Int.min, other.maxPriority ?? Int.min)
+                case .victims: c = PlanCost.cmp(victims, other.victims)
+                case .work: c = PlanCost.cmp(gpuSeconds, other.gpuSeconds)
+                case .collateral: c = PlanCost.cmp(collateral, other.collateral)
+                }
+                if c != 0 { return c }
+            }
+            return 0
+        }
+    }
+
+    /// A lower bound of every criterion for any plan on `node` aligned at `level`: the job's GPUs
+    /// lie in one group at that level, so the victims must free the shortfall inside a group.
+    /// Each criterion is bounded on its own: the smallest priority threshold whose jobs cover the
+    /// shortfall, the fewest jobs (largest gains first), the least work (fractional, cheapest
+    /// work per freed GPU first). Uses a stack buffer, no heap allocation. nil when no group can
+    /// ever hold the job.
+    static func lowerBound(_ node: Int, level: AffinityLevel, k: Int, index: PlanningIndex, eligible: [Bool],
+                           scratch items: inout [(priority: Int, gain: Int, work: Int64)]) -> CostBound? {
+        let free = index.free[node]
+        var found = false
+        var bestPriority = Int.max
+        var bestVictims = Int.max
+        var bestWork = Int64.max
+        for group in index.groupMasks[index.layoutOfNode[node]][level.rawValue] where group.count >= k {
+            let need = k - free.intersection(group).count
+            if need <= 0 { return CostBound(maxPriority: nil, victims: 0, gpuSeconds: 0, collateral: 0) }
+            items.removeAll(keepingCapacity: true)
+            var available = 0
+            for entry in index.jobsOnNode[node] where eligible[entry.job] {
+                let gain = entry.gpus.intersection(group).count
+                guard gain > 0 else { continue }
+                items.append((index.jobPriority[entry.job], gain, index.work[entry.job]))
+                available += gain
+            }
+            guard available >= need else { continue }
+            found = true
+            // Small lists (a node's jobs in one group): quadratic scans beat sorting here.
+            // Priority: the smallest threshold whose jobs cover the need.
+            for candidate in items where candidate.priority < bestPriority {
+                var covered = 0
+                for item in items where item.priority <= candidate.priority { covered += item.gain }
+                if covered >= need { bestPriority = candidate.priority }
+            }
+            // Victims: largest gains first (all gains 1, the common case: exactly the need).
+            var maxGain = 0
+            for item in items { maxGain = max(maxGain, item.gain) }
+            if maxGain == 1 {
+                bestVictims = min(bestVictims, need)
+            } else {
+                items.sort { $0.gain > $1.gain }
+                var covered = 0
+                for (i, item) in items.enumerated() {
+                    covered += item.gain
+                    if covered >= need {
+                        bestVictims = min(bestVictims, i + 1)
+                        break
+                    }
+                }
+            }
+            // Work: cheapest work per freed GPU first, the last one fractionally.
+            items.sort { $0.work * Int64($1.gain) < $1.work * Int64($0.gain) }
+            var remaining = need
+            var work: Int64 = 0
+            for item in items where remaining > 0 {
+                let take = min(remaining, item.gain)
+                work = work &+ item.work / Int64(item.gain) * Int64(take)
+                remaining -= take
+            }
+            bestWork = min(bestWork, work)
+        }
+        guard found else { return nil }
+        return CostBound(maxPriority: bestPriority, victims: bestVictims, gpuSeconds: bestWork, collateral: 0)
+    }
+
+    /// The cheapest victim set on one node after which every modelled Slurm pick is aligned at
+    /// `level`; nil when there is none cheaper than `ceiling`.
+    static func planNode(_ node: Int, level: AffinityLevel, request: PreemptorRequest, index: PlanningIndex,
+                         eligible: [Bool], policy: PlannerPolicy, ceiling: PlanCost? = nil) -> NodePlan? {
+        let context = index.pickContexts[index.snapshot.nodes[node].layout]
+        let topology = context.topology
         let k = request.gpusPerNode
         guard topology.gpuCount >= k else { return nil }
         let free = index.free[node]
@@ -280,10 +457,10 @@ public enum Planner {
         var jobs = index.jobsOnNode[node].filter { eligible[$0.job] }
         if jobs.count > policy.maxCandidatesPerNode {
             jobs.sort { a, b in
-                let ja = snapshot.jobs[a.job], jb = snapshot.jobs[b.job]
-                if ja.priority != jb.priority { return ja.priority < jb.priority }
+                let pa = index.jobPriority[a.job], pb = index.jobPriority[b.job]
+                if pa != pb { return pa < pb }
                 if index.work[a.job] != index.work[b.job] { return index.work[a.job] < index.work[b.job] }
-                return ja.id < jb.id
+                return index.jobID[a.job] < index.jobID[b.job]
             }
             jobs = Array(jobs.prefix(policy.maxCandidatesPerNode))
         }
@@ -293,76 +470,63 @@ public enum Planner {
         let shortfall = max(0, k - free.count)
 
         var bestPlan: NodePlan?
+        var bestCost = ceiling
         var rejected: (victims: [UInt32], cost: PlanCost, pick: GPUSet, level: AffinityLevel)?
         var chosen: [Int] = []
-        // Depth-first over include/exclude; every criterion grows as victims are added, so a
-        // partial set that already costs more than the best plan is cut.
-        func cost(of set: [Int]) -> PlanCost {
-            var maxPriority: Int?
-            var seconds: Int64 = 0
-            var gpus = 0
-            var ids: [UInt32] = []
-            for position in set {
-                let job = snapshot.jobs[jobs[position].job]
-                maxPriority = max(maxPriority ?? Int.min, job.priority)
-                seconds = seconds &+ index.work[jobs[position].job]
-                gpus += job.gpuCount
-                ids.append(job.id)
-            }
-            ids.sort()
-            return PlanCost(maxPriority: maxPriority, victims: set.count, gpuSeconds: seconds,
+        // Running totals of the chosen set.
+        var maxPriority: Int?
+        var seconds: Int64 = 0
+        var gpus = 0
+
+        func numeric() -> CostBound {
+            CostBound(maxPriority: maxPriority, victims: chosen.count, gpuSeconds: seconds, collateral: max(0, gpus - shortfall))
+        }
+        func fullCost() -> PlanCost {
+            let ids = chosen.map { index.jobID[jobs[$0].job] }.sorted()
+            return PlanCost(maxPriority: maxPriority, victims: chosen.count, gpuSeconds: seconds,
                             collateral: max(0, gpus - shortfall), victimIDs: ids)
         }
+        /// True when the chosen set cannot beat the best so far (every criterion only grows).
+        func dominated() -> Bool {
+            guard let bestCost else { return false }
+            let c = numeric().compare(CostBound(bestCost), order: policy.order)
+            if c != 0 { return c > 0 }
+            return fullCost().compare(bestCost, order: policy.order) >= 0
+        }
         func consider(_ freedMask: GPUSet) {
-            let c = cost(of: chosen)
-            if let current = bestPlan {
-                if request.mode == .guaranteed || current.level == .nvlink {
-                    guard c.compare(current.cost, order: policy.order) < 0 else { return }
-                }
-            }
+            if dominated() { return }
+            let c = fullCost()
             let freeAfter = free.union(freedMask)
-            guard let (level, picks) = SlurmGPUPick.worstAlignment(topology, free: freeAfter, count: k, shape: request.shape,
+            guard let (reached, picks) = SlurmGPUPick.worstAlignment(context, free: freeAfter, count: k, shape: request.shape,
                                                                        cpus: request.cpusPerNode)
             else { return }
-            if request.mode == .guaranteed && level > request.level {
+            if reached > level {
                 if rejected.map({ c.compare($0.cost, order: policy.order) < 0 }) ?? true {
                     let worst = picks.max { topology.alignment(of: $0) < topology.alignment(of: $1) } ?? GPUSet()
-                    rejected = (c.victimIDs, c, worst, level)
+                    rejected = (c.victimIDs, c, worst, reached)
                 }
                 return
             }
-            let candidate = NodePlan(node: snapshot.nodes[node].name, victims: c.victimIDs, freedGPUs: freedMask,
-                                     freeAfter: freeAfter, expectedGPUs: picks, level: level, cost: c)
-            guard let current = bestPlan else {
-                bestPlan = candidate
-                return
-            }
-            if request.mode == .bestEffort && level != current.level {
-                if level < current.level { bestPlan = candidate }
-                return
-            }
-            if c.compare(current.cost, order: policy.order) < 0 { bestPlan = candidate }
+            bestPlan = NodePlan(node: snapshot.nodes[node].name, victims: c.victimIDs, freedGPUs: freedMask,
+                                freeAfter: freeAfter, expectedGPUs: picks, level: reached, cost: c)
+            bestCost = c
         }
-        // Each victim set is considered once: at the root (no victims) and right after a job
-        // joins it.
+        // Depth-first over include/exclude; each victim set is considered once, at the root and
+        // right after a job joins it; a set that cannot beat the best is not extended.
         func search(_ position: Int, _ freedMask: GPUSet, considered: Bool) {
             if !considered && free.count + freedMask.count >= k { consider(freedMask) }
             guard position < jobs.count else { return }
-            // Prune: adding any victim costs more than the current best (guaranteed mode, or
-            // best-effort once the best level is reached).
-            if let current = bestPlan, request.mode == .guaranteed || current.level == .nvlink {
-                chosen.append(position)
-                let partial = cost(of: chosen)
-                chosen.removeLast()
-                if partial.compare(current.cost, order: policy.order) >= 0 {
-                    // Including this job is too dear; excluding it may still work.
-                    search(position + 1, freedMask, considered: true)
-                    return
-                }
-            }
+            let job = jobs[position].job
+            let saved = (maxPriority, seconds, gpus)
             chosen.append(position)
-            search(position + 1, freedMask.union(jobs[position].gpus), considered: false)
+            maxPriority = max(maxPriority ?? Int.min, index.jobPriority[job])
+            seconds = seconds &+ index.work[job]
+            gpus += index.jobGPUs[job]
+            if !dominated() {
+                search(position + 1, freedMask.union(jobs[position].gpus), considered: false)
+            }
             chosen.removeLast()
+            (maxPriority, seconds, gpus) = saved
             search(position + 1, freedMask, considered: true)
         }
         search(0, GPUSet(), considered: false)
@@ -374,10 +538,17 @@ public enum Planner {
     }
 
     static func assemble(_ nodes: [NodePlan], request: PreemptorRequest, index: PlanningIndex,
-                         candidates: Int, alternatives: Int) -> Plan {
+                         candidates: Int, searched: Int) -> Plan {
         let snapshot = index.snapshot
         let victimIDs = Array(Set(nodes.flatMap(\.victims))).sorted()
-        let byID = Dictionary(snapshot.jobs.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        // Victims are jobs on the plan's nodes: look them up there, not in the whole snapshot.
+        var byID: [UInt32: ClusterSnapshot.RunningJob] = [:]
+        for plan in nodes {
+            guard let node = index.nodeByName[plan.node] else { continue }
+            for entry in index.jobsOnNode[node] where plan.victims.contains(index.jobID[entry.job]) {
+                byID[index.jobID[entry.job]] = snapshot.jobs[entry.job]
+            }
+        }
         let victims = victimIDs.compactMap { byID[$0] }
         let level = nodes.map(\.level).max() ?? .nvlink
         let cost = PlanCost(maxPriority: victims.map(\.priority).max(), victims: victims.count,
@@ -406,7 +577,7 @@ public enum Planner {
         if code == .degraded {
             reasons.append("degraded: no plan reaches \(request.level.name); best-effort takes \(level.name)")
         }
-        reasons.append("cost: \(cost); the cheapest of \(alternatives) feasible node plan(s) among \(candidates) candidate node(s)")
+        reasons.append("cost: \(cost); the cheapest among \(candidates) candidate node(s) (\(searched) searched, the rest bounded out)")
         return Plan(request: request, nodes: nodes, victims: victimIDs, level: level, degraded: code == .degraded,
                     cost: cost, graceSeconds: victims.map(\.graceTime).max() ?? 0, reasons: reasons, code: code)
     }

@@ -15,13 +15,32 @@ public enum SlurmGPUPick {
     /// The pick for `count` GPUs per node from `free`, with the job's cores on `usedSockets`;
     /// nil when Slurm would not find enough GPUs there.
     public static func pickPerNode(_ topology: NodeTopology, free: GPUSet, count: Int, usedSockets: Set<Int>) -> GPUSet? {
-        let n = topology.gpuCount
+        pickPerNode(Context(topology), free: free, count: count, usedSockets: usedSockets)
+    }
+
+    /// A layout's data in the form the pick loops read, prepared once per layout.
+    public struct Context: Sendable {
+        let links: [[Int]]
+        let socketOf: [Int?]
+        let socketCount: Int
+        public let topology: NodeTopology
+
+        public init(_ topology: NodeTopology) {
+            self.topology = topology
+            links = topology.paths.map { $0.map(\.gresLinkCount) }
+            socketOf = topology.gpus.map(\.socket)
+            socketCount = (socketOf.compactMap { $0 }.max() ?? -1) + 1
+        }
+    }
+
+    static func pickPerNode(_ context: Context, free: GPUSet, count: Int, usedSockets: Set<Int>) -> GPUSet? {
+        let n = context.links.count
         guard count > 0, free.count >= count else { return count == 0 ? GPUSet() : nil }
-        let socketOf = topology.gpus.map(\.socket)
-        let socketCount = (socketOf.compactMap { $0 }.max() ?? -1) + 1
+        let socketOf = context.socketOf
+        let socketCount = context.socketCount
         var selected = GPUSet()
         var linkSum = [Int](repeating: 0, count: n)
-        let links = topology.paths.map { $0.map(\.gresLinkCount) }
+        let links = context.links
 
         func onSocket(_ g: Int, _ s: Int) -> Bool { s == -1 ? socketOf[g] == nil : socketOf[g] == s }
         let usedOrder = [-1] + (0..<socketCount).filter { usedSockets.contains($0) }
@@ -87,12 +106,18 @@ public enum SlurmGPUPick {
     /// some scenario would not fit at all.
     public static func worstAlignment(_ topology: NodeTopology, free: GPUSet, count: Int,
                                       shape: RequestShape, cpus: Int = 1) -> (level: AffinityLevel, picks: [GPUSet])? {
+        worstAlignment(Context(topology), free: free, count: count, shape: shape, cpus: cpus)
+    }
+
+    static func worstAlignment(_ context: Context, free: GPUSet, count: Int,
+                               shape: RequestShape, cpus: Int = 1) -> (level: AffinityLevel, picks: [GPUSet])? {
+        let topology = context.topology
         var worst = AffinityLevel.nvlink
         var picks: [GPUSet] = []
         switch shape {
         case .perNode:
             for scenario in coreScenarios(topology, cpus: cpus) {
-                guard let pick = pickPerNode(topology, free: free, count: count, usedSockets: scenario) else { return nil }
+                guard let pick = pickPerNode(context, free: free, count: count, usedSockets: scenario) else { return nil }
                 picks.append(pick)
                 worst = max(worst, topology.alignment(of: pick))
             }

@@ -24,13 +24,18 @@ public enum StockPreemption {
             let state = snapshot.nodes[node]
             return state.available && (request.candidateNodes?.contains(state.name) ?? true)
         }
+        let socketsOfLayout = index.pickContexts.map { SlurmGPUPick.sockets($0.topology) }
         func fits(_ node: Int) -> GPUSet? {
-            let topology = index.topology(ofNode: node)
-            let cores: Set<Int> = Set(SlurmGPUPick.sockets(topology).prefix(1))
+            guard free[node].count >= k else { return nil }
+            let layout = index.layoutOfNode[node]
+            let topology = index.pickContexts[layout].topology
+            let sockets = socketsOfLayout[layout]
             switch request.shape {
-            case .perNode: return SlurmGPUPick.pickPerNode(topology, free: free[node], count: k, usedSockets: cores)
+            case .perNode:
+                return SlurmGPUPick.pickPerNode(index.pickContexts[layout], free: free[node], count: k,
+                                                usedSockets: Set(sockets.prefix(1)))
             case .perSocket:
-                for socket in SlurmGPUPick.sockets(topology) {
+                for socket in sockets {
                     if let pick = SlurmGPUPick.pickPerSocket(topology, free: free[node], count: k, socket: socket) { return pick }
                 }
                 return nil
