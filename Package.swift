@@ -43,8 +43,11 @@ let package = Package(
             name: "topo-preempt",
             dependencies: [
                 "TopoEngine",
+                "SlurmBridge",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // The live-cluster commands (plan --job, audit) call libslurm's client API.
+            linkerSettings: [.linkedLibrary("slurm")]
         ),
         // Test-only C target: the slurm_* symbols the shim reaches, with recorded calls.
         .target(name: "CSlurmMock", path: "Tests/CSlurmMock", publicHeadersPath: "include"),

@@ -68,3 +68,8 @@ func printJSON<T: Encodable>(_ value: T) throws {
 func printError(_ line: String) {
     FileHandle.standardError.write(Data("\(line)\n".utf8))
 }
+
+/// Left-aligns `text` in a column of `width` characters (at least one space after it).
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+}

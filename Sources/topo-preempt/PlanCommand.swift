@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SlurmBridge
 import TopoEngine
 
 extension AffinityLevel: ExpressibleByArgument {
@@ -27,6 +28,11 @@ struct PlanCommand: ParsableCommand {
 
     @Option(help: "Cluster snapshot JSON file (- for stdin).")
     var snapshot: String?
+
+    @Option(help: "A pending job of the live cluster (libslurm, $SLURM_CONF): plan for its request.")
+    var job: UInt32?
+
+    @OptionGroup var config: ConfigPathOption
 
     @Flag(name: .customLong("example-snapshot"), help: "Print an example snapshot (the lab's full node) and exit.")
     var exampleSnapshot = false
@@ -68,8 +74,14 @@ struct PlanCommand: ParsableCommand {
 
     func validate() throws {
         if exampleSnapshot { return }
-        guard snapshot != nil else { throw ValidationError("give --snapshot FILE (or --example-snapshot)") }
-        guard let gpus, gpus >= 1, gpus <= GPUSet.capacity else { throw ValidationError("--gpus must be 1...\(GPUSet.capacity)") }
+        guard (snapshot != nil) != (job != nil) else {
+            throw ValidationError("give --snapshot FILE or --job ID (or --example-snapshot)")
+        }
+        if job != nil {
+            if gpus != nil { throw ValidationError("--gpus comes from the job with --job") }
+        } else {
+            guard let gpus, gpus >= 1, gpus <= GPUSet.capacity else { throw ValidationError("--gpus must be 1...\(GPUSet.capacity)") }
+        }
         if nodes < 1 { throw ValidationError("--nodes must be at least 1") }
         if cpus < 1 { throw ValidationError("--cpus must be at least 1") }
         if exemptTime < 0 { throw ValidationError("--exempt-time must not be negative") }
@@ -97,6 +109,10 @@ struct PlanCommand: ParsableCommand {
             print(String(decoding: try encoder.encode(Self.example), as: UTF8.self))
             return
         }
+        if let job {
+            try planLive(job)
+            return
+        }
         let index: PlanningIndex
         do {
             let data = Data(try readInput(snapshot ?? "-").utf8)
@@ -119,6 +135,36 @@ struct PlanCommand: ParsableCommand {
         case .json: try printJSON(report)
         case .text: print(report.text(), terminator: "")
         }
+        if case .noPlan = outcome { throw ExitCode(1) }
+    }
+
+    /// Plans for a pending job of the live cluster.
+    func planLive(_ id: UInt32) throws {
+        let live: LiveCluster
+        do { live = try LiveCluster.load(config: config) } catch let error as CLIError { throw error.exit() }
+        guard let pending = live.state.jobs.first(where: { $0.id == id }) else {
+            throw CLIError.input("job \(id) is not in the cluster's job list").exit()
+        }
+        let request: PreemptorRequest
+        do { request = try SnapshotBuilder.request(for: pending, in: live.state, config: live.config) } catch {
+            throw CLIError.input("\(error)").exit()
+        }
+        let index: PlanningIndex
+        do { index = try PlanningIndex(live.snapshot) } catch { throw CLIError.input("live snapshot: \(error)").exit() }
+        let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime)
+        let outcome = Planner.plan(request, in: index, policy: policy)
+        let stock = compareStock ? StockPreemption.simulate(request, in: index, policy: policy) : nil
+        var report = PlanReport(outcome, stock: stock, comparedStock: compareStock)
+        report.job = id
+        report.request = "\(request.gpusPerNode) GPU(s) x \(request.nodeCount) node(s), \(request.level.name), \(request.mode.name), priority \(request.priority), \(request.shape.rawValue)"
+        switch output.format {
+        case .json: try printJSON(report)
+        case .text:
+            if pending.state != .pending { print("note: job \(id) is not pending; planning as if it were") }
+            print("job \(id): \(report.request ?? "")")
+            print(report.text(), terminator: "")
+        }
+        for warning in live.warnings { printError("warning: \(warning)") }
         if case .noPlan = outcome { throw ExitCode(1) }
     }
 
@@ -188,6 +234,8 @@ struct PlanReport: Encodable {
     var reasons: [String]?
     var stock: Stock?
     var stockFits: Bool?
+    var job: UInt32?
+    var request: String?
 
     init(_ outcome: PlanOutcome, stock: StockPreemption.Outcome?, comparedStock: Bool) {
         switch outcome {
@@ -236,5 +284,82 @@ struct PlanReport: Encodable {
             }
         }
         return out
+    }
+}
+
+/// The live cluster as the CLI sees it: libslurm's state, the topology from slurm.conf and
+/// gres.conf (the files slurmctld reads), topo_aware.conf if present, and the planning snapshot.
+struct LiveCluster {
+    var state: LiveState
+    var topology: ClusterTopology
+    var config: TopoAwareConfig?
+    var snapshot: ClusterSnapshot
+    var warnings: [String]
+
+    static func load(config option: ConfigPathOption) throws -> LiveCluster {
+        let environment = ProcessInfo.processInfo.environment
+        let slurmConf = environment["SLURM_CONF"].flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/slurm/slurm.conf"
+        let gresConf = (slurmConf as NSString).deletingLastPathComponent + "/gres.conf"
+        let topology: ClusterTopology
+        do {
+            let nodes = try SlurmConfNodes.parse(try readInput(slurmConf), file: slurmConf)
+            let gres = try GresConf.parse(try readInput(gresConf), file: gresConf)
+            topology = TopologySummary.build(slurmNodes: nodes, gresConf: gres).cluster
+        } catch let error as TextDiagnostic {
+            throw CLIError.input(error.description)
+        }
+        var config: TopoAwareConfig?
+        if FileManager.default.fileExists(atPath: option.resolved()) { config = try option.load().config }
+        let state: LiveState
+        do { state = try SlurmClient.load() } catch { throw CLIError.input("cannot read the cluster: \(error)") }
+        let built = SnapshotBuilder.build(state, topology: topology, config: config)
+        return LiveCluster(state: state, topology: topology, config: config, snapshot: built.snapshot,
+                           warnings: topology.warnings.map(\.description) + built.warnings)
+    }
+}
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "List running preemptor jobs and how aligned the GPUs they hold are.",
+        discussion: "Reads the live cluster through libslurm ($SLURM_CONF). Exit status 0 also when jobs are misaligned.")
+
+    @OptionGroup var config: ConfigPathOption
+    @OptionGroup var output: FormatOption
+
+    struct Entry: Encodable {
+        var job: UInt32
+        var name: String?
+        var className: String
+        var required: String
+        var mode: String
+        var gpus: [String: String]
+        var reached: String
+        var aligned: Bool
+
+        enum CodingKeys: String, CodingKey { case job, name, className = "class", required, mode, gpus, reached, aligned }
+    }
+
+    func run() throws {
+        let live: LiveCluster
+        do { live = try LiveCluster.load(config: config) } catch let error as CLIError { throw error.exit() }
+        let entries = Audit.preemptors(live.state, topology: live.topology).map { entry in
+            Entry(job: entry.jobID, name: entry.name, className: entry.className, required: entry.required.name,
+                  mode: entry.mode.name, gpus: Dictionary(entry.gpus.map { ($0.node, $0.gpus.description) }, uniquingKeysWith: { a, _ in a }),
+                  reached: entry.reached.name, aligned: entry.aligned)
+        }
+        switch output.format {
+        case .json: try printJSON(entries)
+        case .text:
+            print("job      class        required     reached      GPUs")
+            for entry in entries {
+                let gpus = entry.gpus.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")
+                print(pad(String(entry.job), 9) + pad(entry.className, 13) + pad(entry.required, 13) + pad(entry.reached, 13)
+                      + gpus + (entry.aligned ? "" : "  MISALIGNED"))
+            }
+            let misaligned = entries.filter { !$0.aligned }.count
+            print("\(entries.count) running preemptor(s), \(misaligned) misaligned")
+        }
+        for warning in live.warnings { printError("warning: \(warning)") }
     }
 }

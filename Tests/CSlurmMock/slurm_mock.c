@@ -9,6 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Client API state (see CSlurmMock_set_client_data). */
+static job_info_msg_t *client_jobs;
+static node_info_msg_t *client_nodes;
+static partition_info_msg_t *client_partitions;
+static int client_error, client_inits, client_loads, client_frees;
+
 #define MAX_LINES 4096
 #define MOCK_MAGIC 0x534c55524d4f434bULL /* "SLURMOCK" */
 
@@ -126,6 +132,8 @@ char *slurm_get_extra_conf_path(char *conf_name)
 
 void CSlurmMock_reset(void)
 {
+    client_jobs = NULL; client_nodes = NULL; client_partitions = NULL;
+    client_error = client_inits = client_loads = client_frees = 0;
     for (int i = 0; i < line_count; i++)
         free(lines[i]);
     line_count = 0;
@@ -162,3 +170,45 @@ void CSlurmMock_set_default_partition(const char *name)
 
 char *CSlurmMock_xstrdup(const char *text) { return slurm_xstrdup(text); }
 void CSlurmMock_xfree(char **field) { slurm_xfree((void **)field); }
+
+/* ---- client API ---- */
+
+void CSlurmMock_set_client_data(job_info_msg_t *jobs, node_info_msg_t *nodes, partition_info_msg_t *partitions, int error)
+{
+    client_jobs = jobs;
+    client_nodes = nodes;
+    client_partitions = partitions;
+    client_error = error;
+}
+int CSlurmMock_client_inits(void) { return client_inits; }
+int CSlurmMock_client_loads(void) { return client_loads; }
+int CSlurmMock_client_frees(void) { return client_frees; }
+
+void slurm_init(const char *conf) { (void)conf; client_inits++; }
+int slurm_get_errno(void) { return client_error; }
+char *slurm_strerror(int errnum) { return errnum ? "mock failure" : "no error"; }
+
+int slurm_load_jobs(time_t update_time, job_info_msg_t **resp, uint16_t show_flags)
+{
+    (void)update_time; (void)show_flags;
+    client_loads++;
+    *resp = client_jobs;
+    return client_jobs ? SLURM_SUCCESS : SLURM_ERROR;
+}
+int slurm_load_node(time_t update_time, node_info_msg_t **resp, uint16_t show_flags)
+{
+    (void)update_time; (void)show_flags;
+    client_loads++;
+    *resp = client_nodes;
+    return client_nodes ? SLURM_SUCCESS : SLURM_ERROR;
+}
+int slurm_load_partitions(time_t update_time, partition_info_msg_t **resp, uint16_t show_flags)
+{
+    (void)update_time; (void)show_flags;
+    client_loads++;
+    *resp = client_partitions;
+    return client_partitions ? SLURM_SUCCESS : SLURM_ERROR;
+}
+void slurm_free_job_info_msg(job_info_msg_t *msg) { if (msg) client_frees++; }
+void slurm_free_node_info_msg(node_info_msg_t *msg) { if (msg) client_frees++; }
+void slurm_free_partition_info_msg(partition_info_msg_t *msg) { if (msg) client_frees++; }

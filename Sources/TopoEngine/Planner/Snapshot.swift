@@ -18,7 +18,7 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
 
     /// A node layout in JSON-friendly form: the link matrix as `nvidia-smi topo -m` cells and
     /// each GPU's socket (from gres.conf `Cores=` and slurm.conf `CoresPerSocket`).
-    public struct LayoutSpec: Sendable, Codable, Equatable {
+    public struct LayoutSpec: Sendable, Codable, Hashable {
         /// `paths[i][j]`: `NV4`, `PIX`, `PXB`, `PHB`, `NODE`, `SYS`, `-` (unknown), `X` on the diagonal.
         public var paths: [[String]]
         public var sockets: [Int?]?

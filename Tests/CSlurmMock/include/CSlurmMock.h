@@ -7,6 +7,7 @@
 #define CSLURMMOCK_H
 
 #include <stddef.h>
+#include <slurm/slurm.h>
 
 /* Forget recorded lines and allocations; log level back to info, no conf dir, no default partition. */
 void CSlurmMock_reset(void);
@@ -32,5 +33,15 @@ void CSlurmMock_set_default_partition(const char *_Nullable name);
 /* Slurm-allocated copy of text (what slurmctld puts in job_desc fields) and its release. */
 char *_Nullable CSlurmMock_xstrdup(const char *_Nullable text);
 void CSlurmMock_xfree(char *_Nullable *_Nonnull field);
+
+/* Client API (slurm_load_jobs/node/partitions): the messages the next load calls return (the
+ * test owns them; the mock's free functions only count). NULL makes that load fail with
+ * errno `error`. */
+void CSlurmMock_set_client_data(job_info_msg_t *_Nullable jobs, node_info_msg_t *_Nullable nodes,
+                                partition_info_msg_t *_Nullable partitions, int error);
+/* Calls of slurm_init, of the load functions, and of the free functions since the last reset. */
+int CSlurmMock_client_inits(void);
+int CSlurmMock_client_loads(void);
+int CSlurmMock_client_frees(void);
 
 #endif

@@ -1,0 +1,142 @@
+import CSlurmMock
+import CSlurmShim
+import Foundation
+import SlurmBridge
+import Testing
+import TopoEngine
+
+/// libslurm messages built by hand, as slurm_load_* return them; freed by the test.
+final class ClientMessages {
+    var strings: [UnsafeMutablePointer<CChar>] = []
+    var buffers: [UnsafeMutableRawPointer] = []
+    let jobs = UnsafeMutablePointer<job_info_msg_t>.allocate(capacity: 1)
+    let nodes = UnsafeMutablePointer<node_info_msg_t>.allocate(capacity: 1)
+    let partitions = UnsafeMutablePointer<partition_info_msg_t>.allocate(capacity: 1)
+
+    func c(_ text: String?) -> UnsafeMutablePointer<CChar>? {
+        guard let text else { return nil }
+        let copy = strdup(text)!
+        strings.append(copy)
+        return copy
+    }
+
+    func array<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
+        let pointer = UnsafeMutablePointer<T>.allocate(capacity: max(1, values.count))
+        pointer.initialize(from: values, count: values.count)
+        buffers.append(UnsafeMutableRawPointer(pointer))
+        return pointer
+    }
+
+    init() {
+        var nodeRecords: [node_info_t] = []
+        for (name, state) in [("node1", UInt32(NODE_STATE_MIXED.rawValue)), ("node2", UInt32(NODE_STATE_DOWN.rawValue))] {
+            var node = node_info_t()
+            node.name = c(name)
+            node.node_state = state
+            nodeRecords.append(node)
+        }
+        nodes.initialize(to: node_info_msg_t())
+        nodes.pointee.record_count = 2
+        nodes.pointee.node_array = array(nodeRecords)
+
+        var batch = partition_info_t()
+        batch.name = c("batch")
+        batch.priority_tier = 1
+        batch.preempt_mode = UInt16(PREEMPT_MODE_REQUEUE)
+        batch.node_inx = array([Int32(0), 1, -1])
+        var infer = partition_info_t()
+        infer.name = c("infer")
+        infer.priority_tier = 10
+        infer.preempt_mode = UInt16(PREEMPT_MODE_OFF)
+        infer.node_inx = array([Int32(0), 1, -1])
+        partitions.initialize(to: partition_info_msg_t())
+        partitions.pointee.record_count = 2
+        partitions.pointee.partition_array = array([batch, infer])
+
+        var running = slurm_job_info_t()
+        running.job_id = 11
+        running.name = c("train")
+        running.job_state = UInt32(JOB_RUNNING.rawValue)
+        running.partition = c("batch")
+        running.admin_comment = c("topo_aware:preemptible=batch")
+        running.start_time = 1000
+        running.node_inx = array([Int32(0), 0, -1])
+        running.gres_detail_cnt = 1
+        running.gres_detail_str = array([c("gpu:2(IDX:0-1)")])
+        running.num_nodes = 1
+        running.num_cpus = 1
+        var pending = slurm_job_info_t()
+        pending.job_id = 12
+        pending.job_state = UInt32(JOB_PENDING.rawValue)
+        pending.partition = c("infer")
+        pending.admin_comment = c("topo_aware:preemptor=inference,level=nvlink,mode=guaranteed")
+        pending.tres_per_node = c("gres:gpu:4")
+        pending.sockets_per_node = UInt16(NO_VAL16)
+        pending.node_inx = array([Int32(-1)])
+        pending.req_node_inx = array([Int32(0), 0, -1])
+        pending.num_nodes = 1
+        pending.num_cpus = 2
+        jobs.initialize(to: job_info_msg_t())
+        jobs.pointee.record_count = 2
+        jobs.pointee.job_array = array([running, pending])
+    }
+
+    deinit {
+        strings.forEach { free($0) }
+        buffers.forEach { $0.deallocate() }
+        jobs.deallocate()
+        nodes.deallocate()
+        partitions.deallocate()
+    }
+}
+
+extension MockedSlurm {
+    /// SlurmClient (the CLI's live reader) against the mocked client API.
+    @Suite struct SlurmClientTests {
+        @Test func copiesJobsNodesAndPartitions() throws {
+            CSlurmMock_reset()
+            let messages = ClientMessages()
+            CSlurmMock_set_client_data(messages.jobs, messages.nodes, messages.partitions, 0)
+            let state = try SlurmClient.load()
+            #expect(CSlurmMock_client_inits() == 1)
+            #expect(CSlurmMock_client_loads() == 3)
+            #expect(CSlurmMock_client_frees() == 3)
+            #expect(state.nodes == [.init(name: "node1", available: true), .init(name: "node2", available: false)])
+            #expect(state.partitions == [.init(name: "batch", priorityTier: 1, preemptable: true, nodeIndices: [0, 1]),
+                                         .init(name: "infer", priorityTier: 10, preemptable: false, nodeIndices: [0, 1])])
+            #expect(state.jobs.count == 2)
+            let running = state.jobs[0]
+            #expect(running.id == 11 && running.state == .running && running.nodeIndices == [0])
+            #expect(running.gresDetail == ["gpu:2(IDX:0-1)"])
+            let pending = state.jobs[1]
+            #expect(pending.state == .pending && pending.tresPerNode == "gres:gpu:4" && pending.socketsPerNode == nil)
+            #expect(pending.requiredNodeIndices == [0] && pending.numCPUs == 2)
+            // And the engine's request for the pending job.
+            let request = try SnapshotBuilder.request(for: pending, in: state, config: nil)
+            #expect(request.gpusPerNode == 4 && request.level == .nvlink && request.priority == 10)
+            #expect(request.candidateNodes == ["node1"] && request.cpusPerNode == 2)
+        }
+
+        @Test func aFailedLoadNamesTheCall() {
+            CSlurmMock_reset()
+            let messages = ClientMessages()
+            CSlurmMock_set_client_data(nil, messages.nodes, messages.partitions, 1)
+            #expect(throws: SlurmClient.Failure.self) { try SlurmClient.load() }
+            do {
+                _ = try SlurmClient.load()
+            } catch {
+                #expect(error.description == "slurm_load_jobs: mock failure")
+            }
+            #expect(CSlurmMock_client_frees() == 4)  // what was loaded is freed on the error path too
+        }
+
+        @Test func jobSubmitHooksNeverCallTheClientAPI() throws {
+            let mock = try MockSlurm(config: MockedSlurm.JobSubmitShimTests.config, initialize: true)
+            let job = JobDesc(partition: "infer", tresPerNode: "gres:gpu:4")
+            _ = job.submit()
+            job.release()
+            #expect(CSlurmMock_client_loads() == 0 && CSlurmMock_client_inits() == 0)
+            #expect(mock.finish() == .clean)
+        }
+    }
+}
