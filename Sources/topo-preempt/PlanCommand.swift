@@ -312,7 +312,14 @@ struct LiveCluster {
         if FileManager.default.fileExists(atPath: option.resolved()) { config = try option.load().config }
         let state: LiveState
         do { state = try SlurmClient.load() } catch { throw CLIError.input("cannot read the cluster: \(error)") }
-        let built = SnapshotBuilder.build(state, topology: topology, config: config)
+        var switches: SwitchTopology?
+        let topologyConf = (slurmConf as NSString).deletingLastPathComponent + "/topology.conf"
+        if FileManager.default.fileExists(atPath: topologyConf) {
+            do { switches = try SwitchTopology.parse(try readInput(topologyConf), file: topologyConf) } catch let error as TextDiagnostic {
+                throw CLIError.input(error.description)
+            }
+        }
+        let built = SnapshotBuilder.build(state, topology: topology, config: config, switches: switches)
         return LiveCluster(state: state, topology: topology, config: config, snapshot: built.snapshot,
                            warnings: topology.warnings.map(\.description) + built.warnings)
     }

@@ -108,6 +108,12 @@ import Testing
         #expect(nodes[1].line == 6)
     }
 
+    @Test func commaSeparatedHostLists() throws {
+        let nodes = try SlurmConfNodes.parse("NodeName=a[1-2],b Gres=gpu:2", file: "s")
+        #expect(nodes[0].names == ["a1", "a2", "b"])
+        #expect(try BracketList.expandList("gpu[01-02],cpu1") == ["gpu01", "gpu02", "cpu1"])
+    }
+
     @Test func badNumberNamesTheLine() {
         do {
             _ = try SlurmConfNodes.parse("A=b\nNodeName=n Sockets=two", file: "s")

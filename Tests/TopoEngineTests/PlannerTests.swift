@@ -175,6 +175,28 @@ enum Lab {
         #expect(StockPreemption.simulate(shaped, in: pairs) == .init(node: "node1", victims: [3], gpus: GPUSet([1, 2]), level: .pcieSwitch))
     }
 
+    @Test func multiNodeJobsPreferOneLeafSwitch() throws {
+        // Four idle nodes; n1, n2 under s1 (n2 needs a victim), n3 under s2, n4 under s3.
+        var snapshot = Lab.filled(Lab.islands, [], nodes: 4)
+        snapshot.jobs = [.init(id: 7, priority: 1, startTime: 0, allocations: [.init(node: 1, gpus: GPUSet(0...7))])]
+        let switches = try SwitchTopology.parse("SwitchName=s1 Nodes=node[1-2]\nSwitchName=s2 Nodes=node3\nSwitchName=s3 Nodes=node4\nSwitchName=top Switches=s[1-3]\n", file: "topology.conf")
+        #expect(switches.leafOf == ["node1": "s1", "node2": "s1", "node3": "s2", "node4": "s3"])
+        for i in snapshot.nodes.indices { snapshot.nodes[i].leafSwitch = switches.leafOf[snapshot.nodes[i].name] }
+        let request = PreemptorRequest(gpusPerNode: 4, nodeCount: 2, level: .nvlink, priority: 10)
+        guard case let .plan(plan) = try Lab.plan(snapshot, request) else { Issue.record("no plan"); return }
+        // Without switches, node3 and node4 would do with no victim; one switch costs one victim.
+        #expect(Set(plan.nodes.map(\.node)) == ["node1", "node2"])
+        #expect(plan.victims == [7])
+        #expect(plan.reasons.first == "all 2 nodes under leaf switch s1 (topology.conf)")
+        // Three nodes fit under no switch: the plan spans switches and says so.
+        var three = request
+        three.nodeCount = 3
+        guard case let .plan(spanning) = try Lab.plan(snapshot, three) else { Issue.record("no plan"); return }
+        #expect(spanning.reasons.first == "no leaf switch can host all 3 nodes: the plan spans switches")
+        #expect(throws: TextDiagnostic.self) { try SwitchTopology.parse("SwitchName=s1 Nodes=a\nSwitchName=s1 Nodes=b", file: "t") }
+        #expect(throws: TextDiagnostic.self) { try SwitchTopology.parse("Switch=s1", file: "t") }
+    }
+
     @Test func snapshotErrorsNameTheField() {
         let bad = ClusterSnapshot(layouts: [Lab.islands], nodes: [.init(name: "n", layout: 3)], jobs: [], time: 0)
         #expect(throws: SnapshotError("nodes[0] (n): layout 3 does not exist")) { try PlanningIndex(bad) }

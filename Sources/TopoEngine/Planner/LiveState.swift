@@ -103,7 +103,8 @@ public enum SnapshotBuilder {
     /// Running jobs become snapshot jobs (priority = their partition's PriorityTier, preemptible
     /// unless the partition has PreemptMode=OFF or the job is in a preemptor class); nodes
     /// without a known GPU layout are left out.
-    public static func build(_ state: LiveState, topology: ClusterTopology, config: TopoAwareConfig?) -> Result {
+    public static func build(_ state: LiveState, topology: ClusterTopology, config: TopoAwareConfig?,
+                             switches: SwitchTopology? = nil) -> Result {
         var warnings: [String] = []
         var layouts: [ClusterSnapshot.LayoutSpec] = []
         var layoutIndex: [ClusterSnapshot.LayoutSpec: Int] = [:]
@@ -119,7 +120,7 @@ public enum SnapshotBuilder {
                 return layouts.count - 1
             }()
             snapshotNode[i] = nodes.count
-            nodes.append(.init(name: node.name, layout: layout, available: node.available))
+            nodes.append(.init(name: node.name, layout: layout, available: node.available, leafSwitch: switches?.leafOf[node.name]))
         }
         let partitions = Dictionary(state.partitions.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         var jobs: [ClusterSnapshot.RunningJob] = []

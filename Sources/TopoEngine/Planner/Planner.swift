@@ -257,11 +257,38 @@ public enum Planner {
         // Guaranteed: the required level only. Best-effort: the required level first, then each
         // looser level until one has a plan (tighter than required is not preferred).
         let levels = request.mode == .guaranteed ? [request.level] : AffinityLevel.allCases.filter { $0 >= request.level }
+        // Multi-node jobs: nodes under one leaf switch (topology.conf) first, the cheapest such set.
+        var leaves: [String: [Int]] = [:]
+        if request.nodeCount > 1 {
+            for node in candidates {
+                if let leaf = snapshot.nodes[node].leafSwitch { leaves[leaf, default: []].append(node) }
+            }
+        }
         for level in levels {
+            var bestLeaf: (leaf: String, plans: [NodePlan], searched: Int, cost: PlanCost)?
+            for (leaf, members) in leaves.sorted(by: { $0.key < $1.key }) where members.count >= request.nodeCount {
+                let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
+                                                candidates: members, policy: policy)
+                guard chosen.count >= request.nodeCount else { continue }
+                let cost = aggregate(chosen, index: index)
+                if bestLeaf.map({ cost.compare($0.cost, order: policy.order) < 0 }) ?? true {
+                    bestLeaf = (leaf, chosen, searched, cost)
+                }
+            }
+            if let bestLeaf {
+                var plan = assemble(bestLeaf.plans, request: request, index: index, candidates: candidates.count,
+                                    searched: bestLeaf.searched)
+                plan.reasons.insert("all \(request.nodeCount) nodes under leaf switch \(bestLeaf.leaf) (topology.conf)", at: 0)
+                return .plan(plan)
+            }
             let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
                                             candidates: candidates, policy: policy)
             if chosen.count >= request.nodeCount {
-                return .plan(assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched))
+                var plan = assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched)
+                if !leaves.isEmpty {
+                    plan.reasons.insert("no leaf switch can host all \(request.nodeCount) nodes: the plan spans switches", at: 0)
+                }
+                return .plan(plan)
             }
         }
         if request.mode == .guaranteed {
@@ -535,6 +562,19 @@ public enum Planner {
             return plan
         }
         return bestPlan
+    }
+
+    /// The cost of a set of node plans: victims counted once, work and collateral summed.
+    static func aggregate(_ nodes: [NodePlan], index: PlanningIndex) -> PlanCost {
+        var ids = Set<UInt32>()
+        var maxPriority: Int?
+        for plan in nodes {
+            ids.formUnion(plan.victims)
+            if let p = plan.cost.maxPriority { maxPriority = max(maxPriority ?? Int.min, p) }
+        }
+        return PlanCost(maxPriority: maxPriority, victims: ids.count,
+                        gpuSeconds: nodes.reduce(0) { $0 &+ $1.cost.gpuSeconds },
+                        collateral: nodes.reduce(0) { $0 + $1.cost.collateral }, victimIDs: ids.sorted())
     }
 
     static func assemble(_ nodes: [NodePlan], request: PreemptorRequest, index: PlanningIndex,

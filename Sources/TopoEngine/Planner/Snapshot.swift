@@ -69,12 +69,15 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
         /// GPUs in use by jobs the snapshot does not list (e.g. other users' jobs outside the
         /// planner's view); jobs' own GPUs are added to these.
         public var otherAllocated: GPUSet?
+        /// The node's leaf switch in topology.conf, when the site has one.
+        public var leafSwitch: String?
 
-        public init(name: String, layout: Int, available: Bool = true, otherAllocated: GPUSet? = nil) {
+        public init(name: String, layout: Int, available: Bool = true, otherAllocated: GPUSet? = nil, leafSwitch: String? = nil) {
             self.name = name
             self.layout = layout
             self.available = available
             self.otherAllocated = otherAllocated
+            self.leafSwitch = leafSwitch
         }
 
         /// `available` may be left out of JSON (true).
@@ -84,6 +87,7 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
             layout = try c.decode(Int.self, forKey: .layout)
             available = try c.decodeIfPresent(Bool.self, forKey: .available) ?? true
             otherAllocated = try c.decodeIfPresent(GPUSet.self, forKey: .otherAllocated)
+            leafSwitch = try c.decodeIfPresent(String.self, forKey: .leafSwitch)
         }
     }
 

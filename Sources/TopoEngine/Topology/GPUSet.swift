@@ -194,6 +194,16 @@ public enum BracketList {
         return results.map { $0 + rest }
     }
 
+    /// A comma-separated list of host-list items, each expanded: `a[1-2],b` → a1 a2 b.
+    public static func expandList(_ text: String, limit: Int = 4096) throws(RangeList.Failure) -> [String] {
+        var names: [String] = []
+        for part in GresConf.splitOutsideBrackets(text) where !part.isEmpty {
+            names += try expand(part, limit: limit)
+            guard names.count <= limit else { throw .tooMany(limit) }
+        }
+        return names
+    }
+
     static func zeroPadded(_ n: Int, width: Int) -> String {
         let digits = String(n)
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
