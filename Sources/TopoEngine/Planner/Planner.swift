@@ -455,14 +455,28 @@ public enum Planner {
                     }
                 }
             }
-            // Work: cheapest work per freed GPU first, the last one fractionally.
-            items.sort { $0.work * Int64($1.gain) < $1.work * Int64($0.gain) }
-            var remaining = need
+            // Work: cheapest work per freed GPU first, the last one fractionally. With all gains 1
+            // (the common case) that is the sum of the `need` smallest works: select, no sort.
             var work: Int64 = 0
-            for item in items where remaining > 0 {
-                let take = min(remaining, item.gain)
-                work = work &+ item.work / Int64(item.gain) * Int64(take)
-                remaining -= take
+            if maxGain == 1 && items.count <= 64 {
+                var taken: UInt64 = 0
+                for _ in 0..<need {
+                    var pick = -1
+                    for i in items.indices where taken & (1 << UInt64(i)) == 0 {
+                        if pick < 0 || items[i].work < items[pick].work { pick = i }
+                    }
+                    guard pick >= 0 else { break }
+                    taken |= 1 << UInt64(pick)
+                    work = work &+ items[pick].work
+                }
+            } else {
+                items.sort { $0.work * Int64($1.gain) < $1.work * Int64($0.gain) }
+                var remaining = need
+                for item in items where remaining > 0 {
+                    let take = min(remaining, item.gain)
+                    work = work &+ item.work / Int64(item.gain) * Int64(take)
+                    remaining -= take
+                }
             }
             bestWork = min(bestWork, work)
         }
