@@ -117,7 +117,7 @@ extension BenchCommand {
 
         func run() throws {
             print("nodes    jobs    index(ms)  plan p50(ms)  plan p99(ms)  stock p50(ms)  stock p99(ms)  p50 ratio  victims plan/stock  aligned plan/stock")
-            var rng = BenchRandom(seed: seed)
+            var rng = SplitMix64(seed: seed)
             for size in clusterSizes {
                 var indexTimes: [Double] = []
                 var planTimes: [Double] = []
@@ -161,7 +161,7 @@ extension BenchCommand {
             Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
         }
 
-        static func synthetic(nodes: Int, sizes: [Int], rng: inout BenchRandom) -> ClusterSnapshot {
+        static func synthetic(nodes: Int, sizes: [Int], rng: inout SplitMix64) -> ClusterSnapshot {
             let paths = (0..<8).map { i in (0..<8).map { j in i == j ? "X" : (i / 4 == j / 4 ? "NV4" : "SYS") } }
             var jobs: [ClusterSnapshot.RunningJob] = []
             jobs.reserveCapacity(nodes * 8)
@@ -182,18 +182,6 @@ extension BenchCommand {
     }
 }
 
-/// SplitMix64: a seeded generator, so benchmark clusters are reproducible.
-struct BenchRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Keeps a value alive so the optimizer cannot drop the work that produced it.
 @inline(never)

@@ -95,7 +95,7 @@ extension LiveCluster {
             let topologyPolicy = TopologyPolicy(summary: topology, shapeRequests: config.shapeRequests)
             var shaped = 0
             var topologyRejected = 0
-            var rng = SeededGenerator(seed: 0x70_70)
+            var rng = SplitMix64(seed: 0x70_70)
             var created: [String] = []
             defer { cluster.cancel(created) }
             var decided = 0
@@ -203,7 +203,7 @@ struct RandomSubmission {
     static let odd = [["-N", "100"], ["--mem=99999999"], ["-c", "1000"], ["--gres=gpu:999"],
                       ["--gres=gpu:-1"], ["--job-name=\u{1}%n%s"], ["--comment=x y\tz"]]
 
-    static func make(_ rng: inout SeededGenerator) -> RandomSubmission {
+    static func make(_ rng: inout SplitMix64) -> RandomSubmission {
         var options: [String] = []
         var partitions: [String]? = ["batch"]
         var qos: String? = nil
@@ -236,15 +236,3 @@ struct RandomSubmission {
     }
 }
 
-/// Deterministic generator so a failure can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

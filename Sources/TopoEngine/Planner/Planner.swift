@@ -71,16 +71,8 @@ public struct PlanCost: Sendable, Equatable, CustomStringConvertible {
 
     /// -1, 0, 1 as `self` is cheaper, equal, dearer under `order`.
     public func compare(_ other: PlanCost, order: [CostCriterion]) -> Int {
-        for criterion in order {
-            let c: Int
-            switch criterion {
-            case .priority: c = Self.cmp(maxPriority ?? Int.min, other.maxPriority ?? Int.min)
-            case .victims: c = Self.cmp(victims, other.victims)
-            case .work: c = Self.cmp(gpuSeconds, other.gpuSeconds)
-            case .collateral: c = Self.cmp(collateral, other.collateral)
-            }
-            if c != 0 { return c }
-        }
+        let c = Planner.CostBound(self).compare(Planner.CostBound(other), order: order)
+        if c != 0 { return c }
         if victimIDs == other.victimIDs { return 0 }
         return victimIDs.lexicographicallyPrecedes(other.victimIDs) ? -1 : 1
     }
