@@ -10,8 +10,13 @@ struct Cluster: Sendable {
     let topology: String
     let pluginsOn: Bool
 
-    static let current: Cluster? = {
-        guard let directory = ProcessInfo.processInfo.environment["TOPO_PREEMPT_CLUSTER"],
+    /// The cluster with stock preemption (PreemptType=preempt/partition_prio).
+    static let current: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER")
+    /// The cluster running PreemptType=preempt/topo_aware.
+    static let topoAware: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE")
+
+    static func load(variable: String) -> Cluster? {
+        guard let directory = ProcessInfo.processInfo.environment[variable],
               let text = try? String(contentsOfFile: directory + "/cluster.env", encoding: .utf8)
         else { return nil }
         var values: [String: String] = [:]
@@ -23,7 +28,7 @@ struct Cluster: Sendable {
         return Cluster(directory: directory, slurmConf: conf, pluginDir: plugins,
                        topology: values["TOPO_CLUSTER_TOPOLOGY"] ?? "islands",
                        pluginsOn: values["TOPO_CLUSTER_PLUGINS"] != "off")
-    }()
+    }
 
     static var isAvailable: Bool { current != nil }
 
