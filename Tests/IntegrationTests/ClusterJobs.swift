@@ -59,6 +59,18 @@ extension Cluster {
         return try body()
     }
 
+    /// The lab's full node: node1 filled (2 2 2 1 1 GPUs), then a 4-GPU infer job with
+    /// job_submit's shaping on or off, run until it starts. Returns the batch job ids, the infer
+    /// job id, the infer job's GPUs and the batch jobs that were preempted; the caller finishes
+    /// the jobs.
+    func fullNodeScenario(shaping: Bool) throws -> (batch: [String], infer: String, placed: GPUSet, victims: [String]) {
+        let batch = try fillNode()
+        let infer = try withShaping(shaping) { try start("infer", gpus: 4) }
+        let placed = try #require(try gpuIndices(infer))
+        let victims = try batch.filter { try restarts($0) > 0 || state($0) != "RUNNING" }
+        return (batch, infer, placed, victims)
+    }
+
     /// Submits a held job on node1 (it waits until released).
     func submitHeldOnNode1(_ partition: String, gpus: Int) throws -> String {
         let result = try run(["sbatch", "--parsable", "--hold", "-p", partition, "-w", "node1", "-c", "1",

@@ -30,11 +30,8 @@ struct PreemptPluginIntegrationTests {
     /// (ShapingIntegrationTests measures these on the stock cluster).
     @Test(arguments: [false, true])
     func baseBehaviourMatchesStockPartitionPriority(shaping: Bool) throws {
-        let batch = try cluster.fillNode()
-        let infer = try cluster.withShaping(shaping) { try cluster.start("infer", gpus: 4) }
+        let (batch, infer, placed, victims) = try cluster.fullNodeScenario(shaping: shaping)
         defer { try? cluster.finish(batch + [infer]) }
-        let placed = try #require(try cluster.gpuIndices(infer))
-        let victims = try batch.filter { try cluster.restarts($0) > 0 || cluster.state($0) != "RUNNING" }
         if shaping {
             #expect(placed == GPUSet(0...3))
             #expect(victims == [batch[0], batch[2]])

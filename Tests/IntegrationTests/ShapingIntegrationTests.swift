@@ -19,11 +19,8 @@ extension LiveCluster {
         /// 0-1 and 4-5 and runs across both islands.
         @Test func fullNodeShapedPreemptsForOneIsland() throws {
             for shaping in [false, true] {
-                let batch = try cluster.fillNode()
-                let infer = try cluster.withShaping(shaping) { try cluster.start("infer", gpus: 4) }
+                let (batch, infer, placed, victims) = try cluster.fullNodeScenario(shaping: shaping)
                 defer { try? cluster.finish(batch + [infer]) }
-                let placed = try #require(try cluster.gpuIndices(infer))
-                let victims = try batch.filter { try cluster.restarts($0) > 0 || cluster.state($0) != "RUNNING" }
                 if shaping {
                     #expect(placed == GPUSet(0...3))
                     #expect(victims == [batch[0], batch[2]], "victims \(victims)")
