@@ -102,6 +102,10 @@ extension BenchCommand {
         @Option(help: "GPU counts batch jobs are drawn from, uniformly (1 alone: 8 jobs per node).")
         var sizes: String = "1,1,1,1,1,1,1,1,2,4"
 
+        @Option(name: .customLong("extra-plans"),
+                help: "Plan this many more times on each snapshot, untimed (to count allocations per plan under valgrind: compare two values).")
+        var extraPlans: Int = 0
+
         func validate() throws {
             guard clusterSizes.allSatisfy({ $0 >= 1 && $0 <= 100_000 }), !clusterSizes.isEmpty else {
                 throw ValidationError("--nodes must list sizes from 1 to 100000")
@@ -110,6 +114,7 @@ extension BenchCommand {
                 throw ValidationError("--sizes must list GPU counts from 1 to 8")
             }
             if runs < 1 || runs > 100_000 { throw ValidationError("--runs must be 1...100000") }
+            if extraPlans < 0 || extraPlans > 100_000 { throw ValidationError("--extra-plans must be 0...100000") }
         }
 
         var clusterSizes: [Int] { nodes.split(separator: ",").compactMap { Int($0) } }
@@ -133,6 +138,7 @@ extension BenchCommand {
                     let request = PreemptorRequest(gpusPerNode: 4, level: .nvlink, priority: 10)
                     var outcome: PlanOutcome?
                     planTimes.append(Self.ms(clock.measure { outcome = Planner.plan(request, in: index) }))
+                    for _ in 0..<extraPlans { if case .plan = Planner.plan(request, in: index) { blackHole(1) } }
                     var stock: StockPreemption.Outcome?
                     stockTimes.append(Self.ms(clock.measure { stock = StockPreemption.simulate(request, in: index) }))
                     if case let .plan(plan)? = outcome {

@@ -76,6 +76,15 @@ struct CLITests {
         #expect(rows[1].hasPrefix("dgx-a100-1.txt") && rows[1].contains(" 3108 "))
     }
 
+    @Test func benchPlanPrintsARowPerClusterSize() throws {
+        let result = try CLI.run(["bench", "plan", "--nodes", "4,8", "--runs", "2", "--extra-plans", "1"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = result.stdout.split(separator: "\n")
+        #expect(rows.count == 3)
+        #expect(rows[1].hasPrefix("4 ") && rows[2].hasPrefix("8 "))
+        #expect(rows.dropFirst().allSatisfy { $0.contains("2/") })  // every plan aligned: "2/<stock>"
+    }
+
     @Test func classifyExplainsShapingAndRejection() throws {
         let gres = NSTemporaryDirectory() + "gres-classify-\(getpid()).conf"
         let slurm = NSTemporaryDirectory() + "slurm-classify-\(getpid()).conf"
