@@ -23,10 +23,7 @@ struct ConfigPathOption: ParsableArguments {
         if let path { return path }
         let environment = ProcessInfo.processInfo.environment
         if let explicit = environment["TOPO_AWARE_CONF"], !explicit.isEmpty { return explicit }
-        if let slurmConf = environment["SLURM_CONF"], !slurmConf.isEmpty {
-            return (slurmConf as NSString).deletingLastPathComponent + "/topo_aware.conf"
-        }
-        return "/etc/slurm/topo_aware.conf"
+        return besideSlurmConf("topo_aware.conf")
     }
 
     /// Reads and parses the file; on failure prints `file:line:column: message` and exits 1.
@@ -72,4 +69,14 @@ func printError(_ line: String) {
 /// Left-aligns `text` in a column of `width` characters (at least one space after it).
 func pad(_ text: String, _ width: Int) -> String {
     text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+}
+
+/// The site's slurm.conf: `$SLURM_CONF`, else /etc/slurm/slurm.conf.
+func siteSlurmConf() -> String {
+    ProcessInfo.processInfo.environment["SLURM_CONF"].flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/slurm/slurm.conf"
+}
+
+/// A configuration file in slurm.conf's directory (gres.conf, topology.conf, topo_aware.conf).
+func besideSlurmConf(_ name: String) -> String {
+    (siteSlurmConf() as NSString).deletingLastPathComponent + "/" + name
 }

@@ -297,9 +297,8 @@ struct LiveCluster {
     var warnings: [String]
 
     static func load(config option: ConfigPathOption) throws -> LiveCluster {
-        let environment = ProcessInfo.processInfo.environment
-        let slurmConf = environment["SLURM_CONF"].flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/slurm/slurm.conf"
-        let gresConf = (slurmConf as NSString).deletingLastPathComponent + "/gres.conf"
+        let slurmConf = siteSlurmConf()
+        let gresConf = besideSlurmConf("gres.conf")
         let topology: ClusterTopology
         do {
             let nodes = try SlurmConfNodes.parse(try readInput(slurmConf), file: slurmConf)
@@ -313,7 +312,7 @@ struct LiveCluster {
         let state: LiveState
         do { state = try SlurmClient.load() } catch { throw CLIError.input("cannot read the cluster: \(error)") }
         var switches: SwitchTopology?
-        let topologyConf = (slurmConf as NSString).deletingLastPathComponent + "/topology.conf"
+        let topologyConf = besideSlurmConf("topology.conf")
         if FileManager.default.fileExists(atPath: topologyConf) {
             do { switches = try SwitchTopology.parse(try readInput(topologyConf), file: topologyConf) } catch let error as TextDiagnostic {
                 throw CLIError.input(error.description)

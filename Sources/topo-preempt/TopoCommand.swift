@@ -185,10 +185,8 @@ struct TopoCommand: ParsableCommand {
         @OptionGroup var output: FormatOption
 
         func run() throws {
-            let environment = ProcessInfo.processInfo.environment
-            let siteConf = environment["SLURM_CONF"].flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/slurm/slurm.conf"
-            let gresPath = file ?? (siteConf as NSString).deletingLastPathComponent + "/gres.conf"
-            let slurmPath = slurmConf ?? (file == nil ? siteConf : nil)
+            let gresPath = file ?? besideSlurmConf("gres.conf")
+            let slurmPath = slurmConf ?? (file == nil ? siteSlurmConf() : nil)
             let findings: [GresConfFinding]
             do {
                 let conf: GresConf

@@ -262,7 +262,7 @@ public enum Planner {
                 let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
                                                 candidates: members, policy: policy)
                 guard chosen.count >= request.nodeCount else { continue }
-                let cost = aggregate(chosen, index: index)
+                let cost = aggregate(chosen)
                 if bestLeaf.map({ cost.compare($0.cost, order: policy.order) < 0 }) ?? true {
                     bestLeaf = (leaf, chosen, searched, cost)
                 }
@@ -571,7 +571,7 @@ public enum Planner {
     }
 
     /// The cost of a set of node plans: victims counted once, work and collateral summed.
-    static func aggregate(_ nodes: [NodePlan], index: PlanningIndex) -> PlanCost {
+    static func aggregate(_ nodes: [NodePlan]) -> PlanCost {
         var ids = Set<UInt32>()
         var maxPriority: Int?
         for plan in nodes {
@@ -597,9 +597,7 @@ public enum Planner {
         }
         let victims = victimIDs.compactMap { byID[$0] }
         let level = nodes.map(\.level).max() ?? .nvlink
-        let cost = PlanCost(maxPriority: victims.map(\.priority).max(), victims: victims.count,
-                            gpuSeconds: nodes.reduce(0) { $0 &+ $1.cost.gpuSeconds },
-                            collateral: nodes.reduce(0) { $0 + $1.cost.collateral }, victimIDs: victimIDs)
+        let cost = aggregate(nodes)
         var reasons: [String] = []
         let code: Plan.Code
         if victims.isEmpty {

@@ -73,10 +73,13 @@ public enum StockPreemption {
                     touched.append(allocation.node)
                 }
                 free = trial
-                if let node = touched.sorted().first(where: { usable($0) && fits($0) != nil }), let pick = fits(node) {
-                    fitted = (position, node, pick)
-                    break
+                for node in touched.sorted() where usable(node) {
+                    if let pick = fits(node) {
+                        fitted = (position, node, pick)
+                        break
+                    }
                 }
+                if fitted != nil { break }
             }
             guard let (position, node, pick) = fitted else { return nil }
             let old = passCount
