@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
+#include "topo_preempt_abi.h"
 
 #ifdef __cplusplus
 extern "C" {

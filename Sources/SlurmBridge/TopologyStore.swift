@@ -16,6 +16,7 @@ public final class TopologyStore: Sendable {
         var gresConf = ""
         var stamps: [FileStamp?] = [nil, nil]
         var summary: TopologySummary?
+        var layouts: ControllerTopology?
         var loaded = false
         var reported: [FileStamp?]?
     }
@@ -63,6 +64,16 @@ public final class TopologyStore: Sendable {
         }
     }
 
+    /// The node layouts in force for the preempt planner (re-read like `current()`).
+    public func controllerTopology() -> ControllerTopology? {
+        state.withLock { state -> ControllerTopology? in
+            guard state.loaded else { return nil }
+            let stamps = [Self.stamp(state.slurmConf), Self.stamp(state.gresConf)]
+            if stamps != state.stamps && stamps != state.reported { reload(&state, initial: false) }
+            return state.layouts
+        }
+    }
+
     public func unload() {
         state.withLock { $0 = State() }
     }
@@ -85,11 +96,13 @@ public final class TopologyStore: Sendable {
             for warning in cluster.warnings.prefix(20) { SlurmLog.info("\(logPrefix): topology: \(warning)") }
             if cluster.warnings.count > 20 { SlurmLog.info("\(logPrefix): topology: \(cluster.warnings.count - 20) more warnings") }
             state.summary = summary.nodeCount > 0 ? summary : nil
+            state.layouts = summary.nodeCount > 0 ? ControllerTopology(cluster) : nil
             state.stamps = [slurmStamp, gresStamp]
             state.reported = nil
             SlurmLog.info("\(logPrefix): \(initial ? "" : "re")loaded GPU topology from \(state.gresConf): \(Self.describe(summary, layouts: cluster.layoutCount))")
         } catch {
             state.summary = nil
+            state.layouts = nil
             state.stamps = stamps
             state.reported = stamps
             SlurmLog.error("\(logPrefix): GPU topology unavailable (\(error)); no topology checks or shaping until the files are fixed")

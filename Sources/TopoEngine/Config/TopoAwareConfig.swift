@@ -7,6 +7,9 @@
 ///     DefaultMode=guaranteed
 ///     AllowUserOverride=yes
 ///     ShapeRequests=yes
+///     BasePolicy=partition_prio
+///     PlanTimeout=300
+///     PlanTimeBudget=200
 ///     PreemptorClass=inference Partitions=infer Level=nvlink Mode=guaranteed
 ///     PreemptibleClass=batch Partitions=batch
 ///
@@ -20,16 +23,34 @@ public struct TopoAwareConfig: Sendable, Equatable {
     /// Rewrite guaranteed preemptors' `--gres=gpu:N` to `--gpus-per-socket=N
     /// --sockets-per-node=1` where the required level is one socket's GPUs on every node.
     public var shapeRequests: Bool
+    /// preempt/topo_aware: which jobs may preempt which, for everything the planner does not
+    /// decide (and for the planner's own candidates).
+    public var basePolicy: BasePolicy
+    /// preempt/topo_aware: seconds a plan Slurm has started to carry out is kept for its job.
+    public var planTimeoutSeconds: Int
+    /// preempt/topo_aware: a plan taking longer (milliseconds) is discarded for the base policy.
+    public var planTimeBudgetMilliseconds: Int
     public var classes: [JobClassRule]
+
+    public enum BasePolicy: String, Sendable, Equatable, CaseIterable {
+        /// preempt/partition_prio: partitions with a higher PriorityTier preempt lower ones.
+        case partitionPriority = "partition_prio"
+        /// preempt/qos: a QOS preempts the QOS listed in its Preempt= field.
+        case qos
+    }
 
     public init(
         defaultLevel: AffinityLevel = .nvlink, defaultMode: PlacementMode = .guaranteed,
-        allowUserOverride: Bool = true, shapeRequests: Bool = true, classes: [JobClassRule] = []
+        allowUserOverride: Bool = true, shapeRequests: Bool = true, basePolicy: BasePolicy = .partitionPriority,
+        planTimeoutSeconds: Int = 300, planTimeBudgetMilliseconds: Int = 200, classes: [JobClassRule] = []
     ) {
         self.defaultLevel = defaultLevel
         self.defaultMode = defaultMode
         self.allowUserOverride = allowUserOverride
         self.shapeRequests = shapeRequests
+        self.basePolicy = basePolicy
+        self.planTimeoutSeconds = planTimeoutSeconds
+        self.planTimeBudgetMilliseconds = planTimeBudgetMilliseconds
         self.classes = classes
     }
 }
@@ -145,12 +166,22 @@ extension TopoAwareConfig {
                     config.allowUserOverride = try boolean(pair, file: file)
                 case "shaperequests":
                     config.shapeRequests = try boolean(pair, file: file)
+                case "basepolicy":
+                    guard let policy = BasePolicy(rawValue: asciiLowercased(pair.value)) else {
+                        throw fail(pair.valueLocation,
+                                   "unknown base policy '\(printable(pair.value))' (expected partition_prio or qos)")
+                    }
+                    config.basePolicy = policy
+                case "plantimeout":
+                    config.planTimeoutSeconds = try integer(pair, in: 1...86_400, unit: "seconds", file: file)
+                case "plantimebudget":
+                    config.planTimeBudgetMilliseconds = try integer(pair, in: 1...10_000, unit: "milliseconds", file: file)
                 case "partitions", "qos", "level", "mode":
                     throw fail(pair.location,
                                "'\(pair.key)' belongs on a PreemptorClass= or PreemptibleClass= line")
                 default:
                     throw fail(pair.location,
-                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, PreemptorClass or PreemptibleClass)")
+                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, PreemptorClass or PreemptibleClass)")
                 }
                 globalsSeen[key] = line.line
             }
@@ -257,6 +288,17 @@ extension TopoAwareConfig {
             throw TextDiagnostic(file: file, location: pair.valueLocation,
                 message: "'\(printable(pair.value))' is not a boolean for \(pair.key) (expected yes or no)")
         }
+    }
+
+    private static func integer(_ pair: KeyValuePair, in range: ClosedRange<Int>, unit: String,
+                                file: String) throws(TextDiagnostic) -> Int {
+        guard !pair.value.isEmpty, pair.value.utf8.count <= 9, pair.value.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
+              let value = Int(pair.value), range.contains(value)
+        else {
+            throw TextDiagnostic(file: file, location: pair.valueLocation,
+                message: "'\(printable(pair.value))' for \(pair.key) must be a whole number of \(unit) from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
     }
 
     private static func nameList(_ pair: KeyValuePair, what: String, file: String) throws(TextDiagnostic) -> Set<String> {

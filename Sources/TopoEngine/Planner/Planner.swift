@@ -49,11 +49,20 @@ public struct PlannerPolicy: Sendable, Equatable {
     /// At most this many candidate victims per node are searched (the cheapest by priority and
     /// work); bounds the work per node to 2^limit subsets in the worst case.
     public var maxCandidatesPerNode: Int
+    /// Only victim sets Slurm itself carries out whole: inside slurmctld the plan is enforced by
+    /// offering exactly its victims as candidates, and `_run_now` (cons_common/job_test.c) stops
+    /// removing candidates as soon as the job fits by count, so a victim whose GPUs are not
+    /// needed for the count would be left running and the job placed on the GPUs of the rest.
+    /// With this set, a set is kept only when leaving out any one victim leaves too few free GPUs
+    /// (per socket for `--gpus-per-socket` requests) for the job to fit.
+    public var requireEveryVictim: Bool
 
-    public init(order: [CostCriterion] = CostCriterion.allCases, exemptSeconds: Int64 = 0, maxCandidatesPerNode: Int = 12) {
+    public init(order: [CostCriterion] = CostCriterion.allCases, exemptSeconds: Int64 = 0, maxCandidatesPerNode: Int = 12,
+                requireEveryVictim: Bool = false) {
         self.order = order
         self.exemptSeconds = exemptSeconds
         self.maxCandidatesPerNode = max(1, min(maxCandidatesPerNode, 20))
+        self.requireEveryVictim = requireEveryVictim
     }
 }
 
@@ -526,8 +535,31 @@ public enum Planner {
             if c != 0 { return c > 0 }
             return fullCost().compare(bestCost, order: policy.order) >= 0
         }
+        /// Whether the job fits by count in `gpus` (Slurm's test before it picks GPUs).
+        func fitsByCount(_ gpus: GPUSet) -> Bool {
+            switch request.shape {
+            case .perNode:
+                return gpus.count >= k
+            case .perSocket:
+                var perSocket: [Int: Int] = [:]
+                for gpu in gpus where gpu < topology.gpus.count {
+                    let socket = topology.gpus[gpu].socket ?? -1
+                    perSocket[socket, default: 0] += 1
+                    if perSocket[socket, default: 0] >= k { return true }
+                }
+                return false
+            }
+        }
+        /// Every chosen victim is needed for the job to fit (see `requireEveryVictim`).
+        func everyVictimNeeded(_ freedMask: GPUSet) -> Bool {
+            for position in chosen {
+                if fitsByCount(free.union(freedMask.subtracting(jobs[position].gpus))) { return false }
+            }
+            return true
+        }
         func consider(_ freedMask: GPUSet) {
             if dominated() { return }
+            if policy.requireEveryVictim, !everyVictimNeeded(freedMask) { return }
             let c = fullCost()
             let freeAfter = free.union(freedMask)
             guard let (reached, picks) = SlurmGPUPick.worstAlignment(context, free: freeAfter, count: k, shape: request.shape,

@@ -1,0 +1,105 @@
+/*
+ * The flat snapshot preempt/topo_aware (C, built against slurmctld's source tree) hands to the
+ * Swift planner in job_submit_topo_aware.so, and the decision it gets back. Plain C types only:
+ * no Slurm internals cross this line, so the Swift side never sees job_record_t.
+ *
+ * The C plugin finds the Swift side with dlopen() of job_submit_topo_aware.so from PluginDir
+ * (the handle slurmctld already holds when JobSubmitPlugins=topo_aware) and dlsym() of the
+ * TopoAwareSwift_preempt* functions below; it checks TOPO_PREEMPT_ABI_VERSION first.
+ */
+#ifndef TOPO_PREEMPT_ABI_H
+#define TOPO_PREEMPT_ABI_H
+
+#include <stdint.h>
+
+#define TOPO_PREEMPT_ABI_VERSION 1u
+/* At most this many victims in one decision. */
+#define TOPO_PREEMPT_MAX_VICTIMS 256u
+
+typedef struct {
+    const char *name;
+    uint32_t available;   /* 0: down, drained, failing, not responding, powered down */
+    uint32_t gpu_count;   /* GPUs in the node's GRES state (0: none) */
+    uint64_t allocated;   /* GPUs allocated on the node (running and completing jobs) */
+} topo_preempt_node_t;
+
+typedef struct {
+    uint32_t node;        /* index into nodes */
+    uint32_t reserved;
+    uint64_t gpus;        /* GPU bitmap on that node */
+} topo_preempt_alloc_t;
+
+typedef struct {
+    uint32_t job_id;
+    uint32_t base_prio;   /* base-policy preemption priority (PriorityTier or QOS priority) */
+    uint32_t eligible;    /* the base policy lets the preemptor preempt it, mode requeue/cancel */
+    uint32_t alloc_count;
+    int64_t start_time;
+    uint32_t alloc_first; /* index into allocs */
+    uint32_t reserved;
+} topo_preempt_job_t;
+
+typedef struct {
+    uint32_t job_id;
+    uint32_t base_prio;
+    uint32_t job_prio;        /* Slurm's job priority */
+    uint32_t gpus_per_node;   /* 0: none the shim could read */
+    uint32_t node_count;
+    uint32_t per_socket;      /* --gpus-per-socket: Slurm counts free GPUs per socket */
+    uint32_t cpus_per_node;
+    uint32_t candidate_count; /* entries in candidate_nodes; UINT32_MAX: every node */
+    const uint32_t *candidate_nodes;
+    const char *admin_comment;
+    const char *partition;    /* comma-separated as Slurm keeps it */
+    const char *qos;
+} topo_preempt_request_t;
+
+typedef struct {
+    uint32_t abi_version;
+    uint32_t exempt_seconds;  /* PreemptExemptTime */
+    int64_t now;
+    uint32_t node_count;
+    uint32_t job_count;
+    uint32_t alloc_count;
+    uint32_t owner_count;
+    const topo_preempt_node_t *nodes;
+    const topo_preempt_job_t *jobs;
+    const topo_preempt_alloc_t *allocs;
+    const uint32_t *pending_owners; /* owners of kept plans still pending */
+    topo_preempt_request_t preemptor;
+} topo_preempt_snapshot_t;
+
+enum {
+    TOPO_PREEMPT_BASE_POLICY = 0,  /* answer as the base policy */
+    TOPO_PREEMPT_ONLY_VICTIMS = 1, /* only the listed jobs are preemptable */
+    TOPO_PREEMPT_VICTIMS_FIRST = 2,/* base policy, listed jobs first */
+    TOPO_PREEMPT_NO_VICTIMS = 3,   /* preempt nothing for this job now */
+};
+
+typedef struct {
+    int32_t action;
+    uint32_t victim_count;
+    uint32_t victims[TOPO_PREEMPT_MAX_VICTIMS];
+} topo_preempt_decision_t;
+
+enum {
+    TOPO_PREEMPT_BASE_PARTITION_PRIO = 0,
+    TOPO_PREEMPT_BASE_QOS = 1,
+};
+
+typedef struct {
+    uint32_t abi_version;
+    int32_t base_policy;
+} topo_preempt_settings_t;
+
+/* Implemented in Swift (SlurmBridge). All return 0 on success. */
+int TopoAwareSwift_preemptSettings(topo_preempt_settings_t *settings);
+/* Owners of kept plans: writes up to max ids, returns how many exist (may exceed max). */
+uint32_t TopoAwareSwift_preemptPlanOwners(uint32_t *ids, uint32_t max);
+/* 1 when the pending job is a preemptor class the planner handles, else 0. */
+int TopoAwareSwift_preemptIsPreemptor(const char *admin_comment, const char *partition, const char *qos);
+int TopoAwareSwift_preemptDecide(const topo_preempt_snapshot_t *snapshot, topo_preempt_decision_t *decision);
+/* Forgets kept plans and the loaded configuration (plugin fini). */
+void TopoAwareSwift_preemptReset(void);
+
+#endif

@@ -1,0 +1,246 @@
+import CSlurmShim
+import Glibc
+import Synchronization
+import TopoEngine
+
+/// preempt/topo_aware, Swift side. The C plugin (CSlurmShim/plugins/preempt_topo_aware, built
+/// against slurmctld's source tree) copies what it needs out of slurmctld's structs into a
+/// `topo_preempt_snapshot_t` and calls these functions through dlsym() of this .so; here the
+/// snapshot becomes Swift values, `PreemptController` decides, and the decision goes back as
+/// plain C. Called with slurmctld's job locks held: nothing here traps on data, and everything
+/// read is bounded by the counts the C side gives.
+enum PreemptPlugin {
+    static let type = "preempt/topo_aware"
+    static let config = ConfigStore(logPrefix: type)
+    static let topology = TopologyStore(logPrefix: type)
+    static let controller = Mutex(PreemptController())
+
+    private static let started = Mutex(false)
+
+    /// Loads topo_aware.conf and the topology on first use (the job_submit side of this .so may
+    /// not be configured, so its init cannot be relied on).
+    static func ensureLoaded() {
+        let first = started.withLock { done -> Bool in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        let path = ConfigStore.defaultPath()
+        do {
+            let parsed = try config.load(path: path)
+            SlurmLog.info("\(type): loaded \(path): \(ConfigStore.summary(parsed.config)), base policy \(parsed.config.basePolicy.rawValue), PlanTimeout=\(parsed.config.planTimeoutSeconds)s PlanTimeBudget=\(parsed.config.planTimeBudgetMilliseconds)ms")
+        } catch {
+            SlurmLog.error("\(type): \(error); no topology-aware preemption until the file is fixed (base policy answers)")
+        }
+        let paths = TopologyStore.defaultPaths()
+        topology.load(slurmConf: paths.slurmConf, gresConf: paths.gresConf)
+    }
+
+    static func reset() {
+        controller.withLock { $0.reset() }
+        config.unload()
+        topology.unload()
+        started.withLock { $0 = false }
+    }
+
+    static func settings(_ out: UnsafeMutablePointer<topo_preempt_settings_t>) -> Int32 {
+        ensureLoaded()
+        out.pointee.abi_version = TOPO_PREEMPT_ABI_VERSION
+        let policy = config.current()?.basePolicy ?? .partitionPriority
+        out.pointee.base_policy = policy == .qos ? Int32(TOPO_PREEMPT_BASE_QOS) : Int32(TOPO_PREEMPT_BASE_PARTITION_PRIO)
+        return 0
+    }
+
+    static func planOwners(_ ids: UnsafeMutablePointer<UInt32>?, max: UInt32) -> UInt32 {
+        let owners = controller.withLock { $0.planOwners }
+        if let ids {
+            for (i, id) in owners.prefix(Int(max)).enumerated() { ids[i] = id }
+        }
+        return UInt32(clamping: owners.count)
+    }
+
+    static func isPreemptor(adminComment: UnsafePointer<CChar>?, partition: UnsafePointer<CChar>?,
+                            qos: UnsafePointer<CChar>?) -> Int32 {
+        ensureLoaded()
+        let p = ControllerSnapshot.Preemptor(
+            id: 0, basePriority: 0, gpusPerNode: 0,
+            adminComment: adminComment.flatMap { CStrings.read($0, limit: 8192) },
+            partitions: SubmittedJob.partitionList(partition.flatMap { CStrings.read($0, limit: 4096) }),
+            qos: qos.flatMap { CStrings.read($0, limit: 256) })
+        return PreemptController.preemptorClass(p, config: config.current()) == nil ? 0 : 1
+    }
+
+    static func decide(_ raw: UnsafePointer<topo_preempt_snapshot_t>,
+                       _ out: UnsafeMutablePointer<topo_preempt_decision_t>) -> Int32 {
+        ensureLoaded()
+        out.pointee.action = Int32(TOPO_PREEMPT_BASE_POLICY)
+        out.pointee.victim_count = 0
+        guard raw.pointee.abi_version == TOPO_PREEMPT_ABI_VERSION else {
+            SlurmLog.error("\(type): snapshot ABI version \(raw.pointee.abi_version), expected \(TOPO_PREEMPT_ABI_VERSION); base policy")
+            return -1
+        }
+        let snapshot: ControllerSnapshot
+        switch read(raw.pointee) {
+        case let .success(value): snapshot = value
+        case let .failure(message):
+            SlurmLog.error("\(type): JobId=\(raw.pointee.preemptor.job_id) unreadable snapshot: \(message); base policy")
+            return -1
+        }
+        let current = config.current()
+        let settings = PreemptSettings(planTimeoutSeconds: Int64(current?.planTimeoutSeconds ?? 300),
+                                       planBudgetMicroseconds: UInt64(current?.planTimeBudgetMilliseconds ?? 200) * 1000)
+        let layouts = topology.controllerTopology()
+        let decision = controller.withLock {
+            $0.decide(snapshot, config: current, topology: layouts, settings: settings, clock: monotonicNanoseconds)
+        }
+        for line in decision.log {
+            switch line.level {
+            case .info: SlurmLog.info(line.text)
+            case .verbose: SlurmLog.verbose(line.text)
+            case .debug: SlurmLog.debug(line.text)
+            }
+        }
+        write(decision.action, to: out)
+        return 0
+    }
+
+    static func write(_ action: PreemptAction, to out: UnsafeMutablePointer<topo_preempt_decision_t>) {
+        var victims: [UInt32] = []
+        switch action {
+        case .basePolicy: out.pointee.action = Int32(TOPO_PREEMPT_BASE_POLICY)
+        case .noVictims: out.pointee.action = Int32(TOPO_PREEMPT_NO_VICTIMS)
+        case let .onlyVictims(list):
+            out.pointee.action = Int32(TOPO_PREEMPT_ONLY_VICTIMS)
+            victims = list
+        case let .victimsFirst(list):
+            out.pointee.action = Int32(TOPO_PREEMPT_VICTIMS_FIRST)
+            victims = list
+        }
+        if victims.count > Int(TOPO_PREEMPT_MAX_VICTIMS) {
+            SlurmLog.info("\(type): plan has \(victims.count) victims, more than \(TOPO_PREEMPT_MAX_VICTIMS); base policy")
+            out.pointee.action = Int32(TOPO_PREEMPT_BASE_POLICY)
+            victims = []
+        }
+        out.pointee.victim_count = UInt32(victims.count)
+        withUnsafeMutableBytes(of: &out.pointee.victims) { buffer in
+            let slots = buffer.bindMemory(to: UInt32.self)
+            for (i, id) in victims.enumerated() where i < slots.count { slots[i] = id }
+        }
+    }
+
+    enum ReadResult {
+        case success(ControllerSnapshot)
+        case failure(String)
+    }
+
+    /// Limits far above any real cluster: counts beyond them mean a corrupted snapshot.
+    static let maxNodes = 1 << 20
+    static let maxJobs = 1 << 24
+
+    /// Copies the C snapshot into Swift values; every count and index is checked.
+    static func read(_ s: topo_preempt_snapshot_t) -> ReadResult {
+        let nodeCount = Int(s.node_count), jobCount = Int(s.job_count), allocCount = Int(s.alloc_count)
+        guard nodeCount <= maxNodes, jobCount <= maxJobs, allocCount <= maxJobs * 4 else {
+            return .failure("counts out of range (nodes \(nodeCount), jobs \(jobCount), allocations \(allocCount))")
+        }
+        guard nodeCount == 0 || s.nodes != nil, jobCount == 0 || s.jobs != nil, allocCount == 0 || s.allocs != nil,
+              s.owner_count == 0 || s.pending_owners != nil
+        else { return .failure("missing arrays") }
+        var nodes: [ControllerSnapshot.Node] = []
+        nodes.reserveCapacity(nodeCount)
+        for i in 0..<nodeCount {
+            guard let node = s.nodes?[i] else { return .failure("node \(i) missing") }
+            guard let name = node.name.flatMap({ CStrings.read($0, limit: 256) }), !name.isEmpty else {
+                return .failure("node \(i) has no name")
+            }
+            let count = Int(node.gpu_count)
+            nodes.append(.init(name: name, available: node.available != 0, gpuCount: count <= GPUSet.capacity ? count : -1,
+                               allocated: GPUSet(mask: node.allocated)))
+        }
+        var jobs: [ControllerSnapshot.Job] = []
+        jobs.reserveCapacity(jobCount)
+        for j in 0..<jobCount {
+            guard let job = s.jobs?[j] else { return .failure("job \(j) missing") }
+            let first = Int(job.alloc_first), count = Int(job.alloc_count)
+            guard first <= allocCount, count <= allocCount - first else {
+                return .failure("job \(job.job_id): allocations \(first)+\(count) beyond \(allocCount)")
+            }
+            var allocations: [ControllerSnapshot.Job.Allocation] = []
+            for a in first..<(first + count) {
+                guard let allocation = s.allocs?[a] else { return .failure("allocation \(a) missing") }
+                guard Int(allocation.node) < nodeCount else {
+                    return .failure("job \(job.job_id): node index \(allocation.node) of \(nodeCount)")
+                }
+                allocations.append(.init(node: Int(allocation.node), gpus: GPUSet(mask: allocation.gpus)))
+            }
+            jobs.append(.init(id: job.job_id, basePriority: Int(job.base_prio), eligible: job.eligible != 0,
+                              startTime: job.start_time, allocations: allocations))
+        }
+        var owners = Set<UInt32>()
+        for i in 0..<Int(min(s.owner_count, UInt32(PreemptController.maxKept))) {
+            if let id = s.pending_owners?[i] { owners.insert(id) }
+        }
+        let r = s.preemptor
+        var candidates: [Int]?
+        if r.candidate_count != UInt32.max {
+            guard Int(r.candidate_count) <= nodeCount, r.candidate_count == 0 || r.candidate_nodes != nil else {
+                return .failure("candidate node list of \(r.candidate_count) for \(nodeCount) nodes")
+            }
+            var list: [Int] = []
+            for i in 0..<Int(r.candidate_count) {
+                guard let node = r.candidate_nodes?[i], Int(node) < nodeCount else {
+                    return .failure("candidate node index out of range")
+                }
+                list.append(Int(node))
+            }
+            candidates = list
+        }
+        let preemptor = ControllerSnapshot.Preemptor(
+            id: r.job_id, basePriority: Int(r.base_prio), jobPriority: Int(r.job_prio),
+            gpusPerNode: r.gpus_per_node <= UInt32(GPUSet.capacity) ? Int(r.gpus_per_node) : 0,
+            nodeCount: Int(min(r.node_count, UInt32(nodeCount > 0 ? nodeCount : 1))), perSocket: r.per_socket != 0,
+            cpusPerNode: Int(min(r.cpus_per_node, 1 << 16)),
+            adminComment: r.admin_comment.flatMap { CStrings.read($0, limit: 8192) },
+            partitions: SubmittedJob.partitionList(r.partition.flatMap { CStrings.read($0, limit: 4096) }),
+            qos: r.qos.flatMap { CStrings.read($0, limit: 256) }, candidateNodes: candidates)
+        return .success(ControllerSnapshot(time: s.now, exemptSeconds: Int64(s.exempt_seconds), nodes: nodes, jobs: jobs,
+                                           preemptor: preemptor, pendingOwners: owners))
+    }
+
+    static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(max(0, ts.tv_sec)) &* 1_000_000_000 &+ UInt64(max(0, ts.tv_nsec))
+    }
+}
+
+// MARK: - C entry points (declared in CSlurmShim/include/topo_preempt_abi.h)
+
+@_cdecl("TopoAwareSwift_preemptSettings")
+public func topoAwareSwiftPreemptSettings(_ settings: UnsafeMutablePointer<topo_preempt_settings_t>?) -> Int32 {
+    guard let settings else { return -1 }
+    return PreemptPlugin.settings(settings)
+}
+
+@_cdecl("TopoAwareSwift_preemptPlanOwners")
+public func topoAwareSwiftPreemptPlanOwners(_ ids: UnsafeMutablePointer<UInt32>?, _ max: UInt32) -> UInt32 {
+    PreemptPlugin.planOwners(ids, max: max)
+}
+
+@_cdecl("TopoAwareSwift_preemptIsPreemptor")
+public func topoAwareSwiftPreemptIsPreemptor(_ adminComment: UnsafePointer<CChar>?, _ partition: UnsafePointer<CChar>?,
+                                             _ qos: UnsafePointer<CChar>?) -> Int32 {
+    PreemptPlugin.isPreemptor(adminComment: adminComment, partition: partition, qos: qos)
+}
+
+@_cdecl("TopoAwareSwift_preemptDecide")
+public func topoAwareSwiftPreemptDecide(_ snapshot: UnsafePointer<topo_preempt_snapshot_t>?,
+                                        _ decision: UnsafeMutablePointer<topo_preempt_decision_t>?) -> Int32 {
+    guard let snapshot, let decision else { return -1 }
+    return PreemptPlugin.decide(snapshot, decision)
+}
+
+@_cdecl("TopoAwareSwift_preemptReset")
+public func topoAwareSwiftPreemptReset() {
+    PreemptPlugin.reset()
+}

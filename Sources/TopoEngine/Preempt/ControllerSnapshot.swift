@@ -1,0 +1,138 @@
+/// What slurmctld's state looks like to preempt/topo_aware for one preemptor: copied by the C
+/// side of the plugin from `job_record_t`, node and GRES state into flat arrays, then into these
+/// values by SlurmBridge. Nothing here is trusted: `PreemptController` validates every field.
+public struct ControllerSnapshot: Sendable, Equatable {
+    public struct Node: Sendable, Equatable {
+        public var name: String
+        /// False when the node cannot take jobs (down, drained, failing, not responding).
+        public var available: Bool
+        /// GPUs Slurm counts on the node (its GRES state); 0 when it has none.
+        public var gpuCount: Int
+        /// GPUs Slurm holds allocated on the node, for running and completing jobs alike.
+        public var allocated: GPUSet
+
+        public init(name: String, available: Bool, gpuCount: Int, allocated: GPUSet) {
+            self.name = name
+            self.available = available
+            self.gpuCount = gpuCount
+            self.allocated = allocated
+        }
+    }
+
+    /// A running job holding GPUs.
+    public struct Job: Sendable, Equatable {
+        public var id: UInt32
+        /// Its preemption priority under the base policy (partition PriorityTier or QOS priority).
+        public var basePriority: Int
+        /// The base policy lets this preemptor preempt it (and its PreemptMode can free GPUs).
+        public var eligible: Bool
+        public var startTime: Int64
+        /// Node index and GPUs held there.
+        public var allocations: [Allocation]
+
+        public struct Allocation: Sendable, Equatable {
+            public var node: Int
+            public var gpus: GPUSet
+            public init(node: Int, gpus: GPUSet) {
+                self.node = node
+                self.gpus = gpus
+            }
+        }
+
+        public init(id: UInt32, basePriority: Int, eligible: Bool, startTime: Int64, allocations: [Allocation]) {
+            self.id = id
+            self.basePriority = basePriority
+            self.eligible = eligible
+            self.startTime = startTime
+            self.allocations = allocations
+        }
+    }
+
+    /// The pending job Slurm asks about.
+    public struct Preemptor: Sendable, Equatable {
+        public var id: UInt32
+        /// Its base-policy priority (ranks preemptors when plans compete for GPUs).
+        public var basePriority: Int
+        /// Slurm's job priority (the tie-break between preemptors of one base priority).
+        public var jobPriority: Int
+        public var gpusPerNode: Int
+        public var nodeCount: Int
+        /// `--gpus-per-socket` with one socket: Slurm counts free GPUs per socket.
+        public var perSocket: Bool
+        public var cpusPerNode: Int
+        public var adminComment: String?
+        public var partitions: [String]
+        public var qos: String?
+        /// Node indices the job may run on (partition, `-w`, `-x`); nil: every node.
+        public var candidateNodes: [Int]?
+
+        public init(id: UInt32, basePriority: Int, jobPriority: Int = 0, gpusPerNode: Int, nodeCount: Int = 1,
+                    perSocket: Bool = false, cpusPerNode: Int = 1, adminComment: String? = nil,
+                    partitions: [String] = [], qos: String? = nil, candidateNodes: [Int]? = nil) {
+            self.id = id
+            self.basePriority = basePriority
+            self.jobPriority = jobPriority
+            self.gpusPerNode = gpusPerNode
+            self.nodeCount = nodeCount
+            self.perSocket = perSocket
+            self.cpusPerNode = cpusPerNode
+            self.adminComment = adminComment
+            self.partitions = partitions
+            self.qos = qos
+            self.candidateNodes = candidateNodes
+        }
+    }
+
+    public var time: Int64
+    /// PreemptExemptTime in seconds (0: none).
+    public var exemptSeconds: Int64
+    public var nodes: [Node]
+    public var jobs: [Job]
+    public var preemptor: Preemptor
+    /// Owners of kept plans (`PreemptController.planOwners`) that are still pending.
+    public var pendingOwners: Set<UInt32>
+
+    public init(time: Int64, exemptSeconds: Int64 = 0, nodes: [Node], jobs: [Job], preemptor: Preemptor,
+                pendingOwners: Set<UInt32> = []) {
+        self.time = time
+        self.exemptSeconds = exemptSeconds
+        self.nodes = nodes
+        self.jobs = jobs
+        self.preemptor = preemptor
+        self.pendingOwners = pendingOwners
+    }
+}
+
+/// The GPU layouts of the cluster's nodes, by node name, as the planner's snapshot wants them.
+/// Built once per topology (re)load.
+public struct ControllerTopology: Sendable {
+    public var layouts: [ClusterSnapshot.LayoutSpec]
+    public var gpuCounts: [Int]
+    public var layoutOfNode: [String: Int]
+
+    public init(layouts: [ClusterSnapshot.LayoutSpec], gpuCounts: [Int], layoutOfNode: [String: Int]) {
+        self.layouts = layouts
+        self.gpuCounts = gpuCounts
+        self.layoutOfNode = layoutOfNode
+    }
+
+    public init(_ cluster: ClusterTopology) {
+        var layouts: [ClusterSnapshot.LayoutSpec] = []
+        var gpuCounts: [Int] = []
+        var index: [ClusterSnapshot.LayoutSpec: Int] = [:]
+        var layoutOfNode: [String: Int] = [:]
+        for node in cluster.nodes {
+            let spec = ClusterSnapshot.LayoutSpec(node.table.topology)
+            let layout = index[spec] ?? {
+                layouts.append(spec)
+                gpuCounts.append(node.table.topology.gpuCount)
+                index[spec] = layouts.count - 1
+                return layouts.count - 1
+            }()
+            layoutOfNode[node.name] = layout
+        }
+        self.layouts = layouts
+        self.gpuCounts = gpuCounts
+        self.layoutOfNode = layoutOfNode
+    }
+}

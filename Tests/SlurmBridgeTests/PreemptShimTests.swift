@@ -1,0 +1,172 @@
+import CSlurmMock
+import CSlurmShim
+import Foundation
+import Testing
+
+extension MockedSlurm {
+    /// preempt/topo_aware's Swift side through the C entry points the preempt plugin calls
+    /// (TopoAwareSwift_preempt*, topo_preempt_abi.h), with flat snapshots as the C shim builds
+    /// them from slurmctld's structs, against the mocked Slurm API.
+    @Suite struct PreemptShimTests {
+        /// node1 filled 2 2 2 1 1 (GPUs 0-1 | 4-5 | 2-3 | 6 | 7), node2 idle but not a candidate.
+        struct Snapshot {
+            var names: [UnsafeMutablePointer<CChar>?] = [strdup("node1"), strdup("node2")]
+            var nodes: [topo_preempt_node_t] = []
+            var jobs: [topo_preempt_job_t] = []
+            var allocs: [topo_preempt_alloc_t] = []
+            var candidates: [UInt32] = [0]
+            var owners: [UInt32] = []
+            var admin = strdup("topo_aware:preemptor=inference,level=nvlink,mode=guaranteed")
+            var partition = strdup("infer")
+            var abi = TOPO_PREEMPT_ABI_VERSION
+
+            init() {
+                let fill: [UInt64] = [0b11, 0b11_0000, 0b1100, 0b100_0000, 0b1000_0000]
+                nodes = [topo_preempt_node_t(name: names[0], available: 1, gpu_count: 8, allocated: 0xff),
+                         topo_preempt_node_t(name: names[1], available: 1, gpu_count: 8, allocated: 0)]
+                for (i, mask) in fill.enumerated() {
+                    allocs.append(topo_preempt_alloc_t(node: 0, reserved: 0, gpus: mask))
+                    jobs.append(topo_preempt_job_t(job_id: UInt32(i + 1), base_prio: 1 << 16 | 1, eligible: 1, alloc_count: 1,
+                                                   start_time: Int64(i * 60), alloc_first: UInt32(i), reserved: 0))
+                }
+            }
+
+            func decide() -> (rc: Int32, action: Int32, victims: [UInt32]) {
+                var decision = topo_preempt_decision_t()
+                let rc = nodes.withUnsafeBufferPointer { n in
+                    jobs.withUnsafeBufferPointer { j in
+                        allocs.withUnsafeBufferPointer { a in
+                            candidates.withUnsafeBufferPointer { c in
+                                owners.withUnsafeBufferPointer { o in
+                                    var s = topo_preempt_snapshot_t()
+                                    s.abi_version = abi
+                                    s.now = 3600
+                                    s.node_count = UInt32(n.count)
+                                    s.nodes = n.baseAddress
+                                    s.job_count = UInt32(j.count)
+                                    s.jobs = j.baseAddress
+                                    s.alloc_count = UInt32(a.count)
+                                    s.allocs = a.baseAddress
+                                    s.owner_count = UInt32(o.count)
+                                    s.pending_owners = o.baseAddress
+                                    s.preemptor.job_id = 6
+                                    s.preemptor.base_prio = 10 << 16 | 1
+                                    s.preemptor.gpus_per_node = 4
+                                    s.preemptor.node_count = 1
+                                    s.preemptor.cpus_per_node = 1
+                                    s.preemptor.candidate_count = UInt32(c.count)
+                                    s.preemptor.candidate_nodes = c.baseAddress
+                                    s.preemptor.admin_comment = UnsafePointer(admin)
+                                    s.preemptor.partition = UnsafePointer(partition)
+                                    return TopoAwareSwift_preemptDecide(&s, &decision)
+                                }
+                            }
+                        }
+                    }
+                }
+                let victims = withUnsafeBytes(of: decision.victims) { Array($0.bindMemory(to: UInt32.self).prefix(Int(decision.victim_count))) }
+                return (rc, decision.action, victims)
+            }
+
+            func release() {
+                names.forEach { free($0) }
+                free(admin)
+                free(partition)
+            }
+        }
+
+        func mock() throws -> MockSlurm {
+            TopoAwareSwift_preemptReset()
+            let mock = try MockSlurm(config: MockedSlurm.JobSubmitShimTests.config, viaEnvironment: false)
+            try TopologySubmitShimTests.slurmConf.write(toFile: mock.directory + "/slurm.conf", atomically: true, encoding: .utf8)
+            try TopologySubmitShimTests.gresConf.write(toFile: mock.directory + "/gres.conf", atomically: true, encoding: .utf8)
+            return mock
+        }
+
+        @Test func settingsReportTheBasePolicy() throws {
+            let mock = try mock()
+            var settings = topo_preempt_settings_t()
+            #expect(TopoAwareSwift_preemptSettings(&settings) == 0)
+            #expect(settings.abi_version == TOPO_PREEMPT_ABI_VERSION)
+            #expect(settings.base_policy == Int32(TOPO_PREEMPT_BASE_PARTITION_PRIO))
+            try mock.rewrite(MockedSlurm.JobSubmitShimTests.config + "\nBasePolicy=qos\n")
+            #expect(TopoAwareSwift_preemptSettings(&settings) == 0)
+            #expect(settings.base_policy == Int32(TOPO_PREEMPT_BASE_QOS))
+            TopoAwareSwift_preemptReset()
+            #expect(mock.finish(fini: false) == .clean)
+        }
+
+        @Test func classifiesPreemptors() throws {
+            let mock = try mock()
+            #expect(TopoAwareSwift_preemptIsPreemptor("topo_aware:preemptor=inference,level=nvlink,mode=guaranteed", "batch", nil) == 1)
+            #expect(TopoAwareSwift_preemptIsPreemptor(nil, "infer", nil) == 1)
+            #expect(TopoAwareSwift_preemptIsPreemptor(nil, "batch", nil) == 0)
+            #expect(TopoAwareSwift_preemptIsPreemptor("topo_aware:preemptible=batch", "infer", nil) == 0)
+            #expect(TopoAwareSwift_preemptIsPreemptor(nil, nil, nil) == 0)
+            TopoAwareSwift_preemptReset()
+            #expect(mock.finish(fini: false) == .clean)
+        }
+
+        /// The lab's full node through the C ABI: only the jobs on 0-1 and 2-3, and the plan
+        /// line in Slurm's log; the plan is kept and reported as an owner.
+        @Test func labScenarioThroughTheABI() throws {
+            let mock = try mock()
+            let snapshot = Snapshot()
+            defer { snapshot.release() }
+            let result = snapshot.decide()
+            #expect(result.rc == 0)
+            #expect(result.action == Int32(TOPO_PREEMPT_ONLY_VICTIMS))
+            #expect(result.victims == [1, 3])
+            #expect(mock.logs.contains { $0.hasPrefix("info: preempt/topo_aware: JobId=6 plan node1 gpus=0-3 level=nvlink victims=1,3 ") })
+            var owners = [UInt32](repeating: 0, count: 4)
+            #expect(TopoAwareSwift_preemptPlanOwners(&owners, 4) == 1)
+            #expect(owners[0] == 6)
+            TopoAwareSwift_preemptReset()
+            #expect(TopoAwareSwift_preemptPlanOwners(nil, 0) == 0)
+            #expect(mock.finish(fini: false) == .clean)
+        }
+
+        /// Broken snapshots are refused with one error line and the base policy, never a trap.
+        @Test func corruptSnapshotsFallBack() throws {
+            let mock = try mock()
+            var wrongABI = Snapshot()
+            wrongABI.abi = 99
+            #expect(wrongABI.decide().rc == -1)
+            wrongABI.release()
+            var badNode = Snapshot()
+            badNode.allocs[2].node = 9
+            let bad = badNode.decide()
+            #expect(bad.rc == -1 && bad.action == Int32(TOPO_PREEMPT_BASE_POLICY))
+            badNode.release()
+            var badRange = Snapshot()
+            badRange.jobs[4].alloc_first = 4
+            badRange.jobs[4].alloc_count = 7
+            #expect(badRange.decide().rc == -1)
+            badRange.release()
+            var badCandidate = Snapshot()
+            badCandidate.candidates = [5]
+            #expect(badCandidate.decide().rc == -1)
+            badCandidate.release()
+            #expect(mock.logs.contains("error: preempt/topo_aware: snapshot ABI version 99, expected 1; base policy"))
+            #expect(mock.logs.contains("error: preempt/topo_aware: JobId=6 unreadable snapshot: job 3: node index 9 of 2; base policy"))
+            #expect(mock.logs.contains("error: preempt/topo_aware: JobId=6 unreadable snapshot: job 5: allocations 4+7 beyond 5; base policy"))
+            #expect(TopoAwareSwift_preemptDecide(nil, nil) == -1)
+            TopoAwareSwift_preemptReset()
+            #expect(mock.finish(fini: false) == .clean)
+        }
+
+        /// A node Slurm counts differently from gres.conf: inconsistent, base policy for it.
+        @Test func inconsistentNodeIsLeftToTheBasePolicy() throws {
+            let mock = try mock()
+            var snapshot = Snapshot()
+            snapshot.nodes[0].gpu_count = 6
+            snapshot.nodes[0].allocated = 0x3f
+            let result = snapshot.decide()
+            #expect(result.action != Int32(TOPO_PREEMPT_ONLY_VICTIMS))
+            #expect(mock.logs.contains { $0.contains("node node1: Slurm counts 6 GPUs") })
+            snapshot.release()
+            TopoAwareSwift_preemptReset()
+            #expect(mock.finish(fini: false) == .clean)
+        }
+    }
+}
