@@ -78,6 +78,7 @@ enum {
 
 typedef struct {
     int32_t action;
+    uint32_t planned;      /* 1 when a new plan was made (and logged at info) */
     uint32_t victim_count;
     uint32_t victims[TOPO_PREEMPT_MAX_VICTIMS];
 } topo_preempt_decision_t;

@@ -75,6 +75,7 @@ enum PreemptPlugin {
         ensureLoaded()
         out.pointee.action = Int32(TOPO_PREEMPT_BASE_POLICY)
         out.pointee.victim_count = 0
+        out.pointee.planned = 0
         guard raw.pointee.abi_version == TOPO_PREEMPT_ABI_VERSION else {
             SlurmLog.error("\(type): snapshot ABI version \(raw.pointee.abi_version), expected \(TOPO_PREEMPT_ABI_VERSION); base policy")
             return -1
@@ -101,6 +102,7 @@ enum PreemptPlugin {
             }
         }
         write(decision.action, to: out)
+        out.pointee.planned = decision.newPlan ? 1 : 0
         return 0
     }
 
@@ -150,11 +152,10 @@ enum PreemptPlugin {
         nodes.reserveCapacity(nodeCount)
         for i in 0..<nodeCount {
             guard let node = s.nodes?[i] else { return .failure("node \(i) missing") }
-            guard let name = node.name.flatMap({ CStrings.read($0, limit: 256) }), !name.isEmpty else {
-                return .failure("node \(i) has no name")
-            }
-            let count = Int(node.gpu_count)
-            nodes.append(.init(name: name, available: node.available != 0, gpuCount: count <= GPUSet.capacity ? count : -1,
+            // A removed node (slurmctld keeps its slot empty) has no name: it takes no part.
+            let name = node.name.flatMap { CStrings.read($0, limit: 256) } ?? ""
+            let count = name.isEmpty ? 0 : Int(node.gpu_count)
+            nodes.append(.init(name: name.isEmpty ? "#\(i)" : name, available: node.available != 0 && !name.isEmpty, gpuCount: count <= GPUSet.capacity ? count : -1,
                                allocated: GPUSet(mask: node.allocated)))
         }
         var jobs: [ControllerSnapshot.Job] = []

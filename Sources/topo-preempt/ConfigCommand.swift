@@ -32,6 +32,7 @@ struct ConfigCommand: ParsableCommand {
                 let c = parsed.config
                 print("\(path): valid")
                 print("  DefaultLevel=\(c.defaultLevel.name) DefaultMode=\(c.defaultMode.name) AllowUserOverride=\(c.allowUserOverride ? "yes" : "no") ShapeRequests=\(c.shapeRequests ? "yes" : "no")")
+                print("  BasePolicy=\(c.basePolicy.rawValue) PlanTimeout=\(c.planTimeoutSeconds) PlanTimeBudget=\(c.planTimeBudgetMilliseconds)")
                 for rule in c.classes {
                     var words = [String]()
                     switch rule.kind {
@@ -67,6 +68,9 @@ struct ConfigReport: Encodable {
     var defaultMode: String?
     var allowUserOverride: Bool?
     var shapeRequests: Bool?
+    var basePolicy: String?
+    var planTimeout: Int?
+    var planTimeBudget: Int?
     var classes: [Class]?
     var warnings: [String]?
 
@@ -84,6 +88,9 @@ struct ConfigReport: Encodable {
         defaultMode = c.defaultMode.name
         allowUserOverride = c.allowUserOverride
         shapeRequests = c.shapeRequests
+        basePolicy = c.basePolicy.rawValue
+        planTimeout = c.planTimeoutSeconds
+        planTimeBudget = c.planTimeBudgetMilliseconds
         classes = c.classes.map { rule in
             var entry = Class(name: rule.name, role: "preemptible", partitions: rule.partitions?.sorted(),
                               qos: rule.qos?.sorted(), line: rule.line)

@@ -23,7 +23,7 @@ struct PlanCommand: ParsableCommand {
             Reads a cluster snapshot (JSON, see README; --example-snapshot prints one) and prints \
             which jobs would be requeued, the GPUs they free, what Slurm's GPU pick then gives the \
             job, the level reached and why. --compare-stock adds what stock Slurm 22.05 does for the \
-            same request (modelled). Exit status 1 when there is no plan.
+            same request (modelled). With --job, plans for a pending job of the live cluster as             preempt/topo_aware does inside slurmctld (only victim sets Slurm's _run_now carries out             whole). Exit status 1 when there is no plan.
             """)
 
     @Option(help: "Cluster snapshot JSON file (- for stdin).")
@@ -151,7 +151,8 @@ struct PlanCommand: ParsableCommand {
         }
         let index: PlanningIndex
         do { index = try PlanningIndex(live.snapshot) } catch { throw CLIError.input("live snapshot: \(error)").exit() }
-        let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime)
+        // As preempt/topo_aware plans inside slurmctld: only victim sets Slurm carries out whole.
+        let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime, requireEveryVictim: true)
         let outcome = Planner.plan(request, in: index, policy: policy)
         let stock = compareStock ? StockPreemption.simulate(request, in: index, policy: policy) : nil
         var report = PlanReport(outcome, stock: stock, comparedStock: compareStock)

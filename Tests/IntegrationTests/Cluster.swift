@@ -12,8 +12,12 @@ struct Cluster: Sendable {
 
     /// The cluster with stock preemption (PreemptType=preempt/partition_prio).
     static let current: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER")
-    /// The cluster running PreemptType=preempt/topo_aware.
+    /// Stock preemption on NVLink pairs (4 GPUs per socket).
+    static let pairs: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_PAIRS")
+    /// The cluster running PreemptType=preempt/topo_aware (NVLink islands of 4 per socket).
     static let topoAware: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE")
+    /// preempt/topo_aware on NVLink pairs.
+    static let topoAwarePairs: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE_PAIRS")
 
     static func load(variable: String) -> Cluster? {
         guard let directory = ProcessInfo.processInfo.environment[variable],

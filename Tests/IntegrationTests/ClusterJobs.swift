@@ -79,3 +79,83 @@ extension Cluster {
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
+
+/// One preemption scenario on node1: batch jobs fill it, some may be cancelled to leave free
+/// GPUs, then an infer job arrives and runs (or waits).
+struct ScenarioOutcome {
+    var batch: [String]
+    /// GPUs of each batch job when it started.
+    var layout: [GPUSet]
+    var infer: String
+    /// The infer job's GPUs; nil when it did not start.
+    var placed: GPUSet?
+    /// Batch jobs (not cancelled by the scenario) that were preempted.
+    var victims: [String]
+    /// Their GPUs before preemption, in job order.
+    var victimGPUs: [GPUSet]
+    var cancelled: [String]
+    /// Log lines slurmctld wrote during the scenario.
+    var log: [String]
+
+    var running: [String] { batch.filter { !victims.contains($0) && !cancelled.contains($0) } }
+}
+
+extension Cluster {
+    /// NVLink groups of this cluster's topology: islands of 4 or pairs.
+    func group(of gpu: Int) -> Int { topology == "pairs" ? gpu / 2 : gpu / 4 }
+
+    func isAligned(_ gpus: GPUSet) -> Bool { Set(gpus.map(group(of:))).count == 1 }
+
+    /// Fills node1 with batch jobs of `sizes` GPUs (each started before the next is
+    /// submitted), cancels the jobs at positions `free`, submits the infer job with `request`
+    /// (default `--gres=gpu:GPUS`) and waits up to `seconds` for it to run. `until`, when given,
+    /// also ends the wait when a log line since the submission satisfies it.
+    func scenario(_ sizes: [Int], free: [Int] = [], gpus: Int, request: [String]? = nil, seconds: Double = 60,
+                  until: ((String, String) -> Bool)? = nil) throws -> ScenarioOutcome {
+        var batch: [String] = []
+        for size in sizes { batch.append(try start("batch", gpus: size)) }
+        let layout = try batch.map { try #require(try gpuIndices($0), "job \($0) has no GPUs") }
+        let cancelled = free.compactMap { batch.indices.contains($0) ? batch[$0] : nil }
+        if !cancelled.isEmpty { try finish(cancelled) }
+        let offset = logSize()
+        let options = request ?? ["--gres=gpu:\(gpus)"]
+        let submitted = try run(["sbatch", "--parsable", "-p", "infer", "-w", "node1", "-c", "1"] + options
+                                + ["-o", "/dev/null", "--wrap", "sleep 600"])
+        try #require(submitted.status == 0, "\(submitted.stderr)")
+        let infer = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = try waitUntil(seconds: seconds) {
+            if try state(infer) == "RUNNING" { return true }
+            guard let until else { return false }
+            return logLines(from: offset).contains { until(infer, $0) }
+        }
+        let placed = try state(infer) == "RUNNING" ? try gpuIndices(infer) : nil
+        var victims: [String] = []
+        var victimGPUs: [GPUSet] = []
+        for (i, id) in batch.enumerated() where !cancelled.contains(id) {
+            if try restarts(id) > 0 || state(id) != "RUNNING" {
+                victims.append(id)
+                victimGPUs.append(layout[i])
+            }
+        }
+        return ScenarioOutcome(batch: batch, layout: layout, infer: infer, placed: placed, victims: victims,
+                               victimGPUs: victimGPUs, cancelled: cancelled, log: logLines(from: offset))
+    }
+
+    /// Checks what every scenario must leave behind: victims requeued (PENDING, one restart),
+    /// every other batch job still running, slurmctld up.
+    func expectNothingLost(_ outcome: ScenarioOutcome, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+        for victim in outcome.victims {
+            #expect(try state(victim) == "PENDING", "victim \(victim)", sourceLocation: sourceLocation)
+            #expect(try restarts(victim) == 1, "victim \(victim)", sourceLocation: sourceLocation)
+        }
+        for id in outcome.running {
+            #expect(try state(id) == "RUNNING", "non-victim \(id)", sourceLocation: sourceLocation)
+            #expect(try restarts(id) == 0, "non-victim \(id)", sourceLocation: sourceLocation)
+        }
+        #expect(try controllerIsUp(), sourceLocation: sourceLocation)
+    }
+
+    func finish(_ outcome: ScenarioOutcome) throws {
+        try finish(outcome.batch.filter { !outcome.cancelled.contains($0) } + [outcome.infer])
+    }
+}

@@ -31,7 +31,7 @@ extension MockedSlurm {
                 }
             }
 
-            func decide() -> (rc: Int32, action: Int32, victims: [UInt32]) {
+            func decide() -> (rc: Int32, action: Int32, victims: [UInt32], planned: UInt32) {
                 var decision = topo_preempt_decision_t()
                 let rc = nodes.withUnsafeBufferPointer { n in
                     jobs.withUnsafeBufferPointer { j in
@@ -65,7 +65,7 @@ extension MockedSlurm {
                     }
                 }
                 let victims = withUnsafeBytes(of: decision.victims) { Array($0.bindMemory(to: UInt32.self).prefix(Int(decision.victim_count))) }
-                return (rc, decision.action, victims)
+                return (rc, decision.action, victims, decision.planned)
             }
 
             func release() {
@@ -117,6 +117,7 @@ extension MockedSlurm {
             #expect(result.rc == 0)
             #expect(result.action == Int32(TOPO_PREEMPT_ONLY_VICTIMS))
             #expect(result.victims == [1, 3])
+            #expect(result.planned == 1)
             #expect(mock.logs.contains { $0.hasPrefix("info: preempt/topo_aware: JobId=6 plan node1 gpus=0-3 level=nvlink victims=1,3 ") })
             var owners = [UInt32](repeating: 0, count: 4)
             #expect(TopoAwareSwift_preemptPlanOwners(&owners, 4) == 1)
@@ -151,6 +152,18 @@ extension MockedSlurm {
             #expect(mock.logs.contains("error: preempt/topo_aware: JobId=6 unreadable snapshot: job 3: node index 9 of 2; base policy"))
             #expect(mock.logs.contains("error: preempt/topo_aware: JobId=6 unreadable snapshot: job 5: allocations 4+7 beyond 5; base policy"))
             #expect(TopoAwareSwift_preemptDecide(nil, nil) == -1)
+            TopoAwareSwift_preemptReset()
+            #expect(mock.finish(fini: false) == .clean)
+        }
+
+        /// A removed node (no name in slurmctld's table) takes no part; the plan is unchanged.
+        @Test func unnamedNodeIsSkipped() throws {
+            let mock = try mock()
+            var snapshot = Snapshot()
+            snapshot.nodes[1].name = nil
+            let result = snapshot.decide()
+            #expect(result.rc == 0 && result.victims == [1, 3])
+            snapshot.release()
             TopoAwareSwift_preemptReset()
             #expect(mock.finish(fini: false) == .clean)
         }

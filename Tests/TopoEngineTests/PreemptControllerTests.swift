@@ -73,6 +73,7 @@ enum Controller {
         let info = d.log.filter { $0.level == .info }.map(\.text)
         #expect(info == ["preempt/topo_aware: JobId=100 plan node1 gpus=0-3 level=nvlink victims=1,3 cost=victims:2,prio:65537,lost:14160gpu-s,collateral:0 50us"])
         #expect(controller.planOwners == [100])
+        #expect(d.newPlan)
     }
 
     /// Sticky: once Slurm has stopped a victim, later passes preempt nothing more for the job
@@ -101,6 +102,7 @@ enum Controller {
         let again = decide(&controller, snapshot)
         #expect(again.action == .onlyVictims([1, 3]))
         #expect(!again.log.contains { $0.level == .info })
+        #expect(!again.newPlan)
     }
 
     @Test func keptPlanExpires() {

@@ -222,7 +222,7 @@ static struct {
 	topo_preempt_alloc_t *allocs;
 	uint32_t alloc_count, alloc_cap;
 	uint32_t *seen;          /* open-addressing set of collected job ids (0 = empty) */
-	uint32_t seen_cap;
+	uint32_t seen_cap, seen_count;
 
 	topo_preempt_decision_t decision;
 } q;
@@ -233,7 +233,7 @@ static bool _seen_insert(uint32_t id)
 
 	if (!id)
 		return true;
-	if ((q.job_count + 1) * 2 > q.seen_cap) {
+	if ((q.seen_count + 1) * 2 > q.seen_cap) {
 		uint32_t old_cap = q.seen_cap, *old = q.seen;
 		q.seen_cap = old_cap ? old_cap * 2 : 1024;
 		q.seen = xcalloc(q.seen_cap, sizeof(uint32_t));
@@ -258,6 +258,7 @@ static bool _seen_insert(uint32_t id)
 			return false;
 		if (!q.seen[slot]) {
 			q.seen[slot] = id;
+			q.seen_count++;
 			return true;
 		}
 	}
@@ -288,6 +289,7 @@ static void _reset_collection(void)
 	q.overflow = false;
 	if (q.seen)
 		memset(q.seen, 0, q.seen_cap * sizeof(uint32_t));
+	q.seen_count = 0;
 	q.decision.action = TOPO_PREEMPT_BASE_POLICY;
 	q.decision.victim_count = 0;
 }
@@ -425,6 +427,7 @@ static void _decide(void)
 	uint32_t i, per_socket = 0;
 	int node;
 	struct timespec t0, t1;
+	long elapsed;
 	bitstr_t *required = NULL;
 
 	q.state = Q_DECIDED;
@@ -527,14 +530,14 @@ static void _decide(void)
 	if (q.decision.victim_count > TOPO_PREEMPT_MAX_VICTIMS)
 		q.decision.victim_count = 0;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	log_flag(SELECT_TYPE, "%s: JobId=%u decision %d (%u victims) from %u jobs in %ldus",
-		 plugin_type, p->job_id, q.decision.action, q.decision.victim_count, q.job_count,
-		 (long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000));
-	debug("%s: JobId=%u hook %ldus for %u running GPU jobs, %u of %d nodes usable, %u GPUs per node%s",
-	      plugin_type, p->job_id,
-	      (long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000),
-	      q.job_count, candidate_count, node_record_count, s.preemptor.gpus_per_node,
-	      per_socket ? " (per socket)" : "");
+	elapsed = (long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+	if (q.decision.planned)
+		info("%s: JobId=%u hook %ldus (%u running GPU jobs, %u of %d nodes usable)", plugin_type,
+		     p->job_id, elapsed, q.job_count, candidate_count, node_record_count);
+	else
+		debug("%s: JobId=%u hook %ldus (%u running GPU jobs, %u of %d nodes usable, %u GPUs per node%s), action %d",
+		      plugin_type, p->job_id, elapsed, q.job_count, candidate_count, node_record_count,
+		      s.preemptor.gpus_per_node, per_socket ? " per socket" : "", q.decision.action);
 	xfree(nodes);
 	xfree(candidates);
 	xfree(owners);

@@ -300,8 +300,10 @@ public enum Planner {
                                reason: "no plan puts the job on \(request.level.name)-aligned GPUs on \(request.nodeCount) node(s) whatever cores Slurm gives it; the best reachable is \(reachable.level.name) (best-effort mode would take it)")
             }
         }
+        let whose = request.priority == Int.max ? "jobs it may preempt" : "jobs of priority below \(request.priority)"
+        let whereTo = request.shape == .perSocket ? " on one socket" : ""
         return .noPlan(code: .notEnoughPreemptible,
-                       reason: "fewer than \(request.nodeCount) of \(candidates.count) candidate node(s) can free \(request.gpusPerNode) GPUs from jobs of priority below \(request.priority)")
+                       reason: "fewer than \(request.nodeCount) of \(candidates.count) candidate node(s) can free \(request.gpusPerNode) GPUs\(whereTo) from \(whose)")
     }
 
     /// Which jobs may be victims: preemptible, of lower priority than the preemptor, past

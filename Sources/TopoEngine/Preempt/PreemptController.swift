@@ -27,6 +27,8 @@ public struct PreemptDecision: Sendable, Equatable {
     public var log: [PreemptLogLine]
     /// Microseconds the planner took (0 when it did not run).
     public var planMicroseconds: UInt64
+    /// A new plan was made (and logged at info).
+    public var newPlan: Bool = false
 }
 
 /// Settings of the preempt side (topo_aware.conf).
@@ -200,7 +202,7 @@ public struct PreemptController: Sendable {
             log.append(.init(same ? .debug : .info, "\(Self.prefix) \(job) plan \(kept.line) \(micros)us"))
             log.append(.init(.debug, "\(Self.prefix) \(job) plan details: \(plan.reasons.joined(separator: "; "))"))
             let action: PreemptAction = mode == .guaranteed ? .onlyVictims(plan.victims) : .victimsFirst(plan.victims)
-            return PreemptDecision(action: action, log: log, planMicroseconds: micros)
+            return PreemptDecision(action: action, log: log, planMicroseconds: micros, newPlan: !same)
         case let .noPlan(code, reason):
             if mode == .guaranteed {
                 var d = once(p.id, "\(job) no plan (\(code.rawValue)): \(reason); guaranteed mode: preempting nothing, the job waits", log: log)

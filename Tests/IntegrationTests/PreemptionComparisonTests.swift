@@ -1,0 +1,240 @@
+import Foundation
+import Testing
+import TopoEngine
+
+/// The lab's preemption scenarios (../shared/slurm-lab) and the NVLink-pair one, each under the
+/// three configurations: stock Slurm with the plain request, stock Slurm with the request shaped
+/// to one socket (`--gpus-per-socket=N --sockets-per-node=1`), and PreemptType=
+/// preempt/topo_aware. Stock outcomes are recorded as measured (so a change in Slurm shows up
+/// here); topo_aware must place the job inside one NVLink group with no more victims than
+/// either stock variant, requeue exactly its victims and leave every other job running.
+struct LabScenario: Sendable, CustomTestStringConvertible {
+    var name: String
+    var topology: String
+    var sizes: [Int]
+    /// Batch jobs (by position) cancelled before the infer job arrives.
+    var free: [Int] = []
+    var gpus: Int
+    /// Victims' GPUs (in job order) and the infer job's GPUs, per configuration.
+    var stockPlain: ([String], String)
+    var stockShaped: ([String], String)
+    var topoAware: ([String], String)
+
+    var testDescription: String { "\(topology) \(name)" }
+
+    static let all: [LabScenario] = [
+        LabScenario(name: "full node 2 2 2 1 1", topology: "islands", sizes: [2, 2, 2, 1, 1], gpus: 4,
+                    stockPlain: (["0-1", "4-5"], "0-1,4-5"), stockShaped: (["0-1", "2-3"], "0-3"),
+                    topoAware: (["0-1", "2-3"], "0-3")),
+        LabScenario(name: "full node 1 2 1 2 1 1", topology: "islands", sizes: [1, 2, 1, 2, 1, 1], gpus: 4,
+                    stockPlain: (["0", "4-5", "1"], "0-1,4-5"), stockShaped: (["4-5", "6-7"], "4-7"),
+                    topoAware: (["4-5", "6-7"], "4-7")),
+        LabScenario(name: "free GPUs 0,1,4,5", topology: "islands", sizes: [2, 2, 2, 1, 1], free: [0, 1], gpus: 4,
+                    stockPlain: ([], "0-1,4-5"), stockShaped: (["2-3"], "0-3"), topoAware: (["2-3"], "0-3")),
+        LabScenario(name: "full node 1 1 2 1 1 2", topology: "pairs", sizes: [1, 1, 2, 1, 1, 2], gpus: 2,
+                    stockPlain: (["0", "4"], "0,4"), stockShaped: (["1-2"], "1-2"), topoAware: (["6-7"], "6-7")),
+    ]
+
+    static func on(_ topology: String) -> [LabScenario] { all.filter { $0.topology == topology } }
+
+    /// Stock variants: job_submit/topo_aware must not shape (ShapeRequests=no) so the plain
+    /// request stays plain; the shaped one asks per socket itself.
+    func runStock(on cluster: Cluster, shaped: Bool) throws {
+        let request = shaped ? ["--gpus-per-socket=\(gpus)", "--sockets-per-node=1"] : ["--gres=gpu:\(gpus)"]
+        let outcome = try cluster.withShaping(false) {
+            try cluster.scenario(sizes, free: free, gpus: gpus, request: request)
+        }
+        defer { try? cluster.finish(outcome) }
+        let expected = shaped ? stockShaped : stockPlain
+        #expect(outcome.victimGPUs.map(\.description) == expected.0)
+        #expect(outcome.placed?.description == expected.1)
+        try cluster.expectNothingLost(outcome)
+    }
+
+    /// topo_aware as a site runs it: the shipped topo_aware.conf (shaping where a level is one
+    /// socket wide), a plain request.
+    func runTopoAware(on cluster: Cluster) throws {
+        let outcome = try cluster.scenario(sizes, free: free, gpus: gpus)
+        defer { try? cluster.finish(outcome) }
+        let placed = try #require(outcome.placed, "infer job \(outcome.infer) did not start")
+        #expect(cluster.isAligned(placed), "GPUs \(placed) span NVLink groups")
+        #expect(outcome.victimGPUs.map(\.description) == topoAware.0)
+        #expect(placed.description == topoAware.1)
+        #expect(outcome.victims.count <= min(stockPlain.0.count, stockShaped.0.count) || stockPlain.0.isEmpty)
+        if !outcome.victims.isEmpty {
+            let line = "preempt/topo_aware: JobId=\(outcome.infer) plan node1 gpus=\(placed) level=nvlink victims=\(outcome.victims.joined(separator: ","))"
+            #expect(outcome.log.contains { $0.contains(line) }, "no '\(line)' in slurmctld's log")
+        }
+        try cluster.expectNothingLost(outcome)
+    }
+}
+
+extension LiveCluster {
+    /// Stock Slurm on NVLink islands (the cluster the other live suites share).
+    @Suite(.enabled(if: Cluster.current?.topology == "islands", "needs the islands topology"))
+    struct StockIslandsComparison {
+        @Test(arguments: LabScenario.on("islands"))
+        func plainRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.current), shaped: false) }
+
+        @Test(arguments: LabScenario.on("islands"))
+        func shapedRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.current), shaped: true) }
+    }
+}
+
+@Suite(.serialized, .enabled(if: Cluster.pairs != nil, "needs the stock pairs cluster (scripts/test)"))
+struct StockPairsComparison {
+    @Test(arguments: LabScenario.on("pairs"))
+    func plainRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.pairs), shaped: false) }
+
+    @Test(arguments: LabScenario.on("pairs"))
+    func shapedRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.pairs), shaped: true) }
+}
+
+/// preempt/topo_aware in a real slurmctld, NVLink islands of 4 per socket.
+@Suite(.serialized, .enabled(if: Cluster.topoAware != nil, "needs the topo_aware cluster (scripts/test)"))
+struct TopoAwareIslandsTests {
+    let cluster: Cluster
+
+    init() throws { cluster = try #require(Cluster.topoAware) }
+
+    @Test func pluginIsLoadedAndFindsThePlanner() throws {
+        let plugin = cluster.pluginDir + "/preempt_topo_aware.so"
+        let defined = try cluster.run(["nm", "-D", "--defined-only", plugin]).stdout
+        for symbol in ["plugin_name", "plugin_type", "plugin_version", "init", "fini", "preempt_p_job_preempt_check",
+                       "preempt_p_preemptable", "preempt_p_get_data"] {
+            #expect(defined.split(separator: "\n").contains { $0.hasSuffix(" \(symbol)") }, "\(symbol) not exported")
+        }
+        let log = cluster.logLines()
+        #expect(log.contains { $0.contains("preempt/topo_aware: planner found in \(cluster.pluginDir)/job_submit_topo_aware.so (base policy partition_prio)") })
+        #expect(try cluster.run(["scontrol", "show", "config"]).stdout.contains("preempt/topo_aware"))
+        #expect(try cluster.controllerIsUp())
+    }
+
+    @Test(arguments: LabScenario.on("islands"))
+    func labScenario(_ scenario: LabScenario) throws { try scenario.runTopoAware(on: cluster) }
+
+    @Test func randomFillsNeverEndMisaligned() throws {
+        try RandomFills.run(on: cluster, seeds: 1...12, gpus: 4)
+    }
+
+    /// A topo_aware.conf that no longer parses is logged with file and line; the last good
+    /// configuration stays in force and preemption stays topology-aware.
+    @Test func brokenConfigReloadKeepsTheLastGoodOne() throws {
+        let path = cluster.topoAwareConf
+        let original = try String(contentsOfFile: path, encoding: .utf8)
+        defer { try? original.write(toFile: path, atomically: true, encoding: .utf8) }
+        let lines = original.split(separator: "\n", omittingEmptySubsequences: false).count
+        try (original + (original.hasSuffix("\n") ? "" : "\n") + "PlanTimeout=soon\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let scenario = try #require(LabScenario.on("islands").first)
+        try scenario.runTopoAware(on: cluster)
+        let errors = cluster.logLines().filter { $0.contains("error:") && $0.contains("\(path):\(lines)") && $0.contains("PlanTimeout") }
+        #expect(!errors.isEmpty, "no error naming \(path):\(lines)")
+        #expect(try cluster.controllerIsUp())
+    }
+
+    /// Batch jobs already waiting for node1 when the victims' GPUs are freed do not take them:
+    /// the infer job does (kept plan, then Slurm's priority order).
+    @Test func freedGPUsGoToThePreemptor() throws {
+        var batch: [String] = []
+        for size in [2, 2, 2, 1, 1] { batch.append(try cluster.start("batch", gpus: size)) }
+        let waiting = [try cluster.start("batch", gpus: 1, waitForRunning: false),
+                       try cluster.start("batch", gpus: 2, waitForRunning: false)]
+        let infer = try cluster.start("infer", gpus: 4)
+        defer { try? cluster.finish(batch + waiting + [infer]) }
+        #expect(try cluster.gpuIndices(infer) == GPUSet(0...3))
+        for id in waiting { #expect(try cluster.state(id) == "PENDING", "waiting batch job \(id) started") }
+        #expect(try [batch[1], batch[3], batch[4]].allSatisfy { try cluster.state($0) == "RUNNING" })
+        #expect(try cluster.controllerIsUp())
+    }
+
+    /// node1 goes DOWN while the plan's victims drain: slurmctld stays up, Slurm requeues
+    /// every job of the node (none is lost), and once the node is back the infer job runs
+    /// on one island.
+    @Test func nodeDownMidScenario() throws {
+        var batch: [String] = []
+        for size in [2, 2, 2, 1, 1] { batch.append(try cluster.start("batch", gpus: size)) }
+        let submitted = try cluster.run(["sbatch", "--parsable", "-p", "infer", "-w", "node1", "-c", "1", "--gres=gpu:4",
+                                         "-o", "/dev/null", "--wrap", "sleep 600"])
+        try #require(submitted.status == 0)
+        let infer = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { try? cluster.finish(batch + [infer]) }
+        try cluster.run(["scontrol", "update", "nodename=node1", "state=down", "reason=topo-preempt-test"])
+        #expect(try cluster.controllerIsUp())
+        let downSeen = try cluster.waitUntil(seconds: 10) {
+            let state = try cluster.run(["sinfo", "-h", "-n", "node1", "-o", "%T"]).stdout
+            return state.contains("down") || state.contains("idle") || state.contains("mix") || state.contains("alloc")
+        }
+        #expect(downSeen)
+        try cluster.run(["scontrol", "update", "nodename=node1", "state=resume"])
+        let running = try cluster.waitUntil(seconds: 60) { try cluster.state(infer) == "RUNNING" }
+        #expect(running, "infer job \(infer) did not run after the node came back")
+        if running, let placed = try cluster.gpuIndices(infer) { #expect(cluster.isAligned(placed), "GPUs \(placed)") }
+        for id in batch {
+            #expect(["PENDING", "RUNNING"].contains(try cluster.state(id)), "batch job \(id) lost")
+        }
+        #expect(try cluster.controllerIsUp())
+    }
+}
+
+/// preempt/topo_aware in a real slurmctld, NVLink pairs (no request shape expresses a pair).
+@Suite(.serialized, .enabled(if: Cluster.topoAwarePairs != nil, "needs the topo_aware pairs cluster (scripts/test)"))
+struct TopoAwarePairsTests {
+    let cluster: Cluster
+
+    init() throws { cluster = try #require(Cluster.topoAwarePairs) }
+
+    @Test(arguments: LabScenario.on("pairs"))
+    func labScenario(_ scenario: LabScenario) throws { try scenario.runTopoAware(on: cluster) }
+
+    @Test func randomFillsNeverEndMisaligned() throws {
+        try RandomFills.run(on: cluster, seeds: 101...108, gpus: 2)
+    }
+}
+
+/// Seeded random fills of node1 (every GPU taken by batch jobs of 1 to 4 GPUs), then a
+/// guaranteed infer job: it must either run inside one NVLink group, or wait while the plugin
+/// logs that no aligned plan exists (which `topo-preempt plan --job` then confirms).
+enum RandomFills {
+    static func sizes(seed: UInt64) -> [Int] {
+        var rng = SplitMix64(seed: seed)
+        var sizes: [Int] = []
+        var left = 8
+        while left > 0 {
+            let size = min(left, [1, 1, 2, 2, 3, 4][Int(rng.next() % 6)])
+            sizes.append(size)
+            left -= size
+        }
+        return sizes
+    }
+
+    static func run(on cluster: Cluster, seeds: ClosedRange<UInt64>, gpus: Int) throws {
+        var aligned = 0, waited = 0
+        for seed in seeds {
+            let sizes = Self.sizes(seed: seed)
+            let outcome = try cluster.scenario(sizes, gpus: gpus, seconds: 60) { infer, line in
+                line.contains("preempt/topo_aware: JobId=\(infer) no plan")
+            }
+            defer { try? cluster.finish(outcome) }
+            let fill = zip(sizes, outcome.layout).map { "\($0.0):\($0.1)" }.joined(separator: " ")
+            if let placed = outcome.placed {
+                #expect(cluster.isAligned(placed), "seed \(seed) fill \(fill): GPUs \(placed) span NVLink groups")
+                aligned += 1
+                try cluster.expectNothingLost(outcome)
+            } else {
+                #expect(outcome.log.contains { $0.contains("preempt/topo_aware: JobId=\(outcome.infer) no plan") },
+                        "seed \(seed) fill \(fill): infer job neither ran nor was reported without a plan")
+                #expect(outcome.victims.isEmpty, "seed \(seed): jobs preempted without an aligned plan")
+                if let binary = CLI.binary {
+                    var environment = ProcessInfo.processInfo.environment
+                    environment["SLURM_CONF"] = cluster.slurmConf
+                    environment["TOPO_AWARE_CONF"] = cluster.topoAwareConf
+                    let offline = try runProcess(binary, ["plan", "--job", outcome.infer], environment: environment)
+                    #expect(offline.status == 1, "seed \(seed): topo-preempt plan --job found a plan: \(offline.stdout)")
+                }
+                waited += 1
+            }
+        }
+        print("random fills on \(cluster.topology): \(aligned) aligned, \(waited) waited for lack of an aligned plan, 0 misaligned expected")
+    }
+}
