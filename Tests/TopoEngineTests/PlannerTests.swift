@@ -230,6 +230,20 @@ enum Lab {
                                                                     shape: request.shape, cpus: request.cpusPerNode)
                 else { continue }
                 if request.mode == .guaranteed && level > request.level { continue }
+                if policy.requireEveryVictim {
+                    // Slurm must need every victim: without any one of them the job does not fit
+                    // by count (per socket for per-socket requests).
+                    func fits(_ gpus: GPUSet) -> Bool {
+                        if request.shape == .perNode { return gpus.count >= request.gpusPerNode }
+                        let sockets = Dictionary(grouping: gpus, by: { topology.gpus[$0].socket ?? -1 })
+                        return sockets.values.contains { $0.count >= request.gpusPerNode }
+                    }
+                    let unneeded = victims.contains { victim in
+                        let own = victim.allocations.filter { $0.node == node }.reduce(GPUSet()) { $0.union($1.gpus) }
+                        return fits(free.union(freed.subtracting(own)))
+                    }
+                    if unneeded { continue }
+                }
                 let shortfall = max(0, request.gpusPerNode - free.count)
                 let cost = PlanCost(maxPriority: victims.map(\.priority).max(), victims: victims.count,
                                     gpuSeconds: victims.reduce(0) { $0 + Int64($1.gpuCount) * max(0, snapshot.time - $1.startTime) },
@@ -294,6 +308,7 @@ enum Lab {
                                        cpusPerNode: Bool.random(using: &rng) ? 1 : 2)
         var policy = PlannerPolicy(exemptSeconds: Bool.random(using: &rng) ? 0 : 600)
         if Int.random(in: 0..<4, using: &rng) == 0 { policy.order = CostCriterion.allCases.shuffled(using: &rng) }
+        policy.requireEveryVictim = Int.random(in: 0..<3, using: &rng) == 0
         return (snapshot, request, policy)
     }
 
