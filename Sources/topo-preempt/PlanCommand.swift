@@ -23,7 +23,9 @@ struct PlanCommand: ParsableCommand {
             Reads a cluster snapshot (JSON, see README; --example-snapshot prints one) and prints \
             which jobs would be requeued, the GPUs they free, what Slurm's GPU pick then gives the \
             job, the level reached and why. --compare-stock adds what stock Slurm 22.05 does for the \
-            same request (modelled). With --job, plans for a pending job of the live cluster as             preempt/topo_aware does inside slurmctld (only victim sets Slurm's _run_now carries out             whole). Exit status 1 when there is no plan.
+            same request (modelled). With --job, plans for a pending job of the live cluster as \
+            preempt/topo_aware does inside slurmctld (only victim sets Slurm's _run_now carries out \
+            whole). Exit status 1 when there is no plan.
             """)
 
     @Option(help: "Cluster snapshot JSON file (- for stdin).")

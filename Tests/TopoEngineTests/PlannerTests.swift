@@ -197,6 +197,20 @@ enum Lab {
         #expect(throws: TextDiagnostic.self) { try SwitchTopology.parse("Switch=s1", file: "t") }
     }
 
+    /// Snapshot JSON may carry any times: nothing overflows.
+    @Test func extremeTimesDoNotTrap() throws {
+        var snapshot = Lab.filled(Lab.islands, [[0, 1], [4, 5], [2, 3], [6], [7]])
+        snapshot.time = .max
+        snapshot.jobs[0].startTime = .min
+        snapshot.jobs[1].startTime = .max
+        let index = try PlanningIndex(snapshot)
+        #expect(Planner.age(at: .max, since: .min) == .max && Planner.age(at: .min, since: .max) == 0)
+        for exempt: Int64 in [0, .max, .min] {
+            _ = Planner.plan(Self.infer4, in: index, policy: PlannerPolicy(exemptSeconds: exempt))
+            _ = StockPreemption.simulate(Self.infer4, in: index, policy: PlannerPolicy(exemptSeconds: exempt))
+        }
+    }
+
     @Test func snapshotErrorsNameTheField() {
         let bad = ClusterSnapshot(layouts: [Lab.islands], nodes: [.init(name: "n", layout: 3)], jobs: [], time: 0)
         #expect(throws: SnapshotError("nodes[0] (n): layout 3 does not exist")) { try PlanningIndex(bad) }

@@ -208,6 +208,19 @@ enum Controller {
         #expect(decide(&controller, bad).action == .basePolicy)
     }
 
+    /// Hostile times (unset or skewed start times, a negative clock) never trap.
+    @Test func extremeTimesAreClamped() {
+        var controller = PreemptController()
+        var snapshot = Controller.snapshot(Self.lab, time: -5)
+        snapshot.jobs[0].startTime = .min
+        snapshot.jobs[1].startTime = .max
+        snapshot.exemptSeconds = .max
+        #expect(decide(&controller, snapshot).action == .noVictims)
+        snapshot.exemptSeconds = 0
+        snapshot.time = .max
+        #expect(decide(&controller, snapshot).action == .onlyVictims([1, 3]))
+    }
+
     /// A node whose GPU count disagrees with gres.conf is left out (logged once); no topology
     /// at all means the base policy.
     @Test func topologyMismatchesAreReported() {

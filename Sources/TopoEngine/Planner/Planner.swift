@@ -222,9 +222,11 @@ public struct PlanningIndex: Sendable {
                 allocated[allocation.node] = allocated[allocation.node].union(allocation.gpus)
                 jobsOnNode[allocation.node].append((j, allocation.gpus))
             }
-            let seconds = max(0, snapshot.time - job.startTime)
+            let seconds = Planner.age(at: snapshot.time, since: job.startTime)
+            // Capped at 2^40 GPU-seconds (35,000 GPU-years) so that sums over any plan stay far
+            // from overflow whatever times a snapshot carries.
             let (product, overflow) = Int64(job.gpuCount).multipliedReportingOverflow(by: seconds)
-            work.append(overflow ? Int64.max / 4 : product)
+            work.append(overflow ? Self.maxWork : min(product, Self.maxWork))
         }
         self.topologies = topologies
         self.free = snapshot.nodes.indices.map { GPUSet.first(topologies[snapshot.nodes[$0].layout].gpuCount).subtracting(allocated[$0]) }
@@ -232,6 +234,8 @@ public struct PlanningIndex: Sendable {
         self.work = work
         self.nodeByName = nodeByName
     }
+
+    static let maxWork: Int64 = 1 << 40
 
     public func topology(ofNode node: Int) -> NodeTopology { topologies[snapshot.nodes[node].layout] }
     public func freeGPUs(ofNode node: Int) -> GPUSet { free[node] }
@@ -306,6 +310,14 @@ public enum Planner {
                        reason: "fewer than \(request.nodeCount) of \(candidates.count) candidate node(s) can free \(request.gpusPerNode) GPUs\(whereTo) from \(whose)")
     }
 
+    /// Seconds from `start` to `time`, 0 when `start` is later, saturated (snapshots may carry
+    /// any times: JSON files, skewed clocks).
+    public static func age(at time: Int64, since start: Int64) -> Int64 {
+        let (difference, overflow) = time.subtractingReportingOverflow(start)
+        if overflow { return time > start ? Int64.max : 0 }
+        return max(0, difference)
+    }
+
     /// Which jobs may be victims: preemptible, of lower priority than the preemptor, past
     /// PreemptExemptTime, not the preemptor itself.
     static func eligibility(_ request: PreemptorRequest, index: PlanningIndex, policy: PlannerPolicy) -> [Bool] {
@@ -313,7 +325,7 @@ public enum Planner {
         var eligible = [Bool](repeating: false, count: index.jobID.count)
         for j in eligible.indices {
             eligible[j] = index.jobPreemptible[j] && index.jobPriority[j] < request.priority && index.jobID[j] != request.jobID
-                && time - index.jobStart[j] >= policy.exemptSeconds
+                && age(at: time, since: index.jobStart[j]) >= policy.exemptSeconds
         }
         return eligible
     }
@@ -473,7 +485,11 @@ public enum Planner {
                     work = work &+ items[pick].work
                 }
             } else {
-                items.sort { $0.work * Int64($1.gain) < $1.work * Int64($0.gain) }
+                items.sort { a, b in
+                    // a.work / a.gain < b.work / b.gain, in full width (no overflow).
+                    let x = a.work.multipliedFullWidth(by: Int64(b.gain)), y = b.work.multipliedFullWidth(by: Int64(a.gain))
+                    return x.high != y.high ? x.high < y.high : x.low < y.low
+                }
                 var remaining = need
                 for item in items where remaining > 0 {
                     let take = min(remaining, item.gain)

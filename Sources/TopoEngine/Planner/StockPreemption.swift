@@ -51,7 +51,7 @@ public enum StockPreemption {
         let candidates = snapshot.jobs.indices.filter { j in
             let job = snapshot.jobs[j]
             return job.preemptible && job.priority < request.priority && job.id != request.jobID
-                && snapshot.time - job.startTime >= policy.exemptSeconds
+                && Planner.age(at: snapshot.time, since: job.startTime) >= policy.exemptSeconds
         }.sorted { a, b in
             let ja = snapshot.jobs[a], jb = snapshot.jobs[b]
             if ja.priority != jb.priority { return ja.priority < jb.priority }

@@ -319,6 +319,7 @@ public struct PreemptController: Sendable {
             nodeByName[node.name] = nodes.count
             nodes.append(.init(name: node.name, layout: layout, available: node.available, otherAllocated: node.allocated))
         }
+        let time = max(s.time, 0)
         var jobs: [ClusterSnapshot.RunningJob] = []
         var jobsOnNode = [[Int]](repeating: [], count: nodes.count)
         var held = [GPUSet](repeating: GPUSet(), count: nodes.count)
@@ -344,14 +345,17 @@ public struct PreemptController: Sendable {
                 jobsOnNode[n].append(jobs.count)
             }
             guard !allocations.isEmpty else { continue }
-            jobs.append(.init(id: job.id, priority: job.basePriority, startTime: job.startTime, preemptible: job.eligible,
+            // Start times outside 0...now (clock skew, unset fields) count as "just started":
+            // no arithmetic on them can overflow later.
+            let start = min(max(job.startTime, 0), time)
+            jobs.append(.init(id: job.id, priority: job.basePriority, startTime: start, preemptible: job.eligible,
                               allocations: allocations))
         }
         // GPUs allocated to no running job (completing jobs, other GRES users) are not free.
         for n in nodes.indices {
             nodes[n].otherAllocated = (nodes[n].otherAllocated ?? GPUSet()).subtracting(held[n])
         }
-        let snapshot = ClusterSnapshot(layouts: topology.layouts, nodes: nodes, jobs: jobs, time: s.time)
+        let snapshot = ClusterSnapshot(layouts: topology.layouts, nodes: nodes, jobs: jobs, time: time)
         return .success(Built(snapshot: snapshot, nodeByName: nodeByName, clusterNodeOf: clusterNodeOf, jobsOnNode: jobsOnNode))
     }
 
