@@ -62,8 +62,8 @@ func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
-func printError(_ line: String) {
-    FileHandle.standardError.write(Data("\(line)\n".utf8))
+func printError(_ line: String, newline: Bool = true) {
+    FileHandle.standardError.write(Data("\(line)\(newline ? "\n" : "")".utf8))
 }
 
 /// Left-aligns `text` in a column of `width` characters (at least one space after it).

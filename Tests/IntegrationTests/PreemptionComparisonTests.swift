@@ -81,13 +81,18 @@ extension LiveCluster {
     }
 }
 
+/// Suites on the stock NVLink-pairs cluster, one at a time.
 @Suite(.serialized, .enabled(if: Cluster.pairs != nil, "needs the stock pairs cluster (scripts/test)"))
-struct StockPairsComparison {
-    @Test(arguments: LabScenario.on("pairs"))
-    func plainRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.pairs), shaped: false) }
+enum StockPairsCluster {}
 
-    @Test(arguments: LabScenario.on("pairs"))
-    func shapedRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.pairs), shaped: true) }
+extension StockPairsCluster {
+    @Suite struct Comparison {
+        @Test(arguments: LabScenario.on("pairs"))
+        func plainRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.pairs), shaped: false) }
+
+        @Test(arguments: LabScenario.on("pairs"))
+        func shapedRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.pairs), shaped: true) }
+    }
 }
 
 /// preempt/topo_aware in a real slurmctld, NVLink islands of 4 per socket.

@@ -1,0 +1,536 @@
+/// A built-in GPU node type for simulated clusters (8 GPUs, 2 sockets).
+public enum SimNodeType: String, Sendable, CaseIterable {
+    /// Two NVLink islands of 4, one per socket (the local cluster's `islands`).
+    case islands
+    /// NVLink pairs (0-1, 2-3, ...), 4 GPUs per socket, PCIe switch per socket.
+    case pairs
+    /// No NVLink: PCIe switch pairs (PIX), host bridge per socket.
+    case pcie
+    /// NVSwitch: all 8 GPUs NVLink-connected.
+    case nvswitch
+
+    public var layout: ClusterSnapshot.LayoutSpec {
+        func build(_ cell: (Int, Int) -> String) -> ClusterSnapshot.LayoutSpec {
+            .init(paths: (0..<8).map { i in (0..<8).map { j in i == j ? "X" : cell(i, j) } }, sockets: (0..<8).map { $0 / 4 })
+        }
+        switch self {
+        case .islands: return build { i, j in i / 4 == j / 4 ? "NV4" : "SYS" }
+        case .pairs: return build { i, j in i / 2 == j / 2 ? "NV4" : (i / 4 == j / 4 ? "PXB" : "SYS") }
+        case .pcie: return build { i, j in i / 2 == j / 2 ? "PIX" : (i / 4 == j / 4 ? "PHB" : "SYS") }
+        case .nvswitch: return build { _, _ in "NV12" }
+        }
+    }
+}
+
+/// How inference jobs are placed and what is preempted for them.
+public enum SimPolicy: String, Sendable, CaseIterable, Codable {
+    /// Stock Slurm 22.05, plain `--gres=gpu:N`: priority/age order with the reorder passes.
+    case stock
+    /// Stock Slurm with the request shaped to one socket (`--gpus-per-socket=N --sockets-per-node=1`).
+    case stockShaped = "stock-shaped"
+    /// TopoPreempt, guaranteed mode (job_submit shaping where the level is socket-wide).
+    case topoGuaranteed = "topo-guaranteed"
+    /// TopoPreempt, best-effort mode.
+    case topoBestEffort = "topo-best-effort"
+}
+
+public struct SimulationSetup: Sendable {
+    public var nodeTypes: [(type: ClusterSnapshot.LayoutSpec, name: String, count: Int)]
+    /// Affinity level inference jobs need.
+    public var level: AffinityLevel
+    /// Seconds a requeued job waits before it may start again (Slurm: about 120 s).
+    public var requeueDelay: Int64
+    /// Seconds between retries of an inference job that could not be placed.
+    public var retryInterval: Int64
+    /// Seconds between timeline samples.
+    public var sampleInterval: Int64
+    /// Performance factor of an inference job by the alignment of its GPUs (see README).
+    public var factors: [AffinityLevel: Double]
+
+    public static let defaultFactors: [AffinityLevel: Double] = [
+        .nvlink: 1.0, .pcieSwitch: 0.8, .hostBridge: 0.7, .numa: 0.65, .socket: 0.6, .node: 0.5,
+    ]
+
+    public init(nodeTypes: [(type: ClusterSnapshot.LayoutSpec, name: String, count: Int)], level: AffinityLevel = .nvlink,
+                requeueDelay: Int64 = 120, retryInterval: Int64 = 60, sampleInterval: Int64 = 3600,
+                factors: [AffinityLevel: Double] = SimulationSetup.defaultFactors) {
+        self.nodeTypes = nodeTypes
+        self.level = level
+        self.requeueDelay = requeueDelay
+        self.retryInterval = retryInterval
+        self.sampleInterval = sampleInterval
+        self.factors = factors
+    }
+
+    public var nodeCount: Int { nodeTypes.reduce(0) { $0 + $1.count } }
+}
+
+/// What one policy did with a trace.
+public struct SimMetrics: Sendable, Equatable, Codable {
+    public var policy: String
+    public var preemptions = 0
+    /// Preemptions after which the inference job's GPUs were aligned at the required level.
+    public var alignedPreemptions = 0
+    public var victims = 0
+    public var gpuSecondsLost: Int64 = 0
+    public var inferenceStarted = 0
+    public var inferenceAligned = 0
+    /// Submit-to-start waits of inference jobs, seconds.
+    public var inferenceWaitP50: Int64 = 0
+    public var inferenceWaitP99: Int64 = 0
+    /// Inference jobs still waiting when the simulation ended.
+    public var inferenceUnstarted = 0
+    public var batchCompleted = 0
+    public var batchGPUHoursCompleted = 0.0
+    /// Busy GPU-time over available GPU-time.
+    public var utilisation = 0.0
+    /// Inference run time weighted by the placement factor of its GPUs, over inference run time.
+    public var scheduledPerformance = 0.0
+    public var events = 0
+
+    public var hitRate: Double { preemptions == 0 ? 1 : Double(alignedPreemptions) / Double(preemptions) }
+    public var victimsPerPreemption: Double { preemptions == 0 ? 0 : Double(victims) / Double(preemptions) }
+    public var gpuHoursLost: Double { Double(gpuSecondsLost) / 3600 }
+}
+
+/// One timeline sample.
+public struct SimSample: Sendable, Equatable, Codable {
+    public var time: Int64
+    public var utilisation: Double
+    public var hitRate: Double
+    public var pendingInference: Int
+    public var runningInference: Int
+}
+
+public struct SimResult: Sendable {
+    public var metrics: SimMetrics
+    public var timeline: [SimSample]
+}
+
+/// A discrete-event simulation of a Slurm cluster: the same planner (`Planner`) and stock
+/// model (`StockPreemption`, `SlurmGPUPick`) the plugin and the CLI use, replayed over a trace.
+///
+/// Model: batch jobs are placed best-fit (the node with the fewest free GPUs that fit, Slurm's
+/// GPU pick on it) in age order with backfill; inference jobs go first: without preemption
+/// where they fit (Slurm's pick, per socket when shaped), else per policy; victims are
+/// requeued (work lost) and may start again after `requeueDelay`; freed GPUs go to the
+/// preemptor at once.
+public struct Simulator {
+    let setup: SimulationSetup
+    let policy: SimPolicy
+    let jobs: [SimJob]
+
+    // Cluster
+    var layouts: [ClusterSnapshot.LayoutSpec] = []
+    var contexts: [SlurmGPUPick.Context] = []
+    var nodeLayout: [Int] = []
+    var nodeNames: [String] = []
+    var free: [GPUSet] = []
+    var gpuCount: [Int] = []
+    /// Free cores per node and socket (8 per socket; each job takes one). Slurm gives a 1-CPU
+    /// job a core on the socket with the most free cores, and its GPU pick starts there: the
+    /// lab's fill 2 2 2 1 1 lands on 0-1 | 4-5 | 2-3 | 6 | 7 because of it.
+    var freeCores: [[Int]] = []
+    static let coresPerSocket = 8
+    /// Nodes by free GPU count, for best fit.
+    var byFree: [Set<Int>] = []
+    var totalGPUs = 0
+    /// Whether job_submit/topo_aware would shape the inference request (level one socket wide
+    /// on every node).
+    var shapeForTopo = false
+
+    // Jobs
+    struct Run {
+        var node: Int
+        var gpus: GPUSet
+        var start: Int64
+        var serial: Int
+        var socket: Int
+    }
+    var running: [Int: Run] = [:]
+    var serial: [Int] = []
+    var pendingInference: [Int] = []
+    var nextInferenceTry: [Int: Int64] = [:]
+    /// Batch jobs waiting, FIFO per size.
+    var pendingBatch: [Int: [Int]] = [:]
+    var pendingBatchHead: [Int: Int] = [:]
+    var firstSubmit: [Int64] = []
+
+    // Events
+    struct Event: Comparable {
+        var time: Int64
+        var order: Int
+        var kind: Kind
+        var job: Int
+        var serial: Int
+        enum Kind: Int { case completion = 0, ready = 1, arrival = 2, retry = 3, sample = 4 }
+        static func < (a: Event, b: Event) -> Bool {
+            (a.time, a.kind.rawValue, a.order) < (b.time, b.kind.rawValue, b.order)
+        }
+    }
+    var heap = MinHeap<Event>()
+    var order = 0
+
+    // Metrics
+    var metrics: SimMetrics
+    var timeline: [SimSample] = []
+    var busyGPUSeconds: Double = 0
+    var busyGPUs = 0
+    var lastTime: Int64 = 0
+    var waits: [Int64] = []
+    var weightedInference = 0.0
+    var inferenceSeconds = 0.0
+    var runningInference = 0
+
+    public init(setup: SimulationSetup, policy: SimPolicy, jobs: [SimJob]) {
+        self.setup = setup
+        self.policy = policy
+        self.jobs = jobs
+        metrics = SimMetrics(policy: policy.rawValue)
+    }
+
+    /// Runs the trace to its end (`until` seconds). `progress` is called now and then with the
+    /// fraction done.
+    public static func run(setup: SimulationSetup, policy: SimPolicy, jobs: [SimJob], until: Int64,
+                           progress: ((Double) -> Void)? = nil) throws(SnapshotError) -> SimResult {
+        var sim = Simulator(setup: setup, policy: policy, jobs: jobs)
+        try sim.prepare()
+        sim.loop(until: until, progress: progress)
+        return SimResult(metrics: sim.metrics, timeline: sim.timeline)
+    }
+
+    mutating func prepare() throws(SnapshotError) {
+        var topologies: [NodeTopology] = []
+        for (i, entry) in setup.nodeTypes.enumerated() {
+            let topology = try entry.type.topology()
+            layouts.append(entry.type)
+            topologies.append(topology)
+            contexts.append(SlurmGPUPick.Context(topology))
+            for n in 0..<max(0, entry.count) {
+                nodeLayout.append(i)
+                nodeNames.append("\(entry.name)\(n + 1)")
+                free.append(GPUSet.first(topology.gpuCount))
+                gpuCount.append(topology.gpuCount)
+                freeCores.append(Array(repeating: Self.coresPerSocket, count: max(1, SlurmGPUPick.sockets(topology).count)))
+            }
+        }
+        guard !free.isEmpty else { throw SnapshotError("the simulated cluster has no nodes") }
+        totalGPUs = gpuCount.reduce(0, +)
+        let maxGPUs = gpuCount.max() ?? 0
+        byFree = Array(repeating: [], count: maxGPUs + 1)
+        for n in free.indices { byFree[free[n].count].insert(n) }
+        // job_submit shapes where the level's groups are exactly the sockets' GPUs on every node.
+        shapeForTopo = true
+        for topology in topologies {
+            let table: AffinityTable
+            do { table = try AffinityTable(topology) } catch { throw SnapshotError("node type: \(error)") }
+            let sockets = SlurmGPUPick.sockets(topology)
+            let groups = Set(table.groups(at: setup.level).map(\.gpus))
+            let socketSets = Set(sockets.map { s in GPUSet(topology.gpus.indices.filter { topology.gpus[$0].socket == s }) })
+            if sockets.isEmpty || groups != socketSets { shapeForTopo = false }
+        }
+        serial = Array(repeating: 0, count: jobs.count)
+        firstSubmit = jobs.map(\.submit)
+        for (j, job) in jobs.enumerated() { push(job.submit, .arrival, j) }
+        push(0, .sample, -1)
+    }
+
+    mutating func push(_ time: Int64, _ kind: Event.Kind, _ job: Int, serial: Int = 0) {
+        order += 1
+        heap.push(Event(time: time, order: order, kind: kind, job: job, serial: serial))
+    }
+
+    mutating func loop(until: Int64, progress: ((Double) -> Void)?) {
+        var reported = -1
+        while let event = heap.pop() {
+            guard event.time <= until else { break }
+            advance(to: event.time)
+            metrics.events += 1
+            if let progress, until > 0 {
+                let step = Int(event.time * 100 / until)
+                if step != reported { reported = step; progress(Double(step) / 100) }
+            }
+            switch event.kind {
+            case .arrival:
+                enqueue(event.job)
+            case .ready:
+                enqueue(event.job)
+            case .completion:
+                guard let run = running[event.job], run.serial == event.serial else { break }
+                finish(event.job, run: run, completed: true)
+            case .retry:
+                break
+            case .sample:
+                sample(event.time)
+                if event.time + setup.sampleInterval <= until { push(event.time + setup.sampleInterval, .sample, -1) }
+                continue
+            }
+            schedule(now: event.time)
+        }
+        advance(to: until)
+        if timeline.last?.time != until { sample(until) }
+        finishMetrics()
+    }
+
+    mutating func advance(to time: Int64) {
+        guard time > lastTime else { return }
+        let span = Double(time - lastTime)
+        busyGPUSeconds += Double(busyGPUs) * span
+        lastTime = time
+    }
+
+    mutating func enqueue(_ j: Int) {
+        switch jobs[j].kind {
+        case .inference: pendingInference.append(j)
+        case .batch: pendingBatch[jobs[j].gpus, default: []].append(j)
+        }
+    }
+
+    mutating func sample(_ time: Int64) {
+        let pending = pendingInference.count
+        timeline.append(SimSample(time: time, utilisation: totalGPUs == 0 ? 0 : Double(busyGPUs) / Double(totalGPUs),
+                                  hitRate: metrics.hitRate, pendingInference: pending, runningInference: runningInference))
+    }
+
+    // MARK: - Placement
+
+    mutating func setFree(_ node: Int, _ gpus: GPUSet) {
+        byFree[free[node].count].remove(node)
+        free[node] = gpus
+        byFree[gpus.count].insert(node)
+    }
+
+    mutating func start(_ j: Int, node: Int, gpus: GPUSet, now: Int64, socket: Int) {
+        setFree(node, free[node].subtracting(gpus))
+        serial[j] += 1
+        let core = freeCores[node].indices.contains(socket) ? socket : 0
+        freeCores[node][core] -= 1
+        running[j] = Run(node: node, gpus: gpus, start: now, serial: serial[j], socket: core)
+        busyGPUs += gpus.count
+        push(now + max(1, jobs[j].duration), .completion, j, serial: serial[j])
+        if jobs[j].kind == .inference {
+            runningInference += 1
+            waits.append(now - firstSubmit[j])
+            metrics.inferenceStarted += 1
+            let level = contexts[nodeLayout[node]].topology.alignment(of: gpus)
+            if level <= setup.level { metrics.inferenceAligned += 1 }
+            let factor = setup.factors[level] ?? 0.5
+            let seconds = Double(jobs[j].duration)
+            weightedInference += factor * seconds
+            inferenceSeconds += seconds
+        }
+    }
+
+    mutating func finish(_ j: Int, run: Run, completed: Bool) {
+        running[j] = nil
+        setFree(run.node, free[run.node].union(run.gpus))
+        if freeCores[run.node].indices.contains(run.socket) { freeCores[run.node][run.socket] += 1 }
+        busyGPUs -= run.gpus.count
+        if jobs[j].kind == .inference { runningInference -= 1 }
+        if completed && jobs[j].kind == .batch {
+            metrics.batchCompleted += 1
+            metrics.batchGPUHoursCompleted += Double(jobs[j].gpus) * Double(jobs[j].duration) / 3600
+        }
+    }
+
+    /// The socket (index into the node's socket list) where Slurm puts a 1-CPU job's core:
+    /// the one with the most free cores, the first among equals.
+    func coreSocket(_ node: Int) -> Int {
+        var best = 0
+        for (i, cores) in freeCores[node].enumerated() where cores > freeCores[node][best] { best = i }
+        return best
+    }
+
+    /// Slurm's pick for a request on one node without preemption, nil when it does not fit;
+    /// with the socket index where the job's core goes.
+    func pick(_ node: Int, gpus k: Int, perSocket: Bool, free available: GPUSet) -> (gpus: GPUSet, socket: Int)? {
+        guard available.count >= k else { return nil }
+        let context = contexts[nodeLayout[node]]
+        let sockets = SlurmGPUPick.sockets(context.topology)
+        if perSocket {
+            for (i, socket) in sockets.enumerated() where freeCores[node].indices.contains(i) && freeCores[node][i] > 0 {
+                if let pick = SlurmGPUPick.pickPerSocket(context.topology, free: available, count: k, socket: socket) { return (pick, i) }
+            }
+            return nil
+        }
+        let core = coreSocket(node)
+        let used: Set<Int> = sockets.indices.contains(core) ? [sockets[core]] : Set(sockets.prefix(1))
+        return SlurmGPUPick.pickPerNode(context, free: available, count: k, usedSockets: used).map { ($0, core) }
+    }
+
+    /// Best fit: the node with the fewest free GPUs that fits (lowest index among equals).
+    func bestFit(_ k: Int, perSocket: Bool) -> (node: Int, gpus: GPUSet, socket: Int)? {
+        guard k < byFree.count else { return nil }
+        for count in k..<byFree.count {
+            for node in byFree[count].sorted() {
+                if let (gpus, socket) = pick(node, gpus: k, perSocket: perSocket, free: free[node]) { return (node, gpus, socket) }
+            }
+        }
+        return nil
+    }
+
+    // MARK: - Scheduling
+
+    mutating func schedule(now: Int64) {
+        // Inference first (higher PriorityTier), oldest first.
+        var still: [Int] = []
+        for j in pendingInference {
+            if let next = nextInferenceTry[j], next > now {
+                still.append(j)
+                continue
+            }
+            if !placeInference(j, now: now) {
+                nextInferenceTry[j] = now + setup.retryInterval
+                push(now + setup.retryInterval, .retry, j)
+                still.append(j)
+            } else {
+                nextInferenceTry[j] = nil
+            }
+        }
+        pendingInference = still
+        // Batch: the oldest waiting job of any size that fits somewhere, until none fits.
+        while true {
+            var chosen: (size: Int, job: Int)?
+            for (size, queue) in pendingBatch {
+                let head = pendingBatchHead[size, default: 0]
+                guard head < queue.count else { continue }
+                let j = queue[head]
+                if chosen.map({ (firstSubmit[j], j) < (firstSubmit[$0.job], $0.job) }) ?? true, fitsAnywhere(size) {
+                    chosen = (size, j)
+                }
+            }
+            guard let (size, j) = chosen, let (node, gpus, socket) = bestFit(size, perSocket: false) else { break }
+            pendingBatchHead[size, default: 0] += 1
+            if let queue = pendingBatch[size], pendingBatchHead[size, default: 0] > 4096 {
+                pendingBatch[size] = Array(queue[pendingBatchHead[size, default: 0]...])
+                pendingBatchHead[size] = 0
+            }
+            start(j, node: node, gpus: gpus, now: now, socket: socket)
+        }
+    }
+
+    func fitsAnywhere(_ k: Int) -> Bool {
+        guard k < byFree.count else { return false }
+        return (k..<byFree.count).contains { !byFree[$0].isEmpty }
+    }
+
+    /// Starts an inference job now, preempting per policy; false when it must wait.
+    mutating func placeInference(_ j: Int, now: Int64) -> Bool {
+        let job = jobs[j]
+        let shaped: Bool
+        switch policy {
+        case .stock: shaped = false
+        case .stockShaped: shaped = true
+        case .topoGuaranteed: shaped = shapeForTopo
+        case .topoBestEffort: shaped = false
+        }
+        if let (node, gpus, socket) = bestFit(job.gpus, perSocket: shaped) {
+            start(j, node: node, gpus: gpus, now: now, socket: socket)
+            return true
+        }
+        // Preemption: a snapshot of the running jobs, then the policy's choice.
+        let (snapshot, ids) = snapshotNow(now)
+        guard let index = try? PlanningIndex(snapshot) else { return false }
+        let request = PreemptorRequest(jobID: UInt32.max, gpusPerNode: job.gpus, level: setup.level,
+                                       mode: policy == .topoBestEffort ? .bestEffort : .guaranteed, priority: job.priority,
+                                       shape: shaped ? .perSocket : .perNode)
+        var victims: [UInt32] = []
+        var target: (node: Int, gpus: GPUSet)?
+        switch policy {
+        case .stock, .stockShaped:
+            guard let outcome = StockPreemption.simulate(request, in: index), let node = index.nodeByName[outcome.node] else { return false }
+            victims = outcome.victims
+            target = (node, outcome.gpus)
+        case .topoGuaranteed, .topoBestEffort:
+            let policy = PlannerPolicy(requireEveryVictim: true)
+            guard case let .plan(plan) = Planner.plan(request, in: index, policy: policy), let first = plan.nodes.first,
+                  let node = index.nodeByName[first.node], let gpus = first.expectedGPUs.first
+            else { return false }
+            victims = plan.victims
+            target = (node, gpus)
+        }
+        guard let (node, gpus) = target, !victims.isEmpty else { return false }
+        metrics.preemptions += 1
+        metrics.victims += victims.count
+        for id in victims {
+            guard let victim = ids[id], let run = running[victim] else { continue }
+            metrics.gpuSecondsLost += Int64(run.gpus.count) * (now - run.start)
+            finish(victim, run: run, completed: false)
+            push(now + setup.requeueDelay, .ready, victim)
+        }
+        // The freed GPUs go to the preemptor; what Slurm's pick gives there.
+        guard gpus.isSubset(of: free[node]) else { return false }
+        // The stock model and the planner assume the preemptor's core on the first socket (the
+        // planner's plan holds for every placement).
+        start(j, node: node, gpus: gpus, now: now, socket: 0)
+        if contexts[nodeLayout[node]].topology.alignment(of: gpus) <= setup.level { metrics.alignedPreemptions += 1 }
+        return true
+    }
+
+    func snapshotNow(_ now: Int64) -> (ClusterSnapshot, [UInt32: Int]) {
+        var nodes: [ClusterSnapshot.NodeState] = []
+        nodes.reserveCapacity(free.count)
+        for n in free.indices { nodes.append(.init(name: nodeNames[n], layout: nodeLayout[n])) }
+        var list: [ClusterSnapshot.RunningJob] = []
+        list.reserveCapacity(running.count)
+        var ids: [UInt32: Int] = [:]
+        for (j, run) in running.sorted(by: { $0.key < $1.key }) {
+            let id = UInt32(truncatingIfNeeded: j + 1)
+            ids[id] = j
+            list.append(.init(id: id, priority: jobs[j].priority, startTime: run.start, preemptible: jobs[j].kind == .batch,
+                              allocations: [.init(node: run.node, gpus: run.gpus)]))
+        }
+        return (ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: list, time: now), ids)
+    }
+
+    mutating func finishMetrics() {
+        metrics.utilisation = totalGPUs == 0 || lastTime == 0 ? 0 : busyGPUSeconds / (Double(totalGPUs) * Double(lastTime))
+        metrics.scheduledPerformance = inferenceSeconds == 0 ? 0 : weightedInference / inferenceSeconds
+        metrics.inferenceUnstarted = pendingInference.count
+        let sorted = waits.sorted()
+        func percentile(_ p: Double) -> Int64 {
+            guard !sorted.isEmpty else { return 0 }
+            let rank = Int((p * Double(sorted.count - 1)).rounded(.up))
+            return sorted[min(sorted.count - 1, max(0, rank))]
+        }
+        metrics.inferenceWaitP50 = percentile(0.5)
+        metrics.inferenceWaitP99 = percentile(0.99)
+    }
+}
+
+/// A binary min-heap.
+struct MinHeap<Element: Comparable> {
+    private var items: [Element] = []
+
+    var count: Int { items.count }
+
+    mutating func push(_ item: Element) {
+        items.append(item)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[i] < items[parent] else { break }
+            items.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> Element? {
+        guard let first = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && items[l] < items[m] { m = l }
+                if r < items.count && items[r] < items[m] { m = r }
+                guard m != i else { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return first
+    }
+}

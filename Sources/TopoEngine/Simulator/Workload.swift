@@ -1,0 +1,247 @@
+/// One job of a simulated trace.
+public struct SimJob: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        /// Latency-sensitive inference: a preemptor that needs an aligned GPU group.
+        case inference
+        /// Preemptible batch work.
+        case batch
+    }
+
+    public var submit: Int64
+    public var gpus: Int
+    /// Seconds of work; a preempted job starts over (requeued, its work lost).
+    public var duration: Int64
+    public var kind: Kind
+    /// Preemption priority (partition PriorityTier): inference above batch.
+    public var priority: Int
+
+    public init(submit: Int64, gpus: Int, duration: Int64, kind: Kind, priority: Int) {
+        self.submit = submit
+        self.gpus = gpus
+        self.duration = duration
+        self.kind = kind
+        self.priority = priority
+    }
+}
+
+/// The synthetic workload: diurnal inference arrivals and a batch stream that keeps the cluster
+/// over-subscribed, both from one seed.
+public struct WorkloadSpec: Sendable, Equatable {
+    /// Simulated span in seconds.
+    public var seconds: Int64
+    public var seed: UInt64
+    /// Inference instances per day (average); arrivals follow a daily curve peaking at
+    /// `peakHour` with `dailySwing` relative amplitude (0: flat, 0.8: peak 1.8x the mean).
+    public var inferencePerDay: Double
+    public var dailySwing: Double
+    public var peakHour: Double
+    /// GPUs per inference instance, drawn uniformly.
+    public var inferenceGPUs: [Int]
+    /// Mean inference run time (exponential), seconds.
+    public var inferenceMeanSeconds: Double
+    /// Batch load offered, as a multiple of the cluster's GPUs (above 1 keeps a backlog).
+    public var batchLoad: Double
+    /// Batch job sizes and their weights (public GPU-cluster traces: mostly 1-GPU jobs).
+    public var batchSizes: [(gpus: Int, weight: Double)]
+    /// Batch run times: log-normal with this median (seconds) and sigma, capped.
+    public var batchMedianSeconds: Double
+    public var batchSigma: Double
+    public var batchMaxSeconds: Double
+
+    public init(seconds: Int64 = 7 * 86_400, seed: UInt64 = 1, inferencePerDay: Double = 720, dailySwing: Double = 0.8,
+                peakHour: Double = 14, inferenceGPUs: [Int] = [2, 4], inferenceMeanSeconds: Double = 4 * 3600,
+                batchLoad: Double = 1.3, batchSizes: [(gpus: Int, weight: Double)] = [(1, 0.45), (2, 0.25), (4, 0.2), (8, 0.1)],
+                batchMedianSeconds: Double = 1800, batchSigma: Double = 1.4, batchMaxSeconds: Double = 2 * 86_400) {
+        self.seconds = seconds
+        self.seed = seed
+        self.inferencePerDay = inferencePerDay
+        self.dailySwing = dailySwing
+        self.peakHour = peakHour
+        self.inferenceGPUs = inferenceGPUs
+        self.inferenceMeanSeconds = inferenceMeanSeconds
+        self.batchLoad = batchLoad
+        self.batchSizes = batchSizes
+        self.batchMedianSeconds = batchMedianSeconds
+        self.batchSigma = batchSigma
+        self.batchMaxSeconds = batchMaxSeconds
+    }
+
+    public static func == (a: WorkloadSpec, b: WorkloadSpec) -> Bool {
+        a.seconds == b.seconds && a.seed == b.seed && a.inferencePerDay == b.inferencePerDay && a.dailySwing == b.dailySwing
+            && a.peakHour == b.peakHour && a.inferenceGPUs == b.inferenceGPUs && a.inferenceMeanSeconds == b.inferenceMeanSeconds
+            && a.batchLoad == b.batchLoad && a.batchSizes.map(\.gpus) == b.batchSizes.map(\.gpus)
+            && a.batchSizes.map(\.weight) == b.batchSizes.map(\.weight) && a.batchMedianSeconds == b.batchMedianSeconds
+            && a.batchSigma == b.batchSigma && a.batchMaxSeconds == b.batchMaxSeconds
+    }
+
+    /// Jobs sorted by submit time. Batch arrivals start a little before time 0 so the cluster
+    /// is full when measuring starts (their submit times are clamped to 0).
+    public func generate(totalGPUs: Int) -> [SimJob] {
+        var rng = SplitMix64(seed: seed)
+        var jobs: [SimJob] = []
+        let inferencePriority = 10, batchPriority = 1
+        // Inference: a non-homogeneous Poisson process by thinning.
+        let mean = inferencePerDay / 86_400
+        let peakRate = mean * (1 + abs(dailySwing))
+        if mean > 0, !inferenceGPUs.isEmpty {
+            var t = 0.0
+            while true {
+                t += Self.exponential(&rng, rate: peakRate)
+                guard t < Double(seconds) else { break }
+                let phase = 2 * Double.pi * (t / 86_400 - peakHour / 24)
+                let rate = mean * (1 + dailySwing * Self.cosine(phase))
+                guard Self.uniform(&rng) * peakRate <= rate else { continue }
+                let gpus = inferenceGPUs[Int(rng.next() % UInt64(inferenceGPUs.count))]
+                let duration = max(60, Self.exponential(&rng, rate: 1 / max(1, inferenceMeanSeconds)))
+                jobs.append(SimJob(submit: Int64(t), gpus: gpus, duration: Int64(duration), kind: .inference,
+                                   priority: inferencePriority))
+            }
+        }
+        // Batch: Poisson at the rate that offers `batchLoad` x the cluster's GPUs.
+        let weights = batchSizes.reduce(0) { $0 + max(0, $1.weight) }
+        if weights > 0, batchLoad > 0, totalGPUs > 0 {
+            let meanGPUs = batchSizes.reduce(0) { $0 + Double($1.gpus) * max(0, $1.weight) } / weights
+            let meanDuration = batchMedianSeconds * Self.exp(batchSigma * batchSigma / 2)
+            let rate = batchLoad * Double(totalGPUs) / (meanGPUs * meanDuration)
+            // Warm-up: the first batch jobs arrive at once, enough to fill the cluster.
+            var filled = 0
+            while filled < totalGPUs {
+                let job = batchJob(&rng, at: 0, weights: weights, priority: batchPriority)
+                filled += job.gpus
+                jobs.append(job)
+            }
+            var t = 0.0
+            while true {
+                t += Self.exponential(&rng, rate: rate)
+                guard t < Double(seconds) else { break }
+                jobs.append(batchJob(&rng, at: Int64(t), weights: weights, priority: batchPriority))
+            }
+        }
+        jobs.sort { $0.submit < $1.submit }
+        return jobs
+    }
+
+    private func batchJob(_ rng: inout SplitMix64, at time: Int64, weights: Double, priority: Int) -> SimJob {
+        var pick = Self.uniform(&rng) * weights
+        var gpus = batchSizes.last?.gpus ?? 1
+        for size in batchSizes {
+            pick -= max(0, size.weight)
+            if pick <= 0 {
+                gpus = size.gpus
+                break
+            }
+        }
+        let duration = min(batchMaxSeconds, max(60, batchMedianSeconds * Self.exp(batchSigma * Self.normal(&rng))))
+        return SimJob(submit: time, gpus: gpus, duration: Int64(duration), kind: .batch, priority: priority)
+    }
+
+    // MARK: - Random variates (no Foundation: plain series and Box-Muller)
+
+    static func uniform(_ rng: inout SplitMix64) -> Double {
+        Double(rng.next() >> 11) / Double(1 << 53)
+    }
+
+    static func exponential(_ rng: inout SplitMix64, rate: Double) -> Double {
+        -log(1 - uniform(&rng)) / max(rate, 1e-12)
+    }
+
+    static func normal(_ rng: inout SplitMix64) -> Double {
+        let u1 = max(uniform(&rng), 1e-12), u2 = uniform(&rng)
+        return (-2 * log(u1)).squareRoot() * cosine(2 * Double.pi * u2)
+    }
+
+    /// Natural logarithm for x > 0 (argument reduction by powers of two, then atanh series).
+    static func log(_ x: Double) -> Double {
+        guard x > 0 else { return -745 }
+        var m = x, e = 0.0
+        while m > 2 { m /= 2; e += 1 }
+        while m < 1 { m *= 2; e -= 1 }
+        let y = (m - 1) / (m + 1), y2 = y * y
+        var term = y, sum = 0.0, k = 1.0
+        for _ in 0..<40 {
+            sum += term / k
+            term *= y2
+            k += 2
+        }
+        return 2 * sum + e * 0.693_147_180_559_945_3
+    }
+
+    static func exp(_ x: Double) -> Double {
+        guard x < 700 else { return .greatestFiniteMagnitude }
+        guard x > -700 else { return 0 }
+        let n = (x / 0.693_147_180_559_945_3).rounded()
+        let r = x - n * 0.693_147_180_559_945_3
+        var term = 1.0, sum = 1.0
+        for k in 1..<30 {
+            term *= r / Double(k)
+            sum += term
+        }
+        var scale = 1.0
+        if n > 0 { for _ in 0..<Int(n) { scale *= 2 } } else { for _ in 0..<Int(-n) { scale /= 2 } }
+        return sum * scale
+    }
+
+    static func cosine(_ x: Double) -> Double {
+        let twoPi = 2 * Double.pi
+        var r = x - (x / twoPi).rounded(.down) * twoPi  // 0..<2pi
+        if r > Double.pi { r -= twoPi }  // -pi...pi
+        let r2 = r * r
+        var term = 1.0, sum = 1.0
+        for k in stride(from: 2, through: 40, by: 2) {
+            term *= -r2 / Double((k - 1) * k)
+            sum += term
+        }
+        return sum
+    }
+}
+
+extension WorkloadSpec {
+    /// Reads a trace: CSV with a header line naming the columns `submit,gpus,duration,class`
+    /// and optionally `priority` (any order; class `inference` or `batch`; times in seconds).
+    /// Errors name the line.
+    public static func parseCSV(_ text: String, file: String) throws(TextDiagnostic) -> [SimJob] {
+        var jobs: [SimJob] = []
+        var columns: [String: Int] = [:]
+        var lineNumber = 0
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            var line = Substring(raw)
+            if line.hasSuffix("\r") { line = line.dropLast() }
+            if line.allSatisfy({ $0 == " " || $0 == "\t" }) || line.hasPrefix("#") { continue }
+            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map {
+                String($0.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+            }
+            func fail(_ message: String) -> TextDiagnostic {
+                TextDiagnostic(file: file, location: SourceLocation(line: lineNumber, column: 1), message: message)
+            }
+            if columns.isEmpty {
+                for (i, name) in cells.enumerated() { columns[asciiLowercased(name)] = i }
+                for required in ["submit", "gpus", "duration", "class"] where columns[required] == nil {
+                    throw fail("header lacks column '\(required)' (expected submit,gpus,duration,class[,priority])")
+                }
+                continue
+            }
+            func cell(_ name: String) -> String? { columns[name].flatMap { $0 < cells.count ? cells[$0] : nil } }
+            func integer(_ name: String, _ range: ClosedRange<Int64>) throws(TextDiagnostic) -> Int64 {
+                guard let text = cell(name), let value = Int64(text), range.contains(value) else {
+                    throw fail("\(name) '\(printable(cell(name) ?? ""))' is not a whole number from \(range.lowerBound) to \(range.upperBound)")
+                }
+                return value
+            }
+            let submit = try integer("submit", 0...(1 << 40))
+            let gpus = try integer("gpus", 1...64)
+            let duration = try integer("duration", 1...(1 << 32))
+            guard let kind = cell("class").flatMap({ SimJob.Kind(rawValue: asciiLowercased($0)) }) else {
+                throw fail("class '\(printable(cell("class") ?? ""))' is neither inference nor batch")
+            }
+            var priority = kind == .inference ? 10 : 1
+            if let text = cell("priority"), !text.isEmpty { priority = Int(try integer("priority", 0...65_535)) }
+            jobs.append(SimJob(submit: submit, gpus: Int(gpus), duration: duration, kind: kind, priority: priority))
+        }
+        if columns.isEmpty {
+            throw TextDiagnostic(file: file, location: SourceLocation(line: 1, column: 1), message: "empty trace: no header line")
+        }
+        jobs.sort { $0.submit < $1.submit }
+        return jobs
+    }
+}

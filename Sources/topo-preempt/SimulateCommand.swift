@@ -1,0 +1,328 @@
+import ArgumentParser
+import Foundation
+import TopoEngine
+
+struct SimulateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Replay co-located inference and batch work under stock Slurm and TopoPreempt.",
+        discussion: """
+            A discrete-event simulation over the same planner the plugin runs in slurmctld and the \
+            stock Slurm 22.05 model (victim order with the reorder passes, the GPU pick following \
+            the cores' socket and Links=). Every policy replays the same trace: a seeded synthetic \
+            one (diurnal inference, heavy-tailed batch) or --trace FILE.csv (columns \
+            submit,gpus,duration,class[,priority]; seconds; class inference or batch). Prints the \
+            comparison table and writes a plot of the metrics over simulated time (SVG).
+            """)
+
+    @Option(help: "Node types and counts: islands, pairs, pcie, nvswitch, or an nvidia-smi topo -m file (NAME:COUNT, comma-separated).")
+    var nodes: String = "islands:500,pairs:500"
+
+    @Option(help: "Simulated days.")
+    var days: Double = 7
+
+    @Option(help: "Seed of the synthetic trace.")
+    var seed: UInt64 = 1
+
+    @Option(help: "A trace to replay instead of the synthetic one (CSV, see above).")
+    var trace: String?
+
+    @Option(name: .customLong("inference-per-day"), help: "Inference instances per day and 1,000 GPUs (average of the daily curve).")
+    var inferencePerDay: Double = 90
+
+    @Option(name: .customLong("inference-gpus"), help: "GPUs per inference instance, drawn uniformly (comma-separated).")
+    var inferenceGPUs: String = "2,4"
+
+    @Option(name: .customLong("batch-load"), help: "Batch load offered, as a multiple of the cluster's GPUs.")
+    var batchLoad: Double = 1.3
+
+    @Option(help: "Affinity level inference needs: nvlink, pcie-switch, host-bridge, numa, socket, node.")
+    var level: String = "nvlink"
+
+    @Option(help: "Policies to compare (comma-separated): stock, stock-shaped, topo-guaranteed, topo-best-effort.")
+    var policies: String = SimPolicy.allCases.map(\.rawValue).joined(separator: ",")
+
+    @Option(help: "Write the plot (SVG) here; '-' for none.")
+    var plot: String = "topo-preempt-simulation.svg"
+
+    @Option(help: "Write the timeline (CSV: policy,time,utilisation,hit_rate,pending_inference,running_inference) here.")
+    var csv: String?
+
+    @Flag(name: .customLong("no-progress"), help: "No progress bar on standard error.")
+    var noProgress = false
+
+    @OptionGroup var output: FormatOption
+
+    func run() throws {
+        let setup: SimulationSetup
+        let jobs: [SimJob]
+        let until: Int64
+        let chosen: [SimPolicy]
+        do {
+            guard let level = AffinityLevel(name: level) else { throw CLIError.input("unknown level '\(level)' (expected one of \(AffinityLevel.allNames))") }
+            setup = SimulationSetup(nodeTypes: try Self.parseNodes(nodes), level: level)
+            chosen = try policies.split(separator: ",").map { name in
+                guard let policy = SimPolicy(rawValue: String(name)) else {
+                    throw CLIError.input("unknown policy '\(name)' (expected \(SimPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                return policy
+            }
+            guard days > 0, days <= 366 else { throw CLIError.input("--days must be more than 0 and at most 366") }
+            let totalGPUs = setup.nodeTypes.reduce(0) { $0 + $1.count * $1.type.paths.count }
+            if let trace {
+                do { jobs = try WorkloadSpec.parseCSV(try readInput(trace), file: trace) } catch let error as TextDiagnostic {
+                    throw CLIError.input(error.description)
+                }
+                until = max(Int64(days * 86_400), (jobs.last?.submit ?? 0) + 1)
+            } else {
+                let sizes = try inferenceGPUs.split(separator: ",").map { text -> Int in
+                    guard let n = Int(text), n > 0, n <= 64 else { throw CLIError.input("--inference-gpus: '\(text)' is not a GPU count") }
+                    return n
+                }
+                let spec = WorkloadSpec(seconds: Int64(days * 86_400), seed: seed,
+                                        inferencePerDay: inferencePerDay * Double(totalGPUs) / 1000,
+                                        inferenceGPUs: sizes, batchLoad: batchLoad)
+                jobs = spec.generate(totalGPUs: totalGPUs)
+                until = spec.seconds
+            }
+        } catch let error as CLIError {
+            throw error.exit()
+        }
+        // Policies replay the same trace independently: one thread each.
+        let interactive = !noProgress && isatty(2) != 0
+        let progress = ProgressBoard(policies: chosen, interactive: interactive)
+        let slots = ResultSlots(count: chosen.count)
+        DispatchQueue.concurrentPerform(iterations: chosen.count) { i in
+            let started = Date()
+            do {
+                let result = try Simulator.run(setup: setup, policy: chosen[i], jobs: jobs, until: until) { fraction in
+                    progress.update(i, fraction)
+                }
+                slots.set(i, .success((chosen[i], result, Date().timeIntervalSince(started))))
+            } catch {
+                slots.set(i, .failure(CLIError.input("\(chosen[i].rawValue): \(error)")))
+            }
+        }
+        progress.clear()
+        var results: [(SimPolicy, SimResult, Double)] = []
+        for outcome in slots.values {
+            switch outcome {
+            case let .success(value): results.append(value)
+            case let .failure(error): throw error.exit()
+            case nil: throw CLIError.input("simulation did not run").exit()
+            }
+        }
+        let report = SimulationReport(setup: setup, nodes: nodes, jobs: jobs, until: until, results: results)
+        switch output.format {
+        case .json: try printJSON(report.json)
+        case .text: print(report.table(), terminator: "")
+        }
+        if plot != "-" {
+            try report.svg().write(toFile: plot, atomically: true, encoding: .utf8)
+            if output.format == .text { print("plot: \(plot)") }
+        }
+        if let csv {
+            try report.csv().write(toFile: csv, atomically: true, encoding: .utf8)
+            if output.format == .text { print("timeline: \(csv)") }
+        }
+    }
+
+    static func parseNodes(_ text: String) throws -> [(type: ClusterSnapshot.LayoutSpec, name: String, count: Int)] {
+        var types: [(type: ClusterSnapshot.LayoutSpec, name: String, count: Int)] = []
+        for item in text.split(separator: ",") {
+            guard let colon = item.lastIndex(of: ":"), let count = Int(item[item.index(after: colon)...]), count > 0, count <= 100_000 else {
+                throw CLIError.input("--nodes: '\(item)' is not NAME:COUNT (count 1 to 100000)")
+            }
+            let name = String(item[..<colon])
+            if let builtIn = SimNodeType(rawValue: name) {
+                types.append((builtIn.layout, name, count))
+            } else {
+                let parsed: NodeTopology
+                do { parsed = try NvidiaSmiTopo.parse(try readInput(name), file: name).topology } catch let error as TextDiagnostic {
+                    throw CLIError.input(error.description)
+                }
+                let short = URL(fileURLWithPath: name).deletingPathExtension().lastPathComponent
+                types.append((ClusterSnapshot.LayoutSpec(parsed), short, count))
+            }
+        }
+        guard !types.isEmpty else { throw CLIError.input("--nodes: no node types") }
+        return types
+    }
+}
+
+/// The comparison, as a table, JSON, a timeline CSV and an SVG plot.
+struct SimulationReport {
+    let setup: SimulationSetup
+    let nodes: String
+    let jobs: [SimJob]
+    let until: Int64
+    let results: [(SimPolicy, SimResult, Double)]
+
+    struct JSON: Encodable {
+        var nodes: String
+        var gpus: Int
+        var seconds: Int64
+        var inferenceJobs: Int
+        var batchJobs: Int
+        var level: String
+        var policies: [Policy]
+        struct Policy: Encodable {
+            var metrics: SimMetrics
+            var hitRate: Double
+            var victimsPerPreemption: Double
+            var gpuHoursLost: Double
+            var wallSeconds: Double
+            var eventsPerSecond: Double
+            var timeline: [SimSample]
+        }
+    }
+
+    var gpus: Int { setup.nodeTypes.reduce(0) { $0 + $1.count * $1.type.paths.count } }
+
+    var json: JSON {
+        JSON(nodes: nodes, gpus: gpus, seconds: until, inferenceJobs: jobs.filter { $0.kind == .inference }.count,
+             batchJobs: jobs.filter { $0.kind == .batch }.count, level: setup.level.name,
+             policies: results.map { policy, result, wall in
+                 JSON.Policy(metrics: result.metrics, hitRate: result.metrics.hitRate,
+                             victimsPerPreemption: result.metrics.victimsPerPreemption, gpuHoursLost: result.metrics.gpuHoursLost,
+                             wallSeconds: wall, eventsPerSecond: wall > 0 ? Double(result.metrics.events) / wall : 0,
+                             timeline: result.timeline)
+             })
+    }
+
+    func table() -> String {
+        var out = "cluster \(nodes) (\(setup.nodeCount) nodes, \(gpus) GPUs), \(String(format: "%.1f", Double(until) / 86_400)) days, "
+        out += "\(jobs.filter { $0.kind == .inference }.count) inference and \(jobs.filter { $0.kind == .batch }.count) batch jobs, level \(setup.level.name)\n\n"
+        let names = results.map { $0.0.rawValue }
+        let width = max(17, (names.map(\.count).max() ?? 0) + 2)
+        func row(_ label: String, _ values: [String]) {
+            out += label.padding(toLength: 34, withPad: " ", startingAt: 0)
+            for value in values { out += String(repeating: " ", count: max(1, width - value.count)) + value }
+            out += "\n"
+        }
+        let m = results.map { $0.1.metrics }
+        row("metric", names)
+        row("preemptions", m.map { "\($0.preemptions)" })
+        row("affinity hit rate of preemptions", m.map { String(format: "%.1f%%", 100 * $0.hitRate) })
+        row("victims per preemption", m.map { String(format: "%.2f", $0.victimsPerPreemption) })
+        row("GPU-hours lost to preemption", m.map { String(format: "%.1f", $0.gpuHoursLost) })
+        row("inference started", m.map { "\($0.inferenceStarted)" })
+        row("inference aligned (all starts)", m.map { String(format: "%.1f%%", $0.inferenceStarted == 0 ? 0 : 100 * Double($0.inferenceAligned) / Double($0.inferenceStarted)) })
+        row("inference still waiting at end", m.map { "\($0.inferenceUnstarted)" })
+        row("inference wait p50 / p99 (s)", m.map { "\($0.inferenceWaitP50) / \($0.inferenceWaitP99)" })
+        row("batch jobs completed", m.map { "\($0.batchCompleted)" })
+        row("batch GPU-hours completed", m.map { String(format: "%.0f", $0.batchGPUHoursCompleted) })
+        row("GPU utilisation", m.map { String(format: "%.1f%%", 100 * $0.utilisation) })
+        row("scheduled performance", m.map { String(format: "%.3f", $0.scheduledPerformance) })
+        row("simulation wall time (s)", results.map { String(format: "%.1f", $0.2) })
+        row("events per second", results.map { String(format: "%.0f", $0.2 > 0 ? Double($0.1.metrics.events) / $0.2 : 0) })
+        out += "\nscheduled performance: inference run time weighted by the placement factor of its GPUs "
+        out += "(" + AffinityLevel.allCases.map { "\($0.name) \(setup.factors[$0] ?? 0)" }.joined(separator: ", ") + "), over inference run time.\n"
+        return out
+    }
+
+    func csv() -> String {
+        var out = "policy,time,utilisation,hit_rate,pending_inference,running_inference\n"
+        for (policy, result, _) in results {
+            for s in result.timeline {
+                out += "\(policy.rawValue),\(s.time),\(String(format: "%.4f", s.utilisation)),\(String(format: "%.4f", s.hitRate)),\(s.pendingInference),\(s.runningInference)\n"
+            }
+        }
+        return out
+    }
+
+    /// Two panels over simulated time: the preemptions' cumulative affinity hit rate, and GPU
+    /// utilisation; one line per policy.
+    func svg() -> String {
+        let width = 900.0, panel = 240.0, left = 70.0, right = 170.0, top = 40.0, gap = 70.0
+        let plotWidth = width - left - right
+        let height = top + 2 * panel + gap + 50
+        let colors = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd"]
+        let span = Double(max(1, until))
+        func x(_ t: Int64) -> Double { left + plotWidth * Double(t) / span }
+        var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        out += "<text x=\"\(left)\" y=\"22\" font-size=\"15\">topo-preempt simulate: \(nodes), \(gpus) GPUs, level \(setup.level.name)</text>\n"
+        let panels: [(String, (SimSample) -> Double)] = [("affinity hit rate of preemptions", { $0.hitRate }), ("GPU utilisation", { $0.utilisation })]
+        for (p, (title, value)) in panels.enumerated() {
+            let y0 = top + Double(p) * (panel + gap) + 10
+            func y(_ v: Double) -> Double { y0 + panel * (1 - min(1, max(0, v))) }
+            out += "<text x=\"\(left)\" y=\"\(y0 - 6)\" font-weight=\"bold\">\(title)</text>\n"
+            out += "<rect x=\"\(left)\" y=\"\(y0)\" width=\"\(plotWidth)\" height=\"\(panel)\" fill=\"none\" stroke=\"#888\"/>\n"
+            for tick in stride(from: 0.0, through: 1.0, by: 0.25) {
+                out += "<line x1=\"\(left)\" x2=\"\(left + plotWidth)\" y1=\"\(y(tick))\" y2=\"\(y(tick))\" stroke=\"#eee\"/>"
+                out += "<text x=\"\(left - 8)\" y=\"\(y(tick) + 4)\" text-anchor=\"end\">\(Int(tick * 100))%</text>\n"
+            }
+            let days = Int(span / 86_400)
+            for day in 0...max(0, days) {
+                let t = Int64(day) * 86_400
+                guard Double(t) <= span else { break }
+                out += "<text x=\"\(x(t))\" y=\"\(y0 + panel + 16)\" text-anchor=\"middle\">day \(day)</text>\n"
+            }
+            for (i, (policy, result, _)) in results.enumerated() {
+                let points = result.timeline.map { String(format: "%.1f,%.1f", x($0.time), y(value($0))) }.joined(separator: " ")
+                out += "<polyline fill=\"none\" stroke=\"\(colors[i % colors.count])\" stroke-width=\"2\" points=\"\(points)\"/>\n"
+                if p == 0 {
+                    let ly = top + 20 + Double(i) * 20
+                    out += "<line x1=\"\(left + plotWidth + 15)\" x2=\"\(left + plotWidth + 35)\" y1=\"\(ly)\" y2=\"\(ly)\" stroke=\"\(colors[i % colors.count])\" stroke-width=\"3\"/>"
+                    out += "<text x=\"\(left + plotWidth + 40)\" y=\"\(ly + 4)\">\(policy.rawValue)</text>\n"
+                }
+            }
+        }
+        out += "</svg>\n"
+        return out
+    }
+}
+
+/// Per-policy progress on standard error: one line, redrawn at most every percent.
+final class ProgressBoard: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fractions: [Double]
+    private let names: [String]
+    private let interactive: Bool
+
+    init(policies: [SimPolicy], interactive: Bool) {
+        names = policies.map(\.rawValue)
+        fractions = Array(repeating: 0, count: policies.count)
+        self.interactive = interactive
+    }
+
+    func update(_ i: Int, _ fraction: Double) {
+        guard interactive else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        fractions[i] = fraction
+        let line = zip(names, fractions).map { "\($0) \(Int($1 * 100))%" }.joined(separator: "  ")
+        printError("\rsimulating: \(line)", newline: false)
+    }
+
+    func clear() {
+        guard interactive else { return }
+        printError("\r\(String(repeating: " ", count: 100))\r", newline: false)
+    }
+}
+
+/// Results written by concurrent simulations.
+final class ResultSlots: @unchecked Sendable {
+    enum Outcome {
+        case success((SimPolicy, SimResult, Double))
+        case failure(CLIError)
+    }
+
+    private let lock = NSLock()
+    private var slots: [Outcome?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ i: Int, _ outcome: Outcome) {
+        lock.lock()
+        slots[i] = outcome
+        lock.unlock()
+    }
+
+    var values: [Outcome?] {
+        lock.lock()
+        defer { lock.unlock() }
+        return slots
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+import TopoEngine
+
+/// Fidelity of the stock Slurm model the simulator (`topo-preempt simulate`) replays: on seeded
+/// random fills of node1, what `StockPreemption` predicts for a held inference job (read from
+/// the live cluster by `topo-preempt plan --job --compare-stock`) is what the real slurmctld then
+/// does when the job is released: the same victims and the same GPU indices.
+enum Fidelity {
+    static func run(on cluster: Cluster, seeds: ClosedRange<UInt64>, gpus: Int) throws {
+        let binary = try #require(CLI.binary)
+        var matched = 0
+        for seed in seeds {
+            let sizes = RandomFills.sizes(seed: seed)
+            try cluster.withShaping(false) {
+                var batch: [String] = []
+                for size in sizes { batch.append(try cluster.start("batch", gpus: size)) }
+                let infer = try cluster.submitHeldOnNode1("infer", gpus: gpus)
+                defer { try? cluster.finish(batch + [infer]) }
+                var environment = ProcessInfo.processInfo.environment
+                environment["SLURM_CONF"] = cluster.slurmConf
+                environment["TOPO_AWARE_CONF"] = cluster.topoAwareConf
+                let result = try runProcess(binary, ["plan", "--job", infer, "--compare-stock", "--format", "json"], environment: environment)
+                let plan = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
+                                        "seed \(seed): \(result.stderr)")
+                let stock = try #require(plan["stock"] as? [String: Any], "seed \(seed): no stock prediction")
+                let predictedVictims = try #require(stock["victims"] as? [UInt32])
+                let predictedGPUs = try #require(stock["gpus"] as? String)
+                #expect(try cluster.run(["scontrol", "release", infer]).status == 0)
+                let running = try cluster.waitUntil(seconds: 60) { try cluster.state(infer) == "RUNNING" }
+                try #require(running, "seed \(seed): infer job \(infer) did not start")
+                let victims = try batch.filter { try cluster.restarts($0) > 0 || cluster.state($0) != "RUNNING" }.compactMap { UInt32($0) }
+                let placed = try cluster.gpuIndices(infer)?.description
+                let fill = try batch.map { try cluster.gpuIndices($0)?.description ?? "?" }
+                #expect(victims == predictedVictims, "seed \(seed) sizes \(sizes) fill \(fill): model \(predictedVictims), Slurm \(victims)")
+                #expect(placed == predictedGPUs, "seed \(seed): model GPUs \(predictedGPUs), Slurm \(placed ?? "-")")
+                if victims == predictedVictims && placed == predictedGPUs { matched += 1 }
+            }
+        }
+        print("fidelity on \(cluster.topology): stock model matched slurmctld in \(matched) of \(seeds.count) scenarios")
+    }
+}
+
+extension LiveCluster {
+    @Suite(.enabled(if: Cluster.current?.topology == "islands" && CLI.binary != nil, "needs the islands cluster and the CLI"))
+    struct StockModelFidelityIslands {
+        @Test func stockModelMatchesSlurmOnSeededFills() throws {
+            try Fidelity.run(on: try #require(Cluster.current), seeds: 201...206, gpus: 4)
+        }
+    }
+}
+
+extension StockPairsCluster {
+    @Suite(.enabled(if: CLI.binary != nil, "needs the CLI"))
+    struct StockModelFidelity {
+        @Test func stockModelMatchesSlurmOnSeededFills() throws {
+            try Fidelity.run(on: try #require(Cluster.pairs), seeds: 301...305, gpus: 2)
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import Testing
+@testable import TopoEngine
+
+@Suite struct WorkloadTests {
+    /// The hand-written math matches known values closely enough for variates.
+    @Test func mathHelpers() {
+        #expect(abs(WorkloadSpec.log(1) - 0) < 1e-12)
+        #expect(abs(WorkloadSpec.log(10) - 2.302_585_092_994_046) < 1e-9)
+        #expect(abs(WorkloadSpec.log(1e-9) + 20.723_265_836_946_41) < 1e-7)
+        #expect(abs(WorkloadSpec.exp(1) - 2.718_281_828_459_045) < 1e-9)
+        #expect(abs(WorkloadSpec.exp(-3.5) - 0.030_197_383_422_318_5) < 1e-12)
+        #expect(abs(WorkloadSpec.cosine(0) - 1) < 1e-12)
+        #expect(abs(WorkloadSpec.cosine(Double.pi) + 1) < 1e-9)
+        #expect(abs(WorkloadSpec.cosine(100) - 0.862_318_872_287_684) < 1e-9)
+    }
+
+    @Test func generationIsDeterministicAndShaped() {
+        let spec = WorkloadSpec(seconds: 2 * 86_400, seed: 7, inferencePerDay: 200)
+        let a = spec.generate(totalGPUs: 320), b = spec.generate(totalGPUs: 320)
+        #expect(a == b)
+        #expect(a != WorkloadSpec(seconds: 2 * 86_400, seed: 8, inferencePerDay: 200).generate(totalGPUs: 320))
+        let inference = a.filter { $0.kind == .inference }
+        // About 200 a day over two days (Poisson): well within 25%.
+        #expect(inference.count > 300 && inference.count < 500, "\(inference.count)")
+        #expect(inference.allSatisfy { [2, 4].contains($0.gpus) && $0.priority == 10 })
+        // Daily curve: more arrivals in the 6 hours around the 14:00 peak than around 02:00.
+        let hour = { (job: SimJob) in Int(job.submit % 86_400 / 3600) }
+        let peak = inference.filter { (11...16).contains(hour($0)) }.count
+        let trough = inference.filter { (23...23).contains(hour($0)) || (0...4).contains(hour($0)) }.count
+        #expect(peak > 2 * trough, "peak \(peak), trough \(trough)")
+        // Batch: the warm-up fills the cluster at time 0; sizes from the distribution.
+        let batch = a.filter { $0.kind == .batch }
+        #expect(batch.filter { $0.submit == 0 }.reduce(0) { $0 + $1.gpus } >= 320)
+        #expect(Set(batch.map(\.gpus)).isSubset(of: [1, 2, 4, 8]))
+        #expect(batch.allSatisfy { $0.duration >= 60 && $0.duration <= 2 * 86_400 })
+        #expect(zip(a, a.dropFirst()).allSatisfy { $0.submit <= $1.submit })
+    }
+
+    @Test func csvTraces() throws {
+        let jobs = try WorkloadSpec.parseCSV("""
+            # a trace
+            class,submit,gpus,duration,priority
+            batch,0,2,3600,
+            inference,60,4,7200,20\r
+            """, file: "t.csv")
+        #expect(jobs == [SimJob(submit: 0, gpus: 2, duration: 3600, kind: .batch, priority: 1),
+                         SimJob(submit: 60, gpus: 4, duration: 7200, kind: .inference, priority: 20)])
+        let cases: [(String, String)] = [
+            ("submit,gpus,class\n", "t.csv:1:1: header lacks column 'duration' (expected submit,gpus,duration,class[,priority])"),
+            ("submit,gpus,duration,class\n0,0,10,batch\n", "t.csv:2:1: gpus '0' is not a whole number from 1 to 64"),
+            ("submit,gpus,duration,class\n0,1,10,train\n", "t.csv:2:1: class 'train' is neither inference nor batch"),
+            ("submit,gpus,duration,class\n-5,1,10,batch\n", "t.csv:2:1: submit '-5' is not a whole number from 0 to 1099511627776"),
+            ("", "t.csv:1:1: empty trace: no header line"),
+        ]
+        for (text, message) in cases {
+            #expect(throws: TextDiagnostic.self) { try WorkloadSpec.parseCSV(text, file: "t.csv") }
+            do { _ = try WorkloadSpec.parseCSV(text, file: "t.csv") } catch { #expect(error.description == message) }
+        }
+    }
+}
+
+@Suite struct SimulatorTests {
+    static func setup(_ types: [(SimNodeType, Int)]) -> SimulationSetup {
+        SimulationSetup(nodeTypes: types.map { ($0.0.layout, $0.0.rawValue, $0.1) })
+    }
+
+    /// The lab's full node as a trace: five batch jobs (2 2 2 1 1), then a 4-GPU inference job.
+    /// Stock Slurm's model splits it over both islands; TopoPreempt frees island 0-3.
+    @Test func labTraceUnderEachPolicy() throws {
+        var jobs = [2, 2, 2, 1, 1].enumerated().map { i, g in
+            SimJob(submit: Int64(i), gpus: g, duration: 86_400, kind: .batch, priority: 1)
+        }
+        jobs.append(SimJob(submit: 600, gpus: 4, duration: 3600, kind: .inference, priority: 10))
+        let setup = Self.setup([(.islands, 1)])
+        var results: [SimPolicy: SimMetrics] = [:]
+        for policy in SimPolicy.allCases {
+            results[policy] = try Simulator.run(setup: setup, policy: policy, jobs: jobs, until: 1200).metrics
+        }
+        #expect(results[.stock]?.preemptions == 1 && results[.stock]?.alignedPreemptions == 0)
+        #expect(results[.stock]?.victims == 2)
+        #expect(results[.stockShaped]?.alignedPreemptions == 1)
+        #expect(results[.topoGuaranteed]?.alignedPreemptions == 1 && results[.topoGuaranteed]?.victims == 2)
+        #expect(results[.topoBestEffort]?.alignedPreemptions == 1)
+        // Victims were running 600 s less their submit offsets: 2 jobs x 2 GPUs.
+        let lost: Int64 = 2 * 600 + 2 * 598
+        #expect(results[.topoGuaranteed].map(\.gpuSecondsLost) == lost)
+    }
+
+    /// NVLink pairs: shaping cannot express a pair; only the planner aligns 2-GPU jobs.
+    @Test func pairsTraceShowsWhereShapingFallsShort() throws {
+        var jobs = [1, 1, 2, 1, 1, 2].enumerated().map { i, g in
+            SimJob(submit: Int64(i), gpus: g, duration: 86_400, kind: .batch, priority: 1)
+        }
+        jobs.append(SimJob(submit: 600, gpus: 2, duration: 3600, kind: .inference, priority: 10))
+        let setup = Self.setup([(.pairs, 1)])
+        let stock = try Simulator.run(setup: setup, policy: .stock, jobs: jobs, until: 1200).metrics
+        let shaped = try Simulator.run(setup: setup, policy: .stockShaped, jobs: jobs, until: 1200).metrics
+        let topo = try Simulator.run(setup: setup, policy: .topoGuaranteed, jobs: jobs, until: 1200).metrics
+        #expect(stock.alignedPreemptions == 0 && shaped.alignedPreemptions == 0)
+        #expect(topo.alignedPreemptions == 1 && topo.victims == 1)
+    }
+
+    /// A two-day synthetic run: deterministic, GPUs never over-committed, every preemption of
+    /// the guaranteed planner aligned and never costlier in GPU-hours than either stock variant.
+    @Test func syntheticRunInvariants() throws {
+        let setup = Self.setup([(.islands, 8), (.pairs, 8)])
+        let spec = WorkloadSpec(seconds: 2 * 86_400, seed: 3, inferencePerDay: 40)
+        let jobs = spec.generate(totalGPUs: 128)
+        var metrics: [SimPolicy: SimMetrics] = [:]
+        for policy in SimPolicy.allCases {
+            let a = try Simulator.run(setup: setup, policy: policy, jobs: jobs, until: spec.seconds)
+            let b = try Simulator.run(setup: setup, policy: policy, jobs: jobs, until: spec.seconds)
+            #expect(a.metrics == b.metrics && a.timeline == b.timeline, "\(policy) not deterministic")
+            #expect(a.timeline.allSatisfy { $0.utilisation >= 0 && $0.utilisation <= 1 })
+            #expect(a.metrics.utilisation > 0.9, "\(policy): \(a.metrics.utilisation)")
+            #expect(a.timeline.count == 49)
+            metrics[policy] = a.metrics
+        }
+        let topo = try #require(metrics[.topoGuaranteed]), stock = try #require(metrics[.stock]),
+            shaped = try #require(metrics[.stockShaped])
+        #expect(topo.preemptions > 40)
+        #expect(topo.alignedPreemptions == topo.preemptions)
+        #expect(stock.hitRate < 1 && shaped.hitRate < 1)
+        #expect(topo.gpuSecondsLost <= stock.gpuSecondsLost && topo.gpuSecondsLost <= shaped.gpuSecondsLost)
+        #expect(topo.victimsPerPreemption <= stock.victimsPerPreemption && topo.victimsPerPreemption <= shaped.victimsPerPreemption)
+        #expect(topo.scheduledPerformance > stock.scheduledPerformance)
+    }
+
+    @Test func emptyClusterIsAnError() {
+        #expect(throws: SnapshotError.self) {
+            try Simulator.run(setup: SimulationSetup(nodeTypes: []), policy: .stock, jobs: [], until: 10)
+        }
+    }
+
+    @Test func heapOrdersEvents() {
+        var heap = MinHeap<Int>()
+        var rng = SplitMix64(seed: 5)
+        var values: [Int] = []
+        for _ in 0..<1000 {
+            let v = Int(rng.next() % 10_000)
+            values.append(v)
+            heap.push(v)
+        }
+        var out: [Int] = []
+        while let v = heap.pop() { out.append(v) }
+        #expect(out == values.sorted())
+    }
+}
