@@ -22,6 +22,32 @@ struct CLITests {
         #expect(paths[0][0] == "X" && paths[0][1] == "NV2" && paths[0][2] == "PXB" && paths[0][4] == "SYS")
     }
 
+    /// simulate: the table, JSON with every policy, the SVG and CSV files, bad input named.
+    @Test func simulateSmallCluster() throws {
+        let directory = NSTemporaryDirectory() + "simulate-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let svg = directory + "/sim.svg", csv = directory + "/sim.csv"
+        let text = try CLI.run(["simulate", "--nodes", "islands:2,pairs:2," + CLI.fixture("local-pairs.txt") + ":1", "--days", "0.25",
+                                "--plot", svg, "--csv", csv, "--no-progress"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("affinity hit rate of preemptions"))
+        #expect(text.stdout.contains("topo-guaranteed"))
+        #expect(try String(contentsOfFile: svg, encoding: .utf8).hasPrefix("<svg"))
+        #expect(try String(contentsOfFile: csv, encoding: .utf8).hasPrefix("policy,time,utilisation,hit_rate,pending_inference,running_inference\n"))
+        let json = try CLI.run(["simulate", "--nodes", "islands:2", "--days", "0.1", "--plot", "-", "--format", "json"])
+        #expect(json.status == 0)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect((object["policies"] as? [[String: Any]])?.count == 4)
+        #expect(object["gpus"] as? Int == 16)
+        let bad = try CLI.run(["simulate", "--nodes", "islands", "--plot", "-"])
+        #expect(bad.status == 1 && bad.stderr.contains("--nodes: 'islands' is not NAME:COUNT"))
+        let trace = directory + "/t.csv"
+        try "submit,gpus,duration,class\n0,2,60,train\n".write(toFile: trace, atomically: true, encoding: .utf8)
+        let badTrace = try CLI.run(["simulate", "--trace", trace, "--plot", "-"])
+        #expect(badTrace.status == 1 && badTrace.stderr.contains("t.csv:2:1: class 'train' is neither inference nor batch"))
+    }
+
     @Test func topoShowTextTree() throws {
         let result = try CLI.run(["topo", "show", CLI.fixture("local-pairs.txt")])
         #expect(result.stdout.contains("""
