@@ -39,8 +39,8 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Affinity level inference needs: nvlink, pcie-switch, host-bridge, numa, socket, node.")
     var level: String = "nvlink"
 
-    @Option(help: "Policies to compare (comma-separated): stock, stock-shaped, topo-guaranteed, topo-best-effort.")
-    var policies: String = SimPolicy.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(help: "Policies to compare (comma-separated): stock, stock-shaped, topo-guaranteed, topo-best-effort, oracle (exhaustive, at most 16 nodes).")
+    var policies: String = SimPolicy.standard.map(\.rawValue).joined(separator: ",")
 
     @Option(help: "Write the plot (SVG) here; '-' for none.")
     var plot: String = "topo-preempt-simulation.svg"
@@ -216,9 +216,22 @@ struct SimulationReport {
         row("scheduled performance", m.map { String(format: "%.3f", $0.scheduledPerformance) })
         row("simulation wall time (s)", results.map { String(format: "%.1f", $0.2) })
         row("events per second", results.map { String(format: "%.0f", $0.2 > 0 ? Double($0.1.metrics.events) / $0.2 : 0) })
+        if let baseline = results.first(where: { $0.0 == .stock }), baseline.2 > 0 {
+            row("wall time relative to stock", results.map { String(format: "%.2f", $0.2 / baseline.2) })
+        }
+        if let peak = Self.peakResidentMegabytes() { out += "\npeak resident memory of this run (all policies): \(peak) MB\n" }
         out += "\nscheduled performance: inference run time weighted by the placement factor of its GPUs "
         out += "(" + AffinityLevel.allCases.map { "\($0.name) \(setup.factors[$0] ?? 0)" }.joined(separator: ", ") + "), over inference run time.\n"
         return out
+    }
+
+    /// VmHWM from /proc/self/status, in MB; nil where unavailable.
+    static func peakResidentMegabytes() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
+        return kb / 1024
     }
 
     func csv() -> String {

@@ -73,7 +73,7 @@ import Testing
         jobs.append(SimJob(submit: 600, gpus: 4, duration: 3600, kind: .inference, priority: 10))
         let setup = Self.setup([(.islands, 1)])
         var results: [SimPolicy: SimMetrics] = [:]
-        for policy in SimPolicy.allCases {
+        for policy in SimPolicy.standard {
             results[policy] = try Simulator.run(setup: setup, policy: policy, jobs: jobs, until: 1200).metrics
         }
         #expect(results[.stock]?.preemptions == 1 && results[.stock]?.alignedPreemptions == 0)
@@ -107,7 +107,7 @@ import Testing
         let spec = WorkloadSpec(seconds: 2 * 86_400, seed: 3, inferencePerDay: 40)
         let jobs = spec.generate(totalGPUs: 128)
         var metrics: [SimPolicy: SimMetrics] = [:]
-        for policy in SimPolicy.allCases {
+        for policy in SimPolicy.standard {
             let a = try Simulator.run(setup: setup, policy: policy, jobs: jobs, until: spec.seconds)
             let b = try Simulator.run(setup: setup, policy: policy, jobs: jobs, until: spec.seconds)
             #expect(a.metrics == b.metrics && a.timeline == b.timeline, "\(policy) not deterministic")
@@ -124,6 +124,26 @@ import Testing
         #expect(topo.gpuSecondsLost <= stock.gpuSecondsLost && topo.gpuSecondsLost <= shaped.gpuSecondsLost)
         #expect(topo.victimsPerPreemption <= stock.victimsPerPreemption && topo.victimsPerPreemption <= shaped.victimsPerPreemption)
         #expect(topo.scheduledPerformance > stock.scheduledPerformance)
+    }
+
+    /// On small clusters the exhaustive oracle replays to exactly the planner's results: every
+    /// preemption the same cost, so the same trajectory.
+    @Test func plannerEqualsTheOracleOnSmallRuns() throws {
+        for (seed, types) in [(11, [(SimNodeType.islands, 2), (.pairs, 2)]), (12, [(.pairs, 3)]), (13, [(.islands, 3), (.pcie, 1)])] as [(UInt64, [(SimNodeType, Int)])] {
+            let setup = Self.setup(types)
+            let gpus = types.reduce(0) { $0 + 8 * $1.1 }
+            let spec = WorkloadSpec(seconds: 86_400, seed: seed, inferencePerDay: Double(gpus) * 1.5, inferenceGPUs: [2], inferenceMeanSeconds: 1800)
+            let jobs = spec.generate(totalGPUs: gpus)
+            let planner = try Simulator.run(setup: setup, policy: .topoGuaranteed, jobs: jobs, until: spec.seconds).metrics
+            let oracle = try Simulator.run(setup: setup, policy: .oracle, jobs: jobs, until: spec.seconds).metrics
+            #expect(planner.preemptions > 20, "seed \(seed): \(planner.preemptions) preemptions")
+            var same = oracle
+            same.policy = planner.policy
+            #expect(same == planner, "seed \(seed): oracle \(oracle), planner \(planner)")
+        }
+        #expect(throws: SnapshotError.self) {
+            try Simulator.run(setup: Self.setup([(.islands, 17)]), policy: .oracle, jobs: [], until: 10)
+        }
     }
 
     @Test func emptyClusterIsAnError() {

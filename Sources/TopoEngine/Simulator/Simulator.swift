@@ -32,6 +32,13 @@ public enum SimPolicy: String, Sendable, CaseIterable, Codable {
     case topoGuaranteed = "topo-guaranteed"
     /// TopoPreempt, best-effort mode.
     case topoBestEffort = "topo-best-effort"
+    /// The exhaustive optimum under the guaranteed rules (small clusters only: checks the planner).
+    case oracle
+
+    /// The policies `topo-preempt simulate` compares by default.
+    public static let standard: [SimPolicy] = [.stock, .stockShaped, .topoGuaranteed, .topoBestEffort]
+    /// Largest cluster the oracle is run on.
+    public static let oracleMaxNodes = 16
 }
 
 public struct SimulationSetup: Sendable {
@@ -215,6 +222,9 @@ public struct Simulator {
             }
         }
         guard !free.isEmpty else { throw SnapshotError("the simulated cluster has no nodes") }
+        if policy == .oracle && free.count > SimPolicy.oracleMaxNodes {
+            throw SnapshotError("the oracle is exhaustive: at most \(SimPolicy.oracleMaxNodes) nodes, not \(free.count)")
+        }
         totalGPUs = gpuCount.reduce(0, +)
         let maxGPUs = gpuCount.max() ?? 0
         byFree = Array(repeating: [], count: maxGPUs + 1)
@@ -421,7 +431,7 @@ public struct Simulator {
         switch policy {
         case .stock: shaped = false
         case .stockShaped: shaped = true
-        case .topoGuaranteed: shaped = shapeForTopo
+        case .topoGuaranteed, .oracle: shaped = shapeForTopo
         case .topoBestEffort: shaped = false
         }
         if let (node, gpus, socket) = bestFit(job.gpus, perSocket: shaped) {
@@ -441,6 +451,10 @@ public struct Simulator {
             guard let outcome = StockPreemption.simulate(request, in: index), let node = index.nodeByName[outcome.node] else { return false }
             victims = outcome.victims
             target = (node, outcome.gpus)
+        case .oracle:
+            guard let choice = ExhaustivePlanner.plan(request, in: index, policy: PlannerPolicy(requireEveryVictim: true)) else { return false }
+            victims = choice.victims
+            target = (choice.node, choice.gpus)
         case .topoGuaranteed, .topoBestEffort:
             let policy = PlannerPolicy(requireEveryVictim: true)
             guard case let .plan(plan) = Planner.plan(request, in: index, policy: policy), let first = plan.nodes.first,

@@ -1,0 +1,77 @@
+/// The exhaustive optimum, for checking the planner on small clusters (`topo-preempt simulate
+/// --policies oracle`): every subset of each node's eligible jobs, Slurm's pick model on the GPUs
+/// they leave free, the cheapest set whose picks are all aligned at the required level (or, in
+/// best-effort mode, the tightest level reached, then the cost). Exponential: nodes with more
+/// than `maxJobsPerNode` eligible jobs are skipped.
+public enum ExhaustivePlanner {
+    public static let maxJobsPerNode = 14
+
+    public struct Choice: Sendable, Equatable {
+        public var node: Int
+        public var victims: [UInt32]
+        public var gpus: GPUSet
+        public var level: AffinityLevel
+        public var cost: PlanCost
+    }
+
+    public static func plan(_ request: PreemptorRequest, in index: PlanningIndex, policy: PlannerPolicy) -> Choice? {
+        let snapshot = index.snapshot
+        let eligible = Planner.eligibility(request, index: index, policy: policy)
+        var best: Choice?
+        let k = request.gpusPerNode
+        for node in snapshot.nodes.indices where snapshot.nodes[node].available {
+            if let candidates = request.candidateNodes, !candidates.contains(snapshot.nodes[node].name) { continue }
+            let jobs = index.jobsOnNode[node].filter { eligible[$0.job] }
+            guard jobs.count <= maxJobsPerNode else { continue }
+            let context = index.pickContexts[snapshot.nodes[node].layout]
+            let free = index.free[node]
+            for mask in 0..<(1 << jobs.count) {
+                var freed = GPUSet()
+                var chosen: [Int] = []
+                for (i, entry) in jobs.enumerated() where mask & (1 << i) != 0 {
+                    freed = freed.union(entry.gpus)
+                    chosen.append(i)
+                }
+                guard free.count + freed.count >= k else { continue }
+                if policy.requireEveryVictim {
+                    let needed = chosen.allSatisfy { i in
+                        !fits(free.union(freed.subtracting(jobs[i].gpus)), k: k, shape: request.shape, topology: context.topology)
+                    }
+                    if !needed { continue }
+                }
+                guard let (level, picks) = SlurmGPUPick.worstAlignment(context, free: free.union(freed), count: k,
+                                                                       shape: request.shape, cpus: request.cpusPerNode),
+                      let pick = picks.first
+                else { continue }
+                if request.mode == .guaranteed && level > request.level { continue }
+                let victims = chosen.map { jobs[$0].job }
+                let cost = PlanCost(maxPriority: victims.map { index.jobPriority[$0] }.max(), victims: victims.count,
+                                    gpuSeconds: victims.reduce(0) { $0 &+ index.work[$1] },
+                                    collateral: max(0, victims.reduce(0) { $0 + index.jobGPUs[$1] } - max(0, k - free.count)),
+                                    victimIDs: victims.map { index.jobID[$0] }.sorted())
+                let choice = Choice(node: node, victims: cost.victimIDs, gpus: pick, level: level, cost: cost)
+                guard let current = best else { best = choice; continue }
+                let rank = max(level, request.level), currentRank = max(current.level, request.level)
+                if rank != currentRank {
+                    if rank < currentRank { best = choice }
+                    continue
+                }
+                let c = cost.compare(current.cost, order: policy.order)
+                if c < 0 || (c == 0 && snapshot.nodes[node].name < snapshot.nodes[current.node].name) { best = choice }
+            }
+        }
+        return best
+    }
+
+    static func fits(_ gpus: GPUSet, k: Int, shape: RequestShape, topology: NodeTopology) -> Bool {
+        switch shape {
+        case .perNode: return gpus.count >= k
+        case .perSocket:
+            var counts: [Int: Int] = [:]
+            for gpu in gpus where gpu < topology.gpus.count {
+                counts[topology.gpus[gpu].socket ?? -1, default: 0] += 1
+            }
+            return counts.values.contains { $0 >= k }
+        }
+    }
+}
