@@ -55,22 +55,18 @@ public final class TopologyStore: Sendable {
     }
 
     /// The summary in force, re-read first when a file changed; nil when unknown.
-    public func current() -> TopologySummary? {
-        state.withLock { state -> TopologySummary? in
-            guard state.loaded else { return nil }
-            let stamps = [Self.stamp(state.slurmConf), Self.stamp(state.gresConf)]
-            if stamps != state.stamps && stamps != state.reported { reload(&state, initial: false) }
-            return state.summary
-        }
-    }
+    public func current() -> TopologySummary? { refreshed { $0.summary } }
 
     /// The node layouts in force for the preempt planner (re-read like `current()`).
-    public func controllerTopology() -> ControllerTopology? {
-        state.withLock { state -> ControllerTopology? in
+    public func controllerTopology() -> ControllerTopology? { refreshed { $0.layouts } }
+
+    /// Reloads when either file changed since the last (good or reported) read, then reads.
+    private func refreshed<T: Sendable>(_ read: (State) -> T?) -> T? {
+        state.withLock { state -> T? in
             guard state.loaded else { return nil }
             let stamps = [Self.stamp(state.slurmConf), Self.stamp(state.gresConf)]
             if stamps != state.stamps && stamps != state.reported { reload(&state, initial: false) }
-            return state.layouts
+            return read(state)
         }
     }
 

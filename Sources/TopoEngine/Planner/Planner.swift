@@ -318,6 +318,23 @@ public enum Planner {
         return max(0, difference)
     }
 
+    /// Whether a job of `k` GPUs fits by count in `gpus` (per socket for per-socket requests):
+    /// Slurm's test before it picks GPUs, and where `_run_now` stops removing candidates.
+    static func fitsByCount(_ gpus: GPUSet, k: Int, shape: RequestShape, topology: NodeTopology) -> Bool {
+        switch shape {
+        case .perNode:
+            return gpus.count >= k
+        case .perSocket:
+            var perSocket: [Int: Int] = [:]
+            for gpu in gpus where gpu < topology.gpus.count {
+                let socket = topology.gpus[gpu].socket ?? -1
+                perSocket[socket, default: 0] += 1
+                if perSocket[socket, default: 0] >= k { return true }
+            }
+            return false
+        }
+    }
+
     /// Which jobs may be victims: preemptible, of lower priority than the preemptor, past
     /// PreemptExemptTime, not the preemptor itself.
     static func eligibility(_ request: PreemptorRequest, index: PlanningIndex, policy: PlannerPolicy) -> [Bool] {
@@ -553,25 +570,10 @@ public enum Planner {
             if c != 0 { return c > 0 }
             return fullCost().compare(bestCost, order: policy.order) >= 0
         }
-        /// Whether the job fits by count in `gpus` (Slurm's test before it picks GPUs).
-        func fitsByCount(_ gpus: GPUSet) -> Bool {
-            switch request.shape {
-            case .perNode:
-                return gpus.count >= k
-            case .perSocket:
-                var perSocket: [Int: Int] = [:]
-                for gpu in gpus where gpu < topology.gpus.count {
-                    let socket = topology.gpus[gpu].socket ?? -1
-                    perSocket[socket, default: 0] += 1
-                    if perSocket[socket, default: 0] >= k { return true }
-                }
-                return false
-            }
-        }
         /// Every chosen victim is needed for the job to fit (see `requireEveryVictim`).
         func everyVictimNeeded(_ freedMask: GPUSet) -> Bool {
             for position in chosen {
-                if fitsByCount(free.union(freedMask.subtracting(jobs[position].gpus))) { return false }
+                if fitsByCount(free.union(freedMask.subtracting(jobs[position].gpus)), k: k, shape: request.shape, topology: topology) { return false }
             }
             return true
         }

@@ -48,11 +48,8 @@ public enum StockPreemption {
         for node in snapshot.nodes.indices where usable(node) {
             if let pick = fits(node) { return outcome(node, pick, []) }
         }
-        let candidates = snapshot.jobs.indices.filter { j in
-            let job = snapshot.jobs[j]
-            return job.preemptible && job.priority < request.priority && job.id != request.jobID
-                && Planner.age(at: snapshot.time, since: job.startTime) >= policy.exemptSeconds
-        }.sorted { a, b in
+        let eligible = Planner.eligibility(request, index: index, policy: policy)
+        let candidates = snapshot.jobs.indices.filter { eligible[$0] }.sorted { a, b in
             let ja = snapshot.jobs[a], jb = snapshot.jobs[b]
             if ja.priority != jb.priority { return ja.priority < jb.priority }
             if ja.startTime != jb.startTime { return ja.startTime < jb.startTime }

@@ -35,7 +35,8 @@ public enum ExhaustivePlanner {
                 guard free.count + freed.count >= k else { continue }
                 if policy.requireEveryVictim {
                     let needed = chosen.allSatisfy { i in
-                        !fits(free.union(freed.subtracting(jobs[i].gpus)), k: k, shape: request.shape, topology: context.topology)
+                        !Planner.fitsByCount(free.union(freed.subtracting(jobs[i].gpus)), k: k, shape: request.shape,
+                                             topology: context.topology)
                     }
                     if !needed { continue }
                 }
@@ -61,17 +62,5 @@ public enum ExhaustivePlanner {
             }
         }
         return best
-    }
-
-    static func fits(_ gpus: GPUSet, k: Int, shape: RequestShape, topology: NodeTopology) -> Bool {
-        switch shape {
-        case .perNode: return gpus.count >= k
-        case .perSocket:
-            var counts: [Int: Int] = [:]
-            for gpu in gpus where gpu < topology.gpus.count {
-                counts[topology.gpus[gpu].socket ?? -1, default: 0] += 1
-            }
-            return counts.values.contains { $0 >= k }
-        }
     }
 }
