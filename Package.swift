@@ -51,6 +51,13 @@ let package = Package(
         ),
         // Test-only C target: the slurm_* symbols the shim reaches, with recorded calls.
         .target(name: "CSlurmMock", path: "Tests/CSlurmMock", publicHeadersPath: "include"),
+        // The hooks fuzzed against the mocked Slurm API: a generator of its own (this build), or
+        // libFuzzer (scripts/fuzz builds it with -sanitize=fuzzer,address -DTOPO_FUZZ_LIBFUZZER).
+        .executableTarget(
+            name: "topo-preempt-fuzz",
+            dependencies: ["SlurmBridge", "CSlurmShim", "CSlurmMock", "TopoEngine"],
+            path: "Fuzz"
+        ),
         .testTarget(name: "TopoEngineTests", dependencies: ["TopoEngine"], exclude: ["Fixtures"]),
         .testTarget(name: "SlurmBridgeTests", dependencies: ["SlurmBridge", "CSlurmShim", "CSlurmMock"]),
         .testTarget(name: "IntegrationTests", dependencies: ["TopoEngine"]),

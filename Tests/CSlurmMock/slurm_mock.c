@@ -145,6 +145,13 @@ void CSlurmMock_reset(void)
     default_part_name = NULL; /* a test's name, owned by the test via CSlurmMock_set_default_partition */
 }
 
+void CSlurmMock_clear_log(void)
+{
+    for (int i = 0; i < line_count; i++)
+        free(lines[i]);
+    line_count = 0;
+}
+
 void CSlurmMock_set_log_level(int level) { log_level = level; }
 int CSlurmMock_log_count(void) { return line_count; }
 const char *CSlurmMock_log_line(int index)

@@ -12,6 +12,9 @@
 /* Forget recorded lines and allocations; log level back to info, no conf dir, no default partition. */
 void CSlurmMock_reset(void);
 
+/* Forget recorded lines only (allocation counters and settings stay). */
+void CSlurmMock_clear_log(void);
+
 /* Slurm's current log level (2 error, 3 info, 4 verbose, 5 debug, ...). */
 void CSlurmMock_set_log_level(int level);
 
