@@ -36,8 +36,12 @@ typedef struct {
     uint32_t alloc_count;
     int64_t start_time;
     uint32_t alloc_first; /* index into allocs */
-    uint32_t reserved;
+    uint32_t flags;       /* TOPO_PREEMPT_JOB_* (0 in plugins built before the flag existed) */
 } topo_preempt_job_t;
+
+/* topo_preempt_job_t.flags: Slurm already signalled the job for preemption (preempt_time set,
+ * e.g. in its GraceTime); its GPUs are on their way to being freed. */
+#define TOPO_PREEMPT_JOB_DRAINING 1u
 
 typedef struct {
     uint32_t job_id;

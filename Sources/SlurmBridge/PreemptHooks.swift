@@ -12,7 +12,7 @@ import TopoEngine
 enum PreemptPlugin {
     static let type = "preempt/topo_aware"
     static let config = ConfigStore(logPrefix: type)
-    static let topology = TopologyStore(logPrefix: type)
+    static let topology = TopologyStore(logPrefix: type, reportsLeftOutNodes: true)
     static let controller = Mutex(PreemptController())
 
     private static let started = Mutex(false)
@@ -175,7 +175,8 @@ enum PreemptPlugin {
                 allocations.append(.init(node: Int(allocation.node), gpus: GPUSet(mask: allocation.gpus)))
             }
             jobs.append(.init(id: job.job_id, basePriority: Int(job.base_prio), eligible: job.eligible != 0,
-                              startTime: job.start_time, allocations: allocations))
+                              startTime: job.start_time, allocations: allocations,
+                              draining: job.flags & TOPO_PREEMPT_JOB_DRAINING != 0))
         }
         var owners = Set<UInt32>()
         for i in 0..<Int(min(s.owner_count, UInt32(PreemptController.maxKept))) {

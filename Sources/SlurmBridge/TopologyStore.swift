@@ -23,9 +23,12 @@ public final class TopologyStore: Sendable {
 
     private let state = Mutex(State())
     private let logPrefix: String
+    /// Log the nodes the preempt planner leaves out (inconsistent Links=) at every load.
+    private let reportsLeftOutNodes: Bool
 
-    public init(logPrefix: String) {
+    public init(logPrefix: String, reportsLeftOutNodes: Bool = false) {
         self.logPrefix = logPrefix
+        self.reportsLeftOutNodes = reportsLeftOutNodes
     }
 
     /// slurm.conf as slurmctld read it, gres.conf beside it.
@@ -93,6 +96,14 @@ public final class TopologyStore: Sendable {
             if cluster.warnings.count > 20 { SlurmLog.info("\(logPrefix): topology: \(cluster.warnings.count - 20) more warnings") }
             state.summary = summary.nodeCount > 0 ? summary : nil
             state.layouts = summary.nodeCount > 0 ? ControllerTopology(cluster) : nil
+            if reportsLeftOutNodes, let leftOut = state.layouts?.leftOut {
+                for (node, problem) in leftOut.prefix(20) {
+                    let note = "; using the smaller"  // the CLI's reading, not the planner's
+                    let what = problem.hasSuffix(note) ? String(problem.dropLast(note.count)) : problem
+                    SlurmLog.error("\(logPrefix): node \(node): gres.conf Links= disagree (\(what)); the node is left to the base policy")
+                }
+                if leftOut.count > 20 { SlurmLog.error("\(logPrefix): \(leftOut.count - 20) more nodes left to the base policy for their Links=") }
+            }
             state.stamps = [slurmStamp, gresStamp]
             state.reported = nil
             SlurmLog.info("\(logPrefix): \(initial ? "" : "re")loaded GPU topology from \(state.gresConf): \(Self.describe(summary, layouts: cluster.layoutCount))")

@@ -27,7 +27,7 @@ extension MockedSlurm {
                 for (i, mask) in fill.enumerated() {
                     allocs.append(topo_preempt_alloc_t(node: 0, reserved: 0, gpus: mask))
                     jobs.append(topo_preempt_job_t(job_id: UInt32(i + 1), base_prio: 1 << 16 | 1, eligible: 1, alloc_count: 1,
-                                                   start_time: Int64(i * 60), alloc_first: UInt32(i), reserved: 0))
+                                                   start_time: Int64(i * 60), alloc_first: UInt32(i), flags: 0))
                 }
             }
 
@@ -168,6 +168,31 @@ extension MockedSlurm {
             #expect(mock.finish(fini: false) == .clean)
         }
 
+        /// gres.conf Links= that contradict themselves (GPU 0 says NVLink to GPU 5, GPU 5 says
+        /// PCIe): the node is named in an error line with file and line, and left to the base
+        /// policy; the other node is still planned.
+        @Test func inconsistentLinksLeaveTheNodeOut() throws {
+            let mock = try mock()
+            var gres = TopologySubmitShimTests.gresConf.replacingOccurrences(of: "node[1-2]", with: "node2")
+            gres += "\n" + TopologySubmitShimTests.gresConf.replacingOccurrences(of: "node[1-2]", with: "node1")
+                .replacingOccurrences(of: "nvidia0 Cores=0-7 Links=-1,4,4,4,0,0", with: "nvidia0 Cores=0-7 Links=-1,4,4,4,0,4")
+            try gres.write(toFile: mock.directory + "/gres.conf", atomically: true, encoding: .utf8)
+            var snapshot = Snapshot()
+            // Only node1 is a candidate: Slurm's own order among its preemptable jobs.
+            let result = snapshot.decide()
+            #expect(result.action == Int32(TOPO_PREEMPT_ONLY_VICTIMS) && result.victims == [1, 2, 3, 4, 5])
+            #expect(mock.logs.contains { $0.hasPrefix("error: preempt/topo_aware: node node1: gres.conf Links= disagree (\(mock.directory)/gres.conf:9:") && $0.hasSuffix("the node is left to the base policy") }, "\(mock.logs)")
+            // node2 (consistent) as the candidate: planned as before.
+            snapshot.candidates = [1]
+            snapshot.nodes[1].allocated = 0xff
+            snapshot.allocs = snapshot.allocs.map { topo_preempt_alloc_t(node: 1, reserved: 0, gpus: $0.gpus) }
+            let planned = snapshot.decide()
+            #expect(planned.action == Int32(TOPO_PREEMPT_ONLY_VICTIMS) && planned.victims == [1, 3])
+            snapshot.release()
+            TopoAwareSwift_preemptReset()
+            #expect(mock.finish(fini: false) == .clean)
+        }
+
         /// A node Slurm counts differently from gres.conf: inconsistent, base policy for it.
         @Test func inconsistentNodeIsLeftToTheBasePolicy() throws {
             let mock = try mock()
@@ -175,8 +200,9 @@ extension MockedSlurm {
             snapshot.nodes[0].gpu_count = 6
             snapshot.nodes[0].allocated = 0x3f
             let result = snapshot.decide()
-            #expect(result.action != Int32(TOPO_PREEMPT_ONLY_VICTIMS))
+            #expect(result.action == Int32(TOPO_PREEMPT_ONLY_VICTIMS) && result.victims == [1, 2, 3, 4, 5])
             #expect(mock.logs.contains { $0.contains("node node1: Slurm counts 6 GPUs") })
+            #expect(mock.logs.contains { $0.contains("JobId=6 no plan on nodes of known topology") && $0.contains("base policy on node(s) node1") })
             snapshot.release()
             TopoAwareSwift_preemptReset()
             #expect(mock.finish(fini: false) == .clean)

@@ -95,6 +95,56 @@ enum Controller {
     }
 
     /// A plan Slurm did not act on is made afresh next time (logged at info only when it changes).
+    /// After a slurmctld restart (kept plans are in memory only) the victims Slurm already
+    /// signalled are still draining in their GraceTime: the new controller plans with their GPUs
+    /// as free and preempts nothing new, instead of a second round of victims.
+    @Test func drainingJobsAreNotASecondRound() {
+        var controller = PreemptController()
+        var snapshot = Controller.snapshot(Self.lab)
+        for j in snapshot.jobs.indices where [1, 3].contains(snapshot.jobs[j].id) {
+            snapshot.jobs[j].draining = true
+            snapshot.jobs[j].eligible = false  // the C side never offers signalled jobs as victims
+        }
+        let d = decide(&controller, snapshot)
+        #expect(d.action == .onlyVictims([]))
+        #expect(d.log.contains { $0.level == .info && $0.text == "preempt/topo_aware: JobId=100 waits for draining jobs to free node1 gpus=0-3; preempting nothing new" })
+        // One draining job (0-1) and one more needed (2-3): only that one is a new victim.
+        var partial = Controller.snapshot(Self.lab)
+        partial.jobs[0].draining = true
+        partial.jobs[0].eligible = false
+        var fresh = PreemptController()
+        #expect(decide(&fresh, partial).action == .onlyVictims([3]))
+        // GPU 6 draining makes island 4-7 the cheaper one (4-5 and 7 hold less work than 0-1, 2-3).
+        var elsewhere = Controller.snapshot(Self.lab)
+        elsewhere.jobs[3].draining = true
+        elsewhere.jobs[3].eligible = false
+        var third = PreemptController()
+        #expect(decide(&third, elsewhere).action == .onlyVictims([2, 5]))
+    }
+
+    /// A node left out of planning (its gres.conf Links= or GPU count disagree) is the base
+    /// policy's: when no node of known topology has a plan, only jobs on left-out nodes may go.
+    @Test func leftOutNodesKeepTheBasePolicy() {
+        let node1Only = ControllerTopology(layouts: islands.layouts, gpuCounts: islands.gpuCounts, layoutOfNode: ["node1": 0])
+        var snapshot = Controller.snapshot(Self.lab)
+        for j in snapshot.jobs.indices where snapshot.jobs[j].id != 99 { snapshot.jobs[j].eligible = false }
+        snapshot.jobs[snapshot.jobs.count - 1] = .init(id: 50, basePriority: Controller.batchPriority, eligible: true, startTime: 0,
+                                                       allocations: [.init(node: 1, gpus: GPUSet(0...7))])
+        var controller = PreemptController()
+        let d = decide(&controller, snapshot, topology: node1Only)
+        #expect(d.action == .onlyVictims([50]))
+        #expect(d.log.contains { $0.level == .info && $0.text.contains("JobId=100 no plan on nodes of known topology") && $0.text.contains("base policy on node(s) node2, left out of planning") })
+        // With node2 known, it is planned like any node (one island of it).
+        var known = PreemptController()
+        let knownDecision = decide(&known, snapshot)
+        #expect(knownDecision.log.contains { $0.text.hasPrefix("preempt/topo_aware: JobId=100 plan node2 gpus=0-3|4-7 level=nvlink victims=50 ") }, "\(knownDecision.log)")
+        // Not a candidate (-w node1): nothing on node2 may be preempted for it.
+        var pinned = snapshot
+        pinned.preemptor.candidateNodes = [0]
+        var third = PreemptController()
+        #expect(decide(&third, pinned, topology: node1Only).action == .noVictims)
+    }
+
     @Test func unexecutedPlanIsRemade() {
         var controller = PreemptController()
         let snapshot = Controller.snapshot([[0, 1], [4, 5], [2, 3], [6], [7]])

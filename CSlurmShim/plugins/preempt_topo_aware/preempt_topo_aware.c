@@ -380,7 +380,7 @@ static void _collect(job_record_t *job, bool eligible)
 	q.jobs[q.job_count].alloc_first = first;
 	q.jobs[q.job_count].alloc_count = count;
 	q.jobs[q.job_count].start_time = (int64_t)job->start_time;
-	q.jobs[q.job_count].reserved = 0;
+	q.jobs[q.job_count].flags = job->preempt_time ? TOPO_PREEMPT_JOB_DRAINING : 0;
 	q.job_count++;
 }
 

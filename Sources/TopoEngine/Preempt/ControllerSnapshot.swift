@@ -39,12 +39,18 @@ public struct ControllerSnapshot: Sendable, Equatable {
             }
         }
 
-        public init(id: UInt32, basePriority: Int, eligible: Bool, startTime: Int64, allocations: [Allocation]) {
+        /// Slurm already signalled it for preemption (in its GraceTime, or requeueing): its
+        /// GPUs are being freed, whichever preemptor it was chosen for.
+        public var draining: Bool
+
+        public init(id: UInt32, basePriority: Int, eligible: Bool, startTime: Int64, allocations: [Allocation],
+                    draining: Bool = false) {
             self.id = id
             self.basePriority = basePriority
             self.eligible = eligible
             self.startTime = startTime
             self.allocations = allocations
+            self.draining = draining
         }
     }
 
@@ -109,6 +115,9 @@ public struct ControllerTopology: Sendable {
     public var layouts: [ClusterSnapshot.LayoutSpec]
     public var gpuCounts: [Int]
     public var layoutOfNode: [String: Int]
+    /// Nodes left to the base policy because their gres.conf `Links=` contradict themselves,
+    /// with the first problem found (file:line: message), in node order.
+    public var leftOut: [(node: String, problem: String)] = []
 
     public init(layouts: [ClusterSnapshot.LayoutSpec], gpuCounts: [Int], layoutOfNode: [String: Int]) {
         self.layouts = layouts
@@ -122,6 +131,10 @@ public struct ControllerTopology: Sendable {
         var index: [ClusterSnapshot.LayoutSpec: Int] = [:]
         var layoutOfNode: [String: Int] = [:]
         for node in cluster.nodes {
+            if let problem = node.linkProblems.first {
+                leftOut.append((node.name, problem.description))
+                continue
+            }
             let spec = ClusterSnapshot.LayoutSpec(node.table.topology)
             let layout = index[spec] ?? {
                 layouts.append(spec)

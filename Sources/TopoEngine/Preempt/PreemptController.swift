@@ -89,6 +89,8 @@ public struct PreemptController: Sendable {
     public static let prefix = "preempt/topo_aware:"
     /// At most this many plans are kept, and as many "already logged" notes.
     public static let maxKept = 4096
+    /// Victims one decision can carry (TOPO_PREEMPT_MAX_VICTIMS in the C ABI).
+    public static let maxVictims = 256
 
     public private(set) var plans: [UInt32: KeptPlan] = [:]
     /// The last message logged per job for a fallback or a wait, so each is logged once.
@@ -179,6 +181,13 @@ public struct PreemptController: Sendable {
             return d
         }
         switch outcome {
+        case let .plan(plan) where plan.victims.isEmpty && Self.usesDraining(plan, built):
+            // The GPUs come free as jobs Slurm already signalled finish draining: preempt
+            // nothing new (Slurm's own order would pick more victims, not knowing they will free).
+            var d = once(p.id, "\(job) waits for draining jobs to free \(Self.targets(plan)); preempting nothing new", log: log)
+            d.action = .onlyVictims([])
+            d.planMicroseconds = micros
+            return d
         case let .plan(plan) where plan.victims.isEmpty:
             // Free aligned GPUs exist: Slurm starts the job without preempting (it asks for
             // candidates before it tries). If it cannot (CPUs, memory), the base policy decides.
@@ -204,6 +213,28 @@ public struct PreemptController: Sendable {
             let action: PreemptAction = mode == .guaranteed ? .onlyVictims(plan.victims) : .victimsFirst(plan.victims)
             return PreemptDecision(action: action, log: log, planMicroseconds: micros, newPlan: !same)
         case let .noPlan(code, reason):
+            // Nodes whose topology is unknown (GPU count or Links= disagreeing with gres.conf)
+            // are the base policy's: there Slurm may preempt as it would without this plugin,
+            // while the nodes of known topology keep the guarantee.
+            let candidates = p.candidateNodes.map { Set($0) }
+            let leftOut = Set(snapshot.nodes.indices.filter {
+                built.clusterNodeOf[$0] == nil && snapshot.nodes[$0].gpuCount > 0 && snapshot.nodes[$0].available
+                    && (candidates?.contains($0) ?? true)
+            })
+            if mode == .guaranteed && !leftOut.isEmpty {
+                let victims = snapshot.jobs
+                    .filter { job in job.eligible && !job.draining && !job.allocations.isEmpty
+                        && job.allocations.allSatisfy { leftOut.contains($0.node) } }
+                    .sorted { ($0.basePriority, $0.id) < ($1.basePriority, $1.id) }
+                    .map(\.id)
+                if !victims.isEmpty {
+                    let names = leftOut.sorted().prefix(8).map { snapshot.nodes[$0].name }.joined(separator: ",")
+                    var d = once(p.id, "\(job) no plan on nodes of known topology (\(code.rawValue)): \(reason); base policy on node(s) \(names)\(leftOut.count > 8 ? ",..." : ""), left out of planning", log: log)
+                    d.action = .onlyVictims(Array(victims.prefix(Self.maxVictims)))
+                    d.planMicroseconds = micros
+                    return d
+                }
+            }
             if mode == .guaranteed {
                 var d = once(p.id, "\(job) no plan (\(code.rawValue)): \(reason); guaranteed mode: preempting nothing, the job waits", log: log)
                 d.action = .noVictims
@@ -279,6 +310,14 @@ public struct PreemptController: Sendable {
         return kept.mode == .guaranteed ? .onlyVictims(remaining) : .victimsFirst(remaining)
     }
 
+    /// The plan takes GPUs of jobs still draining.
+    static func usesDraining(_ plan: Plan, _ built: Built) -> Bool {
+        plan.nodes.contains { node in
+            guard let n = built.nodeByName[node.node], built.draining.indices.contains(n) else { return false }
+            return node.expectedGPUs.contains { !$0.intersection(built.draining[n]).isEmpty }
+        }
+    }
+
     static func overlaps(_ a: [KeptPlan.Target], _ b: [KeptPlan.Target]) -> Bool {
         a.contains { x in b.contains { y in x.node == y.node && !x.gpus.intersection(y.gpus).isEmpty } }
     }
@@ -291,6 +330,9 @@ public struct PreemptController: Sendable {
         /// Controller node index -> planning node index (nil: left out).
         var clusterNodeOf: [Int?]
         var jobsOnNode: [[Int]]
+        /// GPUs of jobs Slurm already signalled for preemption, per planning node: planned as
+        /// free (they are being freed), though Slurm does not count them free yet.
+        var draining: [GPUSet]
     }
 
     enum BuildResult {
@@ -323,6 +365,7 @@ public struct PreemptController: Sendable {
         var jobs: [ClusterSnapshot.RunningJob] = []
         var jobsOnNode = [[Int]](repeating: [], count: nodes.count)
         var held = [GPUSet](repeating: GPUSet(), count: nodes.count)
+        var draining = [GPUSet](repeating: GPUSet(), count: nodes.count)
         var seen = Set<UInt32>()
         for job in s.jobs {
             guard seen.insert(job.id).inserted else { return .failure("job \(job.id) listed twice") }
@@ -342,9 +385,15 @@ public struct PreemptController: Sendable {
                 held[n] = held[n].union(allocation.gpus)
                 guard !allocations.contains(where: { $0.node == n }) else { return .failure("job \(job.id) lists node \(node.name) twice") }
                 allocations.append(.init(node: n, gpus: allocation.gpus))
-                jobsOnNode[n].append(jobs.count)
             }
             guard !allocations.isEmpty else { continue }
+            if job.draining {
+                // Already being preempted (for this job or another): its GPUs are as good as
+                // free, at no further cost. Choosing it again is never a second victim.
+                for allocation in allocations { draining[allocation.node] = draining[allocation.node].union(allocation.gpus) }
+                continue
+            }
+            for allocation in allocations { jobsOnNode[allocation.node].append(jobs.count) }
             // Start times outside 0...now (clock skew, unset fields) count as "just started":
             // no arithmetic on them can overflow later.
             let start = min(max(job.startTime, 0), time)
@@ -356,7 +405,8 @@ public struct PreemptController: Sendable {
             nodes[n].otherAllocated = (nodes[n].otherAllocated ?? GPUSet()).subtracting(held[n])
         }
         let snapshot = ClusterSnapshot(layouts: topology.layouts, nodes: nodes, jobs: jobs, time: time)
-        return .success(Built(snapshot: snapshot, nodeByName: nodeByName, clusterNodeOf: clusterNodeOf, jobsOnNode: jobsOnNode))
+        return .success(Built(snapshot: snapshot, nodeByName: nodeByName, clusterNodeOf: clusterNodeOf, jobsOnNode: jobsOnNode,
+                              draining: draining))
     }
 
     // MARK: - Logging

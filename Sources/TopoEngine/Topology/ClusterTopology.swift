@@ -90,6 +90,10 @@ public struct ClusterTopology: Sendable {
         public var table: AffinityTable
         /// GPUs slurm.conf declares (`Gres=gpu:N`), when known.
         public var declaredGPUs: Int?
+        /// Where the node's `Links=` contradict themselves (asymmetric pairs, rows of the wrong
+        /// length, -1 off the diagonal): its table reads them conservatively, but a planner that
+        /// must be right about NVLink leaves such a node alone.
+        public var linkProblems: [TextDiagnostic] = []
     }
 
     public var nodes: [Node]
@@ -112,7 +116,7 @@ public struct ClusterTopology: Sendable {
                                                                   node: name, slurmNode: spec)
                     warnings += parsed.warnings
                     let table = try catalog.table(for: parsed.topology)
-                    nodes.append(Node(name: name, table: table, declaredGPUs: spec.gpuCount))
+                    nodes.append(Node(name: name, table: table, declaredGPUs: spec.gpuCount, linkProblems: parsed.warnings))
                 } catch let error as TextDiagnostic {
                     warnings.append(error)
                 } catch {
