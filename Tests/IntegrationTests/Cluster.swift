@@ -9,6 +9,8 @@ struct Cluster: Sendable {
     let pluginDir: String
     let topology: String
     let pluginsOn: Bool
+    /// slurmdbd with QOS records (batch, infer Preempt=batch); preemption by QOS.
+    let accounting: Bool
 
     /// The cluster with stock preemption (PreemptType=preempt/partition_prio).
     static let current: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER")
@@ -18,6 +20,8 @@ struct Cluster: Sendable {
     static let topoAware: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE")
     /// preempt/topo_aware on NVLink pairs.
     static let topoAwarePairs: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE_PAIRS")
+    /// preempt/topo_aware over QOS semantics (BasePolicy=qos, slurmdbd + MariaDB), islands.
+    static let topoAwareQOS: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE_QOS")
 
     static func load(variable: String) -> Cluster? {
         guard let directory = ProcessInfo.processInfo.environment[variable],
@@ -31,12 +35,20 @@ struct Cluster: Sendable {
         guard let conf = values["SLURM_CONF"], let plugins = values["TOPO_PLUGIN_DIR"] else { return nil }
         return Cluster(directory: directory, slurmConf: conf, pluginDir: plugins,
                        topology: values["TOPO_CLUSTER_TOPOLOGY"] ?? "islands",
-                       pluginsOn: values["TOPO_CLUSTER_PLUGINS"] != "off")
+                       pluginsOn: values["TOPO_CLUSTER_PLUGINS"] != "off", accounting: values["TOPO_CLUSTER_ACCOUNTING"] == "on")
     }
 
     static var isAvailable: Bool { current != nil }
 
     var controllerLog: String { directory + "/log/slurmctld.log" }
+
+    /// How an inference job is submitted: to the infer partition (higher PriorityTier), or,
+    /// where preemption is by QOS, to the batch partition with the infer QOS, so that only the
+    /// QOS can make it a preemptor.
+    func options(for partition: String) -> [String] {
+        guard accounting else { return ["-p", partition] }
+        return partition == "infer" ? ["-p", "batch", "--qos=infer"] : ["-p", partition, "--qos=batch"]
+    }
     var topoAwareConf: String { directory + "/etc/topo_aware.conf" }
 
     struct Result: Sendable {

@@ -20,7 +20,7 @@ extension Cluster {
 
     /// Submits a running job on node1 and waits until it runs.
     func start(_ partition: String, gpus: Int, waitForRunning: Bool = true) throws -> String {
-        let result = try run(["sbatch", "--parsable", "-p", partition, "-w", "node1", "-c", "1",
+        let result = try run(["sbatch", "--parsable"] + options(for: partition) + ["-w", "node1", "-c", "1",
                               "--gres=gpu:\(gpus)", "-o", "/dev/null", "--wrap", "sleep 600"])
         try #require(result.status == 0, "\(result.stderr)")
         let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -119,7 +119,7 @@ extension Cluster {
         if !cancelled.isEmpty { try finish(cancelled) }
         let offset = logSize()
         let options = request ?? ["--gres=gpu:\(gpus)"]
-        let submitted = try run(["sbatch", "--parsable", "-p", "infer", "-w", "node1", "-c", "1"] + options
+        let submitted = try run(["sbatch", "--parsable"] + self.options(for: "infer") + ["-w", "node1", "-c", "1"] + options
                                 + ["-o", "/dev/null", "--wrap", "sleep 600"])
         try #require(submitted.status == 0, "\(submitted.stderr)")
         let infer = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)

@@ -243,3 +243,41 @@ enum RandomFills {
         print("random fills on \(cluster.topology): \(aligned) aligned, \(waited) waited for lack of an aligned plan, 0 misaligned expected")
     }
 }
+
+/// preempt/topo_aware over QOS semantics (BasePolicy=qos): slurmdbd with MariaDB, QOS batch
+/// (Priority=10, requeue) and infer (Priority=100, Preempt=batch). Inference jobs go to the
+/// batch partition with `--qos=infer`, so only the QOS makes them preemptors.
+@Suite(.serialized, .enabled(if: Cluster.topoAwareQOS != nil, "needs the topo_aware QOS cluster (scripts/test)"))
+struct TopoAwareQOSTests {
+    let cluster: Cluster
+
+    init() throws { cluster = try #require(Cluster.topoAwareQOS) }
+
+    @Test func qosRecordsAndBasePolicy() throws {
+        let qos = try cluster.run(["sacctmgr", "-n", "-P", "list", "qos", "format=name,priority,preempt"]).stdout
+        #expect(qos.contains("infer|100|batch"))
+        #expect(qos.contains("batch|10|"))
+        #expect(cluster.logLines().contains { $0.contains("preempt/topo_aware: planner found in") && $0.contains("(base policy qos)") })
+    }
+
+    @Test(arguments: LabScenario.on("islands"))
+    func labScenario(_ scenario: LabScenario) throws { try scenario.runTopoAware(on: cluster) }
+
+    /// QOS decides, not the partition: a batch-QOS job in the infer partition (PriorityTier 10)
+    /// preempts nothing (batch does not preempt batch) and waits.
+    @Test func partitionTierDoesNotMakeAPreemptor() throws {
+        let batch = try cluster.fillNode()
+        defer { try? cluster.finish(batch) }
+        let submitted = try cluster.run(["sbatch", "--parsable", "-p", "infer", "--qos=batch", "-w", "node1", "-c", "1",
+                                         "--gres=gpu:4", "-o", "/dev/null", "--wrap", "sleep 600"])
+        try #require(submitted.status == 0, "\(submitted.stderr)")
+        let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        defer { cluster.cancel([id]) }
+        // Two scheduling passes (sched_interval=5) without a preemption: poll the reason.
+        let evaluated = try cluster.waitUntil(seconds: 15) { try cluster.job(id)["Reason"] == "Resources" }
+        let reason = try cluster.job(id)["Reason"] ?? "?"
+        #expect(evaluated, "job \(id): \(reason)")
+        #expect(try batch.allSatisfy { try cluster.state($0) == "RUNNING" && cluster.restarts($0) == 0 })
+        #expect(try cluster.state(id) == "PENDING")
+    }
+}
