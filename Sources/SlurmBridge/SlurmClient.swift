@@ -74,8 +74,28 @@ public enum SlurmClient {
                     ? nil : Int(record.sockets_per_node),
                 numNodes: Int(max(1, min(record.num_nodes, 1_000_000))), numCPUs: Int(max(1, min(record.num_cpus, 1_000_000))),
                 requiredNodeIndices: indexPairs(record.req_node_inx, nodeCount: nodeCount)))
+            jobs[jobs.count - 1].userID = record.user_id
         }
         return LiveState(jobs: jobs, nodes: nodes, partitions: partitions, time: Int64(time(nil)))
+    }
+
+    /// SlurmUser's uid, from the controller's configuration.
+    public static func slurmUserID() throws(Failure) -> UInt32 {
+        slurm_init(nil)
+        var pointer: UnsafeMutablePointer<slurm_conf_t>?
+        guard slurm_load_ctl_conf(0, &pointer) == SLURM_SUCCESS, let conf = pointer?.pointee else {
+            throw Failure(description: "slurm_load_ctl_conf: \(errorText())")
+        }
+        defer { slurm_free_ctl_conf(pointer) }
+        return conf.slurm_user_id
+    }
+
+    /// `scontrol requeue ID`: Slurm checks the caller's rights (owner, operator or admin).
+    public static func requeue(_ id: UInt32) throws(Failure) {
+        slurm_init(nil)
+        guard slurm_requeue(id, 0) == SLURM_SUCCESS else {
+            throw Failure(description: "requeue of job \(id) refused by Slurm: \(errorText())")
+        }
     }
 
     /// Slurm's `node_inx` (pairs ending with -1), read at most 2 x nodeCount + 1 entries deep.

@@ -72,6 +72,10 @@ struct PlanCommand: ParsableCommand {
     @Flag(name: .customLong("compare-stock"), help: "Also show what stock Slurm does (modelled).")
     var compareStock = false
 
+    @Flag(help: ArgumentHelp("With --job: requeue the planned victims now (as `scontrol requeue`).",
+                             discussion: "Needs the rights Slurm requires to requeue every victim: root, SlurmUser, or owning them all. Checked before anything is changed; nothing is requeued when any victim is not yours."))
+    var apply = false
+
     @OptionGroup var output: FormatOption
 
     func validate() throws {
@@ -79,6 +83,7 @@ struct PlanCommand: ParsableCommand {
         guard (snapshot != nil) != (job != nil) else {
             throw ValidationError("give --snapshot FILE or --job ID (or --example-snapshot)")
         }
+        if apply && job == nil { throw ValidationError("--apply needs --job ID") }
         if job != nil {
             if gpus != nil { throw ValidationError("--gpus comes from the job with --job") }
         } else {
@@ -169,6 +174,32 @@ struct PlanCommand: ParsableCommand {
         }
         for warning in live.warnings { printError("warning: \(warning)") }
         if case .noPlan = outcome { throw ExitCode(1) }
+        if apply, case let .plan(plan) = outcome { try applyPlan(plan, for: id, live: live.state) }
+    }
+
+    /// Requeues the plan's victims, after checking the caller may requeue every one of them as
+    /// Slurm would (root, SlurmUser, or the job's owner): all or nothing. Operators by
+    /// AdminLevel run it as SlurmUser or root (their level lives in slurmdbd, not checked here).
+    func applyPlan(_ plan: Plan, for id: UInt32, live: LiveState) throws {
+        let caller = getuid()
+        let slurmUser: UInt32
+        do { slurmUser = try SlurmClient.slurmUserID() } catch { throw CLIError.input("\(error)").exit() }
+        let owners = Dictionary(live.jobs.map { ($0.id, $0.userID) }, uniquingKeysWith: { a, _ in a })
+        if caller != 0 && caller != slurmUser {
+            let foreign = plan.victims.filter { owners[$0] != .some(caller) }
+            if !foreign.isEmpty {
+                let list = foreign.map { "\($0) (uid \(owners[$0].flatMap { $0 }.map(String.init) ?? "?"))" }.joined(separator: ", ")
+                printError("topo-preempt: plan --apply: requeueing job(s) \(list) needs Slurm operator rights (root or SlurmUser) or owning them; you are uid \(caller). Nothing was requeued.")
+                throw ExitCode(4)
+            }
+        }
+        for victim in plan.victims {
+            do { try SlurmClient.requeue(victim) } catch {
+                printError("topo-preempt: plan --apply: \(error)")
+                throw ExitCode(4)
+            }
+            print("requeued job \(victim) for job \(id)")
+        }
     }
 
     static func describe(_ error: any Error) -> String {

@@ -21,6 +21,8 @@ public struct LiveState: Sendable, Equatable {
         public var numCPUs: Int
         /// Nodes the job must use (`-w`), as node indices; empty when not given.
         public var requiredNodeIndices: [Int]
+        /// The job's owner (uid); nil when not known.
+        public var userID: UInt32? = nil
 
         public init(id: UInt32, name: String? = nil, state: State, partition: String?, adminComment: String? = nil,
                     startTime: Int64, nodeIndices: [Int] = [], gresDetail: [String] = [], tresPerNode: String? = nil,
