@@ -121,12 +121,15 @@ enum Harness {
 
     // MARK: job_submit / job_modify
 
+    /// A C copy of `bytes` (no NUL inside) made by `copy`: Slurm's xstrdup or malloc's strdup.
+    static func cString(_ bytes: [UInt8], _ copy: (UnsafePointer<CChar>) -> UnsafeMutablePointer<CChar>?) -> UnsafeMutablePointer<CChar>? {
+        (bytes + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { copy($0.baseAddress!) } }
+    }
+
+    /// A Slurm-allocated string from the input (what slurmctld puts in job_desc fields).
     static func slurmString(_ input: inout FuzzInput, percent: Int, tokens: Int = 6) -> UnsafeMutablePointer<CChar>? {
         guard input.chance(percent) else { return nil }
-        let text = input.text(tokens: tokens) + [0]
-        return text.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { CSlurmMock_xstrdup($0.baseAddress!) }
-        }
+        return cString(input.text(tokens: tokens)) { CSlurmMock_xstrdup($0) }
     }
 
     static func submit(_ input: inout FuzzInput, modify: Bool) {
@@ -148,9 +151,7 @@ enum Harness {
         // The --gpu-affinity option reaches job_submit in spank_job_env (malloc'd by Slurm's RPC layer).
         var environment: [UnsafeMutablePointer<CChar>?] = (0..<input.below(4)).map { _ in
             let prefix = input.chance(70) ? Array(AffinityOverride.spankVariable.utf8) + [UInt8(ascii: "=")] : []
-            return (prefix + input.text(tokens: 3) + [0]).withUnsafeBufferPointer { buffer in
-                buffer.withMemoryRebound(to: CChar.self) { strdup($0.baseAddress!) }
-            }
+            return cString(prefix + input.text(tokens: 3)) { strdup($0) }
         }
         defer { environment.forEach { free($0) } }
         let errMsg = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: 1)
@@ -195,7 +196,7 @@ enum Harness {
             switch input.byte() % 8 {
             case 0: nil
             case 1: strdup("")
-            case 2: (input.text(tokens: 2) + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { strdup($0.baseAddress!) } }
+            case 2: cString(input.text(tokens: 2)) { strdup($0) }
             default: strdup("node\(i % 5 + 1)")
             }
         }
@@ -282,7 +283,7 @@ enum Harness {
     /// A malloc'd C string from the input (the C side owns the preemptor's strings).
     static func slurmPlain(_ input: inout FuzzInput, percent: Int, tokens: Int) -> UnsafeMutablePointer<CChar>? {
         guard input.chance(percent) else { return nil }
-        return (input.text(tokens: tokens) + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { strdup($0.baseAddress!) } }
+        return cString(input.text(tokens: tokens)) { strdup($0) }
     }
 
     static func decide(nodes: [topo_preempt_node_t], jobs: [topo_preempt_job_t], allocs: [topo_preempt_alloc_t],

@@ -22,12 +22,8 @@ extension TopoAwareIslandsTests {
 
         /// Runs a command as the unprivileged user (runuser, no shell), in /tmp.
         func asUser(_ arguments: [String]) throws -> Cluster.Result {
-            var environment = ProcessInfo.processInfo.environment
-            environment["SLURM_CONF"] = cluster.slurmConf
-            environment["TOPO_AWARE_CONF"] = cluster.topoAwareConf
-            return try runProcess("/usr/sbin/runuser", ["-u", user, "--", "/usr/bin/env", "SLURM_CONF=\(cluster.slurmConf)",
-                                                        "TOPO_AWARE_CONF=\(cluster.topoAwareConf)"] + arguments,
-                                  environment: environment)
+            try runProcess("/usr/sbin/runuser", ["-u", user, "--", "/usr/bin/env", "SLURM_CONF=\(cluster.slurmConf)",
+                                                 "TOPO_AWARE_CONF=\(cluster.topoAwareConf)"] + arguments)
         }
 
         func submitAsUser(_ options: [String]) throws -> String {
