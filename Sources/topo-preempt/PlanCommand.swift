@@ -184,11 +184,11 @@ struct PlanCommand: ParsableCommand {
         let caller = getuid()
         let slurmUser: UInt32
         do { slurmUser = try SlurmClient.slurmUserID() } catch { throw CLIError.input("\(error)").exit() }
-        let owners = Dictionary(live.jobs.map { ($0.id, $0.userID) }, uniquingKeysWith: { a, _ in a })
+        let owners = Dictionary(live.jobs.compactMap { job in job.userID.map { (job.id, $0) } }, uniquingKeysWith: { a, _ in a })
         if caller != 0 && caller != slurmUser {
-            let foreign = plan.victims.filter { owners[$0] != .some(caller) }
+            let foreign = plan.victims.filter { owners[$0] != caller }
             if !foreign.isEmpty {
-                let list = foreign.map { "\($0) (uid \(owners[$0].flatMap { $0 }.map(String.init) ?? "?"))" }.joined(separator: ", ")
+                let list = foreign.map { "\($0) (uid \(owners[$0].map(String.init) ?? "?"))" }.joined(separator: ", ")
                 printError("topo-preempt: plan --apply: requeueing job(s) \(list) needs Slurm operator rights (root or SlurmUser) or owning them; you are uid \(caller). Nothing was requeued.")
                 throw ExitCode(4)
             }
