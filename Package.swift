@@ -2,9 +2,10 @@
 //
 // TopoPreempt: topology-aware GPU preemption for Slurm.
 //
-// Dependency direction: plugin identity (C) / CLI -> SlurmBridge -> TopoEngine.
-// Only SlurmBridge imports CSlurmShim; TopoEngine is pure Swift (no Foundation) because it is
-// linked into plugins that run inside slurmctld.
+// Dependency direction: plugin identity (C) -> SlurmBridge -> TopoEngine (what runs inside
+// slurmctld), CLI -> SlurmClient -> TopoEngine (libslurm's client API, never in a plugin).
+// Only SlurmBridge imports CSlurmShim, only SlurmClient imports CSlurmClient; TopoEngine is
+// pure Swift (no Foundation) because it is linked into plugins that run inside slurmctld.
 import PackageDescription
 
 let package = Package(
@@ -23,7 +24,7 @@ let package = Package(
         .target(
             name: "CSlurmShim",
             path: "CSlurmShim",
-            exclude: ["plugins"],
+            exclude: ["plugins", "client"],
             sources: ["src"],
             publicHeadersPath: "include"
         ),
@@ -34,16 +35,26 @@ let package = Package(
             path: "CSlurmShim/plugins/job_submit_topo_aware",
             publicHeadersPath: "."
         ),
+        // Swift inside slurmctld: the plugins' hooks, their configuration and topology stores.
         .target(
             name: "SlurmBridge",
-            dependencies: ["CSlurmShim", "TopoEngine"]
+            dependencies: ["CSlurmShim", "SlurmStrings", "TopoEngine"]
+        ),
+        // Bounded reads of C strings out of Slurm's structs (both sides).
+        .target(name: "SlurmStrings"),
+        // C for the CLI's libslurm client: node state flags, QOS records (Slurm lists, bitmaps).
+        .target(name: "CSlurmClient", path: "CSlurmShim/client", publicHeadersPath: "include"),
+        // The CLI's reader of the live cluster (libslurm's client API). No plugin links it.
+        .target(
+            name: "SlurmClient",
+            dependencies: ["CSlurmClient", "SlurmStrings", "TopoEngine"]
         ),
         .target(name: "TopoEngine"),
         .executableTarget(
             name: "topo-preempt",
             dependencies: [
                 "TopoEngine",
-                "SlurmBridge",
+                "SlurmClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // The live-cluster commands (plan --job, audit) call libslurm's client API.
@@ -59,7 +70,10 @@ let package = Package(
             path: "Fuzz"
         ),
         .testTarget(name: "TopoEngineTests", dependencies: ["TopoEngine"], exclude: ["Fixtures"]),
-        .testTarget(name: "SlurmBridgeTests", dependencies: ["SlurmBridge", "CSlurmShim", "CSlurmMock"]),
+        // Both Swift modules that call Slurm's C API, against one mocked Slurm API (global state:
+        // its suites run serialized, so they share a target).
+        .testTarget(name: "SlurmBridgeTests",
+                    dependencies: ["SlurmBridge", "CSlurmShim", "SlurmClient", "CSlurmClient", "CSlurmMock"]),
         .testTarget(name: "IntegrationTests", dependencies: ["TopoEngine"]),
     ]
 )

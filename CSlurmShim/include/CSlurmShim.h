@@ -53,11 +53,6 @@ char *_Nullable CSlurmShim_extra_conf_path(const char *_Nonnull name);
  * the configuration directory; malloc'd, the caller frees it; NULL when Slurm cannot say. */
 char *_Nullable CSlurmShim_slurm_conf_path(void);
 
-/* Non-zero when a node in this state cannot take new jobs: down, future, unknown, or flagged
- * drain, fail, not responding or powered down (the flags are SLURM_BIT macros Swift cannot
- * import). */
-int CSlurmShim_node_unavailable(uint32_t node_state);
-
 /* slurmctld's default partition name, or NULL outside slurmctld or when none is set.
  * Valid while slurmctld holds its partition read lock (true inside job_submit hooks). */
 const char *_Nullable CSlurmShim_default_partition(void);

@@ -96,13 +96,3 @@ char *CSlurmShim_slurm_conf_path(void)
         return strdup(slurm_conf.slurm_conf);
     return CSlurmShim_extra_conf_path("slurm.conf");
 }
-
-int CSlurmShim_node_unavailable(uint32_t node_state)
-{
-    uint32_t base = node_state & NODE_STATE_BASE;
-
-    if ((base == NODE_STATE_DOWN) || (base == NODE_STATE_FUTURE) || (base == NODE_STATE_UNKNOWN))
-        return 1;
-    return (node_state & (NODE_STATE_DRAIN | NODE_STATE_FAIL | NODE_STATE_NO_RESPOND |
-                          NODE_STATE_POWERED_DOWN)) != 0;
-}

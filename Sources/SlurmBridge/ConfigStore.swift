@@ -1,4 +1,5 @@
 import CSlurmShim
+import SlurmStrings
 import Glibc
 import Synchronization
 import TopoEngine
@@ -25,12 +26,13 @@ public struct ConfigLoadError: Error, Sendable, CustomStringConvertible {
     public var description: String
 }
 
-/// The topo_aware.conf a plugin runs with.
+/// The topo_aware.conf the plugins of this .so run with (one store for both: `PluginImage`).
 ///
 /// `load` (at `init`) is strict: an error fails the plugin's init, Slurm's convention for a bad
 /// configuration. Afterwards every hook calls `current()`, which reloads the file when it has
 /// changed on disk (a stat per call); a new version that does not parse is logged once and the
-/// last good configuration stays in force, so an edit never takes the controller down.
+/// last good configuration stays in force, so an edit never takes the controller down. Log lines
+/// carry the prefix of the plugin whose hook noticed the change.
 public final class ConfigStore: Sendable {
     private struct State {
         var path: String = ""
@@ -41,23 +43,12 @@ public final class ConfigStore: Sendable {
     }
 
     private let state = Mutex(State())
-    private let logPrefix: String
 
-    public init(logPrefix: String) {
-        self.logPrefix = logPrefix
-    }
+    public init() {}
 
-    /// The environment variable that overrides where topo_aware.conf is read from.
-    public static let pathVariable = "TOPO_AWARE_CONF"
-
-    /// `$TOPO_AWARE_CONF`, else topo_aware.conf beside slurm.conf (Slurm's rule), else
-    /// /etc/slurm/topo_aware.conf.
-    public static func defaultPath() -> String {
-        if let override = getenv(pathVariable).flatMap({ CStrings.read($0, limit: 4096) }), !override.isEmpty {
-            return override
-        }
-        if let beside = CSlurmShimPath.extraConfPath("topo_aware.conf") { return beside }
-        return "/etc/slurm/topo_aware.conf"
+    /// The configuration loaded and the file it came from, if a `load` succeeded.
+    public var loaded: (path: String, config: TopoAwareConfig)? {
+        state.withLock { state in state.config.map { (state.path, $0) } }
     }
 
     /// Reads and parses `path`, making it the configuration in force.
@@ -77,7 +68,7 @@ public final class ConfigStore: Sendable {
     }
 
     /// The configuration in force, reloaded first if the file changed. nil before a successful `load`.
-    public func current() -> TopoAwareConfig? {
+    public func current(logPrefix: String) -> TopoAwareConfig? {
         state.withLock { state -> TopoAwareConfig? in
             guard state.config != nil else { return nil }
             var info = stat()
@@ -164,11 +155,43 @@ public final class ConfigStore: Sendable {
     }
 }
 
-/// Where Slurm keeps configuration files, through the shim.
-enum CSlurmShimPath {
-    static func extraConfPath(_ name: String) -> String? {
-        guard let raw = name.withCString({ CSlurmShim_extra_conf_path($0) }) else { return nil }
-        defer { free(raw) }
-        return CStrings.read(raw, limit: 4096)
+/// The files the plugins read: `ConfigPaths` from the slurm.conf slurmctld read and
+/// `$TOPO_AWARE_CONF`, the same rule as the command-line tool's.
+enum PluginPaths {
+    static func current() -> ConfigPaths {
+        var slurmConf: String?
+        if let raw = CSlurmShim_slurm_conf_path() {
+            slurmConf = CStrings.read(raw, limit: 4096)
+            free(raw)
+        }
+        let override = getenv(ConfigPaths.topoAwareVariable).flatMap { CStrings.read($0, limit: 4096) }
+        return ConfigPaths(slurmConf: slurmConf, topoAwareOverride: override)
+    }
+}
+
+/// What the two plugins of this .so share: one topo_aware.conf and one GPU topology, each read
+/// once per change whichever hook notices it first.
+enum PluginImage {
+    static let config = ConfigStore()
+    static let topology = TopologyStore()
+
+    /// The plugin sides (`job_submit/topo_aware`, `preempt/topo_aware`) using the stores: each
+    /// joins at its init or first use and leaves at its fini; the stores are emptied when the
+    /// last one leaves, so a side that has left answers as if unconfigured.
+    private static let users = Mutex(Set<String>())
+
+    static func join(_ side: String) { users.withLock { _ = $0.insert(side) } }
+
+    static func isJoined(_ side: String) -> Bool { users.withLock { $0.contains(side) } }
+
+    static func leave(_ side: String) {
+        let last = users.withLock { users -> Bool in
+            users.remove(side)
+            return users.isEmpty
+        }
+        if last {
+            config.unload()
+            topology.unload()
+        }
     }
 }

@@ -1,4 +1,5 @@
 import CSlurmShim
+import SlurmStrings
 import TopoEngine
 
 /// job_submit/topo_aware, Swift side: classifies each submission, records the class in the
@@ -7,17 +8,15 @@ import TopoEngine
 /// code and nothing here traps on data.
 enum JobSubmitPlugin {
     static let type = "job_submit/topo_aware"
-    static let config = ConfigStore(logPrefix: type)
-    static let topology = TopologyStore(logPrefix: type)
 
     static func initialize() -> Int32 {
-        let path = ConfigStore.defaultPath()
+        let paths = PluginPaths.current()
         do {
-            let parsed = try config.load(path: path)
-            SlurmLog.info("\(type): init: loaded \(path): \(ConfigStore.summary(parsed.config))")
+            let parsed = try PluginImage.config.load(path: paths.topoAwareConf)
+            SlurmLog.info("\(type): init: loaded \(paths.topoAwareConf): \(ConfigStore.summary(parsed.config))")
             for warning in parsed.warnings { SlurmLog.info("\(type): init: warning: \(warning)") }
-            let paths = TopologyStore.defaultPaths()
-            topology.load(slurmConf: paths.slurmConf, gresConf: paths.gresConf)
+            PluginImage.topology.load(slurmConf: paths.slurmConf, gresConf: paths.gresConf, logPrefix: type)
+            PluginImage.join(type)
             return SLURM_SUCCESS
         } catch {
             SlurmLog.error("\(type): init: \(error)")
@@ -27,7 +26,7 @@ enum JobSubmitPlugin {
 
     static func submit(_ desc: UnsafeMutablePointer<job_desc_msg_t>, uid: UInt32,
                        errMsg: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-        guard let current = config.current() else {
+        guard PluginImage.isJoined(type), let current = PluginImage.config.current(logPrefix: type) else {
             SlurmLog.error("\(type): job_submit: no configuration loaded; job let through unclassified")
             return SLURM_SUCCESS
         }
@@ -37,7 +36,7 @@ enum JobSubmitPlugin {
         case let .accept(classification, notice):
             var shape: String?
             var notices = notice.map { [$0] } ?? []
-            if case .preemptor = classification, let summary = topology.current() {
+            if case .preemptor = classification, let summary = PluginImage.topology.current(logPrefix: type) {
                 let policy = TopologyPolicy(summary: summary, shapeRequests: current.shapeRequests)
                 switch policy.decide(classification, job.request) {
                 case .unchanged:
@@ -76,7 +75,7 @@ enum JobSubmitPlugin {
         // A job's class follows its partition and QOS. AdminComment records the class given at
         // submission (only administrators may rewrite it); the preempt plugin classifies from
         // the job's current partition and QOS, so an update needs no action here beyond a trace.
-        guard let current = config.current() else { return SLURM_SUCCESS }
+        guard PluginImage.isJoined(type), let current = PluginImage.config.current(logPrefix: type) else { return SLURM_SUCCESS }
         let update = JobDescription.read(desc)
         if desc.pointee.partition != nil || desc.pointee.qos != nil {
             let after = SubmitPolicy(config: current).evaluate(update.submitted)
@@ -163,8 +162,7 @@ public func topoAwareSwiftJobSubmitInit() -> Int32 {
 
 @_cdecl("TopoAwareSwift_jobSubmitFini")
 public func topoAwareSwiftJobSubmitFini() {
-    JobSubmitPlugin.config.unload()
-    JobSubmitPlugin.topology.unload()
+    PluginImage.leave(JobSubmitPlugin.type)
 }
 
 @_cdecl("TopoAwareSwift_jobSubmit")

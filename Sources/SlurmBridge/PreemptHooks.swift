@@ -1,4 +1,5 @@
 import CSlurmShim
+import SlurmStrings
 import Glibc
 import Synchronization
 import TopoEngine
@@ -11,8 +12,6 @@ import TopoEngine
 /// read is bounded by the counts the C side gives.
 enum PreemptPlugin {
     static let type = "preempt/topo_aware"
-    static let config = ConfigStore(logPrefix: type)
-    static let topology = TopologyStore(logPrefix: type, reportsLeftOutNodes: true)
     static let controller = Mutex(PreemptController())
 
     private static let started = Mutex(false)
@@ -25,28 +24,31 @@ enum PreemptPlugin {
             return !done
         }
         guard first else { return }
-        let path = ConfigStore.defaultPath()
+        // The stores may hold what job_submit's init read: reading the files again here gives
+        // the preempt side its own load lines (and the left-out nodes) in the log.
+        PluginImage.join(type)
+        let paths = PluginPaths.current()
         do {
-            let parsed = try config.load(path: path)
-            SlurmLog.info("\(type): loaded \(path): \(ConfigStore.summary(parsed.config)), base policy \(parsed.config.basePolicy.rawValue), PlanTimeout=\(parsed.config.planTimeoutSeconds)s PlanTimeBudget=\(parsed.config.planTimeBudgetMilliseconds)ms")
+            let parsed = try PluginImage.config.load(path: paths.topoAwareConf)
+            SlurmLog.info("\(type): loaded \(paths.topoAwareConf): \(ConfigStore.summary(parsed.config)), base policy \(parsed.config.basePolicy.rawValue), PlanTimeout=\(parsed.config.planTimeoutSeconds)s PlanTimeBudget=\(parsed.config.planTimeBudgetMilliseconds)ms")
         } catch {
             SlurmLog.error("\(type): \(error); no topology-aware preemption until the file is fixed (base policy answers)")
         }
-        let paths = TopologyStore.defaultPaths()
-        topology.load(slurmConf: paths.slurmConf, gresConf: paths.gresConf)
+        PluginImage.topology.load(slurmConf: paths.slurmConf, gresConf: paths.gresConf, logPrefix: type, reportLeftOutAs: type)
     }
 
     static func reset() {
         controller.withLock { $0.reset() }
-        config.unload()
-        topology.unload()
+        PluginImage.leave(type)
         started.withLock { $0 = false }
     }
+
+    static var config: TopoAwareConfig? { PluginImage.config.current(logPrefix: type) }
 
     static func settings(_ out: UnsafeMutablePointer<topo_preempt_settings_t>) -> Int32 {
         ensureLoaded()
         out.pointee.abi_version = TOPO_PREEMPT_ABI_VERSION
-        let policy = config.current()?.basePolicy ?? .partitionPriority
+        let policy = config?.basePolicy ?? .partitionPriority
         out.pointee.base_policy = policy == .qos ? Int32(TOPO_PREEMPT_BASE_QOS) : Int32(TOPO_PREEMPT_BASE_PARTITION_PRIO)
         return 0
     }
@@ -67,7 +69,7 @@ enum PreemptPlugin {
             adminComment: adminComment.flatMap { CStrings.read($0, limit: 8192) },
             partitions: SubmittedJob.partitionList(partition.flatMap { CStrings.read($0, limit: 4096) }),
             qos: qos.flatMap { CStrings.read($0, limit: 256) })
-        return PreemptController.preemptorClass(p, config: config.current()) == nil ? 0 : 1
+        return PreemptController.preemptorClass(p, config: config) == nil ? 0 : 1
     }
 
     static func decide(_ raw: UnsafePointer<topo_preempt_snapshot_t>,
@@ -87,10 +89,10 @@ enum PreemptPlugin {
             SlurmLog.error("\(type): JobId=\(raw.pointee.preemptor.job_id) unreadable snapshot: \(message); base policy")
             return -1
         }
-        let current = config.current()
+        let current = config
         let settings = PreemptSettings(planTimeoutSeconds: Int64(current?.planTimeoutSeconds ?? 300),
                                        planBudgetMicroseconds: UInt64(current?.planTimeBudgetMilliseconds ?? 200) * 1000)
-        let layouts = topology.controllerTopology()
+        let layouts = PluginImage.topology.controllerTopology(logPrefix: type)
         let decision = controller.withLock {
             $0.decide(snapshot, config: current, topology: layouts, settings: settings, clock: monotonicNanoseconds)
         }

@@ -1,11 +1,12 @@
 import CSlurmShim
+import SlurmStrings
 import Glibc
 import Synchronization
 import TopoEngine
 
-/// The cluster's GPU topology as the plugins see it: slurm.conf `NodeName=` lines and gres.conf
-/// `Name=gpu` lines, read at `init` and again whenever either file changes (a stat of each per
-/// call, the same rule as topo_aware.conf).
+/// The cluster's GPU topology as the plugins see it (one store for both: `PluginImage`):
+/// slurm.conf `NodeName=` lines and gres.conf `Name=gpu` lines, read at `init` and again whenever
+/// either file changes (a stat of each per call, the same rule as topo_aware.conf).
 ///
 /// Never fatal: a missing or unreadable file, or one that does not parse, is logged once and
 /// leaves the plugin without topology (no rejections, no shaping: stock behaviour). Nodes whose
@@ -19,56 +20,37 @@ public final class TopologyStore: Sendable {
         var layouts: ControllerTopology?
         var loaded = false
         var reported: [FileStamp?]?
+        /// The preempt side's log prefix once it uses the store: then the nodes its planner
+        /// leaves out (inconsistent Links=) are logged at every load, under that prefix.
+        var leftOutPrefix: String?
     }
 
     private let state = Mutex(State())
-    private let logPrefix: String
-    /// Log the nodes the preempt planner leaves out (inconsistent Links=) at every load.
-    private let reportsLeftOutNodes: Bool
 
-    public init(logPrefix: String, reportsLeftOutNodes: Bool = false) {
-        self.logPrefix = logPrefix
-        self.reportsLeftOutNodes = reportsLeftOutNodes
-    }
+    public init() {}
 
-    /// slurm.conf as slurmctld read it, gres.conf beside it.
-    public static func defaultPaths() -> (slurmConf: String, gresConf: String) {
-        let slurm: String
-        if let raw = CSlurmShim_slurm_conf_path() {
-            slurm = CStrings.read(raw, limit: 4096) ?? "/etc/slurm/slurm.conf"
-            free(raw)
-        } else {
-            slurm = "/etc/slurm/slurm.conf"
-        }
-        let gres = CSlurmShimPath.extraConfPath("gres.conf") ?? Self.directory(of: slurm) + "/gres.conf"
-        return (slurm, gres)
-    }
-
-    static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
-    }
-
-    /// Reads both files now (plugin `init`); logs what it found.
-    public func load(slurmConf: String, gresConf: String) {
+    /// Reads both files now (plugin `init`); logs what it found. `reportLeftOutAs`: the preempt
+    /// side's prefix, to log (now and at every later load) the nodes its planner leaves out.
+    public func load(slurmConf: String, gresConf: String, logPrefix: String, reportLeftOutAs: String? = nil) {
         state.withLock { state in
-            state = State(slurmConf: slurmConf, gresConf: gresConf)
-            reload(&state, initial: true)
+            let leftOutPrefix = reportLeftOutAs ?? state.leftOutPrefix
+            state = State(slurmConf: slurmConf, gresConf: gresConf, leftOutPrefix: leftOutPrefix)
+            reload(&state, initial: true, logPrefix: logPrefix)
         }
     }
 
     /// The summary in force, re-read first when a file changed; nil when unknown.
-    public func current() -> TopologySummary? { refreshed { $0.summary } }
+    public func current(logPrefix: String) -> TopologySummary? { refreshed(logPrefix) { $0.summary } }
 
     /// The node layouts in force for the preempt planner (re-read like `current()`).
-    public func controllerTopology() -> ControllerTopology? { refreshed { $0.layouts } }
+    public func controllerTopology(logPrefix: String) -> ControllerTopology? { refreshed(logPrefix) { $0.layouts } }
 
     /// Reloads when either file changed since the last (good or reported) read, then reads.
-    private func refreshed<T: Sendable>(_ read: (State) -> T?) -> T? {
+    private func refreshed<T: Sendable>(_ logPrefix: String, _ read: (State) -> T?) -> T? {
         state.withLock { state -> T? in
             guard state.loaded else { return nil }
             let stamps = [Self.stamp(state.slurmConf), Self.stamp(state.gresConf)]
-            if stamps != state.stamps && stamps != state.reported { reload(&state, initial: false) }
+            if stamps != state.stamps && stamps != state.reported { reload(&state, initial: false, logPrefix: logPrefix) }
             return read(state)
         }
     }
@@ -77,7 +59,7 @@ public final class TopologyStore: Sendable {
         state.withLock { $0 = State() }
     }
 
-    private func reload(_ state: inout State, initial: Bool) {
+    private func reload(_ state: inout State, initial: Bool, logPrefix: String) {
         state.loaded = true
         let stamps = [Self.stamp(state.slurmConf), Self.stamp(state.gresConf)]
         do {
@@ -96,13 +78,13 @@ public final class TopologyStore: Sendable {
             if cluster.warnings.count > 20 { SlurmLog.info("\(logPrefix): topology: \(cluster.warnings.count - 20) more warnings") }
             state.summary = summary.nodeCount > 0 ? summary : nil
             state.layouts = summary.nodeCount > 0 ? ControllerTopology(cluster) : nil
-            if reportsLeftOutNodes, let leftOut = state.layouts?.leftOut {
+            if let prefix = state.leftOutPrefix, let leftOut = state.layouts?.leftOut {
                 for (node, problem) in leftOut.prefix(20) {
                     let note = "; using the smaller"  // the CLI's reading, not the planner's
                     let what = problem.hasSuffix(note) ? String(problem.dropLast(note.count)) : problem
-                    SlurmLog.error("\(logPrefix): node \(node): gres.conf Links= disagree (\(what)); the node is left to the base policy")
+                    SlurmLog.error("\(prefix): node \(node): gres.conf Links= disagree (\(what)); the node is left to the base policy")
                 }
-                if leftOut.count > 20 { SlurmLog.error("\(logPrefix): \(leftOut.count - 20) more nodes left to the base policy for their Links=") }
+                if leftOut.count > 20 { SlurmLog.error("\(prefix): \(leftOut.count - 20) more nodes left to the base policy for their Links=") }
             }
             state.stamps = [slurmStamp, gresStamp]
             state.reported = nil

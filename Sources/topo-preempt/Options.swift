@@ -12,19 +12,23 @@ struct FormatOption: ParsableArguments {
     var format: OutputFormat = .text
 }
 
-/// Where topo_aware.conf is: the plugin's own rule, so the CLI reads what slurmctld reads.
+/// Where topo_aware.conf is: the plugins' own rule (`ConfigPaths`), so the CLI reads what
+/// slurmctld reads.
 struct ConfigPathOption: ParsableArguments {
     @Option(name: .customLong("config"), help: ArgumentHelp(
         "topo_aware.conf to read.",
         discussion: "Default: $TOPO_AWARE_CONF, else topo_aware.conf beside $SLURM_CONF, else /etc/slurm/topo_aware.conf."))
     var path: String?
 
-    func resolved() -> String {
-        if let path { return path }
+    /// The site's files: slurm.conf from `$SLURM_CONF`, the others beside it, topo_aware.conf
+    /// from `--config` or `$TOPO_AWARE_CONF` when given.
+    func paths() -> ConfigPaths {
         let environment = ProcessInfo.processInfo.environment
-        if let explicit = environment["TOPO_AWARE_CONF"], !explicit.isEmpty { return explicit }
-        return besideSlurmConf("topo_aware.conf")
+        return ConfigPaths(slurmConf: environment["SLURM_CONF"],
+                           topoAwareOverride: path ?? environment[ConfigPaths.topoAwareVariable])
     }
+
+    func resolved() -> String { paths().topoAwareConf }
 
     /// Reads and parses the file; on failure prints `file:line:column: message` and exits 1.
     func load() throws -> ParsedConfig {
@@ -71,12 +75,8 @@ func pad(_ text: String, _ width: Int) -> String {
     text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
 }
 
-/// The site's slurm.conf: `$SLURM_CONF`, else /etc/slurm/slurm.conf.
-func siteSlurmConf() -> String {
-    ProcessInfo.processInfo.environment["SLURM_CONF"].flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/slurm/slurm.conf"
-}
-
-/// A configuration file in slurm.conf's directory (gres.conf, topology.conf, topo_aware.conf).
-func besideSlurmConf(_ name: String) -> String {
-    (siteSlurmConf() as NSString).deletingLastPathComponent + "/" + name
+/// The site's files when no topo_aware.conf option applies (`$SLURM_CONF`, the rest beside it).
+func sitePaths() -> ConfigPaths {
+    let environment = ProcessInfo.processInfo.environment
+    return ConfigPaths(slurmConf: environment["SLURM_CONF"], topoAwareOverride: environment[ConfigPaths.topoAwareVariable])
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import SlurmBridge
+import SlurmClient
 import TopoEngine
 
 extension AffinityLevel: ExpressibleByArgument {
@@ -23,9 +23,10 @@ struct PlanCommand: ParsableCommand {
             Reads a cluster snapshot (JSON, see README; --example-snapshot prints one) and prints \
             which jobs would be requeued, the GPUs they free, what Slurm's GPU pick then gives the \
             job, the level reached and why. --compare-stock adds what stock Slurm 22.05 does for the \
-            same request (modelled). With --job, plans for a pending job of the live cluster as \
-            preempt/topo_aware does inside slurmctld (only victim sets Slurm's _run_now carries out \
-            whole). Exit status 1 when there is no plan.
+            same request (modelled). With --job, decides for a pending job of the live cluster \
+            through preempt/topo_aware's own decision code, from the snapshot the plugin would take \
+            inside slurmctld (base policy, class, level and mode as topo_aware.conf and the job's \
+            AdminComment say). Exit status 1 when there is no plan.
             """)
 
     @Option(help: "Cluster snapshot JSON file (- for stdin).")
@@ -45,14 +46,15 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Nodes the job needs.")
     var nodes: Int = 1
 
-    @Option(help: "Required affinity level.")
-    var level: AffinityLevel = .nvlink
+    @Option(help: ArgumentHelp("Required affinity level.", discussion: "Default: nvlink."))
+    var level: AffinityLevel?
 
-    @Option(help: "guaranteed or best-effort.")
-    var mode: PlacementMode = .guaranteed
+    @Option(help: ArgumentHelp("guaranteed or best-effort.", discussion: "Default: guaranteed."))
+    var mode: PlacementMode?
 
-    @Option(help: "The job's preemption priority (partition PriorityTier or QOS priority).")
-    var priority: Int = 10
+    @Option(help: ArgumentHelp("The job's preemption priority (partition PriorityTier or QOS priority).",
+                               discussion: "Default: 10."))
+    var priority: Int?
 
     @Option(help: "per-node (--gres=gpu:N) or per-socket (--gpus-per-socket=N --sockets-per-node=1).")
     var shape: RequestShape = .perNode
@@ -63,8 +65,9 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Nodes the job may use, comma-separated (default: all).")
     var candidates: String?
 
-    @Option(name: .customLong("exempt-time"), help: "PreemptExemptTime in seconds.")
-    var exemptTime: Int64 = 0
+    @Option(name: .customLong("exempt-time"), help: ArgumentHelp(
+        "PreemptExemptTime in seconds.", discussion: "Default: 0; with --job, the controller's PreemptExemptTime."))
+    var exemptTime: Int64?
 
     @Option(name: .customLong("cost-order"), help: "Cost criteria, most important first: priority,victims,work,collateral.")
     var costOrder: String?
@@ -85,13 +88,17 @@ struct PlanCommand: ParsableCommand {
         }
         if apply && job == nil { throw ValidationError("--apply needs --job ID") }
         if job != nil {
-            if gpus != nil { throw ValidationError("--gpus comes from the job with --job") }
+            for (given, name) in [(gpus != nil, "--gpus"), (level != nil, "--level"), (mode != nil, "--mode"),
+                                  (priority != nil, "--priority"), (shape != .perNode, "--shape"), (cpus != 1, "--cpus"),
+                                  (nodes != 1, "--nodes"), (candidates != nil, "--candidates")] where given {
+                throw ValidationError("\(name) comes from the job and the cluster with --job")
+            }
         } else {
             guard let gpus, gpus >= 1, gpus <= GPUSet.capacity else { throw ValidationError("--gpus must be 1...\(GPUSet.capacity)") }
         }
         if nodes < 1 { throw ValidationError("--nodes must be at least 1") }
         if cpus < 1 { throw ValidationError("--cpus must be at least 1") }
-        if exemptTime < 0 { throw ValidationError("--exempt-time must not be negative") }
+        if let exemptTime, exemptTime < 0 { throw ValidationError("--exempt-time must not be negative") }
         _ = try order()
     }
 
@@ -132,9 +139,10 @@ struct PlanCommand: ParsableCommand {
             throw error.exit()
         }
         let request = PreemptorRequest(
-            gpusPerNode: gpus ?? 1, nodeCount: nodes, level: level, mode: mode, priority: priority, shape: shape,
-            cpusPerNode: cpus, candidateNodes: candidates.map { Set($0.split(separator: ",").map(String.init)) })
-        let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime)
+            gpusPerNode: gpus ?? 1, nodeCount: nodes, level: level ?? .nvlink, mode: mode ?? .guaranteed,
+            priority: priority ?? 10, shape: shape, cpusPerNode: cpus,
+            candidateNodes: candidates.map { Set($0.split(separator: ",").map(String.init)) })
+        let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime ?? 0)
         let outcome = Planner.plan(request, in: index, policy: policy)
         let stock = compareStock ? StockPreemption.simulate(request, in: index, policy: policy) : nil
         let report = PlanReport(outcome, stock: stock, comparedStock: compareStock)
@@ -145,55 +153,76 @@ struct PlanCommand: ParsableCommand {
         if case .noPlan = outcome { throw ExitCode(1) }
     }
 
-    /// Plans for a pending job of the live cluster.
+    /// Decides for a pending job of the live cluster as preempt/topo_aware would inside
+    /// slurmctld: the same snapshot type, the same `PreemptController`, the same settings.
     func planLive(_ id: UInt32) throws {
         let live: LiveCluster
         do { live = try LiveCluster.load(config: config) } catch let error as CLIError { throw error.exit() }
-        guard let pending = live.state.jobs.first(where: { $0.id == id }) else {
-            throw CLIError.input("job \(id) is not in the cluster's job list").exit()
-        }
-        let request: PreemptorRequest
-        do { request = try SnapshotBuilder.request(for: pending, in: live.state, config: live.config) } catch {
+        var snapshot: ControllerSnapshot
+        do {
+            snapshot = try ControllerSnapshot(live: live.state, preemptor: id, basePolicy: live.config?.basePolicy ?? .partitionPriority)
+        } catch {
             throw CLIError.input("\(error)").exit()
         }
-        let index: PlanningIndex
-        do { index = try PlanningIndex(live.snapshot) } catch { throw CLIError.input("live snapshot: \(error)").exit() }
-        // As preempt/topo_aware plans inside slurmctld: only victim sets Slurm carries out whole.
-        let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime, requireEveryVictim: true)
-        let outcome = Planner.plan(request, in: index, policy: policy)
-        let stock = compareStock ? StockPreemption.simulate(request, in: index, policy: policy) : nil
-        var report = PlanReport(outcome, stock: stock, comparedStock: compareStock)
+        if let exemptTime { snapshot.exemptSeconds = exemptTime }
+        var controller = PreemptController()
+        let settings = PreemptSettings(planTimeoutSeconds: Int64(live.config?.planTimeoutSeconds ?? 300),
+                                       planBudgetMicroseconds: UInt64(live.config?.planTimeBudgetMilliseconds ?? 200) * 1000,
+                                       costOrder: try order())
+        let decision = controller.decide(snapshot, config: live.config, topology: ControllerTopology(live.topology),
+                                         settings: settings, clock: { DispatchTime.now().uptimeNanoseconds })
+        var report: PlanReport
+        var stock: StockPreemption.Outcome?
+        if let planning = decision.planning {
+            if compareStock, let index = try? PlanningIndex(planning.snapshot) {
+                stock = StockPreemption.simulate(planning.request, in: index, policy: PlannerPolicy(order: try order(),
+                                                 exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true))
+            }
+            report = PlanReport(planning.outcome, stock: stock, comparedStock: compareStock)
+            let request = planning.request
+            report.request = "\(request.gpusPerNode) GPU(s) x \(request.nodeCount) node(s), \(request.level.name), \(request.mode.name), \(request.shape.rawValue)"
+        } else {
+            // The controller did not plan: not a preemptor class, no GPUs it can read, no topology.
+            report = PlanReport(.noPlan(code: .invalidRequest, reason: decision.log.last?.text ?? "not planned"), stock: nil,
+                                comparedStock: false)
+            report.outcome = "base-policy"
+            report.code = "not-planned"
+        }
         report.job = id
-        report.request = "\(request.gpusPerNode) GPU(s) x \(request.nodeCount) node(s), \(request.level.name), \(request.mode.name), priority \(request.priority), \(request.shape.rawValue)"
+        report.action = decision.action.name
+        report.controllerVictims = decision.action.victims
+        report.log = decision.log.filter { $0.level != .debug }.map(\.text)
+        let pending = live.state.jobs.first { $0.id == id }
         switch output.format {
         case .json: try printJSON(report)
         case .text:
-            if pending.state != .pending { print("note: job \(id) is not pending; planning as if it were") }
-            print("job \(id): \(report.request ?? "")")
+            if let pending, pending.state != .pending { print("note: job \(id) is not pending; planning as if it were") }
+            print("job \(id): \(report.request ?? "not planned by preempt/topo_aware")")
+            print("preempt/topo_aware: \(decision.action.sentence)")
             print(report.text(), terminator: "")
         }
         for warning in live.warnings { printError("warning: \(warning)") }
-        if case .noPlan = outcome { throw ExitCode(1) }
-        if apply, case let .plan(plan) = outcome { try applyPlan(plan, for: id, live: live.state) }
+        guard case .plan? = decision.planning?.outcome else { throw ExitCode(1) }
+        if apply { try applyPlan(decision.action.victims, for: id, live: live.state) }
     }
 
     /// Requeues the plan's victims, after checking the caller may requeue every one of them as
     /// Slurm would (root, SlurmUser, or the job's owner): all or nothing. Operators by
     /// AdminLevel run it as SlurmUser or root (their level lives in slurmdbd, not checked here).
-    func applyPlan(_ plan: Plan, for id: UInt32, live: LiveState) throws {
+    func applyPlan(_ victims: [UInt32], for id: UInt32, live: LiveState) throws {
         let caller = getuid()
         let slurmUser: UInt32
         do { slurmUser = try SlurmClient.slurmUserID() } catch { throw CLIError.input("\(error)").exit() }
         let owners = Dictionary(live.jobs.compactMap { job in job.userID.map { (job.id, $0) } }, uniquingKeysWith: { a, _ in a })
         if caller != 0 && caller != slurmUser {
-            let foreign = plan.victims.filter { owners[$0] != caller }
+            let foreign = victims.filter { owners[$0] != caller }
             if !foreign.isEmpty {
                 let list = foreign.map { "\($0) (uid \(owners[$0].map(String.init) ?? "?"))" }.joined(separator: ", ")
                 printError("topo-preempt: plan --apply: requeueing job(s) \(list) needs Slurm operator rights (root or SlurmUser) or owning them; you are uid \(caller). Nothing was requeued.")
                 throw ExitCode(4)
             }
         }
-        for victim in plan.victims {
+        for victim in victims {
             do { try SlurmClient.requeue(victim) } catch {
                 printError("topo-preempt: plan --apply: \(error)")
                 throw ExitCode(4)
@@ -270,6 +299,11 @@ struct PlanReport: Encodable {
     var stockFits: Bool?
     var job: UInt32?
     var request: String?
+    /// With --job: what preempt/topo_aware answers Slurm (`only-victims`, `victims-first`,
+    /// `no-victims`, `base-policy`), the jobs it lets Slurm preempt, and its log lines.
+    var action: String?
+    var controllerVictims: [UInt32]?
+    var log: [String]?
 
     init(_ outcome: PlanOutcome, stock: StockPreemption.Outcome?, comparedStock: Bool) {
         switch outcome {
@@ -322,39 +356,60 @@ struct PlanReport: Encodable {
 }
 
 /// The live cluster as the CLI sees it: libslurm's state, the topology from slurm.conf and
-/// gres.conf (the files slurmctld reads), topo_aware.conf if present, and the planning snapshot.
+/// gres.conf (the files slurmctld reads) and topo_aware.conf if present.
 struct LiveCluster {
     var state: LiveState
     var topology: ClusterTopology
     var config: TopoAwareConfig?
-    var snapshot: ClusterSnapshot
     var warnings: [String]
 
     static func load(config option: ConfigPathOption) throws -> LiveCluster {
-        let slurmConf = siteSlurmConf()
-        let gresConf = besideSlurmConf("gres.conf")
+        let paths = option.paths()
         let topology: ClusterTopology
         do {
-            let nodes = try SlurmConfNodes.parse(try readInput(slurmConf), file: slurmConf)
-            let gres = try GresConf.parse(try readInput(gresConf), file: gresConf)
+            let nodes = try SlurmConfNodes.parse(try readInput(paths.slurmConf), file: paths.slurmConf)
+            let gres = try GresConf.parse(try readInput(paths.gresConf), file: paths.gresConf)
             topology = TopologySummary.build(slurmNodes: nodes, gresConf: gres).cluster
         } catch let error as TextDiagnostic {
             throw CLIError.input(error.description)
         }
         var config: TopoAwareConfig?
-        if FileManager.default.fileExists(atPath: option.resolved()) { config = try option.load().config }
-        let state: LiveState
-        do { state = try SlurmClient.load() } catch { throw CLIError.input("cannot read the cluster: \(error)") }
-        var switches: SwitchTopology?
-        let topologyConf = besideSlurmConf("topology.conf")
-        if FileManager.default.fileExists(atPath: topologyConf) {
-            do { switches = try SwitchTopology.parse(try readInput(topologyConf), file: topologyConf) } catch let error as TextDiagnostic {
-                throw CLIError.input(error.description)
-            }
+        if FileManager.default.fileExists(atPath: paths.topoAwareConf) { config = try option.load().config }
+        let reading: SlurmClient.Reading
+        do { reading = try SlurmClient.load(qos: config?.basePolicy == .qos) } catch {
+            throw CLIError.input("cannot read the cluster: \(error)")
         }
-        let built = SnapshotBuilder.build(state, topology: topology, config: config, switches: switches)
-        return LiveCluster(state: state, topology: topology, config: config, snapshot: built.snapshot,
-                           warnings: topology.warnings.map(\.description) + built.warnings)
+        return LiveCluster(state: reading.state, topology: topology, config: config,
+                           warnings: topology.warnings.map(\.description) + reading.warnings)
+    }
+}
+
+extension PreemptAction {
+    var name: String {
+        switch self {
+        case .basePolicy: "base-policy"
+        case .onlyVictims: "only-victims"
+        case .victimsFirst: "victims-first"
+        case .noVictims: "no-victims"
+        }
+    }
+
+    var victims: [UInt32] {
+        switch self {
+        case let .onlyVictims(list), let .victimsFirst(list): list
+        case .basePolicy, .noVictims: []
+        }
+    }
+
+    /// What Slurm is told, in a sentence.
+    var sentence: String {
+        let list = victims.map(String.init).joined(separator: ", ")
+        return switch self {
+        case .basePolicy: "answers with the base policy (stock candidates and order)"
+        case .onlyVictims: victims.isEmpty ? "preempts nothing new; the job waits for GPUs being freed" : "lets Slurm preempt only \(list)"
+        case .victimsFirst: "lets Slurm preempt \(list) first, then the base policy's candidates"
+        case .noVictims: "preempts nothing; the job waits"
+        }
     }
 }
 
@@ -383,7 +438,7 @@ struct AuditCommand: ParsableCommand {
     func run() throws {
         let live: LiveCluster
         do { live = try LiveCluster.load(config: config) } catch let error as CLIError { throw error.exit() }
-        let entries = Audit.preemptors(live.state, topology: live.topology).map { entry in
+        let entries = Audit.preemptors(live.state, topology: live.topology, config: live.config).map { entry in
             Entry(job: entry.jobID, name: entry.name, className: entry.className, required: entry.required.name,
                   mode: entry.mode.name, gpus: Dictionary(entry.gpus.map { ($0.node, $0.gpus.description) }, uniquingKeysWith: { a, _ in a }),
                   reached: entry.reached.name, aligned: entry.aligned)

@@ -185,8 +185,8 @@ struct TopoCommand: ParsableCommand {
         @OptionGroup var output: FormatOption
 
         func run() throws {
-            let gresPath = file ?? besideSlurmConf("gres.conf")
-            let slurmPath = slurmConf ?? (file == nil ? siteSlurmConf() : nil)
+            let gresPath = file ?? sitePaths().gresConf
+            let slurmPath = slurmConf ?? (file == nil ? sitePaths().slurmConf : nil)
             let findings: [GresConfFinding]
             do {
                 let conf: GresConf

@@ -3,6 +3,8 @@
  */
 #include "CSlurmMock.h"
 
+#include <slurm/slurmdb.h>
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 static job_info_msg_t *client_jobs;
 static node_info_msg_t *client_nodes;
 static partition_info_msg_t *client_partitions;
+static slurm_conf_t *client_conf;
 static int client_error, client_inits, client_loads, client_frees;
 
 #define MAX_LINES 4096
@@ -132,7 +135,7 @@ char *slurm_get_extra_conf_path(char *conf_name)
 
 void CSlurmMock_reset(void)
 {
-    client_jobs = NULL; client_nodes = NULL; client_partitions = NULL;
+    client_jobs = NULL; client_nodes = NULL; client_partitions = NULL; client_conf = NULL;
     client_error = client_inits = client_loads = client_frees = 0;
     for (int i = 0; i < line_count; i++)
         free(lines[i]);
@@ -220,18 +223,40 @@ void slurm_free_job_info_msg(job_info_msg_t *msg) { if (msg) client_frees++; }
 void slurm_free_node_info_msg(node_info_msg_t *msg) { if (msg) client_frees++; }
 void slurm_free_partition_info_msg(partition_info_msg_t *msg) { if (msg) client_frees++; }
 
-/* Not reached by the unit tests (the CLI's write path); present so SlurmBridge links. */
+void CSlurmMock_set_client_conf(slurm_conf_t *conf) { client_conf = conf; }
+
 int slurm_load_ctl_conf(time_t update_time, slurm_conf_t **resp)
 {
     (void)update_time;
-    *resp = NULL;
-    client_error = 1;
-    return -1;
+    client_loads++;
+    *resp = client_conf;
+    if (!client_conf) {
+        client_error = 1;
+        return -1;
+    }
+    return SLURM_SUCCESS;
 }
-void slurm_free_ctl_conf(slurm_conf_t *conf) { (void)conf; }
+void slurm_free_ctl_conf(slurm_conf_t *conf) { if (conf) client_frees++; }
 int slurm_requeue(uint32_t job_id, uint32_t flags)
 {
     (void)job_id; (void)flags;
     client_error = 1;
     return -1;
 }
+
+/* slurmdbd is never reached by the unit tests: the connection fails, as without slurmdbd. The
+ * list and bitmap calls the QOS reader makes are present so SlurmClient links. */
+void *slurmdb_connection_get(uint16_t *persist_conn_flags)
+{
+    (void)persist_conn_flags;
+    client_error = 1;
+    return NULL;
+}
+int slurmdb_connection_close(void **db_conn) { (void)db_conn; return SLURM_SUCCESS; }
+List slurmdb_qos_get(void *db_conn, slurmdb_qos_cond_t *qos_cond) { (void)db_conn; (void)qos_cond; return NULL; }
+ListIterator slurm_list_iterator_create(List l) { (void)l; return NULL; }
+void slurm_list_iterator_destroy(ListIterator i) { (void)i; }
+void *slurm_list_next(ListIterator i) { (void)i; return NULL; }
+void slurm_list_destroy(List l) { (void)l; }
+int slurm_bit_test(bitstr_t *b, bitoff_t bit) { (void)b; (void)bit; return 0; }
+bitoff_t slurm_bit_size(bitstr_t *b) { (void)b; return 0; }

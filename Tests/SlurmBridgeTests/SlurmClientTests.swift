@@ -1,7 +1,9 @@
 import CSlurmMock
 import CSlurmShim
 import Foundation
+import CSlurmClient
 import SlurmBridge
+import SlurmClient
 import Testing
 import TopoEngine
 
@@ -12,6 +14,7 @@ final class ClientMessages {
     let jobs = UnsafeMutablePointer<job_info_msg_t>.allocate(capacity: 1)
     let nodes = UnsafeMutablePointer<node_info_msg_t>.allocate(capacity: 1)
     let partitions = UnsafeMutablePointer<partition_info_msg_t>.allocate(capacity: 1)
+    let conf = UnsafeMutablePointer<slurm_conf_t>.allocate(capacity: 1)
 
     func c(_ text: String?) -> UnsafeMutablePointer<CChar>? {
         guard let text else { return nil }
@@ -29,12 +32,18 @@ final class ClientMessages {
 
     init() {
         var nodeRecords: [node_info_t] = []
-        for (name, state) in [("node1", UInt32(NODE_STATE_MIXED.rawValue)), ("node2", UInt32(NODE_STATE_DOWN.rawValue))] {
+        for (name, state, used) in [("node1", UInt32(NODE_STATE_MIXED.rawValue), "gpu:2(IDX:0-1)"),
+                                    ("node2", UInt32(NODE_STATE_DOWN.rawValue), "gpu:0(IDX:N/A)")] {
             var node = node_info_t()
             node.name = c(name)
             node.node_state = state
+            node.gres = c("gpu:8(S:0-1)")
+            node.gres_used = c(used)
             nodeRecords.append(node)
         }
+        conf.initialize(to: slurm_conf_t())
+        conf.pointee.preempt_mode = UInt16(PREEMPT_MODE_REQUEUE | PREEMPT_MODE_GANG)
+        conf.pointee.preempt_exempt_time = UInt32(INFINITE)
         nodes.initialize(to: node_info_msg_t())
         nodes.pointee.record_count = 2
         nodes.pointee.node_array = array(nodeRecords)
@@ -60,6 +69,9 @@ final class ClientMessages {
         running.partition = c("batch")
         running.admin_comment = c("topo_aware:preemptible=batch")
         running.start_time = 1000
+        running.priority = 7
+        running.qos = c("normal")
+        running.preempt_time = 0
         running.node_inx = array([Int32(0), 0, -1])
         running.gres_detail_cnt = 1
         running.gres_detail_str = array([c("gpu:2(IDX:0-1)")])
@@ -74,6 +86,7 @@ final class ClientMessages {
         pending.sockets_per_node = UInt16(NO_VAL16)
         pending.node_inx = array([Int32(-1)])
         pending.req_node_inx = array([Int32(0), 0, -1])
+        pending.exc_node_inx = array([Int32(1), 1, -1])
         pending.num_nodes = 1
         pending.num_cpus = 2
         jobs.initialize(to: job_info_msg_t())
@@ -87,47 +100,71 @@ final class ClientMessages {
         jobs.deallocate()
         nodes.deallocate()
         partitions.deallocate()
+        conf.deallocate()
     }
 }
 
 extension MockedSlurm {
     /// SlurmClient (the CLI's live reader) against the mocked client API.
     @Suite struct SlurmClientTests {
-        @Test func copiesJobsNodesAndPartitions() throws {
+        @Test func copiesJobsNodesPartitionsAndSettings() throws {
             CSlurmMock_reset()
             let messages = ClientMessages()
             CSlurmMock_set_client_data(messages.jobs, messages.nodes, messages.partitions, 0)
-            let state = try SlurmClient.load()
+            CSlurmMock_set_client_conf(messages.conf)
+            let reading = try SlurmClient.load(qos: false)
+            let state = reading.state
+            #expect(reading.warnings.isEmpty)
             #expect(CSlurmMock_client_inits() == 1)
-            #expect(CSlurmMock_client_loads() == 3)
-            #expect(CSlurmMock_client_frees() == 3)
-            #expect(state.nodes == [.init(name: "node1", available: true), .init(name: "node2", available: false)])
-            #expect(state.partitions == [.init(name: "batch", priorityTier: 1, preemptable: true, nodeIndices: [0, 1]),
-                                         .init(name: "infer", priorityTier: 10, preemptable: false, nodeIndices: [0, 1])])
+            #expect(CSlurmMock_client_loads() == 4)
+            #expect(CSlurmMock_client_frees() == 4)
+            #expect(state.nodes == [.init(name: "node1", available: true, gpuCount: 8, allocated: GPUSet(0...1)),
+                                    .init(name: "node2", available: false, gpuCount: 8, allocated: GPUSet())])
+            #expect(state.partitions == [.init(name: "batch", priorityTier: 1, preemptMode: .init(.requeue), nodeIndices: [0, 1]),
+                                         .init(name: "infer", priorityTier: 10, preemptMode: .init(.off), nodeIndices: [0, 1])])
+            #expect(state.preemptMode == .init(.requeue) && state.exemptSeconds == 0 && state.qos.isEmpty)
             #expect(state.jobs.count == 2)
             let running = state.jobs[0]
             #expect(running.id == 11 && running.state == .running && running.nodeIndices == [0])
-            #expect(running.gresDetail == ["gpu:2(IDX:0-1)"])
+            #expect(running.gresDetail == ["gpu:2(IDX:0-1)"] && running.priority == 7 && running.qos == "normal" && !running.preempted)
             let pending = state.jobs[1]
             #expect(pending.state == .pending && pending.tresPerNode == "gres:gpu:4" && pending.socketsPerNode == nil)
-            #expect(pending.requiredNodeIndices == [0] && pending.numCPUs == 2)
-            // And the engine's request for the pending job.
-            let request = try SnapshotBuilder.request(for: pending, in: state, config: nil)
-            #expect(request.gpusPerNode == 4 && request.level == .nvlink && request.priority == 10)
-            #expect(request.candidateNodes == ["node1"] && request.cpusPerNode == 2)
+            #expect(pending.requiredNodeIndices == [0] && pending.excludedNodeIndices == [1] && pending.numCPUs == 2)
+            // And the snapshot preempt/topo_aware would take for the pending job.
+            let snapshot = try ControllerSnapshot(live: state, preemptor: 12, basePolicy: .partitionPriority)
+            #expect(snapshot.preemptor.gpusPerNode == 4 && snapshot.preemptor.basePriority == 10 << 16)
+            #expect(snapshot.preemptor.candidateNodes == [0] && snapshot.preemptor.cpusPerNode == 2)
+            #expect(snapshot.jobs == [.init(id: 11, basePriority: 1 << 16 | 1, eligible: true, startTime: 1000,
+                                            allocations: [.init(node: 0, gpus: GPUSet(0...1))])])
         }
 
         @Test func aFailedLoadNamesTheCall() {
             CSlurmMock_reset()
             let messages = ClientMessages()
             CSlurmMock_set_client_data(nil, messages.nodes, messages.partitions, 1)
-            #expect(throws: SlurmClient.Failure.self) { try SlurmClient.load() }
+            CSlurmMock_set_client_conf(messages.conf)
+            #expect(throws: SlurmClient.Failure.self) { try SlurmClient.load(qos: false) }
             do {
-                _ = try SlurmClient.load()
+                _ = try SlurmClient.load(qos: false)
+                Issue.record("the load did not fail")
             } catch {
                 #expect(error.description == "slurm_load_jobs: mock failure")
             }
-            #expect(CSlurmMock_client_frees() == 4)  // what was loaded is freed on the error path too
+            #expect(CSlurmMock_client_frees() == 6)  // what was loaded is freed on the error path too
+        }
+
+        /// Without slurmdbd (the mock's connection fails) the QOS read says so.
+        @Test func qosWithoutSlurmdbdIsAnError() {
+            CSlurmMock_reset()
+            let messages = ClientMessages()
+            CSlurmMock_set_client_data(messages.jobs, messages.nodes, messages.partitions, 0)
+            CSlurmMock_set_client_conf(messages.conf)
+            do {
+                _ = try SlurmClient.load(qos: true)
+                Issue.record("the load did not fail")
+            } catch {
+                #expect(error.description == "QOS records from slurmdbd: mock failure")
+            }
         }
 
         @Test func jobSubmitHooksNeverCallTheClientAPI() throws {

@@ -29,6 +29,18 @@ public struct PreemptDecision: Sendable, Equatable {
     public var planMicroseconds: UInt64
     /// A new plan was made (and logged at info).
     public var newPlan: Bool = false
+    /// What the planner was given and answered, when it ran (for `topo-preempt plan --job`).
+    public var planning: PlanningRecord? = nil
+}
+
+/// The planner's input and answer behind a decision.
+public struct PlanningRecord: Sendable, Equatable {
+    /// The request as planned (the preemptor's class level and mode, its candidate nodes).
+    public var request: PreemptorRequest
+    /// The planning snapshot: nodes of known topology, running jobs, GPUs of kept plans of
+    /// higher-ranked preemptors counted as taken.
+    public var snapshot: ClusterSnapshot
+    public var outcome: PlanOutcome
 }
 
 /// Settings of the preempt side (topo_aware.conf).
@@ -175,6 +187,19 @@ public struct PreemptController: Sendable {
         let outcome = Planner.plan(request, in: index, policy: policy)
         let end = clock()
         let micros = end >= start ? (end - start) / 1000 : 0
+        var decision = answer(outcome, micros: micros, snapshot: snapshot, built: built, mode: mode, rank: rank,
+                              settings: settings, log: log)
+        decision.planning = PlanningRecord(request: request, snapshot: clusterSnapshot, outcome: outcome)
+        return decision
+    }
+
+    /// The decision for the planner's outcome.
+    private mutating func answer(_ outcome: PlanOutcome, micros: UInt64, snapshot: ControllerSnapshot, built: Built,
+                                 mode: PlacementMode, rank: Rank, settings: PreemptSettings,
+                                 log: [PreemptLogLine]) -> PreemptDecision {
+        var log = log
+        let p = snapshot.preemptor
+        let job = "JobId=\(p.id)"
         if micros > settings.planBudgetMicroseconds {
             var d = fallback(p.id, "\(job) plan took \(micros)us, over PlanTimeBudget=\(settings.planBudgetMicroseconds / 1000)ms; base policy", log: log)
             d.planMicroseconds = micros

@@ -42,6 +42,8 @@ void CSlurmMock_xfree(char *_Nullable *_Nonnull field);
  * errno `error`. */
 void CSlurmMock_set_client_data(job_info_msg_t *_Nullable jobs, node_info_msg_t *_Nullable nodes,
                                 partition_info_msg_t *_Nullable partitions, int error);
+/* The configuration slurm_load_ctl_conf returns (the test owns it); NULL makes it fail. */
+void CSlurmMock_set_client_conf(slurm_conf_t *_Nullable conf);
 /* Calls of slurm_init, of the load functions, and of the free functions since the last reset. */
 int CSlurmMock_client_inits(void);
 int CSlurmMock_client_loads(void);

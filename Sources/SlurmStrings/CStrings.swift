@@ -2,15 +2,15 @@ import Glibc
 
 /// Reading strings Slurm hands over. Every read is bounded: a missing terminator or a huge
 /// field in a request must not make the hook scan or copy without limit.
-enum CStrings {
+public enum CStrings {
     /// Longest string read from a job description field.
-    static let maxFieldLength = 64 * 1024
+    public static let maxFieldLength = 64 * 1024
     /// Most entries read from a job's SPANK environment.
-    static let maxEnvironmentEntries = 4096
+    public static let maxEnvironmentEntries = 4096
 
     /// The string at `pointer`, or nil when the pointer is NULL or the text is longer than
     /// `limit` bytes (such a field is treated as absent and logged by the caller).
-    static func read(_ pointer: UnsafePointer<CChar>?, limit: Int = maxFieldLength) -> String? {
+    public static func read(_ pointer: UnsafePointer<CChar>?, limit: Int = maxFieldLength) -> String? {
         guard let pointer else { return nil }
         let length = strnlen(pointer, limit + 1)
         guard length <= limit else { return nil }
@@ -18,7 +18,7 @@ enum CStrings {
     }
 
     /// At most the first `limit` bytes of the string at `pointer` (nil for NULL).
-    static func readPrefix(_ pointer: UnsafePointer<CChar>?, limit: Int) -> String? {
+    public static func readPrefix(_ pointer: UnsafePointer<CChar>?, limit: Int) -> String? {
         guard let pointer else { return nil }
         return decode(pointer, count: strnlen(pointer, limit))
     }
@@ -32,7 +32,7 @@ enum CStrings {
     /// The value of `name` in a `NAME=value` array such as `job_desc_msg_t.spank_job_env`; the
     /// last entry wins, as in a process environment. nil when absent. A value longer than
     /// `valueLimit` is cut there rather than dropped, so its parser still sees (and refuses) it.
-    static func environmentValue(
+    public static func environmentValue(
         _ name: String, in array: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, count: UInt32,
         valueLimit: Int = 4096
     ) -> String? {

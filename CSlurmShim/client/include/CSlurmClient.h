@@ -1,0 +1,44 @@
+/*
+ * CSlurmClient — the C side of the command-line tool's libslurm client (module SlurmClient).
+ *
+ * Only what Swift cannot do itself: macros and flag tests it cannot import, Slurm's List and
+ * bitstring types (QOS records from slurmdbd), and error text. Never linked into a plugin:
+ * these calls are RPCs to slurmctld and slurmdbd, which would deadlock inside a hook.
+ */
+#ifndef CSLURMCLIENT_H
+#define CSLURMCLIENT_H
+
+#include <stdint.h>
+#include <slurm/slurm.h>
+#include <slurm/slurm_errno.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Non-zero when a node in this state cannot take new jobs: down, future, unknown, or flagged
+ * drain, fail, not responding or powered down (the flags are SLURM_BIT macros Swift cannot
+ * import). */
+int CSlurmClient_node_unavailable(uint32_t node_state);
+
+/* Text of the error of the last failed libslurm call. */
+const char *_Nonnull CSlurmClient_error_text(void);
+
+/* One QOS record of slurmdbd, copied out of Slurm's structs (strings malloc'd). */
+typedef struct {
+    char *_Nullable name;
+    uint32_t priority;
+    uint16_t preempt_mode;     /* PREEMPT_MODE_* bits as slurmdbd stores them (0: not set) */
+    char *_Nullable preempts;  /* names of the QOS it may preempt, comma-separated */
+} CSlurmClient_qos_t;
+
+/* Reads every QOS record from slurmdbd (sacctmgr's source). 0 and *out, *count on success (free
+ * with CSlurmClient_free_qos), -1 on failure (CSlurmClient_error_text says why). */
+int CSlurmClient_load_qos(CSlurmClient_qos_t *_Nullable *_Nonnull out, uint32_t *_Nonnull count);
+void CSlurmClient_free_qos(CSlurmClient_qos_t *_Nullable qos, uint32_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CSLURMCLIENT_H */

@@ -1,0 +1,174 @@
+import CSlurmClient
+import Glibc
+import SlurmStrings
+import TopoEngine
+
+/// Reads the live cluster through libslurm's client API, for the command-line tool only.
+///
+/// Its own module so that no plugin links it: these calls are RPCs to slurmctld and slurmdbd,
+/// and a plugin hook runs with slurmctld's locks held, so a call back to the controller would
+/// deadlock. The `topo-preempt` executable links libslurm; the plugins link only SlurmBridge.
+public enum SlurmClient {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// What was read, and what could not be made sense of (a GRES string that does not parse).
+    public struct Reading: Sendable {
+        public var state: LiveState
+        public var warnings: [String]
+    }
+
+    /// Loads the controller's preemption settings, nodes (with their GPUs), partitions and jobs
+    /// (with GRES detail), and with `qos` the QOS records of slurmdbd; copied into Swift values.
+    public static func load(qos: Bool) throws(Failure) -> Reading {
+        slurm_init(nil)
+        var confPointer: UnsafeMutablePointer<slurm_conf_t>?
+        var jobsPointer: UnsafeMutablePointer<job_info_msg_t>?
+        var nodesPointer: UnsafeMutablePointer<node_info_msg_t>?
+        var partitionsPointer: UnsafeMutablePointer<partition_info_msg_t>?
+        defer {
+            if let confPointer { slurm_free_ctl_conf(confPointer) }
+            if let jobsPointer { slurm_free_job_info_msg(jobsPointer) }
+            if let nodesPointer { slurm_free_node_info_msg(nodesPointer) }
+            if let partitionsPointer { slurm_free_partition_info_msg(partitionsPointer) }
+        }
+        guard slurm_load_ctl_conf(0, &confPointer) == SLURM_SUCCESS, let conf = confPointer?.pointee else {
+            throw Failure(description: "slurm_load_ctl_conf: \(errorText())")
+        }
+        guard slurm_load_node(0, &nodesPointer, UInt16(SHOW_ALL)) == SLURM_SUCCESS, let nodesMessage = nodesPointer?.pointee else {
+            throw Failure(description: "slurm_load_node: \(errorText())")
+        }
+        guard slurm_load_partitions(0, &partitionsPointer, UInt16(SHOW_ALL)) == SLURM_SUCCESS,
+              let partitionsMessage = partitionsPointer?.pointee
+        else {
+            throw Failure(description: "slurm_load_partitions: \(errorText())")
+        }
+        guard slurm_load_jobs(0, &jobsPointer, UInt16(SHOW_ALL | SHOW_DETAIL)) == SLURM_SUCCESS, let jobsMessage = jobsPointer?.pointee else {
+            throw Failure(description: "slurm_load_jobs: \(errorText())")
+        }
+        var warnings: [String] = []
+
+        let nodeCount = Int(nodesMessage.record_count)
+        var nodes: [LiveState.Node] = []
+        nodes.reserveCapacity(nodeCount)
+        for i in 0..<nodeCount {
+            guard let record = nodesMessage.node_array?[i] else { continue }
+            let name = CStrings.read(record.name) ?? "?"
+            var gpuCount = 0
+            var allocated = GPUSet()
+            do {
+                gpuCount = try GresString.parse(CStrings.read(record.gres) ?? "").filter { $0.name == "gpu" }.reduce(0) { $0 + $1.count }
+                allocated = try GresString.parse(CStrings.read(record.gres_used) ?? "").filter { $0.name == "gpu" }
+                    .reduce(GPUSet()) { $0.union($1.indices ?? GPUSet()) }
+            } catch {
+                warnings.append("node \(name): GRES \(error)")
+            }
+            nodes.append(.init(name: name, available: CSlurmClient_node_unavailable(record.node_state) == 0,
+                               gpuCount: gpuCount, allocated: allocated))
+        }
+
+        var partitions: [LiveState.Partition] = []
+        for i in 0..<Int(partitionsMessage.record_count) {
+            guard let record = partitionsMessage.partition_array?[i] else { continue }
+            partitions.append(.init(name: CStrings.read(record.name) ?? "?", priorityTier: Int(record.priority_tier),
+                                    preemptMode: record.preempt_mode == UInt16(NO_VAL16) ? nil : preemptMode(record.preempt_mode),
+                                    nodeIndices: indexPairs(record.node_inx, nodeCount: nodeCount)))
+        }
+
+        var jobs: [LiveState.Job] = []
+        for i in 0..<Int(jobsMessage.record_count) {
+            guard let record = jobsMessage.job_array?[i] else { continue }
+            let base = record.job_state & UInt32(JOB_STATE_BASE)
+            let state: LiveState.Job.State = base == UInt32(JOB_PENDING.rawValue) ? .pending
+                : (base == UInt32(JOB_RUNNING.rawValue) ? .running : .other)
+            var detail: [String] = []
+            if let strings = record.gres_detail_str {
+                for d in 0..<Int(record.gres_detail_cnt) { detail.append(CStrings.read(strings[d]) ?? "") }
+            }
+            jobs.append(.init(
+                id: record.job_id, name: CStrings.read(record.name, limit: 256), state: state,
+                partition: CStrings.read(record.partition), qos: CStrings.read(record.qos, limit: 256),
+                adminComment: CStrings.read(record.admin_comment), priority: Int(record.priority),
+                startTime: Int64(record.start_time), preempted: record.preempt_time != 0,
+                nodeIndices: indexPairs(record.node_inx, nodeCount: nodeCount), gresDetail: detail,
+                tresPerNode: CStrings.read(record.tres_per_node), tresPerSocket: CStrings.read(record.tres_per_socket),
+                tresPerJob: CStrings.read(record.tres_per_job),
+                socketsPerNode: record.sockets_per_node == UInt16(NO_VAL16) || record.sockets_per_node == 0
+                    ? nil : Int(record.sockets_per_node),
+                numNodes: Int(max(1, min(record.num_nodes, 1_000_000))), numCPUs: Int(max(1, min(record.num_cpus, 1_000_000))),
+                requiredNodeIndices: indexPairs(record.req_node_inx, nodeCount: nodeCount),
+                excludedNodeIndices: indexPairs(record.exc_node_inx, nodeCount: nodeCount), userID: record.user_id))
+        }
+        let exempt = conf.preempt_exempt_time
+        let state = LiveState(jobs: jobs, nodes: nodes, partitions: partitions, qos: qos ? try loadQOS() : [],
+                              preemptMode: preemptMode(conf.preempt_mode),
+                              exemptSeconds: exempt == UInt32(INFINITE) || exempt == UInt32(NO_VAL) ? 0 : Int64(exempt),
+                              time: Int64(time(nil)))
+        return Reading(state: state, warnings: warnings)
+    }
+
+    /// The QOS records of slurmdbd (what `sacctmgr show qos` lists).
+    static func loadQOS() throws(Failure) -> [LiveState.QOS] {
+        var records: UnsafeMutablePointer<CSlurmClient_qos_t>?
+        var count: UInt32 = 0
+        guard CSlurmClient_load_qos(&records, &count) == 0 else {
+            throw Failure(description: "QOS records from slurmdbd: \(errorText())")
+        }
+        defer { CSlurmClient_free_qos(records, count) }
+        var qos: [LiveState.QOS] = []
+        for i in 0..<Int(count) {
+            guard let record = records?[i] else { continue }
+            let preempts = (CStrings.read(record.preempts) ?? "").split(separator: ",").map(String.init)
+            qos.append(.init(name: CStrings.read(record.name) ?? "?", priority: Int(record.priority), preempts: preempts,
+                             preemptMode: record.preempt_mode == 0 ? nil : preemptMode(record.preempt_mode)))
+        }
+        return qos
+    }
+
+    /// Slurm's PreemptMode bits (slurm.h PREEMPT_MODE_*) as the engine's value.
+    static func preemptMode(_ bits: UInt16) -> LiveState.PreemptMode {
+        let within = bits & UInt16(PREEMPT_MODE_WITHIN) != 0
+        if bits & UInt16(PREEMPT_MODE_CANCEL) != 0 { return .init(.cancel, within: within) }
+        if bits & UInt16(PREEMPT_MODE_REQUEUE) != 0 { return .init(.requeue, within: within) }
+        if bits & UInt16(PREEMPT_MODE_SUSPEND) != 0 { return .init(.suspend, within: within) }
+        return .init(.off, within: within)
+    }
+
+    /// SlurmUser's uid, from the controller's configuration.
+    public static func slurmUserID() throws(Failure) -> UInt32 {
+        slurm_init(nil)
+        var pointer: UnsafeMutablePointer<slurm_conf_t>?
+        guard slurm_load_ctl_conf(0, &pointer) == SLURM_SUCCESS, let conf = pointer?.pointee else {
+            throw Failure(description: "slurm_load_ctl_conf: \(errorText())")
+        }
+        defer { slurm_free_ctl_conf(pointer) }
+        return conf.slurm_user_id
+    }
+
+    /// `scontrol requeue ID`: Slurm checks the caller's rights (owner, operator or admin).
+    public static func requeue(_ id: UInt32) throws(Failure) {
+        slurm_init(nil)
+        guard slurm_requeue(id, 0) == SLURM_SUCCESS else {
+            throw Failure(description: "requeue of job \(id) refused by Slurm: \(errorText())")
+        }
+    }
+
+    /// Slurm's `node_inx` (pairs ending with -1), read at most 2 x nodeCount + 1 entries deep.
+    static func indexPairs(_ pointer: UnsafeMutablePointer<Int32>?, nodeCount: Int) -> [Int] {
+        guard let pointer else { return [] }
+        var pairs: [Int32] = []
+        var i = 0
+        while i < 2 * nodeCount + 1 {
+            let value = pointer[i]
+            pairs.append(value)
+            if value < 0 { break }
+            i += 1
+        }
+        return LiveState.expandIndexPairs(pairs, nodeCount: nodeCount)
+    }
+
+    static func errorText() -> String {
+        String(cString: CSlurmClient_error_text())
+    }
+}

@@ -1,0 +1,50 @@
+/// One running preemptor and how aligned its GPUs are.
+public struct AuditEntry: Sendable, Equatable {
+    public var jobID: UInt32
+    public var name: String?
+    public var className: String
+    public var required: AffinityLevel
+    public var mode: PlacementMode
+    /// Node name and GPUs, per node.
+    public var gpus: [(node: String, gpus: GPUSet)]
+    public var reached: AffinityLevel
+    public var aligned: Bool
+
+    public static func == (a: AuditEntry, b: AuditEntry) -> Bool {
+        a.jobID == b.jobID && a.className == b.className && a.required == b.required && a.mode == b.mode
+            && a.reached == b.reached && a.gpus.map(\.node) == b.gpus.map(\.node) && a.gpus.map(\.gpus) == b.gpus.map(\.gpus)
+    }
+}
+
+public enum Audit {
+    /// Running jobs preempt/topo_aware treats as preemptors (`PreemptController.preemptorClass`:
+    /// the AdminComment tag, else the class lines of topo_aware.conf), with the alignment level
+    /// of the GPUs they hold (the worst over their nodes).
+    public static func preemptors(_ state: LiveState, topology: ClusterTopology, config: TopoAwareConfig?) -> [AuditEntry] {
+        let tables = Dictionary(topology.nodes.map { ($0.name, $0.table) }, uniquingKeysWith: { first, _ in first })
+        var entries: [AuditEntry] = []
+        for job in state.jobs where job.state == .running {
+            let preemptor = ControllerSnapshot.Preemptor(id: job.id, basePriority: 0, gpusPerNode: 0, adminComment: job.adminComment,
+                                                         partitions: SubmittedJob.partitionList(job.partition), qos: job.qos)
+            guard let (level, mode) = PreemptController.preemptorClass(preemptor, config: config) else { continue }
+            var held: [(node: String, gpus: GPUSet)] = []
+            var reached = AffinityLevel.nvlink
+            for (position, node) in job.nodeIndices.enumerated() where state.nodes.indices.contains(node) {
+                let name = state.nodes[node].name
+                let gpus = job.gpus(atPosition: position) ?? GPUSet()
+                held.append((name, gpus))
+                if let table = tables[name] { reached = max(reached, table.alignment(of: gpus)) } else { reached = .node }
+            }
+            entries.append(AuditEntry(jobID: job.id, name: job.name, className: Self.className(of: job, config: config),
+                                      required: level, mode: mode, gpus: held, reached: reached, aligned: reached <= level))
+        }
+        return entries
+    }
+
+    /// The class name: from the AdminComment tag, else the matching class line.
+    static func className(of job: LiveState.Job, config: TopoAwareConfig?) -> String {
+        if case let .preemptor(name, _, _, _)? = AdminCommentTag.parse(adminComment: job.adminComment) { return name }
+        let submitted = SubmittedJob(partitions: SubmittedJob.partitionList(job.partition), qos: job.qos)
+        return config?.rule(for: submitted)?.0.name ?? "?"
+    }
+}
