@@ -19,8 +19,8 @@ extension Cluster {
     func restarts(_ id: String) throws -> Int { Int(try job(id)["Restarts"] ?? "") ?? -1 }
 
     /// Submits a running job on node1 and waits until it runs.
-    func start(_ partition: String, gpus: Int, waitForRunning: Bool = true) throws -> String {
-        let result = try run(["sbatch", "--parsable"] + options(for: partition) + ["-w", "node1", "-c", "1",
+    func start(_ partition: String, gpus: Int, options extra: [String] = [], waitForRunning: Bool = true) throws -> String {
+        let result = try run(["sbatch", "--parsable"] + options(for: partition) + extra + ["-w", "node1", "-c", "1",
                               "--gres=gpu:\(gpus)", "-o", "/dev/null", "--wrap", "sleep 600"])
         try #require(result.status == 0, "\(result.stderr)")
         let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -107,22 +107,34 @@ extension Cluster {
     func isAligned(_ gpus: GPUSet) -> Bool { Set(gpus.map(group(of:))).count == 1 }
 
     /// Fills node1 with batch jobs of `sizes` GPUs (each started before the next is
-    /// submitted), cancels the jobs at positions `free`, submits the infer job with `request`
-    /// (default `--gres=gpu:GPUS`) and waits up to `seconds` for it to run. `until`, when given,
-    /// also ends the wait when a log line since the submission satisfies it.
-    func scenario(_ sizes: [Int], free: [Int] = [], gpus: Int, request: [String]? = nil, seconds: Double = 60,
-                  until: ((String, String) -> Bool)? = nil) throws -> ScenarioOutcome {
+    /// submitted; those at positions `inference` are jobs of the infer partition or QOS that
+    /// need no alignment, which the new infer job may not preempt), cancels the jobs at positions
+    /// `free`, submits the infer job with `request` (default `--gres=gpu:GPUS`) and waits up to
+    /// `seconds` for it to run. `until`, when given, also ends the wait when a log line since the
+    /// submission satisfies it. `beforeRelease`, when given, is called with the infer job's id
+    /// while it is held, before Slurm may schedule it.
+    func scenario(_ sizes: [Int], inference: [Int] = [], free: [Int] = [], gpus: Int, request: [String]? = nil,
+                  seconds: Double = 60, until: ((String, String) -> Bool)? = nil,
+                  beforeRelease: ((String) throws -> Void)? = nil) throws -> ScenarioOutcome {
         var batch: [String] = []
-        for size in sizes { batch.append(try start("batch", gpus: size)) }
+        for (position, size) in sizes.enumerated() {
+            batch.append(inference.contains(position) ? try start("infer", gpus: size, options: ["--gpu-affinity=node"])
+                                                      : try start("batch", gpus: size))
+        }
         let layout = try batch.map { try #require(try gpuIndices($0), "job \($0) has no GPUs") }
         let cancelled = free.compactMap { batch.indices.contains($0) ? batch[$0] : nil }
         if !cancelled.isEmpty { try finish(cancelled) }
         let offset = logSize()
         let options = request ?? ["--gres=gpu:\(gpus)"]
-        let submitted = try run(["sbatch", "--parsable"] + self.options(for: "infer") + ["-w", "node1", "-c", "1"] + options
+        let hold = beforeRelease == nil ? [] : ["--hold"]
+        let submitted = try run(["sbatch", "--parsable"] + hold + self.options(for: "infer") + ["-w", "node1", "-c", "1"] + options
                                 + ["-o", "/dev/null", "--wrap", "sleep 600"])
         try #require(submitted.status == 0, "\(submitted.stderr)")
         let infer = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let beforeRelease {
+            defer { _ = try? run(["scontrol", "release", infer]) }
+            try beforeRelease(infer)
+        }
         _ = try waitUntil(seconds: seconds) {
             if try state(infer) == "RUNNING" { return true }
             guard let until else { return false }

@@ -2,23 +2,32 @@ import Foundation
 import Testing
 import TopoEngine
 
-/// The lab's preemption scenarios (../shared/slurm-lab) and the NVLink-pair one, each under the
-/// three configurations: stock Slurm with the plain request, stock Slurm with the request shaped
-/// to one socket (`--gpus-per-socket=N --sockets-per-node=1`), and PreemptType=
+/// The lab's preemption scenarios (../shared/slurm-lab), README's table row by row, each under
+/// the three configurations: stock Slurm with the plain request, stock Slurm with the request
+/// shaped to one socket (`--gpus-per-socket=N --sockets-per-node=1`), and PreemptType=
 /// preempt/topo_aware. Stock outcomes are recorded as measured (so a change in Slurm shows up
-/// here); topo_aware must place the job inside one NVLink group with no more victims than
-/// either stock variant, requeue exactly its victims and leave every other job running.
+/// here); topo_aware must place the job inside one NVLink group (or degrade only where the job
+/// asked for best-effort) with no more victims than either stock variant, requeue exactly its
+/// victims and leave every other job running, and `topo-preempt plan --job` must have predicted
+/// exactly what the controller did.
 struct LabScenario: Sendable, CustomTestStringConvertible {
     var name: String
     var topology: String
     var sizes: [Int]
+    /// Jobs (by position in `sizes`) of the infer partition or QOS, needing no alignment: the
+    /// new infer job may not preempt them.
+    var inference: [Int] = []
     /// Batch jobs (by position) cancelled before the infer job arrives.
     var free: [Int] = []
     var gpus: Int
-    /// Victims' GPUs (in job order) and the infer job's GPUs, per configuration.
-    var stockPlain: ([String], String)
-    var stockShaped: ([String], String)
-    var topoAware: ([String], String)
+    /// The infer job's `--gpu-affinity`; nil for the class default (nvlink, guaranteed).
+    var affinity: String? = nil
+    /// topo_aware places the job degraded (best-effort, no aligned group could be freed).
+    var degraded = false
+    /// Victims' GPUs (in job order) and the infer job's GPUs (nil: it waits), per configuration.
+    var stockPlain: ([String], String?)
+    var stockShaped: ([String], String?)
+    var topoAware: ([String], String?)
 
     var testDescription: String { "\(topology) \(name)" }
 
@@ -33,70 +42,129 @@ struct LabScenario: Sendable, CustomTestStringConvertible {
                     stockPlain: ([], "0-1,4-5"), stockShaped: (["2-3"], "0-3"), topoAware: (["2-3"], "0-3")),
         LabScenario(name: "full node 1 1 2 1 1 2", topology: "pairs", sizes: [1, 1, 2, 1, 1, 2], gpus: 2,
                     stockPlain: (["0", "4"], "0,4"), stockShaped: (["1-2"], "1-2"), topoAware: (["6-7"], "6-7")),
+        // README's fifth row: inference jobs hold GPUs 0 and 4, so no island can be freed.
+        LabScenario(name: "i1 i1 2 2 1 1 guaranteed", topology: "islands", sizes: [1, 1, 2, 2, 1, 1], inference: [0, 1], gpus: 4,
+                    stockPlain: (["1-2", "5-6"], "1-2,5-6"), stockShaped: ([], nil), topoAware: ([], nil)),
+        LabScenario(name: "i1 i1 2 2 1 1 best-effort", topology: "islands", sizes: [1, 1, 2, 2, 1, 1], inference: [0, 1], gpus: 4,
+                    affinity: "nvlink:best-effort", degraded: true,
+                    stockPlain: (["1-2", "5-6"], "1-2,5-6"), stockShaped: ([], nil), topoAware: (["1-2", "5-6"], "1-2,5-6")),
     ]
 
     static func on(_ topology: String) -> [LabScenario] { all.filter { $0.topology == topology } }
+    /// The stock variants know no --gpu-affinity: one scenario per fill.
+    static func stock(on topology: String) -> [LabScenario] { on(topology).filter { $0.affinity == nil } }
+
+    /// Polls for the infer job to run; a job expected to wait is watched for `waitSeconds`
+    /// (three scheduling passes at sched_interval=5) or, under topo_aware, until the plugin logs
+    /// that it has no plan.
+    static let waitSeconds = 15.0
 
     /// Stock variants: job_submit/topo_aware must not shape (ShapeRequests=no) so the plain
     /// request stays plain; the shaped one asks per socket itself.
     func runStock(on cluster: Cluster, shaped: Bool) throws {
         let request = shaped ? ["--gpus-per-socket=\(gpus)", "--sockets-per-node=1"] : ["--gres=gpu:\(gpus)"]
+        let expected = shaped ? stockShaped : stockPlain
         let outcome = try cluster.withShaping(false) {
-            try cluster.scenario(sizes, free: free, gpus: gpus, request: request)
+            try cluster.scenario(sizes, inference: inference, free: free, gpus: gpus, request: request,
+                                 seconds: expected.1 == nil ? Self.waitSeconds : 60)
         }
         defer { try? cluster.finish(outcome) }
-        let expected = shaped ? stockShaped : stockPlain
         #expect(outcome.victimGPUs.map(\.description) == expected.0)
         #expect(outcome.placed?.description == expected.1)
         try cluster.expectNothingLost(outcome)
     }
 
     /// topo_aware as a site runs it: the shipped topo_aware.conf (shaping where a level is one
-    /// socket wide), a plain request.
+    /// socket wide), a plain request. The job is held first and `topo-preempt plan --job` asked.
     func runTopoAware(on cluster: Cluster) throws {
-        let outcome = try cluster.scenario(sizes, free: free, gpus: gpus)
+        var predicted: CLIPrediction?
+        let waits = topoAware.1 == nil
+        let outcome = try cluster.scenario(
+            sizes, inference: inference, free: free, gpus: gpus,
+            request: ["--gres=gpu:\(gpus)"] + (affinity.map { ["--gpu-affinity=\($0)"] } ?? []),
+            seconds: 60, until: waits ? { infer, line in line.contains("preempt/topo_aware: JobId=\(infer) no plan") } : nil,
+            beforeRelease: { predicted = try CLIPrediction(cluster: cluster, job: $0) })
         defer { try? cluster.finish(outcome) }
-        let placed = try #require(outcome.placed, "infer job \(outcome.infer) did not start")
-        #expect(cluster.isAligned(placed), "GPUs \(placed) span NVLink groups")
         #expect(outcome.victimGPUs.map(\.description) == topoAware.0)
-        #expect(placed.description == topoAware.1)
-        #expect(outcome.victims.count <= min(stockPlain.0.count, stockShaped.0.count) || stockPlain.0.isEmpty)
-        if !outcome.victims.isEmpty {
-            let line = "preempt/topo_aware: JobId=\(outcome.infer) plan node1 gpus=\(placed) level=nvlink victims=\(outcome.victims.joined(separator: ","))"
+        #expect(outcome.placed?.description == topoAware.1)
+        if let placed = outcome.placed, !degraded { #expect(cluster.isAligned(placed), "GPUs \(placed) span NVLink groups") }
+        let fewest = min(stockPlain.0.count, stockShaped.0.count)
+        #expect(outcome.victims.count <= fewest || stockPlain.0.isEmpty || stockShaped.1 == nil)
+        let job = "preempt/topo_aware: JobId=\(outcome.infer)"
+        if let placed = outcome.placed, !outcome.victims.isEmpty {
+            let level = degraded ? "level=node (degraded, required nvlink)" : "level=nvlink"
+            let line = "\(job) plan node1 gpus=\(placed) \(level) victims=\(outcome.victims.joined(separator: ","))"
             #expect(outcome.log.contains { $0.contains(line) }, "no '\(line)' in slurmctld's log")
+        }
+        if waits {
+            #expect(outcome.log.contains { $0.contains("\(job) no plan") && $0.contains("guaranteed mode: preempting nothing") },
+                    "no '\(job) no plan' line in slurmctld's log")
+        }
+        // What the CLI predicted on the held job is what the controller did.
+        let prediction = try #require(predicted)
+        #expect(prediction.victims == outcome.victims.compactMap(UInt32.init), "plan --job: \(prediction.raw)")
+        if let placed = outcome.placed {
+            #expect(prediction.status == 0 && prediction.expectedGPUs.contains(placed.description), "plan --job: \(prediction.raw)")
+        } else {
+            #expect(prediction.status == 1 && prediction.action == "no-victims", "plan --job: \(prediction.raw)")
         }
         try cluster.expectNothingLost(outcome)
     }
 }
 
+/// `topo-preempt plan --job ID --format json` on the cluster: what preempt/topo_aware would do.
+struct CLIPrediction {
+    var status: Int32
+    var action: String?
+    var victims: [UInt32]
+    var expectedGPUs: [String]
+    var raw: String
+
+    init(cluster: Cluster, job: String) throws {
+        let binary = try #require(CLI.binary, "the topo-preempt binary is missing (swift build)")
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLURM_CONF"] = cluster.slurmConf
+        environment["TOPO_AWARE_CONF"] = cluster.topoAwareConf
+        let result = try runProcess(binary, ["plan", "--job", job, "--format", "json"], environment: environment)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
+                                  "plan --job \(job): \(result.stdout) \(result.stderr)")
+        status = result.status
+        action = object["action"] as? String
+        victims = object["controllerVictims"] as? [UInt32] ?? []
+        let nodes = object["nodes"] as? [[String: Any]] ?? []
+        expectedGPUs = nodes.flatMap { $0["expectedGPUs"] as? [String] ?? [] }
+        raw = result.stdout + result.stderr
+    }
+}
+
 extension LiveCluster {
     /// Stock Slurm on NVLink islands (the cluster the other live suites share).
-    @Suite(.enabled(if: Cluster.current?.topology == "islands", "needs the islands topology"))
+    @Suite(.needs("the stock islands cluster", Cluster.current?.topology == "islands"))
     struct StockIslandsComparison {
-        @Test(arguments: LabScenario.on("islands"))
+        @Test(arguments: LabScenario.stock(on: "islands"))
         func plainRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.current), shaped: false) }
 
-        @Test(arguments: LabScenario.on("islands"))
+        @Test(arguments: LabScenario.stock(on: "islands"))
         func shapedRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.current), shaped: true) }
     }
 }
 
 /// Suites on the stock NVLink-pairs cluster, one at a time.
-@Suite(.serialized, .enabled(if: Cluster.pairs != nil, "needs the stock pairs cluster (scripts/test)"))
+@Suite(.serialized, .needs("the stock pairs cluster (scripts/test)", Cluster.pairs != nil))
 enum StockPairsCluster {}
 
 extension StockPairsCluster {
     @Suite struct Comparison {
-        @Test(arguments: LabScenario.on("pairs"))
+        @Test(arguments: LabScenario.stock(on: "pairs"))
         func plainRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.pairs), shaped: false) }
 
-        @Test(arguments: LabScenario.on("pairs"))
+        @Test(arguments: LabScenario.stock(on: "pairs"))
         func shapedRequest(_ scenario: LabScenario) throws { try scenario.runStock(on: try #require(Cluster.pairs), shaped: true) }
     }
 }
 
 /// preempt/topo_aware in a real slurmctld, NVLink islands of 4 per socket.
-@Suite(.serialized, .enabled(if: Cluster.topoAware != nil, "needs the topo_aware cluster (scripts/test)"))
+@Suite(.serialized, .needs("the topo_aware cluster (scripts/test)", Cluster.topoAware != nil))
 struct TopoAwareIslandsTests {
     let cluster: Cluster
 
@@ -167,10 +235,9 @@ struct TopoAwareIslandsTests {
         try cluster.run(["scontrol", "update", "nodename=node1", "state=down", "reason=topo-preempt-test"])
         #expect(try cluster.controllerIsUp())
         let downSeen = try cluster.waitUntil(seconds: 10) {
-            let state = try cluster.run(["sinfo", "-h", "-n", "node1", "-o", "%T"]).stdout
-            return state.contains("down") || state.contains("idle") || state.contains("mix") || state.contains("alloc")
+            try cluster.run(["sinfo", "-h", "-n", "node1", "-o", "%T"]).stdout.hasPrefix("down")
         }
-        #expect(downSeen)
+        #expect(downSeen, "sinfo never showed node1 down")
         try cluster.run(["scontrol", "update", "nodename=node1", "state=resume"])
         let running = try cluster.waitUntil(seconds: 60) { try cluster.state(infer) == "RUNNING" }
         #expect(running, "infer job \(infer) did not run after the node came back")
@@ -183,7 +250,7 @@ struct TopoAwareIslandsTests {
 }
 
 /// preempt/topo_aware in a real slurmctld, NVLink pairs (no request shape expresses a pair).
-@Suite(.serialized, .enabled(if: Cluster.topoAwarePairs != nil, "needs the topo_aware pairs cluster (scripts/test)"))
+@Suite(.serialized, .needs("the topo_aware pairs cluster (scripts/test)", Cluster.topoAwarePairs != nil))
 struct TopoAwarePairsTests {
     let cluster: Cluster
 
@@ -230,13 +297,9 @@ enum RandomFills {
                 #expect(outcome.log.contains { $0.contains("preempt/topo_aware: JobId=\(outcome.infer) no plan") },
                         "seed \(seed) fill \(fill): infer job neither ran nor was reported without a plan")
                 #expect(outcome.victims.isEmpty, "seed \(seed): jobs preempted without an aligned plan")
-                if let binary = CLI.binary {
-                    var environment = ProcessInfo.processInfo.environment
-                    environment["SLURM_CONF"] = cluster.slurmConf
-                    environment["TOPO_AWARE_CONF"] = cluster.topoAwareConf
-                    let offline = try runProcess(binary, ["plan", "--job", outcome.infer], environment: environment)
-                    #expect(offline.status == 1, "seed \(seed): topo-preempt plan --job found a plan: \(offline.stdout)")
-                }
+                let offline = try CLIPrediction(cluster: cluster, job: outcome.infer)
+                #expect(offline.status == 1 && offline.action == "no-victims",
+                        "seed \(seed): topo-preempt plan --job disagrees with the controller: \(offline.raw)")
                 waited += 1
             }
         }
@@ -247,7 +310,7 @@ enum RandomFills {
 /// preempt/topo_aware over QOS semantics (BasePolicy=qos): slurmdbd with MariaDB, QOS batch
 /// (Priority=10, requeue) and infer (Priority=100, Preempt=batch). Inference jobs go to the
 /// batch partition with `--qos=infer`, so only the QOS makes them preemptors.
-@Suite(.serialized, .enabled(if: Cluster.topoAwareQOS != nil, "needs the topo_aware QOS cluster (scripts/test)"))
+@Suite(.serialized, .needs("the topo_aware QOS cluster (scripts/test)", Cluster.topoAwareQOS != nil))
 struct TopoAwareQOSTests {
     let cluster: Cluster
 

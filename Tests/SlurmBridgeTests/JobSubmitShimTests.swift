@@ -20,7 +20,7 @@ extension MockedSlurm {
             #expect(mock.logs.contains(
                 "info: job_submit/topo_aware: init: loaded \(mock.configPath): 1 preemptor class (inference), 1 preemptible class (batch)"))
             _ = CSlurmShim_job_submit_fini()
-            _ = mock.finish(fini: false)  // removes the temporary directory
+            #expect(mock.finish(fini: false) == .clean)  // and removes the temporary directory
         }
 
         @Test func initFindsTheConfigBesideSlurmConf() throws {
@@ -28,7 +28,7 @@ extension MockedSlurm {
             #expect(CSlurmShim_job_submit_init() == SLURM_SUCCESS)
             #expect(mock.logs.contains { $0.contains("loaded \(mock.directory)/topo_aware.conf") })
             _ = CSlurmShim_job_submit_fini()
-            _ = mock.finish(fini: false)  // removes the temporary directory
+            #expect(mock.finish(fini: false) == .clean)  // and removes the temporary directory
         }
 
         @Test func initFailsOnABrokenConfigNamingFileAndLine() throws {
@@ -37,14 +37,14 @@ extension MockedSlurm {
             #expect(mock.logs == [
                 "error: job_submit/topo_aware: init: \(mock.configPath):2:14: unknown level 'nvlnk' for DefaultLevel (expected one of nvlink, pcie-switch, host-bridge, numa, socket, node)",
             ])
-            _ = mock.finish(fini: false)  // removes the temporary directory
+            #expect(mock.finish(fini: false) == .clean)  // and removes the temporary directory
         }
 
         @Test func initFailsOnAMissingConfig() throws {
             let mock = try MockSlurm(config: nil)
             #expect(CSlurmShim_job_submit_init() == SLURM_ERROR)
             #expect(mock.logs == ["error: job_submit/topo_aware: init: \(mock.configPath): cannot open: No such file or directory"])
-            _ = mock.finish(fini: false)  // removes the temporary directory
+            #expect(mock.finish(fini: false) == .clean)  // and removes the temporary directory
         }
 
         @Test func initLogsConfigWarnings() throws {
@@ -52,7 +52,7 @@ extension MockedSlurm {
             #expect(CSlurmShim_job_submit_init() == SLURM_SUCCESS)
             #expect(mock.logs.contains("info: job_submit/topo_aware: init: warning: \(mock.configPath):1:1: no PreemptorClass line: no job will be treated as a preemptor"))
             _ = CSlurmShim_job_submit_fini()
-            _ = mock.finish(fini: false)  // removes the temporary directory
+            #expect(mock.finish(fini: false) == .clean)  // and removes the temporary directory
         }
 
         // MARK: job_submit
