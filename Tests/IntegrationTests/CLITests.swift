@@ -4,10 +4,8 @@ import TopoEngine
 
 /// The `topo-preempt` executable as a user runs it (no cluster needed): exit codes, output
 /// shapes, error text naming file and line.
-/// Skipped when the binary is not built, except under scripts/test (TOPO_PREEMPT_REQUIRE_CLUSTER=1),
-/// where a missing binary fails.
-@Suite(.enabled(if: CLI.binary != nil || ProcessInfo.processInfo.environment["TOPO_PREEMPT_REQUIRE_CLUSTER"] == "1",
-                "topo-preempt is not built (swift build)"))
+/// Skipped when the binary is not built, except under scripts/test, where a missing binary fails.
+@Suite(.needs("the topo-preempt binary (swift build)", CLI.binary != nil))
 struct CLITests {
     @Test func topoShowJSONShape() throws {
         let result = try CLI.run(["topo", "show", CLI.fixture("local-pairs.txt"), "--format", "json"])
@@ -152,6 +150,6 @@ enum CLI {
     static func fixture(_ name: String) -> String { root + "/Tests/TopoEngineTests/Fixtures/topologies/" + name }
 
     static func run(_ arguments: [String]) throws -> Cluster.Result {
-        try runProcess(try #require(binary), arguments)
+        try runProcess(try #require(binary, "the topo-preempt binary is missing: \(root)/.build/debug/topo-preempt"), arguments)
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// The local Slurm cluster started by `scripts/slurm-local` (scripts/test points
-/// $TOPO_PREEMPT_CLUSTER at its directory). Without it the integration suites are skipped.
+/// $TOPO_PREEMPT_CLUSTER and its siblings at their directories).
 struct Cluster: Sendable {
     let directory: String
     let slurmConf: String
@@ -39,6 +39,10 @@ struct Cluster: Sendable {
     }
 
     static var isAvailable: Bool { current != nil }
+
+    /// scripts/test sets TOPO_PREEMPT_REQUIRE_CLUSTER=1: then every integration suite runs, and
+    /// one whose cluster, test user or binary is missing fails in its `#require`.
+    static let required = ProcessInfo.processInfo.environment["TOPO_PREEMPT_REQUIRE_CLUSTER"] == "1"
 
     var controllerLog: String { directory + "/log/slurmctld.log" }
 
@@ -171,4 +175,13 @@ final class LockedData: @unchecked Sendable {
     private var data = Data()
     func set(_ value: Data) { lock.lock(); data = value; lock.unlock() }
     var value: Data { lock.lock(); defer { lock.unlock() }; return data }
+}
+
+extension Trait where Self == ConditionTrait {
+    /// The suite runs when `present` holds, and always under scripts/test (where a missing
+    /// cluster, user or binary must fail, not skip); plain `swift test` skips it saying what it
+    /// needs.
+    static func needs(_ what: Comment, _ present: @autoclosure @escaping @Sendable () -> Bool) -> Self {
+        .enabled(if: Cluster.required || present(), what)
+    }
 }

@@ -8,7 +8,7 @@ import TopoEngine
 /// does when the job is released: the same victims and the same GPU indices.
 enum Fidelity {
     static func run(on cluster: Cluster, seeds: ClosedRange<UInt64>, gpus: Int) throws {
-        let binary = try #require(CLI.binary)
+        let binary = try #require(CLI.binary, "the topo-preempt binary is missing (swift build)")
         var matched = 0
         for seed in seeds {
             let sizes = RandomFills.sizes(seed: seed)
@@ -42,7 +42,7 @@ enum Fidelity {
 }
 
 extension LiveCluster {
-    @Suite(.enabled(if: Cluster.current?.topology == "islands" && CLI.binary != nil, "needs the islands cluster and the CLI"))
+    @Suite(.needs("the stock islands cluster and the topo-preempt binary", Cluster.current?.topology == "islands" && CLI.binary != nil))
     struct StockModelFidelityIslands {
         @Test func stockModelMatchesSlurmOnSeededFills() throws {
             try Fidelity.run(on: try #require(Cluster.current), seeds: 201...206, gpus: 4)
@@ -51,7 +51,7 @@ extension LiveCluster {
 }
 
 extension StockPairsCluster {
-    @Suite(.enabled(if: CLI.binary != nil, "needs the CLI"))
+    @Suite(.needs("the topo-preempt binary (swift build)", CLI.binary != nil))
     struct StockModelFidelity {
         @Test func stockModelMatchesSlurmOnSeededFills() throws {
             try Fidelity.run(on: try #require(Cluster.pairs), seeds: 301...305, gpus: 2)

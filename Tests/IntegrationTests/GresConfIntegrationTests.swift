@@ -5,7 +5,7 @@ import TopoEngine
 /// The topology engine against the real Slurm of the local cluster: the gres.conf the generator
 /// writes is accepted by the real slurmd with the same links, and the cluster's own slurm.conf and
 /// gres.conf read into the topology the cluster was built with.
-@Suite(.enabled(if: Cluster.isAvailable, "needs the local cluster: run scripts/test"))
+@Suite(.needs("the stock islands cluster: run scripts/test", Cluster.isAvailable))
 struct GresConfIntegrationTests {
     let cluster: Cluster
 

@@ -6,7 +6,7 @@ extension LiveCluster {
     /// `topo-preempt plan --job` and `audit` on the live cluster, and the fidelity of the stock
     /// Slurm model: what the model predicts for a held inference job is what the real
     /// slurmctld then does when the job is released.
-    @Suite(.enabled(if: Cluster.current?.topology == "islands" && CLI.binary != nil, "needs the islands topology and the CLI"))
+    @Suite(.needs("the stock islands cluster and the topo-preempt binary", Cluster.current?.topology == "islands" && CLI.binary != nil))
     struct PlanIntegrationTests {
         let cluster: Cluster
 
@@ -18,7 +18,8 @@ extension LiveCluster {
             var environment = ProcessInfo.processInfo.environment
             environment["SLURM_CONF"] = cluster.slurmConf
             environment["TOPO_AWARE_CONF"] = cluster.topoAwareConf
-            return try runProcess(try #require(CLI.binary), arguments, environment: environment)
+            return try runProcess(try #require(CLI.binary, "the topo-preempt binary is missing (swift build)"), arguments,
+                                  environment: environment)
         }
 
         func json(_ result: Cluster.Result) throws -> [String: Any] {

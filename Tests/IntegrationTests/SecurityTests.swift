@@ -10,14 +10,14 @@ enum TestUser {
 }
 
 extension TopoAwareIslandsTests {
-    @Suite(.enabled(if: TestUser.name != nil, "needs an unprivileged user ($TOPO_PREEMPT_TEST_USER, scripts/test)"))
+    @Suite(.needs("an unprivileged user ($TOPO_PREEMPT_TEST_USER, scripts/test)", TestUser.name != nil))
     struct SecurityTests {
         let cluster: Cluster
         let user: String
 
         init() throws {
             cluster = try #require(Cluster.topoAware)
-            user = try #require(TestUser.name)
+            user = try #require(TestUser.name, "no unprivileged test user: $TOPO_PREEMPT_TEST_USER is unset (scripts/test creates topo-preempt-user)")
         }
 
         /// Runs a command as the unprivileged user (runuser, no shell), in /tmp.

@@ -6,7 +6,7 @@ extension LiveCluster {
     /// Real jobs on node1 of the local cluster (islands topology: GPUs 0-3 on socket 0, 4-7 on
     /// socket 1): what the plain request and the request job_submit/topo_aware shapes to one
     /// socket get from stock Slurm's scheduler and preemption.
-    @Suite(.enabled(if: Cluster.current?.topology == "islands", "needs the islands topology"))
+    @Suite(.needs("the stock islands cluster", Cluster.current?.topology == "islands"))
     struct ShapingIntegrationTests {
         let cluster: Cluster
 
