@@ -86,8 +86,13 @@ extension BenchCommand {
         static let configuration = CommandConfiguration(
             abstract: "Plan latency on synthetic clusters, against the stock Slurm order in the same run.",
             discussion: """
-                Each cluster: N nodes x 8 GPUs (NVLink islands 0-3 and 4-7, one per socket), every GPU                 busy with batch jobs whose GPU counts are drawn from --sizes (default: 1 GPU 8 times in 10, \
-                else 2 or 4: about 6 jobs per node; --sizes 1: 8 jobs per node),                 random start times and priorities 1-3. Each run plans a new 4-GPU nvlink-guaranteed                 preemptor on a fresh random draw of job ages. Baseline: the stock Slurm order                 (candidates by priority then age, removed until the job fits), same snapshot. The                 index (snapshot preparation, once per scheduling pass) is timed separately.
+                Each cluster: N nodes x 8 GPUs (NVLink islands 0-3 and 4-7, one per socket), every GPU \
+                busy with batch jobs whose GPU counts are drawn from --sizes (default: 1 GPU 8 times in \
+                10, else 2 or 4: about 6 jobs per node; --sizes 1: 8 jobs per node), random start times \
+                and priorities 1-3. Each run plans a new 4-GPU nvlink-guaranteed preemptor on a fresh \
+                random draw of job ages. Baseline: the stock Slurm order (candidates by priority then \
+                age, removed until the job fits), same snapshot. The index (snapshot preparation, once \
+                per scheduling pass) is timed separately.
                 """)
 
         @Option(help: "Cluster sizes (nodes), comma-separated.")
