@@ -20,6 +20,12 @@ extension LiveCluster {
             }
             let undefined = try cluster.run(["nm", "-D", "--undefined-only", plugin]).stdout
             #expect(undefined.contains("slurm_info"), "slurm_* must be left for slurmctld to provide")
+            // The CLI's libslurm client is not linked in: its RPCs would deadlock inside slurmctld.
+            let symbols = Set(undefined.split(separator: "\n").compactMap { $0.split(separator: " ").last.map(String.init) })
+            for client in ["slurm_load_jobs", "slurm_load_node", "slurm_load_partitions", "slurm_load_ctl_conf", "slurm_requeue",
+                           "slurmdb_qos_get", "slurmdb_connection_get"] {
+                #expect(!symbols.contains(client), "the plugin references the client call \(client)")
+            }
             let libraries = try cluster.run(["ldd", plugin]).stdout
             #expect(!libraries.contains("libswift"), "Swift runtime must be linked statically")
             #expect(!libraries.contains("libslurm"), "the plugin must not link libslurm")
