@@ -1,6 +1,6 @@
 import CSlurmShim
-import SlurmStrings
 import Glibc
+import SlurmStrings
 import Synchronization
 import TopoEngine
 
@@ -45,11 +45,6 @@ public final class ConfigStore: Sendable {
     private let state = Mutex(State())
 
     public init() {}
-
-    /// The configuration loaded and the file it came from, if a `load` succeeded.
-    public var loaded: (path: String, config: TopoAwareConfig)? {
-        state.withLock { state in state.config.map { (state.path, $0) } }
-    }
 
     /// Reads and parses `path`, making it the configuration in force.
     @discardableResult

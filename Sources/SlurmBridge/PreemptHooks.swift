@@ -1,6 +1,6 @@
 import CSlurmShim
-import SlurmStrings
 import Glibc
+import SlurmStrings
 import Synchronization
 import TopoEngine
 

@@ -1,5 +1,4 @@
 import CSlurmShim
-import SlurmStrings
 import Glibc
 import Synchronization
 import TopoEngine

@@ -36,7 +36,10 @@ public enum SlurmClient {
         guard slurm_load_ctl_conf(0, &confPointer) == SLURM_SUCCESS, let conf = confPointer?.pointee else {
             throw Failure(description: "slurm_load_ctl_conf: \(errorText())")
         }
-        guard slurm_load_node(0, &nodesPointer, UInt16(SHOW_ALL)) == SLURM_SUCCESS, let nodesMessage = nodesPointer?.pointee else {
+        // SHOW_DETAIL: slurmctld packs a node's GresUsed (the allocated GPU indices) only then.
+        guard slurm_load_node(0, &nodesPointer, UInt16(SHOW_ALL | SHOW_DETAIL)) == SLURM_SUCCESS,
+              let nodesMessage = nodesPointer?.pointee
+        else {
             throw Failure(description: "slurm_load_node: \(errorText())")
         }
         guard slurm_load_partitions(0, &partitionsPointer, UInt16(SHOW_ALL)) == SLURM_SUCCESS,
@@ -51,6 +54,7 @@ public enum SlurmClient {
 
         let nodeCount = Int(nodesMessage.record_count)
         var nodes: [LiveState.Node] = []
+        var withoutUsage: [Int] = []
         nodes.reserveCapacity(nodeCount)
         for i in 0..<nodeCount {
             guard let record = nodesMessage.node_array?[i] else { continue }
@@ -59,8 +63,11 @@ public enum SlurmClient {
             var allocated = GPUSet()
             do {
                 gpuCount = try GresString.parse(CStrings.read(record.gres) ?? "").filter { $0.name == "gpu" }.reduce(0) { $0 + $1.count }
-                allocated = try GresString.parse(CStrings.read(record.gres_used) ?? "").filter { $0.name == "gpu" }
-                    .reduce(GPUSet()) { $0.union($1.indices ?? GPUSet()) }
+                if let used = CStrings.read(record.gres_used) {
+                    allocated = try GresString.parse(used).filter { $0.name == "gpu" }.reduce(GPUSet()) { $0.union($1.indices ?? GPUSet()) }
+                } else if gpuCount > 0 {
+                    withoutUsage.append(nodes.count)
+                }
             } catch {
                 warnings.append("node \(name): GRES \(error)")
             }
@@ -99,6 +106,15 @@ public enum SlurmClient {
                 numNodes: Int(max(1, min(record.num_nodes, 1_000_000))), numCPUs: Int(max(1, min(record.num_cpus, 1_000_000))),
                 requiredNodeIndices: indexPairs(record.req_node_inx, nodeCount: nodeCount),
                 excludedNodeIndices: indexPairs(record.exc_node_inx, nodeCount: nodeCount), userID: record.user_id))
+        }
+        // A node slurmctld sent without GresUsed: its allocated GPUs are those its jobs hold.
+        for n in withoutUsage {
+            for job in jobs where job.state == .running {
+                for (position, node) in job.nodeIndices.enumerated() where node == n {
+                    nodes[n].allocated = nodes[n].allocated.union(job.gpus(atPosition: position) ?? GPUSet())
+                }
+            }
+            warnings.append("node \(nodes[n].name): slurmctld sent no GresUsed; allocated GPUs taken from its running jobs")
         }
         let exempt = conf.preempt_exempt_time
         let state = LiveState(jobs: jobs, nodes: nodes, partitions: partitions, qos: qos ? try loadQOS() : [],

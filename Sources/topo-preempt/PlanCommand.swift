@@ -183,8 +183,9 @@ struct PlanCommand: ParsableCommand {
             report.request = "\(request.gpusPerNode) GPU(s) x \(request.nodeCount) node(s), \(request.level.name), \(request.mode.name), \(request.shape.rawValue)"
         } else {
             // The controller did not plan: not a preemptor class, no GPUs it can read, no topology.
-            report = PlanReport(.noPlan(code: .invalidRequest, reason: decision.log.last?.text ?? "not planned"), stock: nil,
-                                comparedStock: false)
+            let why = decision.log.last?.text
+                ?? "job \(id) is in no preemptor class (its AdminComment tag, or the class lines of topo_aware.conf); preempt/topo_aware leaves it to the base policy"
+            report = PlanReport(.noPlan(code: .invalidRequest, reason: why), stock: nil, comparedStock: false)
             report.outcome = "base-policy"
             report.code = "not-planned"
         }

@@ -26,7 +26,11 @@ extension Cluster {
         let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         if waitForRunning {
             let running = try waitUntil(seconds: 30) { try state(id) == "RUNNING" }
-            try #require(running, "job \(id) did not start")
+            if !running {
+                let reason = try job(id)["Reason"] ?? "?"
+                cancel([id])
+                try #require(running, "job \(id) did not start (\(reason)); cancelled")
+            }
         }
         return id
     }
@@ -42,10 +46,21 @@ extension Cluster {
     /// Fills node1 with batch jobs of 2 2 2 1 1 GPUs: IDX 0-1 | 4-5 | 2-3 | 6 | 7.
     func fillNode() throws -> [String] {
         var ids: [String] = []
-        for size in [2, 2, 2, 1, 1] { ids.append(try start("batch", gpus: size)) }
-        let layout = try ids.map { try gpuIndices($0)?.description ?? "?" }
-        try #require(layout == ["0-1", "4-5", "2-3", "6", "7"], "Slurm placed the batch jobs differently: \(layout)")
+        try finishingOnError(&ids) { ids in
+            for size in [2, 2, 2, 1, 1] { ids.append(try start("batch", gpus: size)) }
+            let layout = try ids.map { try gpuIndices($0)?.description ?? "?" }
+            try #require(layout == ["0-1", "4-5", "2-3", "6", "7"], "Slurm placed the batch jobs differently: \(layout)")
+        }
         return ids
+    }
+
+    /// Runs `body`, which starts jobs into `ids`; if it fails, the jobs it started are ended
+    /// before the error goes on, so one failed test leaves node1 free for the next.
+    func finishingOnError(_ ids: inout [String], _ body: (inout [String]) throws -> Void) throws {
+        do { try body(&ids) } catch {
+            try? finish(ids)
+            throw error
+        }
     }
 
     func withShaping<T>(_ on: Bool, _ body: () throws -> T) throws -> T {
@@ -117,11 +132,14 @@ extension Cluster {
                   seconds: Double = 60, until: ((String, String) -> Bool)? = nil,
                   beforeRelease: ((String) throws -> Void)? = nil) throws -> ScenarioOutcome {
         var batch: [String] = []
-        for (position, size) in sizes.enumerated() {
-            batch.append(inference.contains(position) ? try start("infer", gpus: size, options: ["--gpu-affinity=node"])
-                                                      : try start("batch", gpus: size))
+        var layout: [GPUSet] = []
+        try finishingOnError(&batch) { batch in
+            for (position, size) in sizes.enumerated() {
+                batch.append(inference.contains(position) ? try start("infer", gpus: size, options: ["--gpu-affinity=node"])
+                                                          : try start("batch", gpus: size))
+            }
+            layout = try batch.map { try #require(try gpuIndices($0), "job \($0) has no GPUs") }
         }
-        let layout = try batch.map { try #require(try gpuIndices($0), "job \($0) has no GPUs") }
         let cancelled = free.compactMap { batch.indices.contains($0) ? batch[$0] : nil }
         if !cancelled.isEmpty { try finish(cancelled) }
         let offset = logSize()
@@ -133,7 +151,8 @@ extension Cluster {
         let infer = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         if let beforeRelease {
             defer { _ = try? run(["scontrol", "release", infer]) }
-            try beforeRelease(infer)
+            var all = batch + [infer]
+            try finishingOnError(&all) { _ in try beforeRelease(infer) }
         }
         _ = try waitUntil(seconds: seconds) {
             if try state(infer) == "RUNNING" { return true }

@@ -153,6 +153,19 @@ extension MockedSlurm {
             #expect(CSlurmMock_client_frees() == 6)  // what was loaded is freed on the error path too
         }
 
+        /// A node sent without GresUsed (slurmctld packs it only for SHOW_DETAIL) is not read as
+        /// "nothing allocated": its running jobs' GPUs are, with a warning.
+        @Test func nodeWithoutGresUsedTakesItsJobsGPUs() throws {
+            CSlurmMock_reset()
+            let messages = ClientMessages()
+            messages.nodes.pointee.node_array[0].gres_used = nil
+            CSlurmMock_set_client_data(messages.jobs, messages.nodes, messages.partitions, 0)
+            CSlurmMock_set_client_conf(messages.conf)
+            let reading = try SlurmClient.load(qos: false)
+            #expect(reading.state.nodes[0].allocated == GPUSet(0...1))
+            #expect(reading.warnings == ["node node1: slurmctld sent no GresUsed; allocated GPUs taken from its running jobs"])
+        }
+
         /// Without slurmdbd (the mock's connection fails) the QOS read says so.
         @Test func qosWithoutSlurmdbdIsAnError() {
             CSlurmMock_reset()
