@@ -18,7 +18,7 @@ import Testing
                           tresPerNode: pendingTres, numCPUs: 1, requiredNodeIndices: [0]))
         return LiveState(jobs: jobs,
                          nodes: [.init(name: "node1", available: true, gpuCount: 8, allocated: GPUSet(0...7)),
-                                 .init(name: "node2", available: true, gpuCount: 8)],
+                                 .init(name: "node2", available: true, gpuCount: 8, allocated: GPUSet())],
                          partitions: [.init(name: "batch", priorityTier: 1, preemptMode: batchMode, nodeIndices: [0, 1]),
                                       .init(name: "infer", priorityTier: 10, preemptMode: .init(.off), nodeIndices: [0, 1])],
                          qos: [.init(name: "batch", priority: 10, preemptMode: .init(.requeue)),

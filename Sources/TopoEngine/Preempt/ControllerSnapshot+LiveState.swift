@@ -10,8 +10,6 @@ extension ControllerSnapshot {
             throw SnapshotError("job \(id) is not in the cluster's job list")
         }
         let model = LiveBasePolicy(state: state, policy: basePolicy, preemptor: pending)
-        // _decide: every node, with Slurm's GPU count and allocated GPUs.
-        let nodes = state.nodes.map { Node(name: $0.name, available: $0.available, gpuCount: $0.gpuCount, allocated: $0.allocated) }
         // _collect: running jobs holding GPUs, each with its base priority, whether the base
         // policy lets this preemptor take it (and its mode frees GPUs), and whether Slurm has
         // already signalled it.
@@ -43,7 +41,8 @@ extension ControllerSnapshot {
                                   perSocket: perSocket, cpusPerNode: pending.numCPUs / nodeCount,
                                   adminComment: pending.adminComment, partitions: partitions, qos: pending.qos,
                                   candidateNodes: candidates.sorted())
-        self.init(time: state.time, exemptSeconds: max(0, state.exemptSeconds), nodes: nodes, jobs: jobs, preemptor: preemptor)
+        // _decide: every node, with Slurm's GPU count and allocated GPUs.
+        self.init(time: state.time, exemptSeconds: max(0, state.exemptSeconds), nodes: state.nodes, jobs: jobs, preemptor: preemptor)
     }
 }
 

@@ -87,21 +87,9 @@ public struct LiveState: Sendable, Equatable {
         }
     }
 
-    public struct Node: Sendable, Equatable {
-        public var name: String
-        /// False when down, drained, failing, not responding or powered down.
-        public var available: Bool
-        /// GPUs Slurm counts on the node (its `Gres=`), and those allocated now (`GresUsed=` IDX).
-        public var gpuCount: Int
-        public var allocated: GPUSet
-
-        public init(name: String, available: Bool, gpuCount: Int = 0, allocated: GPUSet = GPUSet()) {
-            self.name = name
-            self.available = available
-            self.gpuCount = gpuCount
-            self.allocated = allocated
-        }
-    }
+    /// A node: name, availability, Slurm's GPU count (`Gres=`) and allocated GPUs (`GresUsed=`
+    /// IDX), the same record preempt/topo_aware's C side copies out of slurmctld.
+    public typealias Node = ControllerSnapshot.Node
 
     public struct Partition: Sendable, Equatable {
         public var name: String
