@@ -1,7 +1,7 @@
 /// Where the plugins and the command-line tool find the files they read: one rule for both, so
 /// the CLI reads what slurmctld reads. Every file but slurm.conf lives beside slurm.conf (Slurm's
-/// own rule for gres.conf and topology.conf); `$TOPO_AWARE_CONF` (or the CLI's `--config`)
-/// names another topo_aware.conf.
+/// own rule for gres.conf); `$TOPO_AWARE_CONF` (or the CLI's `--config`) names another
+/// topo_aware.conf.
 public struct ConfigPaths: Sendable, Equatable {
     /// The environment variable that names another topo_aware.conf.
     public static let topoAwareVariable = "TOPO_AWARE_CONF"
@@ -10,7 +10,6 @@ public struct ConfigPaths: Sendable, Equatable {
 
     public var slurmConf: String
     public var gresConf: String
-    public var topologyConf: String
     public var topoAwareConf: String
 
     /// `slurmConf`: the slurm.conf in use (slurmctld's own; for the CLI `$SLURM_CONF`), nil or
@@ -21,7 +20,6 @@ public struct ConfigPaths: Sendable, Equatable {
         let directory = Self.directory(of: slurm)
         self.slurmConf = slurm
         gresConf = directory + "/gres.conf"
-        topologyConf = directory + "/topology.conf"
         topoAwareConf = topoAwareOverride.flatMap { $0.isEmpty ? nil : $0 } ?? directory + "/topo_aware.conf"
     }
 
