@@ -69,6 +69,16 @@ struct Cluster: Sendable {
         return try runProcess("/usr/bin/env", arguments, environment: environment)
     }
 
+    /// Runs the topo-preempt binary against this cluster (its SLURM_CONF and topo_aware.conf),
+    /// as root; never through a shell.
+    func cli(_ arguments: [String]) throws -> Result {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLURM_CONF"] = slurmConf
+        environment["TOPO_AWARE_CONF"] = topoAwareConf
+        return try runProcess(try #require(CLI.binary, "the topo-preempt binary is missing (swift build)"), arguments,
+                              environment: environment)
+    }
+
     /// Submits a held job (it never runs, so tests do not compete for GPUs).
     func submitHeld(_ options: [String]) throws -> Result {
         try run(["sbatch", "--parsable", "--hold", "-c", "1", "-o", "/dev/null"] + options + ["--wrap", "sleep 600"])

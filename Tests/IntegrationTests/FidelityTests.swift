@@ -8,7 +8,7 @@ import TopoEngine
 /// does when the job is released: the same victims and the same GPU indices.
 enum Fidelity {
     static func run(on cluster: Cluster, seeds: ClosedRange<UInt64>, gpus: Int) throws {
-        let binary = try #require(CLI.binary, "the topo-preempt binary is missing (swift build)")
+        _ = try #require(CLI.binary, "the topo-preempt binary is missing (swift build)")  // before filling node1
         var matched = 0
         for seed in seeds {
             let sizes = RandomFills.sizes(seed: seed)
@@ -17,10 +17,7 @@ enum Fidelity {
                 for size in sizes { batch.append(try cluster.start("batch", gpus: size)) }
                 let infer = try cluster.submitHeldOnNode1("infer", gpus: gpus)
                 defer { try? cluster.finish(batch + [infer]) }
-                var environment = ProcessInfo.processInfo.environment
-                environment["SLURM_CONF"] = cluster.slurmConf
-                environment["TOPO_AWARE_CONF"] = cluster.topoAwareConf
-                let result = try runProcess(binary, ["plan", "--job", infer, "--compare-stock", "--format", "json"], environment: environment)
+                let result = try cluster.cli(["plan", "--job", infer, "--compare-stock", "--format", "json"])
                 let plan = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
                                         "seed \(seed): \(result.stderr)")
                 let stock = try #require(plan["stock"] as? [String: Any], "seed \(seed): no stock prediction")

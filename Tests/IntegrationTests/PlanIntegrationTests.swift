@@ -14,13 +14,7 @@ extension LiveCluster {
             cluster = try #require(Cluster.current)
         }
 
-        func cli(_ arguments: [String]) throws -> Cluster.Result {
-            var environment = ProcessInfo.processInfo.environment
-            environment["SLURM_CONF"] = cluster.slurmConf
-            environment["TOPO_AWARE_CONF"] = cluster.topoAwareConf
-            return try runProcess(try #require(CLI.binary, "the topo-preempt binary is missing (swift build)"), arguments,
-                                  environment: environment)
-        }
+        func cli(_ arguments: [String]) throws -> Cluster.Result { try cluster.cli(arguments) }
 
         func json(_ result: Cluster.Result) throws -> [String: Any] {
             try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stderr)")

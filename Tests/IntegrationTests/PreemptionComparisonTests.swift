@@ -124,11 +124,7 @@ struct CLIPrediction {
     var raw: String
 
     init(cluster: Cluster, job: String) throws {
-        let binary = try #require(CLI.binary, "the topo-preempt binary is missing (swift build)")
-        var environment = ProcessInfo.processInfo.environment
-        environment["SLURM_CONF"] = cluster.slurmConf
-        environment["TOPO_AWARE_CONF"] = cluster.topoAwareConf
-        let result = try runProcess(binary, ["plan", "--job", job, "--format", "json"], environment: environment)
+        let result = try cluster.cli(["plan", "--job", job, "--format", "json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
                                   "plan --job \(job): \(result.stdout) \(result.stderr)")
         status = result.status

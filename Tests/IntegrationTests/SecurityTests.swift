@@ -90,10 +90,7 @@ extension TopoAwareIslandsTests {
             #expect(refused.stderr.contains("needs Slurm operator rights (root or SlurmUser) or owning them") && refused.stderr.contains("Nothing was requeued"))
             #expect(try batch.allSatisfy { try cluster.state($0) == "RUNNING" && cluster.restarts($0) == 0 })
 
-            var environment = ProcessInfo.processInfo.environment
-            environment["SLURM_CONF"] = cluster.slurmConf
-            environment["TOPO_AWARE_CONF"] = cluster.topoAwareConf
-            let applied = try runProcess(binary, ["plan", "--job", held, "--apply"], environment: environment)
+            let applied = try cluster.cli(["plan", "--job", held, "--apply"])
             #expect(applied.status == 0, "\(applied.stderr)")
             #expect(applied.stdout.contains("requeued job \(batch[0]) for job \(held)") && applied.stdout.contains("requeued job \(batch[2]) for job \(held)"))
             let requeued = try cluster.waitUntil(seconds: 30) { try [batch[0], batch[2]].allSatisfy { try cluster.restarts($0) == 1 } }
