@@ -16,6 +16,8 @@ public enum SlurmClient {
     /// What was read, and what could not be made sense of (a GRES string that does not parse).
     public struct Reading: Sendable {
         public var state: LiveState
+        /// SlurmUser's uid, from the controller's configuration (who may requeue any job).
+        public var slurmUserID: UInt32
         public var warnings: [String]
     }
 
@@ -121,7 +123,7 @@ public enum SlurmClient {
                               preemptMode: preemptMode(conf.preempt_mode),
                               exemptSeconds: exempt == UInt32(INFINITE) || exempt == UInt32(NO_VAL) ? 0 : Int64(exempt),
                               time: Int64(time(nil)))
-        return Reading(state: state, warnings: warnings)
+        return Reading(state: state, slurmUserID: conf.slurm_user_id, warnings: warnings)
     }
 
     /// The QOS records of slurmdbd (what `sacctmgr show qos` lists).
@@ -149,17 +151,6 @@ public enum SlurmClient {
         if bits & UInt16(PREEMPT_MODE_REQUEUE) != 0 { return .init(.requeue, within: within) }
         if bits & UInt16(PREEMPT_MODE_SUSPEND) != 0 { return .init(.suspend, within: within) }
         return .init(.off, within: within)
-    }
-
-    /// SlurmUser's uid, from the controller's configuration.
-    public static func slurmUserID() throws(Failure) -> UInt32 {
-        slurm_init(nil)
-        var pointer: UnsafeMutablePointer<slurm_conf_t>?
-        guard slurm_load_ctl_conf(0, &pointer) == SLURM_SUCCESS, let conf = pointer?.pointee else {
-            throw Failure(description: "slurm_load_ctl_conf: \(errorText())")
-        }
-        defer { slurm_free_ctl_conf(pointer) }
-        return conf.slurm_user_id
     }
 
     /// `scontrol requeue ID`: Slurm checks the caller's rights (owner, operator or admin).

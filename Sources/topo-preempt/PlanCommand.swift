@@ -204,17 +204,16 @@ struct PlanCommand: ParsableCommand {
         }
         for warning in live.warnings { printError("warning: \(warning)") }
         guard case .plan? = decision.planning?.outcome else { throw ExitCode(1) }
-        if apply { try applyPlan(decision.action.victims, for: id, live: live.state) }
+        if apply { try applyPlan(decision.action.victims, for: id, live: live) }
     }
 
     /// Requeues the plan's victims, after checking the caller may requeue every one of them as
     /// Slurm would (root, SlurmUser, or the job's owner): all or nothing. Operators by
     /// AdminLevel run it as SlurmUser or root (their level lives in slurmdbd, not checked here).
-    func applyPlan(_ victims: [UInt32], for id: UInt32, live: LiveState) throws {
+    func applyPlan(_ victims: [UInt32], for id: UInt32, live: LiveCluster) throws {
         let caller = getuid()
-        let slurmUser: UInt32
-        do { slurmUser = try SlurmClient.slurmUserID() } catch { throw CLIError.input("\(error)").exit() }
-        let owners = Dictionary(live.jobs.compactMap { job in job.userID.map { (job.id, $0) } }, uniquingKeysWith: { a, _ in a })
+        let slurmUser = live.slurmUserID
+        let owners = Dictionary(live.state.jobs.compactMap { job in job.userID.map { (job.id, $0) } }, uniquingKeysWith: { a, _ in a })
         if caller != 0 && caller != slurmUser {
             let foreign = victims.filter { owners[$0] != caller }
             if !foreign.isEmpty {
@@ -360,6 +359,8 @@ struct PlanReport: Encodable {
 /// gres.conf (the files slurmctld reads) and topo_aware.conf if present.
 struct LiveCluster {
     var state: LiveState
+    /// SlurmUser's uid (the controller's configuration, read with the state).
+    var slurmUserID: UInt32
     var topology: ClusterTopology
     var config: TopoAwareConfig?
     var warnings: [String]
@@ -380,7 +381,7 @@ struct LiveCluster {
         do { reading = try SlurmClient.load(qos: config?.basePolicy == .qos) } catch {
             throw CLIError.input("cannot read the cluster: \(error)")
         }
-        return LiveCluster(state: reading.state, topology: topology, config: config,
+        return LiveCluster(state: reading.state, slurmUserID: reading.slurmUserID, topology: topology, config: config,
                            warnings: topology.warnings.map(\.description) + reading.warnings)
     }
 }

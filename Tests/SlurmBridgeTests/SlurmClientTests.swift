@@ -44,6 +44,7 @@ final class ClientMessages {
         conf.initialize(to: slurm_conf_t())
         conf.pointee.preempt_mode = UInt16(PREEMPT_MODE_REQUEUE | PREEMPT_MODE_GANG)
         conf.pointee.preempt_exempt_time = UInt32(INFINITE)
+        conf.pointee.slurm_user_id = 64030
         nodes.initialize(to: node_info_msg_t())
         nodes.pointee.record_count = 2
         nodes.pointee.node_array = array(nodeRecords)
@@ -114,7 +115,7 @@ extension MockedSlurm {
             CSlurmMock_set_client_conf(messages.conf)
             let reading = try SlurmClient.load(qos: false)
             let state = reading.state
-            #expect(reading.warnings.isEmpty)
+            #expect(reading.warnings.isEmpty && reading.slurmUserID == 64030)
             #expect(CSlurmMock_client_inits() == 1)
             #expect(CSlurmMock_client_loads() == 4)
             #expect(CSlurmMock_client_frees() == 4)
