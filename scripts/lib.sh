@@ -6,7 +6,7 @@
 quiet_swift_build() {
   local status
   set +e
-  swift build "$@" 2>&1 | grep -vE "^\[[0-9]+/[0-9]+\]|should be located under|^Building|^Build of product|^Compiling|^Write |Cannot export local symbol"
+  swift build "$@" 2>&1 | grep -vE "^\[[0-9]+/[0-9]+\]|should be located under|^Building|^Build of product|^Compiling|^Write |Cannot export local symbol|the use of .mktemp. is dangerous|^(Fetching|Fetched|Computing|Computed|Creating working copy|Working copy of) "
   status=${PIPESTATUS[0]}
   set -e
   if ((status != 0)); then
@@ -20,3 +20,7 @@ quiet_swift_build() {
 usage() {
   awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
 }
+
+# The Slurm release of Debian bookworm's packages: the default release, installed by
+# scripts/install-deps; every other release is built from source by scripts/slurm-build.
+DEBIAN_SLURM=22.05.8
