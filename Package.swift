@@ -24,7 +24,7 @@ let package = Package(
         .target(
             name: "CSlurmShim",
             path: "CSlurmShim",
-            exclude: ["plugins", "client"],
+            exclude: ["plugins", "client", "compat"],
             sources: ["src"],
             publicHeadersPath: "include"
         ),

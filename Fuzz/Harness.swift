@@ -164,7 +164,7 @@ enum Harness {
             desc.pointee.spank_job_env = env.isEmpty ? nil : env.baseAddress
             desc.pointee.spank_job_env_size = UInt32(env.count)
             if modify {
-                _ = CSlurmShim_job_modify(nullDescription ? nil : desc, nil, uid)
+                _ = CSlurmShim_job_modify(nullDescription ? nil : desc, nil, uid, nil)
             } else {
                 _ = CSlurmShim_job_submit(nullDescription ? nil : desc, uid, errMsg)
             }

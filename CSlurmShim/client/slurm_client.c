@@ -2,6 +2,8 @@
  * The libslurm client calls of the command-line tool that Swift cannot make directly.
  */
 #include "CSlurmClient.h"
+#define TOPO_COMPAT_CLIENT
+#include "../compat/topo_slurm_compat.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -24,9 +26,39 @@ int CSlurmClient_node_unavailable(uint32_t node_state)
                           NODE_STATE_POWERED_DOWN)) != 0;
 }
 
+uint32_t CSlurmClient_slurm_version(void)
+{
+    return SLURM_VERSION_NUMBER;
+}
+
+uint16_t CSlurmClient_show_flags(int detail)
+{
+    return (uint16_t)(SHOW_ALL | (detail ? SHOW_DETAIL : 0));
+}
+
+uint16_t CSlurmClient_preempt_mode_priority(void)
+{
+    return TOPO_COMPAT_PREEMPT_MODE_PRIORITY;
+}
+
+const char *CSlurmClient_tres_gres_prefix(void)
+{
+    return TOPO_COMPAT_TRES_GRES_PREFIX;
+}
+
+void CSlurmClient_free_ctl_conf(slurm_conf_t *conf)
+{
+    topo_compat_free_ctl_conf(conf);
+}
+
+int CSlurmClient_requeue(uint32_t job_id, uint32_t flags)
+{
+    return topo_compat_requeue(job_id, flags);
+}
+
 const char *CSlurmClient_error_text(void)
 {
-    const char *text = slurm_strerror(slurm_get_errno());
+    const char *text = slurm_strerror(topo_compat_errno());
     return text ? text : "unknown error";
 }
 
@@ -49,8 +81,8 @@ int CSlurmClient_load_qos(CSlurmClient_qos_t **out, uint32_t *count)
 {
     slurmdb_qos_cond_t cond;
     void *db;
-    List records;
-    ListIterator it;
+    topo_compat_list_t records;
+    topo_compat_list_itr_t it;
     slurmdb_qos_rec_t *rec, **by_id = NULL;
     uint32_t n = 0, max_id = 0, i;
     int rc = 0;

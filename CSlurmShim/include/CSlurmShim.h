@@ -57,6 +57,13 @@ char *_Nullable CSlurmShim_slurm_conf_path(void);
  * Valid while slurmctld holds its partition read lock (true inside job_submit hooks). */
 const char *_Nullable CSlurmShim_default_partition(void);
 
+/* The job id of a job description (its field moved in Slurm 25.11). */
+uint32_t CSlurmShim_job_desc_job_id(const job_desc_msg_t *_Nonnull job_desc);
+
+/* How this Slurm release writes a GRES in TRES strings: "gres:" (22.05) or "gres/" (23.02+);
+ * job_submit writes shaped requests in this form. */
+const char *_Nonnull CSlurmShim_tres_gres_prefix(void);
+
 /* job_submit/topo_aware entry points: the plugin identity file forwards Slurm's symbols
  * (init, fini, job_submit, job_modify) here. `job_ptr` is slurmctld's job_record_t, opaque. */
 int CSlurmShim_job_submit_init(void);
@@ -64,7 +71,7 @@ int CSlurmShim_job_submit_fini(void);
 int CSlurmShim_job_submit(job_desc_msg_t *_Nullable job_desc, uint32_t submit_uid,
                           char *_Nullable *_Nullable err_msg);
 int CSlurmShim_job_modify(job_desc_msg_t *_Nullable job_desc, void *_Nullable job_ptr,
-                          uint32_t submit_uid);
+                          uint32_t submit_uid, char *_Nullable *_Nullable err_msg);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#define TOPO_PREEMPT_ABI_VERSION 1u
+#define TOPO_PREEMPT_ABI_VERSION 2u
 /* At most this many victims in one decision. */
 #define TOPO_PREEMPT_MAX_VICTIMS 256u
 
@@ -60,6 +60,7 @@ typedef struct {
 
 typedef struct {
     uint32_t abi_version;
+    uint32_t slurm_version;   /* SLURM_VERSION_NUMBER of the running slurmctld (ABI 2) */
     uint32_t exempt_seconds;  /* PreemptExemptTime */
     int64_t now;
     uint32_t node_count;

@@ -27,9 +27,10 @@ int CSlurmShim_job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid, char **
     return TopoAwareSwift_jobSubmit(job_desc, submit_uid, err_msg);
 }
 
-int CSlurmShim_job_modify(job_desc_msg_t *job_desc, void *job_ptr, uint32_t submit_uid)
+int CSlurmShim_job_modify(job_desc_msg_t *job_desc, void *job_ptr, uint32_t submit_uid, char **err_msg)
 {
     (void)job_ptr; /* slurmctld-internal; not read by this plugin */
+    (void)err_msg; /* Slurm 23.02+ passes one; updates are never refused here */
     if (!job_desc) {
         CSlurmShim_log(CSlurmShim_LOG_ERROR,
                        "job_submit/topo_aware: job_modify: no job description; update let through");

@@ -2,6 +2,7 @@
  * Wrappers around the parts of Slurm's C API that Swift cannot call directly.
  */
 #include "CSlurmShim.h"
+#include "../compat/topo_slurm_compat.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,16 @@ const char *CSlurmShim_default_partition(void)
     if (!&default_part_name)
         return NULL;
     return default_part_name;
+}
+
+uint32_t CSlurmShim_job_desc_job_id(const job_desc_msg_t *job_desc)
+{
+    return job_desc ? topo_compat_job_desc_id(job_desc) : 0;
+}
+
+const char *CSlurmShim_tres_gres_prefix(void)
+{
+    return TOPO_COMPAT_TRES_GRES_PREFIX;
 }
 
 char *CSlurmShim_slurm_conf_path(void)

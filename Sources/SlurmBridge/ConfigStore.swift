@@ -169,6 +169,8 @@ enum PluginPaths {
 enum PluginImage {
     static let config = ConfigStore()
     static let topology = TopologyStore()
+    /// The TRES form of the Slurm release this .so was built for (the C compatibility layer).
+    static let tresSyntax: TRESSyntax = TRESSyntax(gresPrefix: String(cString: CSlurmShim_tres_gres_prefix())) ?? .slash
 
     /// The plugin sides (`job_submit/topo_aware`, `preempt/topo_aware`) using the stores: each
     /// joins at its init or first use and leaves at its fini; the stores are emptied when the

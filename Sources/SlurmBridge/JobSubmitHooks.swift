@@ -37,7 +37,8 @@ enum JobSubmitPlugin {
             var shape: String?
             var notices = notice.map { [$0] } ?? []
             if case .preemptor = classification, let summary = PluginImage.topology.current(logPrefix: type) {
-                let policy = TopologyPolicy(summary: summary, shapeRequests: current.shapeRequests)
+                let policy = TopologyPolicy(summary: summary, shapeRequests: current.shapeRequests,
+                                            tresSyntax: PluginImage.tresSyntax)
                 switch policy.decide(classification, job.request) {
                 case .unchanged:
                     break
@@ -80,7 +81,7 @@ enum JobSubmitPlugin {
         if desc.pointee.partition != nil || desc.pointee.qos != nil {
             let after = SubmitPolicy(config: current).evaluate(update.submitted)
             if case let .accept(classification, _) = after {
-                SlurmLog.verbose("\(type): job_modify: JobId=\(desc.pointee.job_id) uid=\(uid) \(update.scope) -> \(classification.summary)")
+                SlurmLog.verbose("\(type): job_modify: JobId=\(CSlurmShim_job_desc_job_id(desc)) uid=\(uid) \(update.scope) -> \(classification.summary)")
             }
         }
         return SLURM_SUCCESS

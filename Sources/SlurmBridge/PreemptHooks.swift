@@ -208,7 +208,8 @@ enum PreemptPlugin {
             partitions: SubmittedJob.partitionList(r.partition.flatMap { CStrings.read($0, limit: 4096) }),
             qos: r.qos.flatMap { CStrings.read($0, limit: 256) }, candidateNodes: candidates)
         return .success(ControllerSnapshot(time: s.now, exemptSeconds: Int64(s.exempt_seconds), nodes: nodes, jobs: jobs,
-                                           preemptor: preemptor, pendingOwners: owners))
+                                           preemptor: preemptor, pendingOwners: owners,
+                                           slurm: SlurmRelease(versionNumber: s.slurm_version)))
     }
 
     static func monotonicNanoseconds() -> UInt64 {

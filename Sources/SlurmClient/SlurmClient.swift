@@ -30,7 +30,7 @@ public enum SlurmClient {
         var nodesPointer: UnsafeMutablePointer<node_info_msg_t>?
         var partitionsPointer: UnsafeMutablePointer<partition_info_msg_t>?
         defer {
-            if let confPointer { slurm_free_ctl_conf(confPointer) }
+            if let confPointer { CSlurmClient_free_ctl_conf(confPointer) }
             if let jobsPointer { slurm_free_job_info_msg(jobsPointer) }
             if let nodesPointer { slurm_free_node_info_msg(nodesPointer) }
             if let partitionsPointer { slurm_free_partition_info_msg(partitionsPointer) }
@@ -39,17 +39,17 @@ public enum SlurmClient {
             throw Failure(description: "slurm_load_ctl_conf: \(errorText())")
         }
         // SHOW_DETAIL: slurmctld packs a node's GresUsed (the allocated GPU indices) only then.
-        guard slurm_load_node(0, &nodesPointer, UInt16(SHOW_ALL | SHOW_DETAIL)) == SLURM_SUCCESS,
+        guard slurm_load_node(0, &nodesPointer, CSlurmClient_show_flags(1)) == SLURM_SUCCESS,
               let nodesMessage = nodesPointer?.pointee
         else {
             throw Failure(description: "slurm_load_node: \(errorText())")
         }
-        guard slurm_load_partitions(0, &partitionsPointer, UInt16(SHOW_ALL)) == SLURM_SUCCESS,
+        guard slurm_load_partitions(0, &partitionsPointer, CSlurmClient_show_flags(0)) == SLURM_SUCCESS,
               let partitionsMessage = partitionsPointer?.pointee
         else {
             throw Failure(description: "slurm_load_partitions: \(errorText())")
         }
-        guard slurm_load_jobs(0, &jobsPointer, UInt16(SHOW_ALL | SHOW_DETAIL)) == SLURM_SUCCESS, let jobsMessage = jobsPointer?.pointee else {
+        guard slurm_load_jobs(0, &jobsPointer, CSlurmClient_show_flags(1)) == SLURM_SUCCESS, let jobsMessage = jobsPointer?.pointee else {
             throw Failure(description: "slurm_load_jobs: \(errorText())")
         }
         var warnings: [String] = []
@@ -119,10 +119,15 @@ public enum SlurmClient {
             warnings.append("node \(nodes[n].name): slurmctld sent no GresUsed; allocated GPUs taken from its running jobs")
         }
         let exempt = conf.preempt_exempt_time
+        let reported = CStrings.read(conf.version, limit: 64)
+        let release = reported.flatMap(SlurmRelease.init) ?? built
+        if reported.flatMap(SlurmRelease.init) == nil {
+            warnings.append("slurmctld reports no readable version ('\(reported ?? "")'); modelling Slurm \(built), this tool's build")
+        }
         let state = LiveState(jobs: jobs, nodes: nodes, partitions: partitions, qos: qos ? try loadQOS() : [],
                               preemptMode: preemptMode(conf.preempt_mode),
                               exemptSeconds: exempt == UInt32(INFINITE) || exempt == UInt32(NO_VAL) ? 0 : Int64(exempt),
-                              time: Int64(time(nil)))
+                              time: Int64(time(nil)), slurm: release)
         return Reading(state: state, slurmUserID: conf.slurm_user_id, warnings: warnings)
     }
 
@@ -147,16 +152,28 @@ public enum SlurmClient {
     /// Slurm's PreemptMode bits (slurm.h PREEMPT_MODE_*) as the engine's value.
     static func preemptMode(_ bits: UInt16) -> LiveState.PreemptMode {
         let within = bits & UInt16(PREEMPT_MODE_WITHIN) != 0
-        if bits & UInt16(PREEMPT_MODE_CANCEL) != 0 { return .init(.cancel, within: within) }
-        if bits & UInt16(PREEMPT_MODE_REQUEUE) != 0 { return .init(.requeue, within: within) }
-        if bits & UInt16(PREEMPT_MODE_SUSPEND) != 0 { return .init(.suspend, within: within) }
-        return .init(.off, within: within)
+        let priorityFlag = CSlurmClient_preempt_mode_priority()
+        let priority = priorityFlag != 0 && bits & priorityFlag != 0
+        let action: LiveState.PreemptMode.Action =
+            if bits & UInt16(PREEMPT_MODE_CANCEL) != 0 { .cancel }
+            else if bits & UInt16(PREEMPT_MODE_REQUEUE) != 0 { .requeue }
+            else if bits & UInt16(PREEMPT_MODE_SUSPEND) != 0 { .suspend }
+            else { .off }
+        return .init(action, within: within, priority: priority)
+    }
+
+    /// The Slurm release this tool is built against (its libslurm).
+    public static var built: SlurmRelease { SlurmRelease(versionNumber: CSlurmClient_slurm_version()) }
+
+    /// The TRES form of the Slurm release this tool is built for (`gres/` from 23.02).
+    public static var tresSyntax: TRESSyntax {
+        TRESSyntax(gresPrefix: String(cString: CSlurmClient_tres_gres_prefix())) ?? .slash
     }
 
     /// `scontrol requeue ID`: Slurm checks the caller's rights (owner, operator or admin).
     public static func requeue(_ id: UInt32) throws(Failure) {
         slurm_init(nil)
-        guard slurm_requeue(id, 0) == SLURM_SUCCESS else {
+        guard CSlurmClient_requeue(id, 0) == SLURM_SUCCESS else {
             throw Failure(description: "requeue of job \(id) refused by Slurm: \(errorText())")
         }
     }

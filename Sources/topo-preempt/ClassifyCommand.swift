@@ -1,4 +1,5 @@
 import ArgumentParser
+import SlurmClient
 import TopoEngine
 
 struct ClassifyCommand: ParsableCommand {
@@ -55,7 +56,8 @@ struct ClassifyCommand: ParsableCommand {
                 throw error.exit()
             }
             let request = GPURequest(tresPerNode: gres.map { "gres:" + $0 })
-            switch TopologyPolicy(summary: summary, shapeRequests: parsed.config.shapeRequests).decide(classification, request) {
+            switch TopologyPolicy(summary: summary, shapeRequests: parsed.config.shapeRequests,
+                                  tresSyntax: SlurmClient.tresSyntax).decide(classification, request) {
             case .unchanged: break
             case let .reject(message): verdict = .reject(.topology, message: message)
             case let .shape(shaped):

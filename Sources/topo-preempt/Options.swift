@@ -80,3 +80,21 @@ func sitePaths() -> ConfigPaths {
     let environment = ProcessInfo.processInfo.environment
     return ConfigPaths(slurmConf: environment["SLURM_CONF"], topoAwareOverride: environment[ConfigPaths.topoAwareVariable])
 }
+
+/// `--slurm-release VERSION`: the Slurm release whose GPU pick the planner and the stock model
+/// follow (`SlurmRelease.gpuPick`); default: the release this tool is built against.
+struct SlurmReleaseOption: ParsableArguments {
+    @Option(name: .customLong("slurm-release"), help: ArgumentHelp(
+        "The Slurm release modelled (e.g. 24.11.5).",
+        discussion: "Its stock GPU pick changed in 24.05. Default: the release this tool is built against."))
+    var text: String?
+
+    /// The given release, else `fallback`.
+    func release(or fallback: SlurmRelease) throws -> SlurmRelease {
+        guard let text else { return fallback }
+        guard let release = SlurmRelease(text) else {
+            throw ValidationError("--slurm-release: '\(text)' is not a Slurm release such as 24.11.5")
+        }
+        return release
+    }
+}

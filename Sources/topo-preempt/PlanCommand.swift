@@ -22,8 +22,10 @@ struct PlanCommand: ParsableCommand {
         discussion: """
             Reads a cluster snapshot (JSON, see README; --example-snapshot prints one) and prints \
             which jobs would be requeued, the GPUs they free, what Slurm's GPU pick then gives the \
-            job, the level reached and why. --compare-stock adds what stock Slurm 22.05 does for the \
-            same request (modelled). With --job, decides for a pending job of the live cluster \
+            job, the level reached and why, for the Slurm release the snapshot names ("slurm", \
+            default 22.05.8) or --slurm-release gives: stock Slurm's GPU pick changed in 24.05. \
+            --compare-stock adds what stock Slurm of that release does for the same request \
+            (modelled). With --job, decides for a pending job of the live cluster \
             through preempt/topo_aware's own decision code, from the snapshot the plugin would take \
             inside slurmctld (base policy, class, level and mode as topo_aware.conf and the job's \
             AdminComment say). Exit status 1 when there is no plan.
@@ -72,6 +74,8 @@ struct PlanCommand: ParsableCommand {
     @Option(name: .customLong("cost-order"), help: "Cost criteria, most important first: priority,victims,work,collateral.")
     var costOrder: String?
 
+    @OptionGroup var slurmRelease: SlurmReleaseOption
+
     @Flag(name: .customLong("compare-stock"), help: "Also show what stock Slurm does (modelled).")
     var compareStock = false
 
@@ -90,7 +94,8 @@ struct PlanCommand: ParsableCommand {
         if job != nil {
             for (given, name) in [(gpus != nil, "--gpus"), (level != nil, "--level"), (mode != nil, "--mode"),
                                   (priority != nil, "--priority"), (shape != .perNode, "--shape"), (cpus != 1, "--cpus"),
-                                  (nodes != 1, "--nodes"), (candidates != nil, "--candidates")] where given {
+                                  (nodes != 1, "--nodes"), (candidates != nil, "--candidates"),
+                                  (slurmRelease.text != nil, "--slurm-release")] where given {
                 throw ValidationError("\(name) comes from the job and the cluster with --job")
             }
         } else {
@@ -130,10 +135,11 @@ struct PlanCommand: ParsableCommand {
         let index: PlanningIndex
         do {
             let data = Data(try readInput(snapshot ?? "-").utf8)
-            let decoded: ClusterSnapshot
+            var decoded: ClusterSnapshot
             do { decoded = try JSONDecoder().decode(ClusterSnapshot.self, from: data) } catch {
                 throw CLIError.input("\(snapshot ?? "-"): not a snapshot: \(Self.describe(error))")
             }
+            decoded.slurm = try slurmRelease.release(or: decoded.slurm)
             do { index = try PlanningIndex(decoded) } catch { throw CLIError.input("\(snapshot ?? "-"): \(error)") }
         } catch let error as CLIError {
             throw error.exit()
@@ -145,7 +151,7 @@ struct PlanCommand: ParsableCommand {
         let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime ?? 0)
         let outcome = Planner.plan(request, in: index, policy: policy)
         let stock = compareStock ? StockPreemption.simulate(request, in: index, policy: policy) : nil
-        let report = PlanReport(outcome, stock: stock, comparedStock: compareStock)
+        let report = PlanReport(outcome, stock: stock, comparedStock: compareStock, slurm: index.snapshot.slurm)
         switch output.format {
         case .json: try printJSON(report)
         case .text: print(report.text(), terminator: "")
@@ -178,14 +184,14 @@ struct PlanCommand: ParsableCommand {
                 stock = StockPreemption.simulate(planning.request, in: index, policy: PlannerPolicy(order: try order(),
                                                  exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true))
             }
-            report = PlanReport(planning.outcome, stock: stock, comparedStock: compareStock)
+            report = PlanReport(planning.outcome, stock: stock, comparedStock: compareStock, slurm: planning.snapshot.slurm)
             let request = planning.request
             report.request = "\(request.gpusPerNode) GPU(s) x \(request.nodeCount) node(s), \(request.level.name), \(request.mode.name), \(request.shape.rawValue)"
         } else {
             // The controller did not plan: not a preemptor class, no GPUs it can read, no topology.
             let why = decision.log.last?.text
                 ?? "job \(id) is in no preemptor class (its AdminComment tag, or the class lines of topo_aware.conf); preempt/topo_aware leaves it to the base policy"
-            report = PlanReport(.noPlan(code: .invalidRequest, reason: why), stock: nil, comparedStock: false)
+            report = PlanReport(.noPlan(code: .invalidRequest, reason: why), stock: nil, comparedStock: false, slurm: snapshot.slurm)
             report.outcome = "base-policy"
             report.code = "not-planned"
         }
@@ -297,6 +303,8 @@ struct PlanReport: Encodable {
     var reasons: [String]?
     var stock: Stock?
     var stockFits: Bool?
+    /// The Slurm release whose GPU pick (and stock behaviour) was modelled.
+    var slurm: String
     var job: UInt32?
     var request: String?
     /// With --job: what preempt/topo_aware answers Slurm (`only-victims`, `victims-first`,
@@ -305,7 +313,8 @@ struct PlanReport: Encodable {
     var controllerVictims: [UInt32]?
     var log: [String]?
 
-    init(_ outcome: PlanOutcome, stock: StockPreemption.Outcome?, comparedStock: Bool) {
+    init(_ outcome: PlanOutcome, stock: StockPreemption.Outcome?, comparedStock: Bool, slurm: SlurmRelease) {
+        self.slurm = slurm.description
         switch outcome {
         case let .plan(plan):
             self.outcome = "plan"
@@ -346,9 +355,9 @@ struct PlanReport: Encodable {
         if let stockFits {
             if let stock {
                 let list = stock.victims.isEmpty ? "nothing" : stock.victims.map(String.init).joined(separator: ", ")
-                out += "stock Slurm (modelled): requeues \(list) on \(stock.node), job gets GPUs \(stock.gpus) (\(stock.level))\n"
+                out += "stock Slurm \(slurm) (modelled): requeues \(list) on \(stock.node), job gets GPUs \(stock.gpus) (\(stock.level))\n"
             } else if !stockFits {
-                out += "stock Slurm (modelled): the job does not fit even after preempting every candidate\n"
+                out += "stock Slurm \(slurm) (modelled): the job does not fit even after preempting every candidate\n"
             }
         }
         return out

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SlurmClient
 import TopoEngine
 
 struct SimulateCommand: ParsableCommand {
@@ -8,8 +9,8 @@ struct SimulateCommand: ParsableCommand {
         abstract: "Replay co-located inference and batch work under stock Slurm and TopoPreempt.",
         discussion: """
             A discrete-event simulation over the same planner the plugin runs in slurmctld and the \
-            stock Slurm 22.05 model (victim order with the reorder passes, the GPU pick following \
-            the cores' socket and Links=). Every policy replays the same trace: a seeded synthetic \
+            stock Slurm model of the release --slurm-release names (victim order with the reorder \
+            passes, the GPU pick following the cores' socket and Links=, which changed in 24.05). Every policy replays the same trace: a seeded synthetic \
             one (diurnal inference, heavy-tailed batch) or --trace FILE.csv (columns \
             submit,gpus,duration,class[,priority]; seconds; class inference or batch). Prints the \
             comparison table and writes a plot of the metrics over simulated time (SVG).
@@ -51,6 +52,8 @@ struct SimulateCommand: ParsableCommand {
     @Flag(name: .customLong("no-progress"), help: "No progress bar on standard error.")
     var noProgress = false
 
+    @OptionGroup var slurmRelease: SlurmReleaseOption
+
     @OptionGroup var output: FormatOption
 
     func run() throws {
@@ -60,7 +63,8 @@ struct SimulateCommand: ParsableCommand {
         let chosen: [SimPolicy]
         do {
             guard let level = AffinityLevel(name: level) else { throw CLIError.input("unknown level '\(level)' (expected one of \(AffinityLevel.allNames))") }
-            setup = SimulationSetup(nodeTypes: try Self.parseNodes(nodes), level: level)
+            setup = SimulationSetup(nodeTypes: try Self.parseNodes(nodes), level: level,
+                                    slurm: try slurmRelease.release(or: SlurmClient.built))
             chosen = try policies.split(separator: ",").map { name in
                 guard let policy = SimPolicy(rawValue: String(name)) else {
                     throw CLIError.input("unknown policy '\(name)' (expected \(SimPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -165,6 +169,9 @@ struct SimulationReport {
         var inferenceJobs: Int
         var batchJobs: Int
         var level: String
+        /// The Slurm release modelled, and its GPU pick model.
+        var slurm: String
+        var gpuPick: String
         var policies: [Policy]
         struct Policy: Encodable {
             var metrics: SimMetrics
@@ -182,6 +189,7 @@ struct SimulationReport {
     var json: JSON {
         JSON(nodes: nodes, gpus: gpus, seconds: until, inferenceJobs: jobs.filter { $0.kind == .inference }.count,
              batchJobs: jobs.filter { $0.kind == .batch }.count, level: setup.level.name,
+             slurm: setup.slurm.description, gpuPick: setup.slurm.gpuPick.rawValue,
              policies: results.map { policy, result, wall in
                  JSON.Policy(metrics: result.metrics, hitRate: result.metrics.hitRate,
                              victimsPerPreemption: result.metrics.victimsPerPreemption, gpuHoursLost: result.metrics.gpuHoursLost,
@@ -192,7 +200,8 @@ struct SimulationReport {
 
     func table() -> String {
         var out = "cluster \(nodes) (\(setup.nodeCount) nodes, \(gpus) GPUs), \(String(format: "%.1f", Double(until) / 86_400)) days, "
-        out += "\(jobs.filter { $0.kind == .inference }.count) inference and \(jobs.filter { $0.kind == .batch }.count) batch jobs, level \(setup.level.name)\n\n"
+        out += "\(jobs.filter { $0.kind == .inference }.count) inference and \(jobs.filter { $0.kind == .batch }.count) batch jobs, level \(setup.level.name), "
+        out += "Slurm \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n\n"
         let names = results.map { $0.0.rawValue }
         let width = max(17, (names.map(\.count).max() ?? 0) + 2)
         func row(_ label: String, _ values: [String]) {

@@ -145,7 +145,7 @@ extension MockedSlurm {
         @Test func nullJobDescriptionIsLetThrough() throws {
             let mock = try MockSlurm(config: Self.config, initialize: true)
             #expect(CSlurmShim_job_submit(nil, 0, nil) == SLURM_SUCCESS)
-            #expect(CSlurmShim_job_modify(nil, nil, 0) == SLURM_SUCCESS)
+            #expect(CSlurmShim_job_modify(nil, nil, 0, nil) == SLURM_SUCCESS)
             #expect(mock.logs.filter { $0.hasPrefix("error:") }.count == 2)
             #expect(mock.finish() == .clean)
         }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import TopoEngine
 
@@ -72,8 +73,55 @@ enum Lab {
         #expect(plan.victims == [1])
         #expect(plan.nodes[0].expectedGPUs == [GPUSet(0...3)])
         // Stock Slurm's choice, requeueing 2-3 alone for a plain request, is not guaranteed:
-        let pick = SlurmGPUPick.pickPerNode(try Lab.islands.topology(), free: GPUSet([0, 1, 2, 3, 4, 5]), count: 4, usedSockets: [1])
+        let pick = SlurmGPUPick.pickPerNode(try Lab.islands.topology(), model: .linkLevels, free: GPUSet([0, 1, 2, 3, 4, 5]),
+                                            count: 4, usedSockets: [1])
         #expect(pick == GPUSet([0, 1, 4, 5]))
+    }
+
+    /// Slurm 24.05+ re-sorts the GPUs by their links to those picked so far in ascending order:
+    /// on NVLink pairs a 2-GPU job gets 0 and 2, not a pair (seen on 24.11.5 and 26.05.3: the
+    /// fill `--gres=gpu:2` ran on GPUs 0,2). 22.05 gives it the pair 0-1.
+    @Test func releasesPickDifferently() throws {
+        let pairs = try Lab.pairs.topology()
+        let all = GPUSet(0...7)
+        #expect(SlurmGPUPick.pickPerNode(pairs, model: .linkLevels, free: all, count: 2, usedSockets: [0]) == GPUSet([0, 1]))
+        #expect(SlurmGPUPick.pickPerNode(pairs, model: .leastLinkedFirst, free: all, count: 2, usedSockets: [0]) == GPUSet([0, 2]))
+        #expect(SlurmGPUPick.pickPerNode(pairs, model: .leastLinkedFirst, free: GPUSet(4...7), count: 2, usedSockets: [1]) == GPUSet([4, 6]))
+        // The socket comes first in both; across sockets the cores' socket is filled first.
+        #expect(SlurmGPUPick.pickPerNode(pairs, model: .leastLinkedFirst, free: GPUSet([1, 5, 6, 7]), count: 2, usedSockets: [0])
+            == GPUSet([1, 5]))
+        let islands = try Lab.islands.topology()
+        #expect(SlurmGPUPick.pickPerNode(islands, model: .leastLinkedFirst, free: all, count: 4, usedSockets: [1]) == GPUSet(4...7))
+        #expect(SlurmGPUPick.pickPerSocket(islands, model: .leastLinkedFirst, free: all, count: 4, socket: 0) == GPUSet(0...3))
+        // Not enough GPUs: nil in both models.
+        for model in GPUPickModel.allCases {
+            #expect(SlurmGPUPick.pickPerNode(pairs, model: model, free: GPUSet([3]), count: 2, usedSockets: [0]) == nil)
+        }
+        // So on 24.05+ a plan that frees two pairs for a 2-GPU job is not aligned: the planner
+        // frees exactly one pair, or waits.
+        let snapshot = Lab.filled(Lab.pairs, [[0, 1, 2, 3], [4, 5, 6, 7]])
+        var newer = snapshot
+        newer.slurm = SlurmRelease(26, 5, 3)
+        let request = PreemptorRequest(gpusPerNode: 2, level: .nvlink, priority: 10)
+        guard case .plan = try Lab.plan(snapshot, request) else { Issue.record("22.05: no plan"); return }
+        guard case .noPlan = try Lab.plan(newer, request) else { Issue.record("26.05: a plan freeing 4 GPUs for 2"); return }
+    }
+
+    @Test func slurmReleasesParseAndChooseTheirPick() throws {
+        #expect(SlurmRelease("24.11.5") == SlurmRelease(24, 11, 5))
+        #expect(SlurmRelease("slurm 26.05.3") == SlurmRelease(26, 5, 3))
+        #expect(SlurmRelease("23.11") == SlurmRelease(23, 11, 0))
+        for bad in ["", "24", "24.x.1", "24.11.5.1", "24..5", "-1.2.3", "1234.1.1"] { #expect(SlurmRelease(bad) == nil, "\(bad)") }
+        #expect(SlurmRelease(versionNumber: (26 << 16) | (5 << 8) | 3).description == "26.05.3")
+        #expect(SlurmRelease(22, 5, 8).gpuPick == .linkLevels && SlurmRelease(23, 11, 11).gpuPick == .linkLevels)
+        #expect(SlurmRelease(24, 11, 5).gpuPick == .leastLinkedFirst && SlurmRelease(26, 5, 3).gpuPick == .leastLinkedFirst)
+        // Snapshots name their release; without one they are 22.05.8's.
+        let json = #"{"layouts":[],"nodes":[],"jobs":[],"time":0}"#
+        #expect(try JSONDecoder().decode(ClusterSnapshot.self, from: Data(json.utf8)).slurm == .debianBookworm)
+        let named = #"{"layouts":[],"nodes":[],"jobs":[],"time":0,"slurm":"24.11.5"}"#
+        #expect(try JSONDecoder().decode(ClusterSnapshot.self, from: Data(named.utf8)).slurm == SlurmRelease(24, 11, 5))
+        let wrong = #"{"layouts":[],"nodes":[],"jobs":[],"time":0,"slurm":"new"}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ClusterSnapshot.self, from: Data(wrong.utf8)) }
     }
 
     /// NVLink pairs, 4 GPUs per socket, fill 1 1 2 1 1 2 (0 | 4 | 1-2 | 5 | 3 | 6-7), 2-GPU
@@ -240,7 +288,8 @@ enum Lab {
                 for job in victims { for a in job.allocations where a.node == node { freed = freed.union(a.gpus) } }
                 let free = index.freeGPUs(ofNode: node)
                 guard free.count + freed.count >= request.gpusPerNode,
-                      let (level, _) = SlurmGPUPick.worstAlignment(topology, free: free.union(freed), count: request.gpusPerNode,
+                      let (level, _) = SlurmGPUPick.worstAlignment(topology, model: snapshot.slurm.gpuPick, free: free.union(freed),
+                                                                    count: request.gpusPerNode,
                                                                     shape: request.shape, cpus: request.cpusPerNode)
                 else { continue }
                 if request.mode == .guaranteed && level > request.level { continue }
@@ -313,7 +362,9 @@ enum Lab {
                 id += 1
             }
         }
-        let snapshot = ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: jobs, time: 3600)
+        // Both GPU pick models (22.05-23.11 and 24.05+).
+        let slurm = Bool.random(using: &rng) ? SlurmRelease.debianBookworm : SlurmRelease(26, 5, 3)
+        let snapshot = ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: jobs, time: 3600, slurm: slurm)
         let request = PreemptorRequest(gpusPerNode: Int.random(in: 1...5, using: &rng),
                                        level: AffinityLevel.allCases.randomElement(using: &rng)!,
                                        mode: Bool.random(using: &rng) ? .guaranteed : .bestEffort,

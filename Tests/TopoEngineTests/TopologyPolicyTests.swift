@@ -22,7 +22,7 @@ import Testing
         // Without CoresPerSocket, Slurm's socket of each GPU is not known: no shaping.
         let summary = try Self.summary(coresPerSocket: nil)
         #expect(summary.socketLevel.allSatisfy { !$0 })
-        let decision = TopologyPolicy(summary: summary, shapeRequests: true).decide(Self.nvlink, GPURequest(tresPerNode: "gres:gpu:4"))
+        let decision = TopologyPolicy(summary: summary, shapeRequests: true, tresSyntax: .colon).decide(Self.nvlink, GPURequest(tresPerNode: "gres:gpu:4"))
         #expect(decision == .unchanged)
     }
 
@@ -41,7 +41,7 @@ import Testing
     }
 
     @Test func decisions() throws {
-        let policy = TopologyPolicy(summary: try Self.summary(), shapeRequests: true)
+        let policy = TopologyPolicy(summary: try Self.summary(), shapeRequests: true, tresSyntax: .colon)
         guard case let .shape(shaped) = policy.decide(Self.nvlink, GPURequest(tresPerNode: "gres:gpu:3")) else {
             Issue.record("not shaped")
             return
@@ -63,10 +63,34 @@ import Testing
         #expect(policy.decide(.preemptible(className: "b"), GPURequest(tresPerNode: "gres:gpu:8")) == .unchanged)
         #expect(policy.decide(.unmanaged, GPURequest(tresPerNode: "gres:gpu:8")) == .unchanged)
         #expect(policy.decide(Self.nvlink, GPURequest(tresPerNode: "gres:gpu:a:b:c")) == .unchanged)
+        #expect(policy.decide(Self.nvlink, GPURequest(tresPerNode: "gres/gpu:1:2:3")) == .unchanged)
+        #expect(policy.decide(Self.nvlink, GPURequest(tresPerNode: "gres/gpu")) == .unchanged)
         #expect(policy.decide(Self.nvlink, GPURequest(tresPerSocket: "gres:gpu:4", socketsPerNode: 1)) == .unchanged)
         #expect(policy.decide(Self.nvlink, GPURequest(tresPerNode: "gres:gpu:4", socketsPerNode: 2)) == .unchanged)
-        let noShaping = TopologyPolicy(summary: try Self.summary(), shapeRequests: false)
+        let noShaping = TopologyPolicy(summary: try Self.summary(), shapeRequests: false, tresSyntax: .colon)
         #expect(noShaping.decide(Self.nvlink, GPURequest(tresPerNode: "gres:gpu:4")) == .unchanged)
+    }
+
+    /// Slurm 23.02+ writes GRES in TRES strings as `gres/gpu:N` and parses only that form after a
+    /// message is unpacked: the shaped request is written in the running release's form, and
+    /// requests in either form are read.
+    @Test(arguments: [(TRESSyntax.colon, "gres:gpu:4", "gres:mps:10"), (.slash, "gres/gpu:4", "gres/mps:10")])
+    func shapedRequestsAreWrittenInTheReleasesTRESForm(_ syntax: TRESSyntax, _ expected: String, _ other: String) throws {
+        let policy = TopologyPolicy(summary: try Self.summary(), shapeRequests: true, tresSyntax: syntax)
+        for request in ["gres:gpu:4", "gres/gpu:4"] {
+            guard case let .shape(shaped) = policy.decide(Self.nvlink, GPURequest(tresPerNode: "\(request),\(other)")) else {
+                Issue.record("\(request) not shaped")
+                continue
+            }
+            #expect(shaped.tresPerSocket == expected)
+            #expect(shaped.tresPerNode == other)
+        }
+        // Slurm 23.02+ records `-c 2` as tres_per_task `cpu=2`: still shaped; GPUs per task are not.
+        let withCPUs = policy.decide(Self.nvlink, GPURequest(tresPerNode: "gres/gpu:4", tresPerTask: "cpu=2"))
+        if case .shape = withCPUs {} else { Issue.record("cpu=2 per task kept the request from being shaped: \(withCPUs)") }
+        #expect(policy.decide(Self.nvlink, GPURequest(tresPerNode: "gres/gpu:4", tresPerTask: "cpu=2,gres/gpu:1")) == .unchanged)
+        #expect(TRESSyntax(gresPrefix: syntax.gresPrefix) == syntax)
+        #expect(TRESSyntax(gresPrefix: "gres") == nil)
     }
 
     @Test func pairsAreFinerThanASocketSoNothingIsShaped() throws {
@@ -77,7 +101,7 @@ import Testing
         let summary = try Self.summary(pairs)
         #expect(summary.socketLevel[AffinityLevel.nvlink.rawValue] == false)
         #expect(summary.socketLevel[AffinityLevel.socket.rawValue] == true)
-        let policy = TopologyPolicy(summary: summary, shapeRequests: true)
+        let policy = TopologyPolicy(summary: summary, shapeRequests: true, tresSyntax: .colon)
         #expect(policy.decide(Self.nvlink, GPURequest(tresPerNode: "gres:gpu:2")) == .unchanged)
         if case .reject = policy.decide(Self.nvlink, GPURequest(tresPerNode: "gres:gpu:3")) {} else {
             Issue.record("3 GPUs cannot be nvlink-aligned on NVLink pairs")

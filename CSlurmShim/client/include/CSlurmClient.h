@@ -21,6 +21,25 @@ extern "C" {
  * import). */
 int CSlurmClient_node_unavailable(uint32_t node_state);
 
+/* SLURM_VERSION_NUMBER of the release this tool is built against. */
+uint32_t CSlurmClient_slurm_version(void);
+
+/* SHOW_ALL, plus SHOW_DETAIL when `detail` (macros of SLURM_BIT from 24.05, which Swift
+ * cannot import). */
+uint16_t CSlurmClient_show_flags(int detail);
+
+/* PreemptMode's PRIORITY flag (Slurm 25.05+); 0 on releases without it. */
+uint16_t CSlurmClient_preempt_mode_priority(void);
+
+/* How this Slurm release writes a GRES in TRES strings: "gres:" (22.05) or "gres/" (23.02+). */
+const char *_Nonnull CSlurmClient_tres_gres_prefix(void);
+
+/* slurm_free_ctl_conf() (renamed in 26.05). */
+void CSlurmClient_free_ctl_conf(slurm_conf_t *_Nonnull conf);
+
+/* slurm_requeue(job, flags) (a step id from 26.05); Slurm's return code. */
+int CSlurmClient_requeue(uint32_t job_id, uint32_t flags);
+
 /* Text of the error of the last failed libslurm call. */
 const char *_Nonnull CSlurmClient_error_text(void);
 

@@ -6,6 +6,7 @@
 #include <slurm/slurm.h>
 #include <slurm/slurm_version.h>
 #include "CSlurmShim.h"
+#include "../../compat/topo_slurm_compat.h"
 
 const char plugin_name[] = "TopoPreempt topology-aware job submit";
 const char plugin_type[] = "job_submit/topo_aware";
@@ -29,7 +30,9 @@ int job_submit(job_desc_msg_t *job_desc, uint32_t submit_uid, char **err_msg)
     return CSlurmShim_job_submit(job_desc, submit_uid, err_msg);
 }
 
-int job_modify(job_desc_msg_t *job_desc, struct job_record *job_ptr, uint32_t submit_uid)
+/* job_modify(job_desc, job_ptr, submit_uid), plus char **err_msg from Slurm 23.02. */
+int job_modify(job_desc_msg_t *job_desc, struct job_record *job_ptr,
+               uint32_t submit_uid TOPO_COMPAT_JOB_MODIFY_ERR_PARAM)
 {
-    return CSlurmShim_job_modify(job_desc, job_ptr, submit_uid);
+    return CSlurmShim_job_modify(job_desc, job_ptr, submit_uid, TOPO_COMPAT_JOB_MODIFY_ERR_ARG);
 }

@@ -23,8 +23,9 @@
  * Anything unexpected (planner missing, snapshot too large, Swift error) falls back to the base
  * policy with one log line.
  *
- * Slurm 22.05 to 24.11 use preempt_p_get_data(); 25.05 replaced it with preempt_p_get_prio(),
- * preempt_p_get_mode() and preempt_p_get_grace_time(): both sets are provided by version.
+ * Built for one release at a time (plugin_version must equal it): every difference between
+ * releases (header locations, changed calls, the preempt API's entry points, PreemptMode flags)
+ * comes from topo_slurm_compat.h.
  */
 #include "config.h"
 
@@ -41,7 +42,6 @@
 #include "slurm/slurm_errno.h"
 
 #include "src/common/bitstring.h"
-#include "src/common/gres.h"
 #include "src/common/list.h"
 #include "src/common/log.h"
 #include "src/common/node_conf.h"
@@ -49,8 +49,9 @@
 #include "src/common/xmalloc.h"
 #include "src/common/xstring.h"
 #include "src/slurmctld/slurmctld.h"
-#include "src/slurmctld/preempt.h"
 
+#define TOPO_COMPAT_SLURMCTLD
+#include "../../compat/topo_slurm_compat.h"
 #include "topo_preempt_abi.h"
 
 const char plugin_name[] = "Topology-aware GPU preemption (TopoPreempt)";
@@ -79,7 +80,24 @@ static uint16_t _base_mode(job_record_t *job)
 	} else if (job->part_ptr && (job->part_ptr->preempt_mode != NO_VAL16)) {
 		mode = job->part_ptr->preempt_mode;
 	}
-	return mode & ~PREEMPT_MODE_GANG;
+	return mode & ~(PREEMPT_MODE_GANG | TOPO_COMPAT_PREEMPT_MODE_PRIORITY);
+}
+
+/* PreemptMode's PRIORITY flag (25.05+) on the cluster or, by base policy, on the preemptor's
+ * partition or QOS: only a job of lower job priority may then be preempted. */
+static bool _priority_flag(job_record_t *preemptor)
+{
+	uint16_t own = 0;
+
+	if (!TOPO_COMPAT_PREEMPT_MODE_PRIORITY || !preemptor)
+		return false;
+	if (base_policy == TOPO_PREEMPT_BASE_QOS) {
+		if (preemptor->qos_ptr)
+			own = preemptor->qos_ptr->preempt_mode;
+	} else if (preemptor->part_ptr && (preemptor->part_ptr->preempt_mode != NO_VAL16)) {
+		own = preemptor->part_ptr->preempt_mode;
+	}
+	return ((own | slurm_conf.preempt_mode) & TOPO_COMPAT_PREEMPT_MODE_PRIORITY) != 0;
 }
 
 /* Candidate order: PriorityTier (or QOS priority, 16 bits) in the high bits, node count in the
@@ -131,7 +149,10 @@ static bool _base_preemptable(job_record_t *preemptee, job_record_t *preemptor)
 		return false;
 	if (base_policy == TOPO_PREEMPT_BASE_QOS)
 		return _qos_preempts(preemptor->qos_ptr, preemptee->qos_ptr,
-				     preemptor->priority, preemptee->priority);
+				     preemptor->priority, preemptee->priority) &&
+		       (!_priority_flag(preemptor) || (preemptor->priority > preemptee->priority));
+	if (_priority_flag(preemptor) && (preemptor->priority < preemptee->priority))
+		return false;
 	if (!preemptee->part_ptr || !preemptor->part_ptr)
 		return false;
 	if (preemptee->part_ptr->preempt_mode == PREEMPT_MODE_OFF)
@@ -446,7 +467,7 @@ static void _decide(void)
 	if (p->details && p->details->req_node_bitmap)
 		required = bit_copy(p->details->req_node_bitmap);
 	else if (p->details && p->details->req_nodes &&
-		 node_name2bitmap(p->details->req_nodes, false, &required)) {
+		 topo_compat_node_name2bitmap(p->details->req_nodes, false, &required)) {
 		FREE_NULL_BITMAP(required);
 		info("%s: JobId=%u required nodes '%s' unknown; base policy", plugin_type,
 		     p->job_id, p->details->req_nodes);
@@ -498,6 +519,7 @@ static void _decide(void)
 	}
 
 	s.abi_version = TOPO_PREEMPT_ABI_VERSION;
+	s.slurm_version = SLURM_VERSION_NUMBER;
 	s.exempt_seconds = (slurm_conf.preempt_exempt_time == INFINITE ||
 			    slurm_conf.preempt_exempt_time == NO_VAL) ? 0 : slurm_conf.preempt_exempt_time;
 	s.now = (int64_t)time(NULL);
@@ -606,6 +628,10 @@ extern bool preempt_p_job_preempt_check(job_queue_rec_t *preemptor, job_queue_re
 		return false;
 	if (!preemptor->part_ptr->node_bitmap || !preemptee->part_ptr->node_bitmap)
 		return false;
+	if (((((preemptor->part_ptr->preempt_mode != NO_VAL16) ? preemptor->part_ptr->preempt_mode : 0) |
+	      slurm_conf.preempt_mode) & TOPO_COMPAT_PREEMPT_MODE_PRIORITY) &&
+	    (preemptor->priority < preemptee->priority))
+		return false;
 	return (preemptor->part_ptr->priority_tier > preemptee->part_ptr->priority_tier) &&
 	       bit_overlap_any(preemptor->part_ptr->node_bitmap, preemptee->part_ptr->node_bitmap);
 }
@@ -687,42 +713,5 @@ static uint32_t _prio_of(job_record_t *job)
 	return prio;
 }
 
-#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(25, 5, 0)
-extern uint32_t preempt_p_get_prio(job_record_t *job_ptr)
-{
-	return _prio_of(job_ptr);
-}
-
-extern uint16_t preempt_p_get_mode(job_record_t *job_ptr)
-{
-	return _mode_of(job_ptr);
-}
-
-extern uint32_t preempt_p_get_grace_time(job_record_t *job_ptr)
-{
-	return _base_grace(job_ptr);
-}
-#else
-extern int preempt_p_get_data(job_record_t *job_ptr, slurm_preempt_data_type_t data_type, void *data)
-{
-	if (!data)
-		return SLURM_ERROR;
-	switch (data_type) {
-	case PREEMPT_DATA_ENABLED:
-		*(bool *)data = (slurm_conf.preempt_mode != PREEMPT_MODE_OFF);
-		return SLURM_SUCCESS;
-	case PREEMPT_DATA_MODE:
-		*(uint16_t *)data = _mode_of(job_ptr);
-		return SLURM_SUCCESS;
-	case PREEMPT_DATA_PRIO:
-		*(uint32_t *)data = _prio_of(job_ptr);
-		return SLURM_SUCCESS;
-	case PREEMPT_DATA_GRACE_TIME:
-		*(uint32_t *)data = _base_grace(job_ptr);
-		return SLURM_SUCCESS;
-	default:
-		error("%s: %s: unknown data type %d", plugin_type, __func__, (int)data_type);
-		return SLURM_ERROR;
-	}
-}
-#endif
+/* preempt_p_get_data() or, from 25.05, preempt_p_get_prio/_mode/_grace_time. */
+TOPO_COMPAT_PREEMPT_DATA_API(_prio_of, _mode_of, _base_grace)

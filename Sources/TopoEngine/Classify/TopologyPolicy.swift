@@ -99,7 +99,7 @@ public enum TopologyDecision: Sendable, Equatable {
 public struct ShapedRequest: Sendable, Equatable {
     /// New `tres_per_node` (the request's other GRES), nil when nothing else was asked.
     public var tresPerNode: String?
-    /// New `tres_per_socket`, e.g. `gres:gpu:4`.
+    /// New `tres_per_socket`, e.g. `gres/gpu:4` (`gres:gpu:4` on Slurm 22.05).
     public var tresPerSocket: String
     public var socketsPerNode: Int
     public var gpus: Int
@@ -109,15 +109,41 @@ public struct ShapedRequest: Sendable, Equatable {
     public var notice: String
 }
 
+/// How a Slurm release writes a GRES in TRES strings (`tres_per_node`, `tres_per_socket`):
+/// `gres:gpu:4` up to 22.05, `gres/gpu:4` from 23.02. Slurm converts the old form only for
+/// messages from older clients, before job_submit runs, so the plugin writes its release's form.
+/// The release's value comes from the C compatibility layer (`CSlurmShim_tres_gres_prefix`).
+public enum TRESSyntax: Sendable, Equatable {
+    /// `gres:gpu:4` (Slurm 22.05).
+    case colon
+    /// `gres/gpu:4` (Slurm 23.02 and later).
+    case slash
+
+    /// `gres:` or `gres/`.
+    public var gresPrefix: String { self == .colon ? "gres:" : "gres/" }
+
+    /// The syntax whose GRES prefix is `prefix`; nil for anything else.
+    public init?(gresPrefix prefix: String) {
+        switch prefix {
+        case "gres:": self = .colon
+        case "gres/": self = .slash
+        default: return nil
+        }
+    }
+}
+
 /// Applies the topology to a classified submission. Pure and total: any request it cannot read
 /// is left unchanged (stock Slurm decides), never rejected for being unusual.
 public struct TopologyPolicy: Sendable {
     public var summary: TopologySummary
     public var shapeRequests: Bool
+    /// The form shaped requests are written in (the running Slurm release's).
+    public var tresSyntax: TRESSyntax
 
-    public init(summary: TopologySummary, shapeRequests: Bool) {
+    public init(summary: TopologySummary, shapeRequests: Bool, tresSyntax: TRESSyntax) {
         self.summary = summary
         self.shapeRequests = shapeRequests
+        self.tresSyntax = tresSyntax
     }
 
     public func decide(_ classification: JobClassification, _ request: GPURequest) -> TopologyDecision {
@@ -142,11 +168,14 @@ public struct TopologyPolicy: Sendable {
             message += " or --gpu-affinity=best-effort"
             return .reject(message: message)
         }
+        // From Slurm 23.02, `-c N` also arrives as tres_per_task `cpu=N`: only GPUs per task
+        // (`--gpus-per-task`) leave the request as it is.
         guard shapeRequests, summary.socketLevel[level.rawValue], request.socketsPerNode == nil || request.socketsPerNode == 1,
-              request.tresPerSocket == nil, request.tresPerJob == nil, request.tresPerTask == nil,
+              request.tresPerSocket == nil, request.tresPerJob == nil,
+              (try? GresString.gpuCount(inTRES: request.tresPerTask)) == 0,
               let node = request.tresPerNode
         else { return .unchanged }
-        // Exactly one GPU entry, `gres:gpu:N` or `gres:gpu:TYPE:N`; other GRES stay per node.
+        // Exactly one GPU entry, `gres:gpu:N`, `gres/gpu:TYPE:N`, ...; other GRES stay per node.
         var gpuEntries: [Substring] = []
         var others: [Substring] = []
         for item in node.split(separator: ",") {
@@ -154,9 +183,12 @@ public struct TopologyPolicy: Sendable {
             if body == "gpu" || body.hasPrefix("gpu:") { gpuEntries.append(body) } else { others.append(item) }
         }
         guard gpuEntries.count == 1, let entry = gpuEntries.first else { return .unchanged }
+        // `gpu:N` or `gpu:TYPE:N` only: anything else (Slurm 24.11+ accepts `gpu:1:2:3`) is
+        // left as Slurm read it.
         let parts = entry.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3 else { return .unchanged }
         let typePart = parts.count == 3 ? ":\(parts[1])" : ""
-        let tres = "gres:gpu\(typePart):\(perNode)"
+        let tres = "\(tresSyntax.gresPrefix)gpu\(typePart):\(perNode)"
         let groups = summary.exampleGroups[level.rawValue]
         return .shape(ShapedRequest(
             tresPerNode: others.isEmpty ? nil : others.joined(separator: ","),

@@ -8,12 +8,28 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
     public var jobs: [RunningJob]
     /// Seconds since the epoch at which the snapshot was taken (work lost is measured to it).
     public var time: Int64
+    /// The Slurm release the cluster runs: its GPU pick is what the planner and the stock model
+    /// predict (JSON `"slurm": "24.11.5"`; absent: 22.05.8, Debian bookworm's).
+    public var slurm: SlurmRelease
 
-    public init(layouts: [LayoutSpec], nodes: [NodeState], jobs: [RunningJob], time: Int64) {
+    public init(layouts: [LayoutSpec], nodes: [NodeState], jobs: [RunningJob], time: Int64,
+                slurm: SlurmRelease = .debianBookworm) {
         self.layouts = layouts
         self.nodes = nodes
         self.jobs = jobs
         self.time = time
+        self.slurm = slurm
+    }
+
+    enum CodingKeys: String, CodingKey { case layouts, nodes, jobs, time, slurm }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        layouts = try c.decode([LayoutSpec].self, forKey: .layouts)
+        nodes = try c.decode([NodeState].self, forKey: .nodes)
+        jobs = try c.decode([RunningJob].self, forKey: .jobs)
+        time = try c.decode(Int64.self, forKey: .time)
+        slurm = try c.decodeIfPresent(SlurmRelease.self, forKey: .slurm) ?? .debianBookworm
     }
 
     /// A node layout in JSON-friendly form: the link matrix as `nvidia-smi topo -m` cells and

@@ -189,7 +189,7 @@ public struct PlanningIndex: Sendable {
             do { tables.append(try AffinityTable(topologies[i])) } catch { throw SnapshotError("layouts[\(i)]: \(error)") }
         }
         self.tables = tables
-        pickContexts = topologies.map(SlurmGPUPick.Context.init)
+        pickContexts = topologies.map { SlurmGPUPick.Context($0, model: snapshot.slurm.gpuPick) }
         groupMasks = tables.map { table in AffinityLevel.allCases.map { table.groups(at: $0).map(\.gpus) } }
         layoutOfNode = snapshot.nodes.map(\.layout)
         jobPriority = snapshot.jobs.map(\.priority)

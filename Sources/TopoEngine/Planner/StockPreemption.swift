@@ -28,7 +28,6 @@ public enum StockPreemption {
         func fits(_ node: Int) -> GPUSet? {
             guard free[node].count >= k else { return nil }
             let layout = index.layoutOfNode[node]
-            let topology = index.pickContexts[layout].topology
             let sockets = socketsOfLayout[layout]
             switch request.shape {
             case .perNode:
@@ -36,7 +35,8 @@ public enum StockPreemption {
                                                 usedSockets: Set(sockets.prefix(1)))
             case .perSocket:
                 for socket in sockets {
-                    if let pick = SlurmGPUPick.pickPerSocket(topology, free: free[node], count: k, socket: socket) { return pick }
+                    if let pick = SlurmGPUPick.pickPerSocket(index.pickContexts[layout], free: free[node], count: k,
+                                                             socket: socket) { return pick }
                 }
                 return nil
             }

@@ -42,7 +42,8 @@ extension ControllerSnapshot {
                                   adminComment: pending.adminComment, partitions: partitions, qos: pending.qos,
                                   candidateNodes: candidates.sorted())
         // _decide: every node, with Slurm's GPU count and allocated GPUs.
-        self.init(time: state.time, exemptSeconds: max(0, state.exemptSeconds), nodes: state.nodes, jobs: jobs, preemptor: preemptor)
+        self.init(time: state.time, exemptSeconds: max(0, state.exemptSeconds), nodes: state.nodes, jobs: jobs, preemptor: preemptor,
+                  slurm: state.slurm)
     }
 }
 
@@ -103,9 +104,15 @@ struct LiveBasePolicy {
                 let within = (mine.preemptMode?.within ?? false) || state.preemptMode.within
                 return within && preemptor.priority > job.priority
             }
-            return mine.preempts.contains(theirs.name)
+            guard mine.preempts.contains(theirs.name) else { return false }
+            // _priority_flag: PRIORITY on the preemptor's QOS or the cluster.
+            let priorityFlag = (mine.preemptMode?.priority ?? false) || state.preemptMode.priority
+            return !priorityFlag || preemptor.priority > job.priority
         case .partitionPriority:
             guard let mine = partition(of: preemptor), let theirs = partition(of: job) else { return false }
+            // _priority_flag: PRIORITY on the preemptor's partition or the cluster.
+            let priorityFlag = (mine.preemptMode?.priority ?? false) || state.preemptMode.priority
+            if priorityFlag && preemptor.priority < job.priority { return false }
             if theirs.preemptMode?.action == .off { return false }
             return theirs.priorityTier < mine.priorityTier
         }

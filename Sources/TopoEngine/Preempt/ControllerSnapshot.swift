@@ -97,9 +97,12 @@ public struct ControllerSnapshot: Sendable, Equatable {
     public var preemptor: Preemptor
     /// Owners of kept plans (`PreemptController.planOwners`) that are still pending.
     public var pendingOwners: Set<UInt32>
+    /// The release slurmctld runs (the plugin's build release): its GPU pick is the one planned on.
+    public var slurm: SlurmRelease
 
     public init(time: Int64, exemptSeconds: Int64 = 0, nodes: [Node], jobs: [Job], preemptor: Preemptor,
-                pendingOwners: Set<UInt32> = []) {
+                pendingOwners: Set<UInt32> = [], slurm: SlurmRelease = .debianBookworm) {
+        self.slurm = slurm
         self.time = time
         self.exemptSeconds = exemptSeconds
         self.nodes = nodes

@@ -5,16 +5,19 @@
 /// (`ControllerSnapshot(live:preemptor:basePolicy:)`) and audits it.
 public struct LiveState: Sendable, Equatable {
     /// A PreemptMode as Slurm states it for the cluster, a partition or a QOS: what happens to a
-    /// preempted job, and the WITHIN flag (QOS: preempt within the same QOS by job priority).
-    /// GANG and other flags do not change which jobs may be preempted and are not kept.
+    /// preempted job, the WITHIN flag (QOS: preempt within the same QOS by job priority) and the
+    /// PRIORITY flag (Slurm 25.05+: only jobs of lower job priority may be preempted).
+    /// GANG does not change which jobs may be preempted and is not kept.
     public struct PreemptMode: Sendable, Equatable {
         public enum Action: Sendable, Equatable { case off, suspend, requeue, cancel }
         public var action: Action
         public var within: Bool
+        public var priority: Bool
 
-        public init(_ action: Action, within: Bool = false) {
+        public init(_ action: Action, within: Bool = false, priority: Bool = false) {
             self.action = action
             self.within = within
+            self.priority = priority
         }
 
         /// Requeue and cancel are the modes that free a job's GPUs (suspended jobs keep them).
@@ -131,9 +134,13 @@ public struct LiveState: Sendable, Equatable {
     public var preemptMode: PreemptMode
     public var exemptSeconds: Int64
     public var time: Int64
+    /// The release slurmctld reports (`scontrol show config`'s SLURM_VERSION).
+    public var slurm: SlurmRelease
 
     public init(jobs: [Job], nodes: [Node], partitions: [Partition], qos: [QOS] = [],
-                preemptMode: PreemptMode = PreemptMode(.requeue), exemptSeconds: Int64 = 0, time: Int64) {
+                preemptMode: PreemptMode = PreemptMode(.requeue), exemptSeconds: Int64 = 0, time: Int64,
+                slurm: SlurmRelease = .debianBookworm) {
+        self.slurm = slurm
         self.jobs = jobs
         self.nodes = nodes
         self.partitions = partitions

@@ -429,7 +429,7 @@ public struct PreemptController: Sendable {
         for n in nodes.indices {
             nodes[n].otherAllocated = (nodes[n].otherAllocated ?? GPUSet()).subtracting(held[n])
         }
-        let snapshot = ClusterSnapshot(layouts: topology.layouts, nodes: nodes, jobs: jobs, time: time)
+        let snapshot = ClusterSnapshot(layouts: topology.layouts, nodes: nodes, jobs: jobs, time: time, slurm: s.slurm)
         return .success(Built(snapshot: snapshot, nodeByName: nodeByName, clusterNodeOf: clusterNodeOf, jobsOnNode: jobsOnNode,
                               draining: draining))
     }

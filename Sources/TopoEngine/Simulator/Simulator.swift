@@ -53,6 +53,8 @@ public struct SimulationSetup: Sendable {
     public var sampleInterval: Int64
     /// Performance factor of an inference job by the alignment of its GPUs (see README).
     public var factors: [AffinityLevel: Double]
+    /// The Slurm release modelled: its GPU pick places every job (stock and planned alike).
+    public var slurm: SlurmRelease
 
     public static let defaultFactors: [AffinityLevel: Double] = [
         .nvlink: 1.0, .pcieSwitch: 0.8, .hostBridge: 0.7, .numa: 0.65, .socket: 0.6, .node: 0.5,
@@ -60,8 +62,9 @@ public struct SimulationSetup: Sendable {
 
     public init(nodeTypes: [(type: ClusterSnapshot.LayoutSpec, name: String, count: Int)], level: AffinityLevel = .nvlink,
                 requeueDelay: Int64 = 120, retryInterval: Int64 = 60, sampleInterval: Int64 = 3600,
-                factors: [AffinityLevel: Double] = SimulationSetup.defaultFactors) {
+                factors: [AffinityLevel: Double] = SimulationSetup.defaultFactors, slurm: SlurmRelease = .debianBookworm) {
         self.nodeTypes = nodeTypes
+        self.slurm = slurm
         self.level = level
         self.requeueDelay = requeueDelay
         self.retryInterval = retryInterval
@@ -212,7 +215,7 @@ public struct Simulator {
             let topology = try entry.type.topology()
             layouts.append(entry.type)
             topologies.append(topology)
-            contexts.append(SlurmGPUPick.Context(topology))
+            contexts.append(SlurmGPUPick.Context(topology, model: setup.slurm.gpuPick))
             for n in 0..<max(0, entry.count) {
                 nodeLayout.append(i)
                 nodeNames.append("\(entry.name)\(n + 1)")
@@ -359,7 +362,7 @@ public struct Simulator {
         let sockets = SlurmGPUPick.sockets(context.topology)
         if perSocket {
             for (i, socket) in sockets.enumerated() where freeCores[node].indices.contains(i) && freeCores[node][i] > 0 {
-                if let pick = SlurmGPUPick.pickPerSocket(context.topology, free: available, count: k, socket: socket) { return (pick, i) }
+                if let pick = SlurmGPUPick.pickPerSocket(context, free: available, count: k, socket: socket) { return (pick, i) }
             }
             return nil
         }
@@ -494,7 +497,7 @@ public struct Simulator {
             list.append(.init(id: id, priority: jobs[j].priority, startTime: run.start, preemptible: jobs[j].kind == .batch,
                               allocations: [.init(node: run.node, gpus: run.gpus)]))
         }
-        return (ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: list, time: now), ids)
+        return (ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: list, time: now, slurm: setup.slurm), ids)
     }
 
     mutating func finishMetrics() {
