@@ -141,15 +141,17 @@ enum CLI {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
 
-    /// The debug build `swift test` made beside the test bundle.
+    /// The debug build `swift test` made beside the test bundle, or $TOPO_PREEMPT_CLI: the tool
+    /// built for another Slurm release (scripts/build-plugins --slurm VERSION), which the
+    /// integration suites use against that release's clusters.
     static let binary: String? = {
-        let path = root + "/.build/debug/topo-preempt"
+        let path = ProcessInfo.processInfo.environment["TOPO_PREEMPT_CLI"] ?? (root + "/.build/debug/topo-preempt")
         return FileManager.default.isExecutableFile(atPath: path) ? path : nil
     }()
 
     static func fixture(_ name: String) -> String { root + "/Tests/TopoEngineTests/Fixtures/topologies/" + name }
 
     static func run(_ arguments: [String]) throws -> Cluster.Result {
-        try runProcess(try #require(binary, "the topo-preempt binary is missing: \(root)/.build/debug/topo-preempt"), arguments)
+        try runProcess(try #require(binary, "the topo-preempt binary is missing: \(root)/.build/debug/topo-preempt or $TOPO_PREEMPT_CLI"), arguments)
     }
 }

@@ -11,6 +11,10 @@ struct Cluster: Sendable {
     let pluginsOn: Bool
     /// slurmdbd with QOS records (batch, infer Preempt=batch); preemption by QOS.
     let accounting: Bool
+    /// The Slurm release it runs (22.05.8: Debian's packages) and, for a release built from
+    /// source, its install prefix, whose bin/ and sbin/ come first in PATH for every command.
+    let slurmRelease: String
+    let slurmPrefix: String?
 
     /// The cluster with stock preemption (PreemptType=preempt/partition_prio).
     static let current: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER")
@@ -33,9 +37,11 @@ struct Cluster: Sendable {
             if kv.count == 2 { values[String(kv[0])] = String(kv[1]) }
         }
         guard let conf = values["SLURM_CONF"], let plugins = values["TOPO_PLUGIN_DIR"] else { return nil }
+        let prefix = values["TOPO_CLUSTER_SLURM_PREFIX"].flatMap { $0.isEmpty ? nil : $0 }
         return Cluster(directory: directory, slurmConf: conf, pluginDir: plugins,
                        topology: values["TOPO_CLUSTER_TOPOLOGY"] ?? "islands",
-                       pluginsOn: values["TOPO_CLUSTER_PLUGINS"] != "off", accounting: values["TOPO_CLUSTER_ACCOUNTING"] == "on")
+                       pluginsOn: values["TOPO_CLUSTER_PLUGINS"] != "off", accounting: values["TOPO_CLUSTER_ACCOUNTING"] == "on",
+                       slurmRelease: values["TOPO_CLUSTER_SLURM"] ?? "22.05.8", slurmPrefix: prefix)
     }
 
     static var isAvailable: Bool { current != nil }
@@ -45,6 +51,16 @@ struct Cluster: Sendable {
     static let required = ProcessInfo.processInfo.environment["TOPO_PREEMPT_REQUIRE_CLUSTER"] == "1"
 
     var controllerLog: String { directory + "/log/slurmctld.log" }
+
+    /// How the release writes a GRES in TRES strings (`TresPerSocket=gres/gpu:4` from 23.02).
+    var tresGresPrefix: String { releaseAtLeast(23, 2) ? "gres/" : "gres:" }
+
+    /// True when the cluster's release is `major.minor` or later (25.5: Slurm 25.05).
+    func releaseAtLeast(_ major: Int, _ minor: Int) -> Bool {
+        let parts = slurmRelease.split(separator: ".").compactMap { Int($0) }
+        guard parts.count >= 2 else { return false }
+        return (parts[0], parts[1]) >= (major, minor)
+    }
 
     /// How an inference job is submitted: to the infer partition (higher PriorityTier), or,
     /// where preemption is by QOS, to the batch partition with the infer QOS, so that only the
@@ -61,19 +77,27 @@ struct Cluster: Sendable {
         var stderr: String
     }
 
+    /// The environment commands for this cluster run with: its SLURM_CONF, and its release's
+    /// binaries first in PATH.
+    var environment: [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SLURM_CONF"] = slurmConf
+        if let slurmPrefix {
+            environment["PATH"] = "\(slurmPrefix)/bin:\(slurmPrefix)/sbin:" + (environment["PATH"] ?? "/usr/bin:/bin")
+        }
+        return environment
+    }
+
     /// Runs a command with this cluster's SLURM_CONF; never through a shell.
     @discardableResult
     func run(_ arguments: [String]) throws -> Result {
-        var environment = ProcessInfo.processInfo.environment
-        environment["SLURM_CONF"] = slurmConf
-        return try runProcess("/usr/bin/env", arguments, environment: environment)
+        try runProcess("/usr/bin/env", arguments, environment: environment)
     }
 
     /// Runs the topo-preempt binary against this cluster (its SLURM_CONF and topo_aware.conf),
     /// as root; never through a shell.
     func cli(_ arguments: [String]) throws -> Result {
-        var environment = ProcessInfo.processInfo.environment
-        environment["SLURM_CONF"] = slurmConf
+        var environment = environment
         environment["TOPO_AWARE_CONF"] = topoAwareConf
         return try runProcess(try #require(CLI.binary, "the topo-preempt binary is missing (swift build)"), arguments,
                               environment: environment)

@@ -5,7 +5,8 @@ import TopoEngine
 /// Fidelity of the stock Slurm model the simulator (`topo-preempt simulate`) replays: on seeded
 /// random fills of node1, what `StockPreemption` predicts for a held inference job (read from
 /// the live cluster by `topo-preempt plan --job --compare-stock`) is what the real slurmctld then
-/// does when the job is released: the same victims and the same GPU indices.
+/// does when the job is released: the same victims and the same GPU indices. The model is the
+/// one of the cluster's release (the CLI reads it from slurmctld; its GPU pick changed in 24.05).
 enum Fidelity {
     static func run(on cluster: Cluster, seeds: ClosedRange<UInt64>, gpus: Int) throws {
         _ = try #require(CLI.binary, "the topo-preempt binary is missing (swift build)")  // before filling node1
@@ -20,6 +21,7 @@ enum Fidelity {
                 let result = try cluster.cli(["plan", "--job", infer, "--compare-stock", "--format", "json"])
                 let plan = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
                                         "seed \(seed): \(result.stderr)")
+                #expect(plan["slurm"] as? String == cluster.slurmRelease, "seed \(seed): modelled Slurm \(plan["slurm"] ?? "-")")
                 let stock = try #require(plan["stock"] as? [String: Any], "seed \(seed): no stock prediction")
                 let predictedVictims = try #require(stock["victims"] as? [UInt32])
                 let predictedGPUs = try #require(stock["gpus"] as? String)
@@ -34,7 +36,8 @@ enum Fidelity {
                 if victims == predictedVictims && placed == predictedGPUs { matched += 1 }
             }
         }
-        print("fidelity on \(cluster.topology): stock model matched slurmctld in \(matched) of \(seeds.count) scenarios")
+        let model = SlurmRelease(cluster.slurmRelease)?.gpuPick.rawValue ?? "?"
+        print("fidelity on \(cluster.topology), Slurm \(cluster.slurmRelease) (GPU pick \(model)): stock model matched slurmctld in \(matched) of \(seeds.count) scenarios")
     }
 }
 

@@ -101,7 +101,7 @@ extension LiveCluster {
                 let result = try cluster.submitHeld(sample.options)
                 let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 if result.status == 0 { created.append(id) }
-                let expected = ExpectedVerdict(sample)
+                let expected = ExpectedVerdict(sample, on: cluster)
                 counts[expected.kind, default: 0] += 1
                 let what = "\(sample.options): \(result.stderr)"
                 switch expected {
@@ -175,10 +175,12 @@ struct RandomSubmission {
                        String(repeating: "x", count: 65), String(repeating: "nvlink", count: 1_000),
                        "line\nbreak", "tab\there"]
 
-    /// Requests Slurm refuses itself (unknown partition or gres, unparsable values).
+    /// Requests Slurm refuses itself (unknown partition or gres, unparsable values). Slurm
+    /// 24.11 and later accept `--gres=gpu:1:2:3` (see `ExpectedVerdict`).
     static let refused = [["-p", "nosuchpartition"], ["-p", "infer,nosuch"], ["--time=notatime"],
                           ["--mem=-5"], ["--ntasks=0"], ["--gres=nosuchgres:1"], ["--begin=garbage"],
                           ["--gres=gpu:1:2:3"]]
+    static let acceptedFrom2411 = ["--gres=gpu:1:2:3"]
     /// Requests Slurm accepts (and leaves pending, EnforcePartLimits=NO) though they cannot run
     /// here: they still pass through job_submit.
     static let odd = [["-N", "100"], ["--mem=99999999"], ["-c", "1000"], ["--gres=gpu:999"],
@@ -250,8 +252,10 @@ enum ExpectedVerdict {
         "NVLink": ("nvlink", nil), "node:GUARANTEED": ("node", "guaranteed"),
     ]
 
-    init(_ sample: RandomSubmission) {
-        guard let partitions = sample.partitionsForModel else {
+    init(_ sample: RandomSubmission, on cluster: Cluster) {
+        // Slurm 24.11+ takes `--gres=gpu:1:2:3` (22.05 refuses it): to the default partition.
+        let acceptedByThisRelease = cluster.releaseAtLeast(24, 11) && sample.options.contains { RandomSubmission.acceptedFrom2411.contains($0) }
+        guard let partitions = sample.partitionsForModel ?? (acceptedByThisRelease ? ["batch"] : nil) else {
             self = .refusedBySlurm
             return
         }
@@ -284,7 +288,7 @@ enum ExpectedVerdict {
         if gpus > 4 {
             self = .rejectedForTopology(message: "topo_aware: \(gpus) GPUs per node can never be \(level)-aligned on this cluster")
         } else {
-            self = .accepted(tag: tag + ",shape=gpus-per-socket:\(gpus)", tresPerSocket: "gres:gpu:\(gpus)",
+            self = .accepted(tag: tag + ",shape=gpus-per-socket:\(gpus)", tresPerSocket: "\(cluster.tresGresPrefix)gpu:\(gpus)",
                              notice: "topo_aware: GPU request shaped to --gpus-per-socket=\(gpus) --sockets-per-node=1")
         }
     }

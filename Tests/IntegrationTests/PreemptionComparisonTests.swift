@@ -172,8 +172,11 @@ struct TopoAwareIslandsTests {
     @Test func pluginIsLoadedAndFindsThePlanner() throws {
         let plugin = cluster.pluginDir + "/preempt_topo_aware.so"
         let defined = try cluster.run(["nm", "-D", "--defined-only", plugin]).stdout
+        // The preempt API of the release: preempt_p_get_data up to 24.11, one function per datum from 25.05.
+        let data = cluster.releaseAtLeast(25, 5) ? ["preempt_p_get_prio", "preempt_p_get_mode", "preempt_p_get_grace_time"]
+            : ["preempt_p_get_data"]
         for symbol in ["plugin_name", "plugin_type", "plugin_version", "init", "fini", "preempt_p_job_preempt_check",
-                       "preempt_p_preemptable", "preempt_p_get_data"] {
+                       "preempt_p_preemptable"] + data {
             #expect(defined.split(separator: "\n").contains { $0.hasSuffix(" \(symbol)") }, "\(symbol) not exported")
         }
         let log = cluster.logLines()

@@ -23,7 +23,8 @@ extension TopoAwareIslandsTests {
         /// Runs a command as the unprivileged user (runuser, no shell), in /tmp.
         func asUser(_ arguments: [String]) throws -> Cluster.Result {
             try runProcess("/usr/sbin/runuser", ["-u", user, "--", "/usr/bin/env", "SLURM_CONF=\(cluster.slurmConf)",
-                                                 "TOPO_AWARE_CONF=\(cluster.topoAwareConf)"] + arguments)
+                                                 "TOPO_AWARE_CONF=\(cluster.topoAwareConf)",
+                                                 "PATH=\(cluster.environment["PATH"] ?? "/usr/bin:/bin")"] + arguments)
         }
 
         func submitAsUser(_ options: [String]) throws -> String {
