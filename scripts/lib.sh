@@ -21,6 +21,8 @@ usage() {
   awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
 }
 
-# The Slurm release of Debian bookworm's packages: the default release, installed by
-# scripts/install-deps; every other release is built from source by scripts/slurm-build.
-DEBIAN_SLURM=22.05.8
+# The Slurm release of this machine's Debian packages (installed by scripts/install-deps;
+# 22.05.8 on bookworm, which the project's machines run): the default release. Every other
+# release is built from source by scripts/slurm-build.
+DEBIAN_SLURM=$(dpkg-query -W -f='${source:Upstream-Version}' libslurm-dev 2>/dev/null || true)
+DEBIAN_SLURM=${DEBIAN_SLURM:-22.05.8}
