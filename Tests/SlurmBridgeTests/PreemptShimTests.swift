@@ -40,6 +40,7 @@ extension MockedSlurm {
                                 owners.withUnsafeBufferPointer { o in
                                     var s = topo_preempt_snapshot_t()
                                     s.abi_version = abi
+                                    s.slurm_version = 0x160508
                                     s.now = 3600
                                     s.node_count = UInt32(n.count)
                                     s.nodes = n.baseAddress
@@ -148,7 +149,7 @@ extension MockedSlurm {
             badCandidate.candidates = [5]
             #expect(badCandidate.decide().rc == -1)
             badCandidate.release()
-            #expect(mock.logs.contains("error: preempt/topo_aware: snapshot ABI version 99, expected 1; base policy"))
+            #expect(mock.logs.contains("error: preempt/topo_aware: snapshot ABI version 99, expected \(TOPO_PREEMPT_ABI_VERSION); base policy"))
             #expect(mock.logs.contains("error: preempt/topo_aware: JobId=6 unreadable snapshot: job 3: node index 9 of 2; base policy"))
             #expect(mock.logs.contains("error: preempt/topo_aware: JobId=6 unreadable snapshot: job 5: allocations 4+7 beyond 5; base policy"))
             #expect(TopoAwareSwift_preemptDecide(nil, nil) == -1)

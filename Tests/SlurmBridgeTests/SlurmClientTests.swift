@@ -45,6 +45,7 @@ final class ClientMessages {
         conf.pointee.preempt_mode = UInt16(PREEMPT_MODE_REQUEUE | PREEMPT_MODE_GANG)
         conf.pointee.preempt_exempt_time = UInt32(INFINITE)
         conf.pointee.slurm_user_id = 64030
+        conf.pointee.version = c("24.11.5")
         nodes.initialize(to: node_info_msg_t())
         nodes.pointee.record_count = 2
         nodes.pointee.node_array = array(nodeRecords)
@@ -116,6 +117,8 @@ extension MockedSlurm {
             let reading = try SlurmClient.load(qos: false)
             let state = reading.state
             #expect(reading.warnings.isEmpty && reading.slurmUserID == 64030)
+            // The release slurmctld reports is the one modelled (its GPU pick).
+            #expect(state.slurm == SlurmRelease(24, 11, 5))
             #expect(CSlurmMock_client_inits() == 1)
             #expect(CSlurmMock_client_loads() == 4)
             #expect(CSlurmMock_client_frees() == 4)
@@ -165,6 +168,19 @@ extension MockedSlurm {
             let reading = try SlurmClient.load(qos: false)
             #expect(reading.state.nodes[0].allocated == GPUSet(0...1))
             #expect(reading.warnings == ["node node1: slurmctld sent no GresUsed; allocated GPUs taken from its running jobs"])
+        }
+
+        /// A version slurmctld reports that does not read as a release: the tool's own build
+        /// release is modelled, with a warning.
+        @Test func unreadableVersionFallsBackToTheBuildRelease() throws {
+            CSlurmMock_reset()
+            let messages = ClientMessages()
+            messages.conf.pointee.version = messages.c("twenty-six")
+            CSlurmMock_set_client_data(messages.jobs, messages.nodes, messages.partitions, 0)
+            CSlurmMock_set_client_conf(messages.conf)
+            let reading = try SlurmClient.load(qos: false)
+            #expect(reading.state.slurm == SlurmClient.built)
+            #expect(reading.warnings == ["slurmctld reports no readable version ('twenty-six'); modelling Slurm \(SlurmClient.built), this tool's build"])
         }
 
         /// Without slurmdbd (the mock's connection fails) the QOS read says so.
