@@ -52,6 +52,24 @@ import Testing
         #expect(try ControllerSnapshot(live: state, preemptor: 9, basePolicy: .partitionPriority).jobs.allSatisfy(\.eligible))
     }
 
+    /// PreemptMode's PRIORITY flag (Slurm 25.05+), on the cluster or the preemptor's partition
+    /// (or QOS): only jobs of lower job priority may be preempted; the flag itself is no mode.
+    @Test(arguments: [TopoAwareConfig.BasePolicy.partitionPriority, .qos])
+    func priorityFlagKeepsHigherPriorityJobs(policy: TopoAwareConfig.BasePolicy) throws {
+        var state = Self.lab(batchMode: .init(.requeue, priority: true))
+        state.jobs[1].priority = 9000  // above the preemptor's 5000
+        #expect(try ControllerSnapshot(live: state, preemptor: 9, basePolicy: policy).jobs.allSatisfy(\.eligible),
+                "the flag on the preemptee's partition does not count")
+        state.preemptMode = .init(.requeue, priority: true)
+        let s = try ControllerSnapshot(live: state, preemptor: 9, basePolicy: policy)
+        #expect(s.jobs.map(\.eligible) == [true, false, true, true, true])
+        state.preemptMode = .init(.requeue)
+        state.partitions[1].preemptMode = .init(.off, priority: true)
+        state.qos[1].preemptMode = .init(.off, priority: true)
+        #expect(try ControllerSnapshot(live: state, preemptor: 9, basePolicy: policy).jobs.map(\.eligible)
+            == [true, false, true, true, true])
+    }
+
     @Test func signalledJobsAreDrainingNotEligible() throws {
         var state = Self.lab()
         state.jobs[2].preempted = true
