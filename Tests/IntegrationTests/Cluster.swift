@@ -140,14 +140,30 @@ struct Cluster: Sendable {
         _ = try? run(["scancel"] + ids)
     }
 
-    /// True while slurmctld's pid is alive and it answers `scontrol ping`.
+    /// True while this cluster's slurmctld process is alive and it answers `scontrol ping`. From
+    /// 23.11 a reconfigure restarts slurmctld under a new pid, and its pid file may keep naming
+    /// the old one: the process is found by its command line (`slurmctld -f SLURM_CONF`, as
+    /// slurm-local starts it), the pid file being only the first place looked.
     func controllerIsUp() throws -> Bool {
-        guard let pidText = try? String(contentsOfFile: directory + "/run/slurmctld.pid", encoding: .utf8),
-              let pid = Int32(pidText.trimmingCharacters(in: .whitespacesAndNewlines)),
-              kill(pid, 0) == 0
-        else { return false }
+        guard controllerPIDs().contains(where: { kill($0, 0) == 0 }) else { return false }
         let ping = try run(["scontrol", "ping"])
         return ping.status == 0 && ping.stdout.contains("UP")
+    }
+
+    /// The pid in slurmctld's pid file and every process running `slurmctld -f SLURM_CONF`.
+    func controllerPIDs() -> [Int32] {
+        var pids: [Int32] = []
+        if let text = try? String(contentsOfFile: directory + "/run/slurmctld.pid", encoding: .utf8),
+           let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            pids.append(pid)
+        }
+        let wanted = "slurmctld\0-f\0\(slurmConf)"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+                  String(decoding: data, as: UTF8.self).hasPrefix(wanted) else { continue }
+            pids.append(pid)
+        }
+        return pids
     }
 
     /// Lines of slurmctld's log, from byte `offset` on.
