@@ -131,6 +131,71 @@ static inline int topo_compat_node_name2bitmap(char *names, bool best_effort, bi
 	}
 #endif
 
+/* The same API from the caller's side (slurmctld's src/interfaces/preempt.c; here the plugin
+ * harness, Tests/PreemptPlugin): the plugin's entry points found with dlsym(), and its prio,
+ * mode and grace time asked through the release's calls. */
+#ifdef TOPO_COMPAT_PREEMPT_CALLER
+#include <dlfcn.h>
+
+typedef struct {
+#if TOPO_SLURM_AT_LEAST(25, 5, 0)
+	uint32_t (*prio)(job_record_t *);
+	uint16_t (*mode)(job_record_t *);
+	uint32_t (*grace)(job_record_t *);
+#else
+	int (*get_data)(job_record_t *, slurm_preempt_data_type_t, void *);
+#endif
+} topo_compat_preempt_data_t;
+
+/* 0 when the plugin has the release's entry points. */
+static inline int topo_compat_preempt_data_resolve(void *handle, topo_compat_preempt_data_t *api)
+{
+#if TOPO_SLURM_AT_LEAST(25, 5, 0)
+	api->prio = (uint32_t (*)(job_record_t *))dlsym(handle, "preempt_p_get_prio");
+	api->mode = (uint16_t (*)(job_record_t *))dlsym(handle, "preempt_p_get_mode");
+	api->grace = (uint32_t (*)(job_record_t *))dlsym(handle, "preempt_p_get_grace_time");
+	return (api->prio && api->mode && api->grace) ? 0 : -1;
+#else
+	api->get_data = (int (*)(job_record_t *, slurm_preempt_data_type_t, void *))
+		dlsym(handle, "preempt_p_get_data");
+	return api->get_data ? 0 : -1;
+#endif
+}
+
+static inline uint32_t topo_compat_preempt_prio(const topo_compat_preempt_data_t *api, job_record_t *job)
+{
+#if TOPO_SLURM_AT_LEAST(25, 5, 0)
+	return api->prio(job);
+#else
+	uint32_t prio = 0;
+	(void)api->get_data(job, PREEMPT_DATA_PRIO, &prio);
+	return prio;
+#endif
+}
+
+static inline uint16_t topo_compat_preempt_mode(const topo_compat_preempt_data_t *api, job_record_t *job)
+{
+#if TOPO_SLURM_AT_LEAST(25, 5, 0)
+	return api->mode(job);
+#else
+	uint16_t mode = PREEMPT_MODE_OFF;
+	(void)api->get_data(job, PREEMPT_DATA_MODE, &mode);
+	return mode;
+#endif
+}
+
+static inline uint32_t topo_compat_preempt_grace(const topo_compat_preempt_data_t *api, job_record_t *job)
+{
+#if TOPO_SLURM_AT_LEAST(25, 5, 0)
+	return api->grace(job);
+#else
+	uint32_t grace = 0;
+	(void)api->get_data(job, PREEMPT_DATA_GRACE_TIME, &grace);
+	return grace;
+#endif
+}
+#endif /* TOPO_COMPAT_PREEMPT_CALLER */
+
 #endif /* TOPO_COMPAT_SLURMCTLD */
 
 /* ---- the libslurm client (the command-line tool) ------------------------------------------ */
