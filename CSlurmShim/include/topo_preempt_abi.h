@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#define TOPO_PREEMPT_ABI_VERSION 2u
+#define TOPO_PREEMPT_ABI_VERSION 3u
 /* At most this many victims in one decision. */
 #define TOPO_PREEMPT_MAX_VICTIMS 256u
 
@@ -84,9 +84,14 @@ enum {
 typedef struct {
     int32_t action;
     uint32_t planned;      /* 1 when a new plan was made (and logged at info) */
+    uint32_t flags;        /* TOPO_PREEMPT_DECISION_* (ABI 3) */
     uint32_t victim_count;
     uint32_t victims[TOPO_PREEMPT_MAX_VICTIMS];
 } topo_preempt_decision_t;
+
+/* topo_preempt_decision_t.flags: the snapshot contradicted itself (jobs' GPUs against the
+ * nodes'); the answer is the base policy and the plugin reads its job index again. */
+#define TOPO_PREEMPT_DECISION_INCONSISTENT 1u
 
 enum {
     TOPO_PREEMPT_BASE_PARTITION_PRIO = 0,

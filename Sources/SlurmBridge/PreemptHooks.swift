@@ -78,6 +78,7 @@ enum PreemptPlugin {
         out.pointee.action = Int32(TOPO_PREEMPT_BASE_POLICY)
         out.pointee.victim_count = 0
         out.pointee.planned = 0
+        out.pointee.flags = 0
         guard raw.pointee.abi_version == TOPO_PREEMPT_ABI_VERSION else {
             SlurmLog.error("\(type): snapshot ABI version \(raw.pointee.abi_version), expected \(TOPO_PREEMPT_ABI_VERSION); base policy")
             return -1
@@ -105,6 +106,7 @@ enum PreemptPlugin {
         }
         write(decision.action, to: out)
         out.pointee.planned = decision.newPlan ? 1 : 0
+        out.pointee.flags = decision.inconsistent ? TOPO_PREEMPT_DECISION_INCONSISTENT : 0
         return 0
     }
 

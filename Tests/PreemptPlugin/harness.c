@@ -14,6 +14,8 @@
 /* ---- what only the slurmctld executable defines ------------------------------------------ */
 
 time_t last_job_update;
+time_t last_part_update;
+time_t last_node_update; /* slurmctld's own, as in slurmctld (libslurmfull has one too) */
 __typeof__(job_list) job_list;
 
 /* Job records by id: open addressing, linear probing, deletion by backward shift. */
@@ -98,7 +100,7 @@ extern uint16_t job_get_sockets_per_node(job_record_t *job_ptr)
 
 /* ---- the plugin ------------------------------------------------------------------------- */
 
-static struct {
+typedef struct {
 	void *handle;
 	int (*init)(void);
 	void (*fini)(void);
@@ -106,9 +108,51 @@ static struct {
 	bool (*check)(job_queue_rec_t *, job_queue_rec_t *);
 	topo_compat_preempt_data_t data;
 	bool initialized;
-} plugin;
+} api_t;
+
+/* The plugin under test, and optionally a stock preempt plugin of the same release to compare
+ * with (h_use_stock); `active` answers h_pass and the direct calls. */
+static api_t plugin, stock, *active = &plugin;
+
+static int _load(api_t *api, const char *path)
+{
+	api->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!api->handle) {
+		fprintf(stderr, "harness: cannot load %s: %s\n", path, dlerror());
+		return -1;
+	}
+	api->init = (int (*)(void))dlsym(api->handle, "init");
+	api->fini = (void (*)(void))dlsym(api->handle, "fini");
+	api->preemptable = (bool (*)(job_record_t *, job_record_t *))dlsym(api->handle, "preempt_p_preemptable");
+	api->check = (bool (*)(job_queue_rec_t *, job_queue_rec_t *))dlsym(api->handle, "preempt_p_job_preempt_check");
+	if (!api->init || !api->fini || !api->preemptable || !api->check ||
+	    topo_compat_preempt_data_resolve(api->handle, &api->data)) {
+		fprintf(stderr, "harness: %s lacks the preempt API of Slurm %s\n", path, SLURM_VERSION_STRING);
+		return -1;
+	}
+	return 0;
+}
+
+int h_load_stock(const char *path)
+{
+	if (_load(&stock, path))
+		return -1;
+	(void)stock.init();
+	stock.initialized = true;
+	return 0;
+}
+
+void h_use_stock(bool use)
+{
+	active = (use && stock.handle) ? &stock : &plugin;
+}
 
 static char *work_dir, *log_path;
+static bool write_files = true;
+/* h_pass's candidate arrays, kept between passes. */
+static job_record_t **pass_jobs;
+static uint32_t *pass_prio;
+static int pass_cap;
 static int gpus_per_node, island_size;
 
 int h_start(const h_options_t *options)
@@ -144,21 +188,7 @@ int h_start(const h_options_t *options)
 	slurm_conf.preempt_exempt_time = NO_VAL;
 	job_list = list_create(NULL);
 
-	plugin.handle = dlopen(options->plugin, RTLD_NOW | RTLD_LOCAL);
-	if (!plugin.handle) {
-		fprintf(stderr, "harness: cannot load %s: %s\n", options->plugin, dlerror());
-		return -1;
-	}
-	plugin.init = (int (*)(void))dlsym(plugin.handle, "init");
-	plugin.fini = (void (*)(void))dlsym(plugin.handle, "fini");
-	plugin.preemptable = (bool (*)(job_record_t *, job_record_t *))dlsym(plugin.handle, "preempt_p_preemptable");
-	plugin.check = (bool (*)(job_queue_rec_t *, job_queue_rec_t *))dlsym(plugin.handle, "preempt_p_job_preempt_check");
-	if (!plugin.init || !plugin.fini || !plugin.preemptable || !plugin.check ||
-	    topo_compat_preempt_data_resolve(plugin.handle, &plugin.data)) {
-		fprintf(stderr, "harness: %s lacks the preempt API of Slurm %s\n", options->plugin, SLURM_VERSION_STRING);
-		return -1;
-	}
-	return 0;
+	return _load(&plugin, options->plugin);
 }
 
 void h_plugin_init(void)
@@ -177,7 +207,7 @@ void h_plugin_fini(void)
 
 bool h_preemptable(job_record_t *preemptee, job_record_t *preemptor)
 {
-	return plugin.preemptable(preemptee, preemptor);
+	return active->preemptable(preemptee, preemptor);
 }
 
 bool h_preempt_check(job_record_t *preemptor, job_record_t *preemptee)
@@ -185,12 +215,12 @@ bool h_preempt_check(job_record_t *preemptor, job_record_t *preemptee)
 	job_queue_rec_t a = { .job_ptr = preemptor, .part_ptr = preemptor->part_ptr, .priority = preemptor->priority };
 	job_queue_rec_t b = { .job_ptr = preemptee, .part_ptr = preemptee->part_ptr, .priority = preemptee->priority };
 
-	return plugin.check(&a, &b);
+	return active->check(&a, &b);
 }
 
-uint32_t h_prio(job_record_t *job) { return topo_compat_preempt_prio(&plugin.data, job); }
-uint16_t h_mode(job_record_t *job) { return topo_compat_preempt_mode(&plugin.data, job); }
-uint32_t h_grace(job_record_t *job) { return topo_compat_preempt_grace(&plugin.data, job); }
+uint32_t h_prio(job_record_t *job) { return topo_compat_preempt_prio(&active->data, job); }
+uint16_t h_mode(job_record_t *job) { return topo_compat_preempt_mode(&active->data, job); }
+uint32_t h_grace(job_record_t *job) { return topo_compat_preempt_grace(&active->data, job); }
 
 void h_conf(uint16_t preempt_mode, uint32_t exempt_time)
 {
@@ -214,10 +244,20 @@ static slurmdb_qos_rec_t **qoses;
 static int qos_count;
 #define MAX_QOS 64
 
+void h_write_files(bool write)
+{
+	write_files = write;
+}
+
 static void _write(const char *name, const char *text)
 {
-	char *path = xstrdup_printf("%s/%s", work_dir, name);
-	FILE *f = fopen(path, "w");
+	char *path;
+	FILE *f;
+
+	if (!write_files)
+		return;
+	path = xstrdup_printf("%s/%s", work_dir, name);
+	f = fopen(path, "w");
 
 	if (!f || (fputs(text, f) < 0) || fclose(f)) {
 		fprintf(stderr, "harness: cannot write %s: %s\n", path, strerror(errno));
@@ -328,8 +368,15 @@ static void _clear(void)
 void h_stop(void)
 {
 	h_plugin_fini();
+	if (stock.initialized)
+		stock.fini();
+	stock.initialized = false;
+	active = &plugin;
 	_clear();
 	FREE_NULL_LIST(job_list);
+	xfree(pass_jobs);
+	xfree(pass_prio);
+	pass_cap = 0;
 	xfree(slurm_conf.plugindir);
 	xfree(slurm_conf.slurm_conf);
 	xfree(work_dir);
@@ -362,6 +409,11 @@ void h_cluster(int count, int gpus, int island)
 	node_record_count = count;
 	rehash_node();
 
+	last_job_update = time(NULL);
+	/* The node table and partitions were loaded a second ago (slurmctld's times count seconds). */
+	last_node_update = last_part_update = time(NULL) - 1;
+	if (!write_files)
+		return;
 	xstrfmtcat(text, "ClusterName=harness\nSlurmctldHost=localhost\n"
 		   "NodeName=gpu[00001-%05d] Sockets=2 CoresPerSocket=8 ThreadsPerCore=1 CPUs=16 RealMemory=1000 Gres=gpu:%d State=UNKNOWN\n",
 		   count, gpus);
@@ -378,7 +430,6 @@ void h_cluster(int count, int gpus, int island)
 	}
 	_write("gres.conf", text);
 	xfree(text);
-	last_job_update = time(NULL);
 }
 
 void h_topo_aware_conf(const char *text)
@@ -459,15 +510,14 @@ static job_record_t *_job(uint32_t id, part_record_t *part)
 	return job;
 }
 
-job_record_t *h_run_multi(uint32_t id, part_record_t *part, int count, const int *nodes,
-			  const uint64_t *masks, long age)
+/* Gives a job GPUs: node bitmap, GRES allocation, node GRES state (as a job start does). */
+static void _allocate(job_record_t *job, int count, const int *nodes, const uint64_t *masks)
 {
-	job_record_t *job = _job(id, part);
 	gres_job_state_t *gj = xmalloc(sizeof(*gj));
 	int i, g;
 
 	job->job_state = JOB_RUNNING;
-	job->start_time = time(NULL) - age;
+	job->start_time = time(NULL);
 	job->node_bitmap = bit_alloc(node_record_count ? node_record_count : 1);
 	for (i = 0; i < count; i++)
 		bit_set(job->node_bitmap, nodes[i]);
@@ -478,11 +528,10 @@ job_record_t *h_run_multi(uint32_t id, part_record_t *part, int count, const int
 	gj->gres_bit_alloc = xcalloc(count, sizeof(bitstr_t *));
 	/* Per-node bitmaps in node order (as Slurm keeps them: the job's n-th node). */
 	for (i = 0; i < count; i++) {
-		int n = -1, k, rank = 0;
+		int n = nodes[i], k, rank = 0;
 		for (k = 0; k < count; k++)
 			if (nodes[k] < nodes[i])
 				rank++;
-		n = nodes[i];
 		gj->gres_bit_alloc[rank] = bit_alloc(gpus_per_node ? gpus_per_node : 1);
 		for (g = 0; g < gpus_per_node; g++)
 			if (masks[i] & (1ull << g)) {
@@ -495,7 +544,48 @@ job_record_t *h_run_multi(uint32_t id, part_record_t *part, int count, const int
 	}
 	job->gres_list_alloc = list_create(NULL);
 	list_append(job->gres_list_alloc, _gres_state(gj, GRES_STATE_TYPE_JOB));
+}
+
+/* Takes a job's GPUs away (node GRES state, node bitmap, GRES allocation). */
+static void _release(job_record_t *job)
+{
+	gres_state_t *gres;
+
+	if (job->gres_list_alloc && (gres = list_peek(job->gres_list_alloc)) && gres->gres_data) {
+		gres_job_state_t *gj = gres->gres_data;
+		int node, offset = 0;
+		for (node = 0; job->node_bitmap && (node < node_record_count); node++) {
+			gres_node_state_t *gn;
+			if (!bit_test(job->node_bitmap, node))
+				continue;
+			gn = _node_gpus(node);
+			if (gn && gn->gres_bit_alloc && (offset < (int)gj->node_cnt) && gj->gres_bit_alloc[offset] &&
+			    (bit_size(gn->gres_bit_alloc) == bit_size(gj->gres_bit_alloc[offset])))
+				bit_and_not(gn->gres_bit_alloc, gj->gres_bit_alloc[offset]);
+			offset++;
+		}
+	}
+	_free_gres_job_list(job->gres_list_alloc);
+	job->gres_list_alloc = NULL;
+	FREE_NULL_BITMAP(job->node_bitmap);
+}
+
+job_record_t *h_run_multi(uint32_t id, part_record_t *part, int count, const int *nodes,
+			  const uint64_t *masks, long age)
+{
+	job_record_t *job = _job(id, part);
+
+	_allocate(job, count, nodes, masks);
+	job->start_time = time(NULL) - age;
 	return job;
+}
+
+void h_requeue(job_record_t *job, int node, uint64_t gpus)
+{
+	_release(job);
+	job->restart_cnt++;
+	_allocate(job, 1, &node, &gpus);
+	h_touch();
 }
 
 job_record_t *h_run(uint32_t id, part_record_t *part, int node, uint64_t gpus, long age)
@@ -530,28 +620,62 @@ static int _is(void *x, void *key)
 
 void h_end(job_record_t *job)
 {
-	gres_state_t *gres;
-
 	if (!job)
 		return;
-	if (job->gres_list_alloc && (gres = list_peek(job->gres_list_alloc)) && gres->gres_data) {
-		gres_job_state_t *gj = gres->gres_data;
-		int node, offset = 0;
-		for (node = 0; job->node_bitmap && (node < node_record_count); node++) {
-			gres_node_state_t *gn;
-			if (!bit_test(job->node_bitmap, node))
-				continue;
-			gn = _node_gpus(node);
-			if (gn && gn->gres_bit_alloc && (offset < (int)gj->node_cnt) && gj->gres_bit_alloc[offset] &&
-			    (bit_size(gn->gres_bit_alloc) == bit_size(gj->gres_bit_alloc[offset])))
-				bit_and_not(gn->gres_bit_alloc, gj->gres_bit_alloc[offset]);
-			offset++;
-		}
-	}
+	_release(job);
 	_index_remove(job->job_id);
 	list_delete_all(job_list, _is, job);
 	_free_job(job);
 	h_touch();
+}
+
+int h_job_gpus(job_record_t *job, int max, int *nodes, uint64_t *masks)
+{
+	gres_state_t *gres;
+	gres_job_state_t *gj;
+	int node, offset = 0, count = 0;
+
+	if (!IS_JOB_RUNNING(job) || !job->gres_list_alloc || !job->node_bitmap ||
+	    !(gres = list_peek(job->gres_list_alloc)) || !(gj = gres->gres_data) || !gj->gres_bit_alloc)
+		return 0;
+	for (node = 0; node < node_record_count; node++) {
+		uint64_t mask = 0;
+		bitoff_t g;
+		if (!bit_test(job->node_bitmap, node))
+			continue;
+		if (offset >= (int)gj->node_cnt)
+			break;
+		for (g = 0; gj->gres_bit_alloc[offset] && (g < bit_size(gj->gres_bit_alloc[offset])); g++)
+			if (bit_test(gj->gres_bit_alloc[offset], g)) {
+				if (g >= 64)
+					return -1;
+				mask |= 1ull << g;
+			}
+		offset++;
+		if (!mask)
+			continue;
+		if (count == max)
+			return -1;
+		nodes[count] = node;
+		masks[count++] = mask;
+	}
+	return count;
+}
+
+void h_rewrite_gpus(job_record_t *job, uint64_t gpus)
+{
+	gres_state_t *gres = list_peek(job->gres_list_alloc);
+	gres_job_state_t *gj = gres->gres_data;
+	gres_node_state_t *gn = _node_gpus((int)bit_ffs(job->node_bitmap));
+	int g;
+
+	bit_and_not(gn->gres_bit_alloc, gj->gres_bit_alloc[0]);
+	bit_clear_all(gj->gres_bit_alloc[0]);
+	for (g = 0; g < gpus_per_node; g++)
+		if (gpus & (1ull << g)) {
+			bit_set(gj->gres_bit_alloc[0], g);
+			bit_set(gn->gres_bit_alloc, g);
+		}
 }
 
 void h_signal(job_record_t *job)
@@ -573,6 +697,7 @@ void h_node_state(int node, uint32_t flags, bool set)
 		node_record_table_ptr[node]->node_state |= flags;
 	else
 		node_record_table_ptr[node]->node_state &= ~flags;
+	last_node_update = time(NULL);
 }
 
 void h_node_gres(int node, int gpus)
@@ -593,10 +718,12 @@ void h_node_gres(int node, int gpus)
 			xfree(gres);
 		}
 		FREE_NULL_LIST(n->gres_list);
+		last_node_update = time(NULL);
 		return;
 	}
 	if ((gn = _node_gpus(node)))
 		gn->gres_cnt_avail = gpus;
+	last_node_update = time(NULL);
 }
 
 /* ---- one pass in Slurm's order ------------------------------------------------------------- */
@@ -608,13 +735,15 @@ typedef struct {
 	int count, cap, calls;
 } pass_arg_t;
 
+
+
 static int _add_candidate(void *x, void *arg)
 {
 	job_record_t *job = x;
 	pass_arg_t *p = arg;
 
 	p->calls++;
-	if (!plugin.preemptable(job, p->preemptor))
+	if (!active->preemptable(job, p->preemptor))
 		return 0;
 	if (!IS_JOB_RUNNING(job) && !IS_JOB_SUSPENDED(job))
 		return 0;
@@ -632,7 +761,7 @@ static int _add_candidate(void *x, void *arg)
 
 void h_pass(job_record_t *preemptor, h_pass_t *out)
 {
-	pass_arg_t p = { .preemptor = preemptor };
+	pass_arg_t p = { .preemptor = preemptor, .jobs = pass_jobs, .prio = pass_prio, .cap = pass_cap };
 	int i, j;
 
 	memset(out, 0, sizeof(*out));
@@ -661,8 +790,9 @@ void h_pass(job_record_t *preemptor, h_pass_t *out)
 		if ((mode != PREEMPT_MODE_OFF) && (out->removable < 4096))
 			out->removable_ids[out->removable++] = p.jobs[i]->job_id;
 	}
-	xfree(p.jobs);
-	xfree(p.prio);
+	pass_jobs = p.jobs;
+	pass_prio = p.prio;
+	pass_cap = p.cap;
 }
 
 static int _nothing(void *x, void *arg)
@@ -684,6 +814,11 @@ void h_floor_pass(void)
 
 int h_log_count(const char *needle)
 {
+	return h_log_count_level(needle, false);
+}
+
+int h_log_count_level(const char *needle, bool with_debug)
+{
 	FILE *f;
 	char line[8192];
 	int count = 0;
@@ -695,7 +830,7 @@ int h_log_count(const char *needle)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f))
-		if (strstr(line, needle) && !strstr(line, "] debug"))
+		if (strstr(line, needle) && (with_debug || !strstr(line, "] debug")))
 			count++;
 	fclose(f);
 	return count;

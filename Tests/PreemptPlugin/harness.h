@@ -70,8 +70,14 @@ job_record_t *h_run_multi(uint32_t id, part_record_t *part, int count, const int
 /* A pending job asking for `gpus` GPUs per node on `nodes` nodes. */
 job_record_t *h_pending(uint32_t id, part_record_t *part, uint32_t gpus, uint32_t nodes,
 			const char *admin_comment);
+/* The job is requeued and restarts at once on `gpus` of `node`: the same record, its restart
+ * count up, a new start time and new GRES, node and resource allocations (as Slurm does). */
+void h_requeue(job_record_t *job, int node, uint64_t gpus);
 /* The job ends (its GPUs are free, it leaves job_list). */
 void h_end(job_record_t *job);
+/* Rewrites a one-node job's GPUs in place, as no Slurm code path does: nothing the plugin's
+ * fingerprint covers changes (a stale index). */
+void h_rewrite_gpus(job_record_t *job, uint64_t gpus);
 /* Slurm signals the job for preemption (preempt_time set; GPUs still held). */
 void h_signal(job_record_t *job);
 /* A job changed somewhere: what slurmctld does after any job record update. */
@@ -82,6 +88,12 @@ void h_node_state(int node, uint32_t flags, bool set);
 void h_node_gres(int node, int gpus);
 
 job_record_t *h_job(uint32_t id);
+/* The nodes and GPU masks a running job holds, from its live GRES state (as many as max); -1
+ * when they do not fit (GPUs beyond 63, more nodes than max). */
+int h_job_gpus(job_record_t *job, int max, int *nodes, uint64_t *masks);
+/* h_cluster and h_topo_aware_conf write their files (default) or not (the fuzzer's stand-in
+ * planner reads none). */
+void h_write_files(bool write);
 int h_node_count(void);
 
 typedef struct {
@@ -98,6 +110,11 @@ void h_pass(job_record_t *preemptor, h_pass_t *out);
 /* The floor: list_for_each over job_list with a hook that does nothing. */
 void h_floor_pass(void);
 
+/* A stock preempt plugin of the same release (e.g. preempt_partition_prio.so) loaded beside the
+ * plugin under test; h_use_stock(true) makes it answer h_pass and the direct calls. */
+int h_load_stock(const char *path);
+void h_use_stock(bool use);
+
 /* Direct calls into the plugin. */
 bool h_preemptable(job_record_t *preemptee, job_record_t *preemptor);
 bool h_preempt_check(job_record_t *preemptor, job_record_t *preemptee);
@@ -112,6 +129,8 @@ void h_conf(uint16_t preempt_mode, uint32_t exempt_time);
 
 /* Lines above debug level the log file holds that contain `needle`. */
 int h_log_count(const char *needle);
+/* The same, debug lines included when with_debug. */
+int h_log_count_level(const char *needle, bool with_debug);
 void h_log_clear(void);
 
 uint64_t h_now_ns(void);

@@ -376,6 +376,176 @@ static void test_two_preemptors_interleaved(void)
 	CHECK(r1.removable == 2, "the first preemptor's plan still answers: %s", _ids(r1.removable_ids, r1.removable));
 }
 
+/* ---- the job index kept between passes ------------------------------------------------------ */
+
+static void test_nothing_changed_answers_from_kept_decision(void)
+{
+	h_pass_t r;
+	job_record_t *p;
+
+	_lab(1);
+	_lab_fill(0);
+	p = h_pending(200, infer, 4, 1, NULL);
+	h_pass(p, &r);
+	h_pass(p, &r);
+	h_pass(p, &r);
+	CHECK(h_log_count_level("decision kept (nothing changed)", true) == 2,
+	      "passes 2 and 3 answer from the kept decision (%d)", h_log_count_level("decision kept (nothing changed)", true));
+	CHECK(r.removable == 2 && _has(r.removable_ids, 2, 101) && _has(r.removable_ids, 2, 103),
+	      "with the same victims: %s", _ids(r.removable_ids, r.removable));
+	/* Any job change is seen by the next walk: the planner decides again. */
+	h_end(h_job(105));
+	h_pass(p, &r);
+	CHECK(h_log_count_level("decision kept (nothing changed)", true) == 2, "a job ended: planned again");
+	/* A node change too. */
+	h_node_state(0, NODE_STATE_DRAIN, true);
+	h_pass(p, &r);
+	CHECK(r.removable == 0, "the only node drained: nothing to preempt (%s)", _ids(r.removable_ids, r.removable));
+}
+
+static void test_stale_index_never_answers(void)
+{
+	h_pass_t r;
+	job_record_t *p;
+
+	_lab(1);
+	_lab_fill(0);
+	p = h_pending(200, infer, 4, 1, NULL);
+	h_pass(p, &r);
+	CHECK(r.removable == 2, "plan: %s", _ids(r.removable_ids, r.removable));
+	/* Victim 101's GPUs change in place (0-1 -> 0): the index cannot see it. */
+	h_rewrite_gpus(h_job(101), 0x01);
+	h_pass(p, &r);
+	CHECK(h_log_count("victim JobId=101 differs from the job index") == 1, "the disagreement is logged");
+	CHECK(r.removable == 5, "that pass answers with the base policy (%d removable)", r.removable);
+	h_pass(p, &r);
+	CHECK(h_log_count("job index rebuilt (disagreement)") == 1, "the next walk rebuilds the index");
+	CHECK(r.removable >= 1 && r.removable <= 2, "and plans on what the jobs hold now: %s", _ids(r.removable_ids, r.removable));
+}
+
+static void test_changed_jobs_are_read_again(void)
+{
+	h_pass_t r;
+	job_record_t *p, *a, *b;
+
+	_lab(1);
+	/* Island 0-3: A (0-1), B (2-3), 1 h old; island 4-7: C (4-7), a minute old. */
+	a = h_run(1, batch, 0, 0x03, 3600);
+	b = h_run(2, batch, 0, 0x0c, 3600);
+	h_run(3, batch, 0, 0xf0, 60);
+	p = h_pending(200, infer, 4, 1, NULL);
+	h_pass(p, &r);
+	CHECK(r.removable == 1 && r.removable_ids[0] == 3, "one young victim: %s", _ids(r.removable_ids, r.removable));
+	/* Slurm signals A and B for another preemptor: their GPUs are on their way out. */
+	h_signal(a);
+	h_signal(b);
+	h_pass(p, &r);
+	CHECK(!_has(r.removable_ids, r.removable, 3), "the plan waits for A and B to drain, C stays: %s",
+	      _ids(r.removable_ids, r.removable));
+	/* A requeued job restarts under the same id on other GPUs (a new allocation). */
+	h_end(a);
+	h_end(b);
+	h_end(h_job(3));
+	h_run(3, batch, 0, 0x0f, 10);
+	h_run(4, batch, 0, 0x30, 4000);
+	h_run(5, batch, 0, 0xc0, 4000);
+	h_pass(p, &r);
+	CHECK(r.removable == 1 && r.removable_ids[0] == 3, "job 3 is seen on GPUs 0-3 now: %s", _ids(r.removable_ids, r.removable));
+}
+
+static void test_reconfigure_rebuilds_index(void)
+{
+	h_pass_t r;
+	job_record_t *p;
+
+	_lab(1);
+	_lab_fill(0);
+	p = h_pending(200, infer, 4, 1, NULL);
+	h_pass(p, &r);
+	slurm_conf.last_update++;
+	h_pass(p, &r);
+	CHECK(h_log_count("job index rebuilt (reconfigure)") == 1, "slurm.conf reloaded: rebuilt");
+	CHECK(r.removable == 2, "same plan after the rebuild: %s", _ids(r.removable_ids, r.removable));
+}
+
+static int _cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Jobs start and end at random between passes; after each pass the same pass is repeated on an
+ * index rebuilt from scratch: both must answer alike. */
+static void test_incremental_equals_rebuilt(void)
+{
+	h_pass_t r, fresh;
+	job_record_t *p;
+	uint64_t seed = 0x2545F4914F6CDD1Dull, busy[4] = { 0 };
+	uint32_t next = 1000;
+	int round, mismatches = 0, node, g;
+
+	_lab(4);
+	for (node = 0; node < 4; node++)
+		for (g = 0; g < 8; g++) {
+			h_run(next, batch, node, 1ull << g, 100 + (long)(next * 37 % 5000));
+			next++;
+			busy[node] |= 1ull << g;
+		}
+	p = h_pending(200, infer, 4, 1, NULL);
+	for (round = 0; round < 200; round++) {
+		int changes = (int)(seed % 3), c;
+		for (c = 0; c < changes; c++) {
+			seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+			node = (int)(seed % 4);
+			g = (int)((seed >> 8) % 8);
+			if (busy[node] & (1ull << g)) {
+				/* end the job holding that GPU */
+				uint32_t id;
+				for (id = 1000; id < next; id++) {
+					job_record_t *j = h_job(id);
+					gres_state_t *gs;
+					if (!j || !j->node_bitmap || !bit_test(j->node_bitmap, node))
+						continue;
+					gs = list_peek(j->gres_list_alloc);
+					if (bit_test(((gres_job_state_t *)gs->gres_data)->gres_bit_alloc[0], g)) {
+						/* Half the time it is requeued and restarts at once on a
+						 * free GPU of another node (same record); else it ends. */
+						int other = (node + 1) % 4, k = 0;
+						while ((k < 8) && (busy[other] & (1ull << k)))
+							k++;
+						if (((seed >> 20) & 1) && (k < 8)) {
+							h_requeue(j, other, 1ull << k);
+							busy[other] |= 1ull << k;
+						} else {
+							h_end(j);
+						}
+						break;
+					}
+				}
+				busy[node] &= ~(1ull << g);
+			} else {
+				h_run(next++, batch, node, 1ull << g, (long)(seed % 3000));
+				busy[node] |= 1ull << g;
+			}
+		}
+		seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17;
+		h_pass(p, &r);
+		slurm_conf.last_update++; /* the next walk starts from an empty index */
+		h_pass(p, &fresh);
+		qsort(r.removable_ids, r.removable, sizeof(uint32_t), _cmp_u32);
+		qsort(fresh.removable_ids, fresh.removable, sizeof(uint32_t), _cmp_u32);
+		if ((r.removable != fresh.removable) ||
+		    memcmp(r.removable_ids, fresh.removable_ids, r.removable * sizeof(uint32_t))) {
+			if (mismatches++ < 3)
+				CHECK(false, "round %d: incremental %s, rebuilt %s", round, _ids(r.removable_ids, r.removable),
+				      _ids(fresh.removable_ids, fresh.removable));
+		}
+	}
+	CHECK(mismatches == 0, "%d of 200 rounds differ", mismatches);
+	CHECK(h_log_count("job index rebuilt (reconfigure)") == 200, "rebuilt each round (%d)",
+	      h_log_count("job index rebuilt (reconfigure)"));
+}
+
 typedef struct {
 	const char *name;
 	void (*run)(void);
@@ -396,6 +566,11 @@ static const test_t tests[] = {
 	{ "node_down_replans", test_node_down_replans, false },
 	{ "missing_and_corrupt_gres", test_missing_and_corrupt_gres, false },
 	{ "two_preemptors_interleaved", test_two_preemptors_interleaved, false },
+	{ "nothing_changed_answers_from_kept_decision", test_nothing_changed_answers_from_kept_decision, false },
+	{ "stale_index_never_answers", test_stale_index_never_answers, false },
+	{ "changed_jobs_are_read_again", test_changed_jobs_are_read_again, false },
+	{ "reconfigure_rebuilds_index", test_reconfigure_rebuilds_index, false },
+	{ "incremental_equals_rebuilt", test_incremental_equals_rebuilt, false },
 	{ "planner_missing", test_planner_missing, true },
 };
 

@@ -30,6 +30,7 @@
 #include "config.h"
 
 #include <dlfcn.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -224,95 +225,207 @@ static bool _swift_resolve(void)
 	return swift.found;
 }
 
-/* ---- one query: a preemptor's walk over job_list, then its decision --------------------- */
+/* ---- the index: running jobs and their GPUs, kept between passes ------------------------- */
 
-enum { Q_IDLE, Q_COLLECTING, Q_DECIDED };
+/*
+ * Slurm walks every job of job_list through preempt_p_preemptable, for each preemptor, in every
+ * scheduling pass. The plugin keeps what it read from those jobs between passes (the index):
+ * at each job it compares a fingerprint of the fields a change of the job's GPUs goes with
+ * (record, state, start, resize and preempt times, restart count, node count, GRES, node and
+ * resource records) and reads
+ * GRES state only for a job that is new or changed. Jobs that stop running, or leave job_list,
+ * leave the index. Every change bumps the index's generation.
+ *
+ * The index is rebuilt from scratch (emptied, then filled again by the next walk) when first
+ * used, after a reconfigure (node table or slurm.conf reloaded), every INDEX_PERIOD seconds, and
+ * when a decision's victims disagree with the live job records; each rebuild is counted by
+ * reason and logged.
+ */
+#define INDEX_PERIOD 600
+/* A decision is answered again without asking the planner while nothing it depends on changed,
+ * for at most this long (kept plans expire, costs grow with time: the planner sees them). */
+#define REUSE_SECONDS 5
+#define MAX_KEPT_DECISIONS 64
 
-static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+enum { R_START, R_RECONFIGURE, R_PERIOD, R_DISAGREEMENT, R_OVERFLOW, R_COUNT };
+static const char *const reason_names[R_COUNT] = { "start", "reconfigure", "period", "disagreement", "overflow" };
+
+typedef struct {
+	job_record_t *job;
+	uint32_t job_id;
+	uint32_t job_state;
+	uint32_t node_cnt;
+	uint32_t walk;               /* the last walk that saw it */
+	uint32_t restart_cnt;
+	time_t start_time, preempt_time, resize_time;
+	void *gres, *node_bitmap, *resources; /* gres_list_alloc, node_bitmap, job_resrcs as last read */
+	uint32_t eligible;           /* for the preemptor of the current walk */
+	uint32_t stale;              /* read again at the next sight (a rebuild) */
+	uint32_t alloc_count;        /* 0: running without GPUs */
+	topo_preempt_alloc_t one;    /* the allocation when alloc_count == 1 */
+	topo_preempt_alloc_t *many;  /* when alloc_count > 1 (xmalloc) */
+} entry_t;
+
 static struct {
-	int state;
-	bool managed;            /* the preemptor is a class the planner handles */
+	entry_t *entries;
+	uint32_t count, cap, gpu_jobs, alloc_total;
+	uint32_t *slots;             /* job id -> entry index + 1 (0: empty), linear probing */
+	uint32_t slot_cap;
+	uint64_t generation;         /* bumped by every change of a job's GPUs */
+	uint64_t plans;              /* bumped by every new plan (other preemptors' plans changed) */
+	uint32_t walk, seen;         /* the current walk; entries it saw */
 	bool overflow;
-	job_record_t *preemptor;
-	uint32_t preemptor_id;
-	job_record_t *first;     /* first job of the walk (a second visit starts a new walk) */
-	time_t job_update;
-
+	int rebuild;                 /* -1 or the reason of a rebuild due at the next walk */
+	uint64_t rebuilds[R_COUNT];
+	time_t built, conf_update;
+	void *node_table;
+	int node_count;
+	/* the planner's snapshot, kept between decisions (grows to the cluster once) */
 	topo_preempt_job_t *jobs;
-	uint32_t job_count, job_cap;
+	uint32_t jobs_cap;
 	topo_preempt_alloc_t *allocs;
-	uint32_t alloc_count, alloc_cap;
-	uint32_t *seen;          /* open-addressing set of collected job ids (0 = empty) */
-	uint32_t seen_cap, seen_count;
+	uint32_t allocs_cap;
+	topo_preempt_node_t *nodes;
+	uint32_t *candidates;
+	uint32_t nodes_cap;
+	uint32_t *owners;
+} idx = { .rebuild = R_START };
 
-	topo_preempt_decision_t decision;
-} q;
-
-static bool _seen_insert(uint32_t id)
+static inline uint32_t _hash(uint32_t id)
 {
-	uint32_t i, mask;
-
-	if (!id)
-		return true;
-	if ((q.seen_count + 1) * 2 > q.seen_cap) {
-		uint32_t old_cap = q.seen_cap, *old = q.seen;
-		q.seen_cap = old_cap ? old_cap * 2 : 1024;
-		q.seen = xcalloc(q.seen_cap, sizeof(uint32_t));
-		for (i = 0; i < old_cap; i++) {
-			uint32_t k, h;
-			if (!old[i])
-				continue;
-			for (h = old[i] * 2654435761u, k = 0; k < q.seen_cap; k++) {
-				uint32_t slot = (h + k) & (q.seen_cap - 1);
-				if (!q.seen[slot]) {
-					q.seen[slot] = old[i];
-					break;
-				}
-			}
-		}
-		xfree(old);
-	}
-	mask = q.seen_cap - 1;
-	for (i = 0; i <= mask; i++) {
-		uint32_t slot = (id * 2654435761u + i) & mask;
-		if (q.seen[slot] == id)
-			return false;
-		if (!q.seen[slot]) {
-			q.seen[slot] = id;
-			q.seen_count++;
-			return true;
-		}
-	}
-	return false;
+	return id * 2654435761u;
 }
 
-static bool _seen_contains(uint32_t id)
+/* The slot holding the job, or the empty slot where it would go. */
+static uint32_t *_slot_of(uint32_t id)
 {
-	uint32_t i, mask;
+	uint32_t mask = idx.slot_cap - 1, i;
 
-	if (!id || !q.seen_cap)
-		return false;
-	mask = q.seen_cap - 1;
-	for (i = 0; i <= mask; i++) {
-		uint32_t slot = (id * 2654435761u + i) & mask;
-		if (q.seen[slot] == id)
-			return true;
-		if (!q.seen[slot])
-			return false;
-	}
-	return false;
+	for (i = _hash(id) & mask; idx.slots[i]; i = (i + 1) & mask)
+		if (idx.entries[idx.slots[i] - 1].job_id == id)
+			break;
+	return &idx.slots[i];
 }
 
-static void _reset_collection(void)
+static entry_t *_lookup(uint32_t id)
 {
-	q.job_count = 0;
-	q.alloc_count = 0;
-	q.overflow = false;
-	if (q.seen)
-		memset(q.seen, 0, q.seen_cap * sizeof(uint32_t));
-	q.seen_count = 0;
-	q.decision.action = TOPO_PREEMPT_BASE_POLICY;
-	q.decision.victim_count = 0;
+	uint32_t slot;
+
+	if (!idx.slot_cap)
+		return NULL;
+	slot = *_slot_of(id);
+	return slot ? &idx.entries[slot - 1] : NULL;
+}
+
+static void _free_allocs(entry_t *e)
+{
+	if (e->many)
+		xfree(e->many);
+	e->many = NULL;
+	if (e->alloc_count) {
+		idx.gpu_jobs--;
+		idx.alloc_total -= e->alloc_count;
+	}
+	e->alloc_count = 0;
+}
+
+static const topo_preempt_alloc_t *_allocs_of(const entry_t *e)
+{
+	return (e->alloc_count > 1) ? e->many : &e->one;
+}
+
+/* Removes entry i (the last entry takes its place). */
+static void _remove(uint32_t i)
+{
+	entry_t *e = &idx.entries[i];
+	uint32_t mask = idx.slot_cap - 1, hole, j;
+
+	if (e->alloc_count)
+		idx.generation++;
+	_free_allocs(e);
+	/* Backward-shift deletion: later slots of the probe run move into the hole when their
+	 * home is not between the hole and them. */
+	hole = (uint32_t)(_slot_of(e->job_id) - idx.slots);
+	idx.slots[hole] = 0;
+	for (j = (hole + 1) & mask; idx.slots[j]; j = (j + 1) & mask) {
+		uint32_t home = _hash(idx.entries[idx.slots[j] - 1].job_id) & mask;
+		bool stays = (hole < j) ? ((home > hole) && (home <= j)) : ((home > hole) || (home <= j));
+		if (!stays) {
+			idx.slots[hole] = idx.slots[j];
+			idx.slots[j] = 0;
+			hole = j;
+		}
+	}
+	if (e->walk == idx.walk)
+		idx.seen--;
+	idx.count--;
+	if (i != idx.count) {
+		*e = idx.entries[idx.count];
+		*_slot_of(e->job_id) = i + 1;
+	}
+	memset(&idx.entries[idx.count], 0, sizeof(entry_t));
+}
+
+/* A rebuild: every entry is read again from its live record, by the next walk or, for jobs a
+ * split walk does not pass again, by _sweep. Entries are kept until then (a walk split by a
+ * call from outside would otherwise lose the jobs it had passed). */
+static void _clear_index(int reason)
+{
+	uint32_t i;
+
+	for (i = 0; i < idx.count; i++) {
+		idx.entries[i].stale = 1;
+		idx.entries[i].walk = 0;
+	}
+	idx.seen = 0;
+	idx.overflow = false;
+	idx.generation++;
+	idx.rebuilds[reason]++;
+	idx.built = time(NULL);
+	idx.conf_update = slurm_conf.last_update;
+	idx.node_table = node_record_table_ptr;
+	idx.node_count = node_record_count;
+	{
+		char counts[256] = "";
+		int r, used = 0;
+		for (r = 0; r < R_COUNT; r++)
+			used += snprintf(counts + used, sizeof(counts) - used, "%s%s %" PRIu64,
+					 r ? ", " : "", reason_names[r], idx.rebuilds[r]);
+		if ((reason == R_START) || (reason == R_PERIOD))
+			verbose("%s: job index rebuilt (%s); rebuilds so far: %s", plugin_type,
+				reason_names[reason], counts);
+		else
+			info("%s: job index rebuilt (%s); rebuilds so far: %s", plugin_type,
+			     reason_names[reason], counts);
+	}
+}
+
+/* A new entry for the job (no GPUs yet); NULL when the index is full. */
+static entry_t *_insert(job_record_t *job)
+{
+	entry_t *e;
+
+	if (idx.count >= MAX_JOBS) {
+		idx.overflow = true;
+		return NULL;
+	}
+	if ((idx.count + 1) * 2 > idx.slot_cap) {
+		uint32_t i;
+		xfree(idx.slots);
+		idx.slot_cap = idx.slot_cap ? idx.slot_cap * 2 : 4096;
+		idx.slots = xcalloc(idx.slot_cap, sizeof(uint32_t));
+		for (i = 0; i < idx.count; i++)
+			*_slot_of(idx.entries[i].job_id) = i + 1;
+	}
+	if (idx.count == idx.cap) {
+		idx.cap = idx.cap ? idx.cap * 2 : 2048;
+		xrecalloc(idx.entries, idx.cap, sizeof(entry_t));
+	}
+	e = &idx.entries[idx.count];
+	memset(e, 0, sizeof(*e));
+	e->job_id = job->job_id;
+	*_slot_of(job->job_id) = ++idx.count;
+	return e;
 }
 
 static int _find_gpu(void *x, void *key)
@@ -341,69 +454,231 @@ static bool _mask_of(bitstr_t *bits, uint64_t *mask)
 	return true;
 }
 
-/* Copies a running job's GPUs (per node) into the snapshot. */
-static void _collect(job_record_t *job, bool eligible)
+/* Calls each(node index, GPU mask, arg) for every node where the running job holds GPUs, from
+ * its live GRES state; returns how many, or -1 when the state cannot be read (GPUs beyond 63,
+ * nodes beyond the table). */
+static int _each_allocation(job_record_t *job, void (*each)(uint32_t, uint64_t, void *), void *arg)
 {
 	gres_state_t *gres;
 	gres_job_state_t *gj;
-	uint32_t first = q.alloc_count, count = 0, offset = 0;
+	uint32_t offset = 0;
+	int count = 0;
 	bitoff_t node, last;
 
-	if (!IS_JOB_RUNNING(job) || !job->gres_list_alloc || !job->node_bitmap)
-		return;
+	if (!job->gres_list_alloc || !job->node_bitmap)
+		return 0;
 	gres = list_find_first(job->gres_list_alloc, _find_gpu, NULL);
 	if (!gres || !gres->gres_data)
-		return;
+		return 0;
 	gj = gres->gres_data;
 	if (!gj->gres_bit_alloc || !gj->node_cnt)
-		return;
-	if (!_seen_insert(job->job_id)) {
-		/* Seen before in this walk: this is a new walk. */
-		_reset_collection();
-		(void)_seen_insert(job->job_id);
-		first = 0;
-	}
-	if ((q.job_count >= MAX_JOBS) || (q.alloc_count + gj->node_cnt > MAX_ALLOCS)) {
-		q.overflow = true;
-		return;
-	}
+		return 0;
 	node = bit_ffs(job->node_bitmap);
 	last = bit_fls(job->node_bitmap);
-	if ((node < 0) || (last >= node_record_count))
-		return;
+	if (node < 0)
+		return 0;
+	if (last >= node_record_count)
+		return -1;
 	for (; (node <= last) && (offset < gj->node_cnt); node++) {
 		uint64_t mask;
 
 		if (!bit_test(job->node_bitmap, node))
 			continue;
-		if (gj->gres_bit_alloc[offset] && _mask_of(gj->gres_bit_alloc[offset], &mask) && mask) {
-			if (q.alloc_count == q.alloc_cap) {
-				q.alloc_cap = q.alloc_cap ? q.alloc_cap * 2 : 1024;
-				xrecalloc(q.allocs, q.alloc_cap, sizeof(*q.allocs));
+		if (gj->gres_bit_alloc[offset]) {
+			if (!_mask_of(gj->gres_bit_alloc[offset], &mask))
+				return -1;
+			if (mask) {
+				each((uint32_t)node, mask, arg);
+				count++;
 			}
-			q.allocs[q.alloc_count].node = node;
-			q.allocs[q.alloc_count].reserved = 0;
-			q.allocs[q.alloc_count].gpus = mask;
-			q.alloc_count++;
-			count++;
 		}
 		offset++;
 	}
-	if (!count)
-		return;
-	if (q.job_count == q.job_cap) {
-		q.job_cap = q.job_cap ? q.job_cap * 2 : 1024;
-		xrecalloc(q.jobs, q.job_cap, sizeof(*q.jobs));
-	}
-	q.jobs[q.job_count].job_id = job->job_id;
-	q.jobs[q.job_count].base_prio = _base_prio(job);
-	q.jobs[q.job_count].eligible = eligible ? 1 : 0;
-	q.jobs[q.job_count].alloc_first = first;
-	q.jobs[q.job_count].alloc_count = count;
-	q.jobs[q.job_count].start_time = (int64_t)job->start_time;
-	q.jobs[q.job_count].flags = job->preempt_time ? TOPO_PREEMPT_JOB_DRAINING : 0;
-	q.job_count++;
+	return count;
 }
+
+typedef struct {
+	entry_t *e;
+	uint32_t at;
+} fill_t;
+
+static void _fill(uint32_t node, uint64_t mask, void *arg)
+{
+	fill_t *f = arg;
+	topo_preempt_alloc_t *a = (f->e->alloc_count > 1) ? &f->e->many[f->at] : &f->e->one;
+
+	if (f->at < f->e->alloc_count) {
+		a->node = node;
+		a->reserved = 0;
+		a->gpus = mask;
+	}
+	f->at++;
+}
+
+static void _count(uint32_t node, uint64_t mask, void *arg)
+{
+	(void)node;
+	(void)mask;
+	(*(uint32_t *)arg)++;
+}
+
+/* (Re)reads a running job's GPUs into its entry. */
+static void _read(entry_t *e, job_record_t *job)
+{
+	uint32_t count = 0;
+	int got;
+	fill_t f = { .e = e };
+
+	if (e->alloc_count)
+		idx.generation++;
+	_free_allocs(e);
+	e->stale = 0;
+	e->job = job;
+	e->job_state = job->job_state;
+	e->start_time = job->start_time;
+	e->preempt_time = job->preempt_time;
+	e->resize_time = job->resize_time;
+	e->node_cnt = job->node_cnt;
+	e->restart_cnt = job->restart_cnt;
+	e->gres = job->gres_list_alloc;
+	e->node_bitmap = job->node_bitmap;
+	e->resources = job->job_resrcs;
+	got = _each_allocation(job, _count, &count);
+	if ((got <= 0) || !count || (count > MAX_ALLOCS) || (idx.alloc_total + count > MAX_ALLOCS))
+		return; /* no GPUs the planner can use: kept as a job without GPUs */
+	e->alloc_count = count;
+	if (count > 1)
+		e->many = xcalloc(count, sizeof(topo_preempt_alloc_t));
+	(void)_each_allocation(job, _fill, &f);
+	idx.gpu_jobs++;
+	idx.alloc_total += count;
+	idx.generation++;
+}
+
+static inline bool _unchanged(const entry_t *e, job_record_t *job)
+{
+	return (e->job == job) && (e->job_state == job->job_state) && (e->start_time == job->start_time) &&
+	       (e->preempt_time == job->preempt_time) && (e->resize_time == job->resize_time) &&
+	       (e->node_cnt == job->node_cnt) && (e->restart_cnt == job->restart_cnt) &&
+	       (e->gres == job->gres_list_alloc) && (e->node_bitmap == job->node_bitmap) &&
+	       (e->resources == job->job_resrcs);
+}
+
+/* One job of the walk: keeps the index in step with it. */
+static void _observe(job_record_t *job, bool eligible)
+{
+	entry_t *e = _lookup(job->job_id);
+
+	if (!IS_JOB_RUNNING(job)) {
+		if (e)
+			_remove((uint32_t)(e - idx.entries));
+		return;
+	}
+	if (!e) {
+		if (!(e = _insert(job)))
+			return;
+		_read(e, job);
+	} else if (e->stale || !_unchanged(e, job)) {
+		_read(e, job);
+	}
+	if (e->walk != idx.walk) {
+		e->walk = idx.walk;
+		idx.seen++;
+	}
+	e->eligible = eligible ? 1 : 0;
+}
+
+/* May the preemptor take the job's GPUs: the base policy allows it, Slurm has not signalled it
+ * yet, and its mode frees GPUs. */
+static bool _eligible(job_record_t *job, job_record_t *preemptor, bool base)
+{
+	uint16_t mode;
+
+	if (!base || job->preempt_time)
+		return false;
+	mode = _base_mode(job);
+	return (mode == PREEMPT_MODE_REQUEUE) || (mode == PREEMPT_MODE_CANCEL);
+}
+
+/* Before deciding: entries the walk did not see. A whole walk sees every job of job_list, so
+ * these normally left it; but a walk may also have begun with a call from outside a walk, or
+ * been split by one. Each is checked against its live record (find_job_record: the record is
+ * only touched when it still exists): gone or not running, it leaves the index; changed, it is
+ * read again. */
+static void _sweep(job_record_t *preemptor)
+{
+	uint32_t i;
+
+	if (idx.seen >= idx.count)
+		return;
+	for (i = idx.count; i-- > 0;) {
+		entry_t *e = &idx.entries[i];
+		job_record_t *job;
+
+		if (e->walk == idx.walk)
+			continue;
+		job = find_job_record(e->job_id);
+		if (!job || (job != e->job) || !IS_JOB_RUNNING(job)) {
+			_remove(i);
+			continue;
+		}
+		if (e->stale || !_unchanged(e, job))
+			_read(e, job);
+		e->walk = idx.walk;
+		idx.seen++;
+		e->eligible = _eligible(job, preemptor, _base_preemptable(job, preemptor)) ? 1 : 0;
+	}
+}
+
+/* A new walk: rebuild first when one is due. */
+static void _walk_starts(void)
+{
+	time_t now = time(NULL);
+	int reason = idx.rebuild;
+
+	if (reason < 0) {
+		if ((idx.node_table != (void *)node_record_table_ptr) || (idx.node_count != node_record_count) ||
+		    (idx.conf_update != slurm_conf.last_update))
+			reason = R_RECONFIGURE;
+		else if (idx.overflow)
+			reason = R_OVERFLOW;
+		else if ((now - idx.built) >= INDEX_PERIOD)
+			reason = R_PERIOD;
+	}
+	if (reason >= 0) {
+		_clear_index(reason);
+		idx.rebuild = -1;
+	}
+	idx.walk++;
+	idx.seen = 0;
+}
+
+/* ---- one query: a preemptor's walk over job_list, then its decision --------------------- */
+
+enum { Q_IDLE, Q_COLLECTING, Q_DECIDED };
+
+/* A decision kept for its preemptor, answered again while nothing it depends on changed. */
+typedef struct {
+	uint32_t preemptor_id;
+	job_record_t *preemptor;
+	uint64_t request, generation, plans;
+	time_t node_update, part_update, made;
+	topo_preempt_decision_t decision;
+} kept_t;
+
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int state;
+	bool managed;            /* the preemptor is a class the planner handles */
+	job_record_t *preemptor;
+	uint32_t preemptor_id;
+	job_record_t *first;     /* first job of the walk (a second visit starts a new walk) */
+	bool saw_self;           /* the walk passed the preemptor itself */
+	time_t job_update;
+	topo_preempt_decision_t decision;
+	kept_t kept[MAX_KEPT_DECISIONS];
+	uint64_t reused, planned_calls, disagreements;
+} q;
 
 /* GPUs per node the preemptor asks for (0: none readable), and whether per socket. */
 static uint32_t _gpus_per_node(job_record_t *job, uint32_t *per_socket)
@@ -432,6 +707,104 @@ static uint32_t _gpus_per_node(job_record_t *job, uint32_t *per_socket)
 	return 0;
 }
 
+static inline uint64_t _mix(uint64_t h, uint64_t v)
+{
+	return (h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2))) * 0xff51afd7ed558ccdull;
+}
+
+/* What the preemptor asks for and where: a decision is kept for exactly this. */
+static uint64_t _request_of(job_record_t *p)
+{
+	uint32_t per_socket = 0;
+	uint64_t h = _mix(0, _gpus_per_node(p, &per_socket));
+
+	h = _mix(h, per_socket);
+	h = _mix(h, (uintptr_t)p->part_ptr);
+	h = _mix(h, (uintptr_t)p->qos_ptr);
+	h = _mix(h, p->priority);
+	h = _mix(h, (uintptr_t)p->admin_comment);
+	h = _mix(h, (uintptr_t)p->partition);
+	if (p->details) {
+		h = _mix(h, p->details->min_nodes);
+		h = _mix(h, p->details->min_cpus);
+		h = _mix(h, (uintptr_t)p->details->req_nodes);
+		h = _mix(h, (uintptr_t)p->details->exc_node_bitmap);
+	}
+	return h;
+}
+
+static kept_t *_kept_of(uint32_t id)
+{
+	int i;
+
+	for (i = 0; i < MAX_KEPT_DECISIONS; i++)
+		if (q.kept[i].preemptor_id == id)
+			return &q.kept[i];
+	return NULL;
+}
+
+static void _keep(job_record_t *p, uint64_t request)
+{
+	kept_t *k = _kept_of(p->job_id);
+	int i;
+
+	if (!k) {
+		k = &q.kept[0];
+		for (i = 1; i < MAX_KEPT_DECISIONS; i++)
+			if (q.kept[i].made < k->made)
+				k = &q.kept[i];
+	}
+	k->preemptor_id = p->job_id;
+	k->preemptor = p;
+	k->request = request;
+	k->generation = idx.generation;
+	k->plans = idx.plans;
+	k->node_update = last_node_update;
+	k->part_update = last_part_update;
+	k->made = time(NULL);
+	k->decision = q.decision;
+}
+
+typedef struct {
+	const entry_t *e;
+	uint32_t at;
+	bool same;
+} compare_t;
+
+static void _compare(uint32_t node, uint64_t mask, void *arg)
+{
+	compare_t *c = arg;
+	const topo_preempt_alloc_t *a = _allocs_of(c->e);
+
+	if ((c->at >= c->e->alloc_count) || (a[c->at].node != node) || (a[c->at].gpus != mask))
+		c->same = false;
+	c->at++;
+}
+
+/* Every victim of the decision is, in its live job record, the running job the index holds on
+ * the same GPUs. */
+static bool _verify(const topo_preempt_decision_t *d, uint32_t *bad)
+{
+	uint32_t i;
+
+	for (i = 0; (i < d->victim_count) && (i < TOPO_PREEMPT_MAX_VICTIMS); i++) {
+		entry_t *e = _lookup(d->victims[i]);
+		job_record_t *job = find_job_record(d->victims[i]);
+		compare_t c = { .same = true };
+		int got;
+
+		*bad = d->victims[i];
+		if (!e || !job || (e->job != job) || !IS_JOB_RUNNING(job) || !e->alloc_count ||
+		    (e->walk != idx.walk) || !_unchanged(e, job))
+			return false;
+		c.e = e;
+		got = _each_allocation(job, _compare, &c);
+		if ((got != (int)e->alloc_count) || !c.same)
+			return false;
+	}
+	return true;
+}
+
 static bool _node_available(node_record_t *node)
 {
 	return !(IS_NODE_UNKNOWN(node) || IS_NODE_DOWN(node) || IS_NODE_FUTURE(node) ||
@@ -439,29 +812,23 @@ static bool _node_available(node_record_t *node)
 		 IS_NODE_POWERED_DOWN(node));
 }
 
-static void _decide(void)
+/* Grows a snapshot array kept between decisions. */
+#define GROW(ptr, cap, need)                                                      \
+	do {                                                                      \
+		if ((need) > (cap)) {                                             \
+			(cap) = (need) + (need) / 4 + 64;                          \
+			xrecalloc((ptr), (cap), sizeof(*(ptr)));                  \
+		}                                                                 \
+	} while (0)
+
+/* Asks the planner, on a snapshot of the whole cluster built from the index. */
+static void _plan(job_record_t *p, uint64_t request)
 {
-	job_record_t *p = q.preemptor;
 	topo_preempt_snapshot_t s = { 0 };
-	topo_preempt_node_t *nodes = NULL;
-	uint32_t *candidates = NULL, candidate_count = 0, *owners = NULL, owner_count = 0;
-	uint32_t i, per_socket = 0;
+	uint32_t i, j = 0, a = 0, candidate_count = 0, owner_count = 0, per_socket = 0, nodes_needed;
 	int node;
-	struct timespec t0, t1;
-	long elapsed;
 	bitstr_t *required = NULL;
 
-	q.state = Q_DECIDED;
-	q.decision.action = TOPO_PREEMPT_BASE_POLICY;
-	q.decision.victim_count = 0;
-	if (!q.managed || !swift.found || !p)
-		return;
-	if (q.overflow) {
-		info("%s: JobId=%u snapshot larger than %u jobs / %u allocations; base policy",
-		     plugin_type, q.preemptor_id, MAX_JOBS, MAX_ALLOCS);
-		return;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* _get_req_features() clears details->req_node_bitmap while it asks for candidates: read
 	 * the required nodes (-w) from their names. */
 	if (p->details && p->details->req_node_bitmap)
@@ -473,25 +840,50 @@ static void _decide(void)
 		     p->job_id, p->details->req_nodes);
 		return;
 	}
-	nodes = xcalloc(node_record_count ? node_record_count : 1, sizeof(*nodes));
-	candidates = xcalloc(node_record_count ? node_record_count : 1, sizeof(uint32_t));
+	GROW(idx.jobs, idx.jobs_cap, idx.gpu_jobs + 1);
+	GROW(idx.allocs, idx.allocs_cap, idx.alloc_total + 1);
+	for (i = 0; i < idx.count; i++) {
+		entry_t *e = &idx.entries[i];
+		const topo_preempt_alloc_t *al = _allocs_of(e);
+		uint32_t k;
+
+		if (!e->alloc_count || (j >= idx.gpu_jobs) || (a + e->alloc_count > idx.alloc_total))
+			continue;
+		idx.jobs[j].job_id = e->job_id;
+		idx.jobs[j].base_prio = _base_prio(e->job);
+		idx.jobs[j].eligible = e->eligible;
+		idx.jobs[j].alloc_first = a;
+		idx.jobs[j].alloc_count = e->alloc_count;
+		idx.jobs[j].start_time = (int64_t)e->start_time;
+		idx.jobs[j].flags = e->preempt_time ? TOPO_PREEMPT_JOB_DRAINING : 0;
+		for (k = 0; k < e->alloc_count; k++)
+			idx.allocs[a++] = al[k];
+		j++;
+	}
+	nodes_needed = node_record_count ? (uint32_t)node_record_count : 1;
+	if (nodes_needed > idx.nodes_cap) {
+		idx.nodes_cap = nodes_needed;
+		xrecalloc(idx.nodes, idx.nodes_cap, sizeof(*idx.nodes));
+		xrecalloc(idx.candidates, idx.nodes_cap, sizeof(uint32_t));
+	}
 	for (node = 0; node < node_record_count; node++) {
 		node_record_t *n = node_record_table_ptr[node];
 		gres_state_t *gres;
 		bool in_partition;
 
-		nodes[node].name = n ? n->name : NULL;
+		memset(&idx.nodes[node], 0, sizeof(idx.nodes[node]));
 		if (!n || !n->name) {
-			nodes[node].name = "";
+			idx.nodes[node].name = "";
 			continue;
 		}
-		nodes[node].available = _node_available(n) ? 1 : 0;
+		idx.nodes[node].name = n->name;
+		idx.nodes[node].available = _node_available(n) ? 1 : 0;
 		if (n->gres_list && (gres = list_find_first(n->gres_list, _find_gpu, NULL)) && gres->gres_data) {
 			gres_node_state_t *gn = gres->gres_data;
 			uint64_t mask;
 			if ((gn->gres_cnt_avail <= 64) && _mask_of(gn->gres_bit_alloc, &mask)) {
-				nodes[node].gpu_count = (uint32_t)gn->gres_cnt_avail;
-				nodes[node].allocated = mask;
+				idx.nodes[node].gpu_count = (uint32_t)gn->gres_cnt_avail;
+				idx.nodes[node].allocated = mask;
 			}
 		}
 		in_partition = p->part_ptr && p->part_ptr->node_bitmap &&
@@ -505,16 +897,18 @@ static void _decide(void)
 		    bit_test(p->details->exc_node_bitmap, node))
 			in_partition = false;
 		if (in_partition)
-			candidates[candidate_count++] = node;
+			idx.candidates[candidate_count++] = node;
 	}
-	owners = xcalloc(MAX_OWNERS, sizeof(uint32_t));
+	FREE_NULL_BITMAP(required);
+	if (!idx.owners)
+		idx.owners = xcalloc(MAX_OWNERS, sizeof(uint32_t));
 	{
-		uint32_t all = swift.owners(owners, MAX_OWNERS);
+		uint32_t all = swift.owners(idx.owners, MAX_OWNERS);
 		all = (all > MAX_OWNERS) ? MAX_OWNERS : all;
 		for (i = 0; i < all; i++) {
-			job_record_t *owner = find_job_record(owners[i]);
+			job_record_t *owner = find_job_record(idx.owners[i]);
 			if (owner && IS_JOB_PENDING(owner))
-				owners[owner_count++] = owners[i];
+				idx.owners[owner_count++] = idx.owners[i];
 		}
 	}
 
@@ -524,13 +918,13 @@ static void _decide(void)
 			    slurm_conf.preempt_exempt_time == NO_VAL) ? 0 : slurm_conf.preempt_exempt_time;
 	s.now = (int64_t)time(NULL);
 	s.node_count = node_record_count;
-	s.nodes = nodes;
-	s.job_count = q.job_count;
-	s.jobs = q.jobs;
-	s.alloc_count = q.alloc_count;
-	s.allocs = q.allocs;
+	s.nodes = idx.nodes;
+	s.job_count = j;
+	s.jobs = idx.jobs;
+	s.alloc_count = a;
+	s.allocs = idx.allocs;
 	s.owner_count = owner_count;
-	s.pending_owners = owners;
+	s.pending_owners = idx.owners;
 	s.preemptor.job_id = p->job_id;
 	s.preemptor.base_prio = _base_prio(p);
 	s.preemptor.job_prio = p->priority;
@@ -540,30 +934,90 @@ static void _decide(void)
 	s.preemptor.cpus_per_node = (p->details && p->details->min_cpus) ?
 		(p->details->min_cpus / s.preemptor.node_count) : 1;
 	s.preemptor.candidate_count = candidate_count;
-	s.preemptor.candidate_nodes = candidates;
+	s.preemptor.candidate_nodes = idx.candidates;
 	s.preemptor.admin_comment = p->admin_comment;
 	s.preemptor.partition = p->partition;
 	s.preemptor.qos = p->qos_ptr ? p->qos_ptr->name : NULL;
 
+	q.planned_calls++;
 	if (swift.decide(&s, &q.decision) != 0) {
 		q.decision.action = TOPO_PREEMPT_BASE_POLICY;
 		q.decision.victim_count = 0;
 	}
 	if (q.decision.victim_count > TOPO_PREEMPT_MAX_VICTIMS)
 		q.decision.victim_count = 0;
+	if (q.decision.planned)
+		idx.plans++;
+	if (q.decision.flags & TOPO_PREEMPT_DECISION_INCONSISTENT) {
+		/* The planner found the jobs' GPUs at odds with the nodes' (it answered with the
+		 * base policy): read everything again. */
+		q.disagreements++;
+		idx.rebuild = R_DISAGREEMENT;
+	}
+	_keep(p, request);
+}
+
+static void _decide(void)
+{
+	job_record_t *p = q.preemptor;
+	kept_t *k;
+	uint64_t request;
+	uint32_t bad = 0;
+	struct timespec t0, t1;
+	long elapsed;
+	bool reused = false;
+
+	q.state = Q_DECIDED;
+	q.decision.action = TOPO_PREEMPT_BASE_POLICY;
+	q.decision.victim_count = 0;
+	q.decision.planned = 0;
+	q.decision.flags = 0;
+	if (!q.managed || !swift.found || !p)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	_sweep(p);
+	if (idx.overflow) {
+		info("%s: JobId=%u more than %u running jobs or %u GPU allocations; base policy",
+		     plugin_type, q.preemptor_id, MAX_JOBS, MAX_ALLOCS);
+		return;
+	}
+	request = _request_of(p);
+	k = _kept_of(p->job_id);
+	/* last_node_update and last_part_update count seconds: a decision made in the same second
+	 * as the last node or partition change it saw could miss a second change in that second,
+	 * so only a decision made in a later second is kept. */
+	if (k && (k->preemptor == p) && (k->request == request) && (k->generation == idx.generation) &&
+	    (k->plans == idx.plans) && (k->node_update == last_node_update) && (k->made > k->node_update) &&
+	    (k->part_update == last_part_update) && (k->made > k->part_update) &&
+	    (time(NULL) - k->made < REUSE_SECONDS) && (time(NULL) >= k->made)) {
+		q.decision = k->decision;
+		q.decision.planned = 0;
+		q.reused++;
+		reused = true;
+	} else {
+		_plan(p, request);
+	}
+	if (!_verify(&q.decision, &bad)) {
+		/* The index disagrees with the live records: never answer from it. */
+		q.disagreements++;
+		info("%s: JobId=%u victim JobId=%u differs from the job index; base policy for this pass, index rebuilt at the next walk",
+		     plugin_type, p->job_id, bad);
+		idx.rebuild = R_DISAGREEMENT;
+		if ((k = _kept_of(p->job_id)))
+			memset(k, 0, sizeof(*k));
+		q.decision.action = TOPO_PREEMPT_BASE_POLICY;
+		q.decision.victim_count = 0;
+		return;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	elapsed = (long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
 	if (q.decision.planned)
-		info("%s: JobId=%u hook %ldus (%u running GPU jobs, %u of %d nodes usable)", plugin_type,
-		     p->job_id, elapsed, q.job_count, candidate_count, node_record_count);
+		info("%s: JobId=%u hook %ldus (%u running GPU jobs, %d nodes; index generation %" PRIu64 ")",
+		     plugin_type, p->job_id, elapsed, idx.gpu_jobs, node_record_count, idx.generation);
 	else
-		debug("%s: JobId=%u hook %ldus (%u running GPU jobs, %u of %d nodes usable, %u GPUs per node%s), action %d",
-		      plugin_type, p->job_id, elapsed, q.job_count, candidate_count, node_record_count,
-		      s.preemptor.gpus_per_node, per_socket ? " per socket" : "", q.decision.action);
-	xfree(nodes);
-	xfree(candidates);
-	xfree(owners);
-	FREE_NULL_BITMAP(required);
+		debug("%s: JobId=%u hook %ldus (%u running GPU jobs, %d nodes), action %d%s", plugin_type,
+		      p->job_id, elapsed, idx.gpu_jobs, node_record_count, q.decision.action,
+		      reused ? ", decision kept (nothing changed)" : "");
 }
 
 /* Position of a job among the decision's victims, or -1. */
@@ -578,11 +1032,13 @@ static int _victim_position(uint32_t job_id)
 }
 
 /* Finishes the walk if one is being collected: at the first PRIO or MODE call for a job it
- * collected (the candidates' sort or _run_now), the snapshot is complete. */
+ * saw (the candidates' sort or _run_now), the walk is complete. */
 static void _settle(job_record_t *job)
 {
-	if ((q.state == Q_COLLECTING) && q.managed && _seen_contains(job->job_id) &&
-	    (q.job_update == last_job_update))
+	entry_t *e;
+
+	if ((q.state == Q_COLLECTING) && q.managed && (q.job_update == last_job_update) &&
+	    (e = _lookup(job->job_id)) && (e->walk == idx.walk))
 		_decide();
 }
 
@@ -609,9 +1065,17 @@ extern void fini(void)
 	if (swift.found)
 		swift.reset();
 	memset(&swift, 0, sizeof(swift));
-	xfree(q.jobs);
-	xfree(q.allocs);
-	xfree(q.seen);
+	while (idx.count)
+		_remove(idx.count - 1);
+	xfree(idx.entries);
+	xfree(idx.slots);
+	xfree(idx.jobs);
+	xfree(idx.allocs);
+	xfree(idx.nodes);
+	xfree(idx.candidates);
+	xfree(idx.owners);
+	memset(&idx, 0, sizeof(idx));
+	idx.rebuild = R_START;
 	memset(&q, 0, sizeof(q));
 	slurm_mutex_unlock(&q_lock);
 }
@@ -645,28 +1109,37 @@ extern bool preempt_p_preemptable(job_record_t *preemptee, job_record_t *preempt
 	if (!preemptee || !preemptor)
 		return false;
 	slurm_mutex_lock(&q_lock);
-	if (q.state != Q_COLLECTING || q.preemptor != preemptor ||
-	    q.preemptor_id != preemptor->job_id || q.first == preemptee) {
-		/* A new walk: settings may have changed with topo_aware.conf. */
+	/* A new walk: after a decision, for another preemptor, or when a job comes round again
+	 * (the pending preemptor is in job_list: every walk passes it exactly once). A walk taken
+	 * for new too early costs only checks (_sweep), one taken for old too long could keep
+	 * jobs that left: hence every sign counts. */
+	if ((q.state != Q_COLLECTING) || (q.preemptor != preemptor) || (q.preemptor_id != preemptor->job_id) ||
+	    (q.first == preemptee) || ((preemptee == preemptor) && q.saw_self) ||
+	    (q.job_update != last_job_update)) {
+		/* settings may have changed with topo_aware.conf */
 		topo_preempt_settings_t s = { 0 };
-		_reset_collection();
 		q.state = Q_COLLECTING;
+		q.saw_self = false;
 		q.preemptor = preemptor;
 		q.preemptor_id = preemptor->job_id;
 		q.first = preemptee;
 		q.job_update = last_job_update;
 		q.managed = false;
+		q.decision.action = TOPO_PREEMPT_BASE_POLICY;
+		q.decision.victim_count = 0;
 		if (_swift_resolve() && (swift.settings(&s) == 0)) {
 			base_policy = s.base_policy;
 			q.managed = swift.is_preemptor(preemptor->admin_comment, preemptor->partition,
 						       preemptor->qos_ptr ? preemptor->qos_ptr->name : NULL) == 1;
 		}
+		if (q.managed)
+			_walk_starts();
 	}
+	if (preemptee == preemptor)
+		q.saw_self = true;
 	base = _base_preemptable(preemptee, preemptor);
-	if (q.managed && (preemptee != preemptor))
-		_collect(preemptee, base && !preemptee->preempt_time &&
-			 ((_base_mode(preemptee) == PREEMPT_MODE_REQUEUE) ||
-			  (_base_mode(preemptee) == PREEMPT_MODE_CANCEL)));
+	if (q.managed)
+		_observe(preemptee, _eligible(preemptee, preemptor, base));
 	slurm_mutex_unlock(&q_lock);
 	return base;
 }

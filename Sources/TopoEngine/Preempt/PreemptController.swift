@@ -31,6 +31,9 @@ public struct PreemptDecision: Sendable, Equatable {
     public var newPlan: Bool = false
     /// What the planner was given and answered, when it ran (for `topo-preempt plan --job`).
     public var planning: PlanningRecord? = nil
+    /// The snapshot contradicted itself (a job's GPUs against its node's): the caller's view of
+    /// the jobs is stale and is read again.
+    public var inconsistent: Bool = false
 }
 
 /// The planner's input and answer behind a decision.
@@ -144,7 +147,9 @@ public struct PreemptController: Sendable {
         switch build(snapshot, topology: topology, log: &log) {
         case let .success(value): built = value
         case let .failure(message):
-            return fallback(p.id, "\(job) inconsistent state: \(message); base policy", log: log)
+            var d = fallback(p.id, "\(job) inconsistent state: \(message); base policy", log: log)
+            d.inconsistent = true
+            return d
         }
 
         // 3. A kept plan answers while it holds.
@@ -173,7 +178,9 @@ public struct PreemptController: Sendable {
         }
         let index: PlanningIndex
         do { index = try PlanningIndex(clusterSnapshot) } catch {
-            return fallback(p.id, "\(job) inconsistent state: \(error); base policy", log: log)
+            var d = fallback(p.id, "\(job) inconsistent state: \(error); base policy", log: log)
+            d.inconsistent = true
+            return d
         }
         var candidates: Set<String>?
         if let nodes = p.candidateNodes {
