@@ -15,6 +15,8 @@
 #define TOPO_PREEMPT_ABI_VERSION 3u
 /* At most this many victims in one decision. */
 #define TOPO_PREEMPT_MAX_VICTIMS 256u
+/* At most this many target nodes reported with a decision. */
+#define TOPO_PREEMPT_MAX_TARGETS 16u
 
 typedef struct {
     const char *name;
@@ -87,6 +89,10 @@ typedef struct {
     uint32_t flags;        /* TOPO_PREEMPT_DECISION_* (ABI 3) */
     uint32_t victim_count;
     uint32_t victims[TOPO_PREEMPT_MAX_VICTIMS];
+    /* Where the plan puts the job: indices into the snapshot's nodes (ABI 3; 0 targets: no
+     * plan, or more than TOPO_PREEMPT_MAX_TARGETS nodes). */
+    uint32_t target_count;
+    uint32_t target_nodes[TOPO_PREEMPT_MAX_TARGETS];
 } topo_preempt_decision_t;
 
 /* topo_preempt_decision_t.flags: the snapshot contradicted itself (jobs' GPUs against the
@@ -101,7 +107,35 @@ enum {
 typedef struct {
     uint32_t abi_version;
     int32_t base_policy;
+    uint32_t stats_interval;   /* StatsInterval= seconds (0: no summary lines) (ABI 3) */
 } topo_preempt_settings_t;
+
+/* What preempt/topo_aware did so far (its own symbol, topo_aware_preempt_stats(), for the
+ * plugin harness and metrics; not part of Slurm's API). */
+enum {
+    TOPO_PREEMPT_REBUILD_START = 0,
+    TOPO_PREEMPT_REBUILD_RECONFIGURE,
+    TOPO_PREEMPT_REBUILD_PERIOD,
+    TOPO_PREEMPT_REBUILD_DISAGREEMENT,
+    TOPO_PREEMPT_REBUILD_OVERFLOW,
+    TOPO_PREEMPT_REBUILD_REASONS
+};
+
+typedef struct {
+    uint64_t walks;             /* walks over job_list for preemptors the planner handles */
+    uint64_t decisions;         /* decisions made (one per walk that reached PRIO/MODE) */
+    uint64_t kept;              /* answered from a kept decision: nothing had changed */
+    uint64_t partial;           /* planned on the changed nodes only */
+    uint64_t full;              /* planned on the whole cluster */
+    uint64_t disagreements;     /* victims or snapshots at odds with the live records */
+    uint64_t rebuilds[TOPO_PREEMPT_REBUILD_REASONS];
+    uint64_t decide_ns;         /* time spent deciding, all decisions */
+    uint64_t last_decide_ns;
+    uint32_t indexed_jobs;      /* running jobs in the index */
+    uint32_t indexed_gpu_jobs;  /* of which hold GPUs */
+} topo_preempt_stats_t;
+
+typedef void (*topo_preempt_stats_fn)(topo_preempt_stats_t *stats);
 
 /* Implemented in Swift (SlurmBridge). All return 0 on success. */
 int TopoAwareSwift_preemptSettings(topo_preempt_settings_t *settings);

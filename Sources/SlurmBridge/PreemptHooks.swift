@@ -50,6 +50,7 @@ enum PreemptPlugin {
         out.pointee.abi_version = TOPO_PREEMPT_ABI_VERSION
         let policy = config?.basePolicy ?? .partitionPriority
         out.pointee.base_policy = policy == .qos ? Int32(TOPO_PREEMPT_BASE_QOS) : Int32(TOPO_PREEMPT_BASE_PARTITION_PRIO)
+        out.pointee.stats_interval = UInt32(clamping: config?.statsIntervalSeconds ?? 300)
         return 0
     }
 
@@ -79,6 +80,7 @@ enum PreemptPlugin {
         out.pointee.victim_count = 0
         out.pointee.planned = 0
         out.pointee.flags = 0
+        out.pointee.target_count = 0
         guard raw.pointee.abi_version == TOPO_PREEMPT_ABI_VERSION else {
             SlurmLog.error("\(type): snapshot ABI version \(raw.pointee.abi_version), expected \(TOPO_PREEMPT_ABI_VERSION); base policy")
             return -1
@@ -107,6 +109,12 @@ enum PreemptPlugin {
         write(decision.action, to: out)
         out.pointee.planned = decision.newPlan ? 1 : 0
         out.pointee.flags = decision.inconsistent ? TOPO_PREEMPT_DECISION_INCONSISTENT : 0
+        let targets = decision.targetNodes.count <= Int(TOPO_PREEMPT_MAX_TARGETS) ? decision.targetNodes : []
+        out.pointee.target_count = UInt32(targets.count)
+        withUnsafeMutableBytes(of: &out.pointee.target_nodes) { buffer in
+            let slots = buffer.bindMemory(to: UInt32.self)
+            for (i, node) in targets.enumerated() where i < slots.count { slots[i] = UInt32(clamping: node) }
+        }
         return 0
     }
 

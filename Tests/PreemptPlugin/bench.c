@@ -9,18 +9,22 @@
  * of pass, each in slurmctld's order (harness.h h_pass):
  *   (a) new preemptor   a preemptor the plugin has not seen, the cluster unchanged
  *   (b) nothing changed the same preemptor again, nothing changed since its last pass
- *   (c) one job ended   the same preemptor after one running job ended (a new one then takes
- *                       its GPU, outside the measurement, before the next (c))
+ *   (c) one job ended   the same preemptor after one running job completed (its record stays
+ *                       in job_list, as slurmctld keeps it until MinJobAge; outside the
+ *                       measurement, a new job then takes its GPU and the record is purged)
  * and the floor: list_for_each over the same job_list with a hook that does nothing, measured in
  * the same run, and (--stock) the same pass of (a) answered by a stock preempt plugin of the
  * release (preempt/partition_prio: what Slurm costs without TopoPreempt). PRIO is asked once
  * per candidate (Slurm's list_sort asks it in every comparison, for stock and ours alike).
  * Each kind: p50 / p99 / max in microseconds, p50 and p99 as a ratio to the floor's, p50 as a
- * ratio to stock's, and what the pass allocated (malloc/calloc/realloc/aligned calls and bytes, counted
+ * ratio to stock's, the plugin's own deciding time in the pass (p50 / p99: planning, reusing or
+ * partially planning, from its counters; the rest of the pass is its per-job answers and
+ * Slurm's own walk, sort and mode loop) and what the pass allocated (malloc/calloc/realloc/aligned calls and bytes, counted
  * by this program's allocator wrappers, for the plugin, the planner and libslurmfull alike).
  */
 #include "harness.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,10 +88,12 @@ void *memalign(size_t align, size_t n)
 
 /* ---- measurement ------------------------------------------------------------------------------ */
 
-typedef struct {
+typedef struct series {
 	double *us;
 	int count, cap;
 	uint64_t calls, bytes;
+	struct series *decide;     /* the plugin's own deciding time per pass */
+	uint64_t kept, partial, full;
 } series_t;
 
 static void _add(series_t *s, double us)
@@ -120,15 +126,24 @@ static h_pass_t result;
 static double _timed_pass(job_record_t *preemptor, series_t *s)
 {
 	uint64_t t0, t1, c0 = alloc_calls, b0 = alloc_bytes;
+	topo_preempt_stats_t before, after;
 
+	h_stats(&before);
 	counting = 1;
 	t0 = h_now_ns();
 	h_pass(preemptor, &result);
 	t1 = h_now_ns();
 	counting = 0;
+	h_stats(&after);
 	s->calls += alloc_calls - c0;
 	s->bytes += alloc_bytes - b0;
 	_add(s, (t1 - t0) / 1000.0);
+	if (s->decide) {
+		_add(s->decide, (after.decide_ns - before.decide_ns) / 1000.0);
+		s->kept += after.kept - before.kept;
+		s->partial += after.partial - before.partial;
+		s->full += after.full - before.full;
+	}
 	return (t1 - t0) / 1000.0;
 }
 
@@ -152,18 +167,21 @@ static void _row(int nodes, int jobs, const char *kind, series_t *s, series_t *f
 {
 	double p50 = _pct(s, 0.5), p99 = _pct(s, 0.99), max = _pct(s, 1.0);
 	double f50 = _pct(floor_s, 0.5), f99 = _pct(floor_s, 0.99), s50 = _pct(stock_s, 0.5);
-	char stock_ratio[32] = "-";
+	char stock_ratio[32] = "-", decide[96] = "-";
 
 	if (stock_s->count && s50 > 0)
 		snprintf(stock_ratio, sizeof(stock_ratio), "%.1f", p50 / s50);
+	if (s->decide && s->decide->count)
+		snprintf(decide, sizeof(decide), "%.0f / %.0f (kept %" PRIu64 ", partial %" PRIu64 ", full %" PRIu64 ")",
+			 _pct(s->decide, 0.5), _pct(s->decide, 0.99), s->kept, s->partial, s->full);
 	if (markdown)
-		printf("| %d | %d | %s | %d | %.0f | %.0f | %.0f | %.1f | %.1f | %s | %.0f | %.1f |\n", nodes, jobs, kind,
-		       s->count, p50, p99, max, f50 > 0 ? p50 / f50 : 0, f99 > 0 ? p99 / f99 : 0, stock_ratio,
+		printf("| %d | %d | %s | %d | %.0f | %.0f | %.0f | %.1f | %.1f | %s | %s | %.0f | %.1f |\n", nodes, jobs, kind,
+		       s->count, p50, p99, max, f50 > 0 ? p50 / f50 : 0, f99 > 0 ? p99 / f99 : 0, stock_ratio, decide,
 		       s->count ? (double)s->calls / s->count : 0, s->count ? s->bytes / 1024.0 / s->count : 0);
 	else
-		printf("%6d nodes %6d jobs  %-20s n=%-5d p50 %9.1f us  p99 %9.1f us  max %9.1f us  x floor p50 %6.1f p99 %6.1f  x stock p50 %5s  allocs/pass %7.0f  KiB/pass %8.1f\n",
+		printf("%6d nodes %6d jobs  %-20s n=%-5d p50 %9.1f us  p99 %9.1f us  max %9.1f us  x floor p50 %6.1f p99 %6.1f  x stock p50 %5s  decide p50/p99 us %s  allocs/pass %7.0f  KiB/pass %8.1f\n",
 		       nodes, jobs, kind, s->count, p50, p99, max, f50 > 0 ? p50 / f50 : 0, f99 > 0 ? p99 / f99 : 0,
-		       stock_ratio, s->count ? (double)s->calls / s->count : 0, s->count ? s->bytes / 1024.0 / s->count : 0);
+		       stock_ratio, decide, s->count ? (double)s->calls / s->count : 0, s->count ? s->bytes / 1024.0 / s->count : 0);
 	fflush(stdout);
 }
 
@@ -173,11 +191,15 @@ static void _size(int nodes, int per_node, double seconds, bool markdown)
 {
 	part_record_t *batch, *infer;
 	series_t floor_s = { 0 }, a = { 0 }, b = { 0 }, c = { 0 }, st = { 0 };
+	series_t da = { 0 }, db = { 0 }, dc = { 0 };
 	job_record_t *p;
 	uint32_t next_id = 1, pending_id = 1u << 30;
 	int n, k, i, jobs = nodes * per_node;
 	uint64_t deadline;
 
+	a.decide = &da;
+	b.decide = &db;
+	c.decide = &dc;
 	h_plugin_fini();
 	h_cluster(nodes, 8, 4);
 	h_topo_aware_conf(conf);
@@ -222,9 +244,11 @@ static void _size(int nodes, int per_node, double seconds, bool markdown)
 			gres_job_state_t *gj = g->gres_data;
 			gpu = (int)bit_ffs(gj->gres_bit_alloc[0]);
 		}
-		h_end(victim);
+		h_complete(victim);
 		_timed_pass(p, &c);
-		/* A new job takes the GPU; the preemptor leaves (it started or was cancelled). */
+		/* A new job takes the GPU, the completed record is purged; the preemptor leaves (it
+		 * started or was cancelled). */
+		h_end(victim);
 		h_run(next_id++, batch, node, 1ull << gpu, 0);
 		h_end(p);
 	}
@@ -235,6 +259,9 @@ static void _size(int nodes, int per_node, double seconds, bool markdown)
 	_row(nodes, jobs, "(b) nothing changed", &b, &floor_s, &st, markdown);
 	_row(nodes, jobs, "(c) one job ended", &c, &floor_s, &st, markdown);
 	free(st.us);
+	free(da.us);
+	free(db.us);
+	free(dc.us);
 	free(floor_s.us);
 	free(a.us);
 	free(b.us);
@@ -290,8 +317,8 @@ int main(int argc, char **argv)
 	printf("preempt-plugin-bench: Slurm %s, %s, %d running 1-GPU jobs per 8-GPU node, preemptor 4 GPUs at nvlink (guaranteed)\n",
 	       SLURM_VERSION_STRING, argv[1], per_node);
 	if (markdown)
-		printf("| nodes | running jobs | pass | passes | p50 µs | p99 µs | max µs | p50 × floor | p99 × floor | p50 × stock | allocations/pass | KiB allocated/pass |\n"
-		       "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+		printf("| nodes | running jobs | pass | passes | p50 µs | p99 µs | max µs | p50 × floor | p99 × floor | p50 × stock | deciding p50 / p99 µs | allocations/pass | KiB allocated/pass |\n"
+		       "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|\n");
 	for (tok = strtok_r(sizes, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int nodes = atoi(tok);
 		if ((nodes < 1) || (nodes > 100000)) {

@@ -48,13 +48,25 @@ static void _fail(const char *what)
 
 void topo_stub_check_snapshot(const topo_preempt_snapshot_t *s)
 {
+	static int table_of[64];
 	uint32_t i, j, truth = 0;
 	job_record_t *job;
 
 	if (s->abi_version != TOPO_PREEMPT_ABI_VERSION)
 		_fail("snapshot ABI version");
-	if (s->node_count != (uint32_t)h_node_count() || (s->node_count && !s->nodes))
+	if ((s->node_count > (uint32_t)h_node_count()) || (s->node_count && !s->nodes))
 		_fail("snapshot node count");
+	/* Snapshot node -> node table index, by name (gpu00001 is index 0). */
+	for (i = 0; i < s->node_count; i++) {
+		const char *name = s->nodes[i].name;
+		int index = (name && !strncmp(name, "gpu", 3)) ? atoi(name + 3) - 1 : -1;
+		if ((index < 0) || (index >= h_node_count()))
+			_fail("snapshot node without a known name");
+		table_of[i] = index;
+		for (j = 0; j < i; j++)
+			if (table_of[j] == index)
+				_fail("node listed twice");
+	}
 	if (s->preemptor.candidate_count != UINT32_MAX) {
 		if (s->preemptor.candidate_count > s->node_count)
 			_fail("more candidate nodes than nodes");
@@ -78,15 +90,22 @@ void topo_stub_check_snapshot(const topo_preempt_snapshot_t *s)
 	}
 	if (!expect_truth)
 		return;
-	/* The live records: every running job holding GPUs is there, with the same GPUs. */
+	/* The live records: every running job holding GPUs on the snapshot's nodes is there,
+	 * with the same GPUs (a partial snapshot holds some nodes, and only jobs on one node). */
 	__auto_type it = list_iterator_create(job_list);
 	while ((job = list_next(it))) {
 		int nodes[64];
 		uint64_t masks[64];
-		int count = h_job_gpus(job, 64, nodes, masks), k;
+		int count = h_job_gpus(job, 64, nodes, masks), k, on = 0;
 		const topo_preempt_job_t *jb = NULL;
 
 		if (count <= 0)
+			continue;
+		for (k = 0; k < count; k++)
+			for (i = 0; i < s->node_count; i++)
+				if (table_of[i] == nodes[k])
+					on++;
+		if (!on)
 			continue;
 		truth++;
 		for (i = 0; i < s->job_count; i++)
@@ -99,7 +118,7 @@ void topo_stub_check_snapshot(const topo_preempt_snapshot_t *s)
 			_fail("a running job's GPUs are missing from the snapshot (stale index)");
 		}
 		for (k = 0; k < count; k++)
-			if ((s->allocs[jb->alloc_first + k].node != (uint32_t)nodes[k]) ||
+			if ((table_of[s->allocs[jb->alloc_first + k].node] != nodes[k]) ||
 			    (s->allocs[jb->alloc_first + k].gpus != masks[k]))
 				_fail("a running job's GPUs differ in the snapshot (stale index)");
 		if (!!(jb->flags & TOPO_PREEMPT_JOB_DRAINING) != !!job->preempt_time)
@@ -266,6 +285,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			topo_stub_control.victim_count = (count == 255) ? u32(&in) : count % 8;
 			for (v = 0; v < 8; v++)
 				topo_stub_control.victims[v] = (u8(&in) & 1) && id_count ? ids[u8(&in) % id_count] : u32(&in);
+			topo_stub_control.target_count = (u8(&in) % 4 == 0) ? u32(&in) : u8(&in) % 3;
+			for (v = 0; v < TOPO_PREEMPT_MAX_TARGETS; v++)
+				topo_stub_control.target_nodes[v] = (u8(&in) % 8 == 0) ? u32(&in) : u8(&in) % 20;
 			topo_stub_control.owner_count = u8(&in) % 9;
 			for (v = 0; v < 8; v++)
 				topo_stub_control.owners[v] = id_count ? ids[u8(&in) % id_count] : 0;

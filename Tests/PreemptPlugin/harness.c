@@ -107,6 +107,7 @@ typedef struct {
 	bool (*preemptable)(job_record_t *, job_record_t *);
 	bool (*check)(job_queue_rec_t *, job_queue_rec_t *);
 	topo_compat_preempt_data_t data;
+	topo_preempt_stats_fn stats;
 	bool initialized;
 } api_t;
 
@@ -125,6 +126,7 @@ static int _load(api_t *api, const char *path)
 	api->fini = (void (*)(void))dlsym(api->handle, "fini");
 	api->preemptable = (bool (*)(job_record_t *, job_record_t *))dlsym(api->handle, "preempt_p_preemptable");
 	api->check = (bool (*)(job_queue_rec_t *, job_queue_rec_t *))dlsym(api->handle, "preempt_p_job_preempt_check");
+	api->stats = (topo_preempt_stats_fn)dlsym(api->handle, "topo_aware_preempt_stats");
 	if (!api->init || !api->fini || !api->preemptable || !api->check ||
 	    topo_compat_preempt_data_resolve(api->handle, &api->data)) {
 		fprintf(stderr, "harness: %s lacks the preempt API of Slurm %s\n", path, SLURM_VERSION_STRING);
@@ -221,6 +223,13 @@ bool h_preempt_check(job_record_t *preemptor, job_record_t *preemptee)
 uint32_t h_prio(job_record_t *job) { return topo_compat_preempt_prio(&active->data, job); }
 uint16_t h_mode(job_record_t *job) { return topo_compat_preempt_mode(&active->data, job); }
 uint32_t h_grace(job_record_t *job) { return topo_compat_preempt_grace(&active->data, job); }
+
+void h_stats(topo_preempt_stats_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (plugin.stats)
+		plugin.stats(out);
+}
 
 void h_conf(uint16_t preempt_mode, uint32_t exempt_time)
 {
@@ -616,6 +625,16 @@ job_record_t *h_job(uint32_t id)
 static int _is(void *x, void *key)
 {
 	return x == key;
+}
+
+void h_complete(job_record_t *job)
+{
+	if (!job)
+		return;
+	_release(job);
+	job->job_state = JOB_COMPLETE;
+	job->end_time = time(NULL);
+	h_touch();
 }
 
 void h_end(job_record_t *job)

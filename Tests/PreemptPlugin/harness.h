@@ -36,6 +36,7 @@
 #define TOPO_COMPAT_SLURMCTLD
 #define TOPO_COMPAT_PREEMPT_CALLER
 #include "../../CSlurmShim/compat/topo_slurm_compat.h"
+#include "topo_preempt_abi.h"
 
 #define H_MAX_GPUS 64
 
@@ -73,7 +74,9 @@ job_record_t *h_pending(uint32_t id, part_record_t *part, uint32_t gpus, uint32_
 /* The job is requeued and restarts at once on `gpus` of `node`: the same record, its restart
  * count up, a new start time and new GRES, node and resource allocations (as Slurm does). */
 void h_requeue(job_record_t *job, int node, uint64_t gpus);
-/* The job ends (its GPUs are free, it leaves job_list). */
+/* The job completes: its GPUs are free, it stays in job_list (until purged: h_end). */
+void h_complete(job_record_t *job);
+/* The job ends and its record is purged (its GPUs are free, it leaves job_list). */
 void h_end(job_record_t *job);
 /* Rewrites a one-node job's GPUs in place, as no Slurm code path does: nothing the plugin's
  * fingerprint covers changes (a stale index). */
@@ -123,6 +126,9 @@ uint16_t h_mode(job_record_t *job);
 uint32_t h_grace(job_record_t *job);
 void h_plugin_init(void);
 void h_plugin_fini(void);
+
+/* The plugin's counters (topo_aware_preempt_stats; zeros when it has none). */
+void h_stats(topo_preempt_stats_t *out);
 
 /* slurm_conf.preempt_mode, preempt_exempt_time. */
 void h_conf(uint16_t preempt_mode, uint32_t exempt_time);

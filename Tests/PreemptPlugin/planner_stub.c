@@ -12,6 +12,7 @@ int TopoAwareSwift_preemptSettings(topo_preempt_settings_t *settings)
 {
 	settings->abi_version = TOPO_PREEMPT_ABI_VERSION;
 	settings->base_policy = topo_stub_control.base_policy;
+	settings->stats_interval = 1;
 	return 0;
 }
 
@@ -44,6 +45,9 @@ int TopoAwareSwift_preemptDecide(const topo_preempt_snapshot_t *snapshot, topo_p
 	decision->victim_count = topo_stub_control.victim_count;
 	for (i = 0; i < TOPO_PREEMPT_MAX_VICTIMS; i++)
 		decision->victims[i] = topo_stub_control.victims[i];
+	decision->target_count = topo_stub_control.target_count;
+	for (i = 0; i < TOPO_PREEMPT_MAX_TARGETS; i++)
+		decision->target_nodes[i] = topo_stub_control.target_nodes[i];
 	return topo_stub_control.decide_status;
 }
 

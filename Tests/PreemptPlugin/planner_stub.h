@@ -15,6 +15,8 @@ typedef struct {
 	int32_t action;
 	uint32_t planned, flags, victim_count;
 	uint32_t victims[TOPO_PREEMPT_MAX_VICTIMS];
+	uint32_t target_count;
+	uint32_t target_nodes[TOPO_PREEMPT_MAX_TARGETS];
 	uint32_t owners[8];
 	uint32_t owner_count;
 	int decide_status;

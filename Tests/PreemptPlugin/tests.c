@@ -7,6 +7,7 @@
  */
 #include "harness.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,6 +404,27 @@ static void test_nothing_changed_answers_from_kept_decision(void)
 	CHECK(r.removable == 0, "the only node drained: nothing to preempt (%s)", _ids(r.removable_ids, r.removable));
 }
 
+static void test_summary_line_counts_decisions(void)
+{
+	h_pass_t r;
+	job_record_t *p;
+	topo_preempt_stats_t st;
+
+	_lab(1);
+	_lab_fill(0);
+	p = h_pending(200, infer, 4, 1, NULL);
+	h_pass(p, &r);
+	h_pass(p, &r);
+	h_pass(p, &r);
+	h_stats(&st);
+	CHECK(st.decisions == 3 && st.kept == 2 && st.full == 1 && st.partial == 0,
+	      "counters: %" PRIu64 " decisions, %" PRIu64 " kept, %" PRIu64 " full", st.decisions, st.kept, st.full);
+	CHECK(st.indexed_jobs == 5 && st.indexed_gpu_jobs == 5, "index: %u jobs", st.indexed_jobs);
+	h_plugin_fini();
+	CHECK(h_log_count("since start: 3 decisions (kept 2, planned on changed nodes 0, on the whole cluster 1), deciding p50 ") == 1,
+	      "fini sums the decisions up in one line");
+}
+
 static void test_stale_index_never_answers(void)
 {
 	h_pass_t r;
@@ -567,6 +589,7 @@ static const test_t tests[] = {
 	{ "missing_and_corrupt_gres", test_missing_and_corrupt_gres, false },
 	{ "two_preemptors_interleaved", test_two_preemptors_interleaved, false },
 	{ "nothing_changed_answers_from_kept_decision", test_nothing_changed_answers_from_kept_decision, false },
+	{ "summary_line_counts_decisions", test_summary_line_counts_decisions, false },
 	{ "stale_index_never_answers", test_stale_index_never_answers, false },
 	{ "changed_jobs_are_read_again", test_changed_jobs_are_read_again, false },
 	{ "reconfigure_rebuilds_index", test_reconfigure_rebuilds_index, false },

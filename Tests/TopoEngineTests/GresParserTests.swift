@@ -17,6 +17,19 @@ import Testing
         Name=mps Count=400
         """
 
+    /// A 10,000-node site names its nodes in one range, as slurmctld accepts (up to 64K hosts
+    /// per host list); beyond that, a clear error.
+    @Test func tenThousandNodesInOneRange() throws {
+        let conf = try GresConf.parse("NodeName=gpu[00001-10000] Name=gpu File=/dev/nvidia[0-7]\n", file: "gres.conf")
+        #expect(conf.entries[0].nodes?.count == 10_000)
+        #expect(conf.entries[0].nodes?.last == "gpu10000")
+        let nodes = try SlurmConfNodes.parse("NodeName=gpu[00001-10000] Gres=gpu:8 Sockets=2 CoresPerSocket=8\n", file: "slurm.conf")
+        #expect(nodes.first?.names.count == 10_000)
+        #expect(throws: (any Error).self) {
+            try SlurmConfNodes.parse("NodeName=n[1-70000] Gres=gpu:8\n", file: "slurm.conf")
+        }
+    }
+
     @Test func linesExpandNodesAndFiles() throws {
         let conf = try GresConf.parse(Self.islands, file: "gres.conf")
         #expect(conf.autoDetect == "off")

@@ -48,7 +48,9 @@ import Testing
         let defaults = try TopoAwareConfig.parse("PreemptorClass=a Partitions=p", file: "f").config
         #expect(defaults.basePolicy == .partitionPriority)
         #expect(defaults.planTimeoutSeconds == 300 && defaults.planTimeBudgetMilliseconds == 200)
-        let set = try TopoAwareConfig.parse("BasePolicy=QOS\nPlanTimeout=120\nPlanTimeBudget=50\nPreemptorClass=a Partitions=p", file: "f").config
+        #expect(defaults.statsIntervalSeconds == 300)
+        let set = try TopoAwareConfig.parse("BasePolicy=QOS\nPlanTimeout=120\nPlanTimeBudget=50\nStatsInterval=0\nPreemptorClass=a Partitions=p", file: "f").config
+        #expect(set.statsIntervalSeconds == 0)
         #expect(set.basePolicy == .qos)
         #expect(set.planTimeoutSeconds == 120 && set.planTimeBudgetMilliseconds == 50)
     }
@@ -61,9 +63,10 @@ import Testing
     }
 
     @Test(arguments: [
-        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, PreemptorClass or PreemptibleClass)"),
+        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, PreemptorClass or PreemptibleClass)"),
         ("BasePolicy=tiers", "f:1:12: unknown base policy 'tiers' (expected partition_prio or qos)"),
         ("PlanTimeout=0", "f:1:13: '0' for PlanTimeout must be a whole number of seconds from 1 to 86400"),
+        ("StatsInterval=-1", "f:1:15: '-1' for StatsInterval must be a whole number of seconds from 0 to 86400"),
         ("PlanTimeBudget=5ms", "f:1:16: '5ms' for PlanTimeBudget must be a whole number of milliseconds from 1 to 10000"),
         ("DefaultLevel=nvlnk", "f:1:14: unknown level 'nvlnk' for DefaultLevel (expected one of nvlink, pcie-switch, host-bridge, numa, socket, node)"),
         ("DefaultMode=strict", "f:1:13: unknown mode 'strict' for DefaultMode (expected one of guaranteed, best-effort)"),

@@ -31,6 +31,7 @@
 
 #include <dlfcn.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -247,7 +248,14 @@ static bool _swift_resolve(void)
 #define REUSE_SECONDS 5
 #define MAX_KEPT_DECISIONS 64
 
-enum { R_START, R_RECONFIGURE, R_PERIOD, R_DISAGREEMENT, R_OVERFLOW, R_COUNT };
+enum {
+	R_START = TOPO_PREEMPT_REBUILD_START,
+	R_RECONFIGURE = TOPO_PREEMPT_REBUILD_RECONFIGURE,
+	R_PERIOD = TOPO_PREEMPT_REBUILD_PERIOD,
+	R_DISAGREEMENT = TOPO_PREEMPT_REBUILD_DISAGREEMENT,
+	R_OVERFLOW = TOPO_PREEMPT_REBUILD_OVERFLOW,
+	R_COUNT = TOPO_PREEMPT_REBUILD_REASONS
+};
 static const char *const reason_names[R_COUNT] = { "start", "reconfigure", "period", "disagreement", "overflow" };
 
 typedef struct {
@@ -255,12 +263,12 @@ typedef struct {
 	uint32_t job_id;
 	uint32_t job_state;
 	uint32_t node_cnt;
-	uint32_t walk;               /* the last walk that saw it */
 	uint32_t restart_cnt;
 	time_t start_time, preempt_time, resize_time;
 	void *gres, *node_bitmap, *resources; /* gres_list_alloc, node_bitmap, job_resrcs as last read */
 	uint32_t eligible;           /* for the preemptor of the current walk */
 	uint32_t stale;              /* read again at the next sight (a rebuild) */
+	uint32_t linked;             /* its allocations are in the per-node lists */
 	uint32_t alloc_count;        /* 0: running without GPUs */
 	topo_preempt_alloc_t one;    /* the allocation when alloc_count == 1 */
 	topo_preempt_alloc_t *many;  /* when alloc_count > 1 (xmalloc) */
@@ -268,6 +276,7 @@ typedef struct {
 
 static struct {
 	entry_t *entries;
+	uint32_t *walk_of;           /* per entry: the last walk that saw it (apart: _sweep scans it) */
 	uint32_t count, cap, gpu_jobs, alloc_total;
 	uint32_t *slots;             /* job id -> entry index + 1 (0: empty), linear probing */
 	uint32_t slot_cap;
@@ -290,6 +299,76 @@ static struct {
 	uint32_t nodes_cap;
 	uint32_t *owners;
 } idx = { .rebuild = R_START };
+
+/* Per node, the ids of the indexed jobs holding GPUs there; and the nodes each change touched,
+ * in order (a ring: the last RING changes), so that a decision can be planned again on the
+ * nodes that changed since it was made (_plan_partial). */
+#define RING 8192u
+static struct {
+	uint32_t **jobs;
+	uint16_t *count, *cap;
+	uint32_t size;               /* nodes the lists cover */
+	struct {
+		uint64_t generation;
+		uint32_t node, job_id;
+	} ring[RING];
+	uint64_t head;               /* changes noted so far */
+	uint64_t floor;              /* decisions older than this generation cannot be planned partially */
+} nodes_of;
+
+static void _link(uint32_t node, uint32_t job_id)
+{
+	if (node >= nodes_of.size)
+		return;
+	if (nodes_of.count[node] == nodes_of.cap[node]) {
+		if (nodes_of.cap[node] >= 0x8000)
+			return;
+		nodes_of.cap[node] = nodes_of.cap[node] ? nodes_of.cap[node] * 2 : 8;
+		xrecalloc(nodes_of.jobs[node], nodes_of.cap[node], sizeof(uint32_t));
+	}
+	nodes_of.jobs[node][nodes_of.count[node]++] = job_id;
+}
+
+static void _unlink(uint32_t node, uint32_t job_id)
+{
+	uint16_t i;
+
+	if (node >= nodes_of.size)
+		return;
+	for (i = 0; i < nodes_of.count[node]; i++)
+		if (nodes_of.jobs[node][i] == job_id) {
+			nodes_of.jobs[node][i] = nodes_of.jobs[node][--nodes_of.count[node]];
+			return;
+		}
+}
+
+static void _note(uint32_t node, uint32_t job_id)
+{
+	nodes_of.ring[nodes_of.head % RING].generation = idx.generation;
+	nodes_of.ring[nodes_of.head % RING].node = node;
+	nodes_of.ring[nodes_of.head % RING].job_id = job_id;
+	nodes_of.head++;
+}
+
+/* Empties the per-node lists (sized for the node table as it is now). */
+static void _reset_node_lists(void)
+{
+	uint32_t n;
+
+	for (n = 0; n < nodes_of.size; n++)
+		xfree(nodes_of.jobs[n]);
+	xfree(nodes_of.jobs);
+	xfree(nodes_of.count);
+	xfree(nodes_of.cap);
+	nodes_of.size = (node_record_count > 0) ? (uint32_t)node_record_count : 0;
+	if (nodes_of.size) {
+		nodes_of.jobs = xcalloc(nodes_of.size, sizeof(uint32_t *));
+		nodes_of.count = xcalloc(nodes_of.size, sizeof(uint16_t));
+		nodes_of.cap = xcalloc(nodes_of.size, sizeof(uint16_t));
+	}
+}
+
+#define WALK(e) (idx.walk_of[(e) - idx.entries])
 
 static inline uint32_t _hash(uint32_t id)
 {
@@ -317,21 +396,32 @@ static entry_t *_lookup(uint32_t id)
 	return slot ? &idx.entries[slot - 1] : NULL;
 }
 
-static void _free_allocs(entry_t *e)
-{
-	if (e->many)
-		xfree(e->many);
-	e->many = NULL;
-	if (e->alloc_count) {
-		idx.gpu_jobs--;
-		idx.alloc_total -= e->alloc_count;
-	}
-	e->alloc_count = 0;
-}
-
 static const topo_preempt_alloc_t *_allocs_of(const entry_t *e)
 {
 	return (e->alloc_count > 1) ? e->many : &e->one;
+}
+
+/* The job's GPUs leave the index (a change on each of its nodes). */
+static void _free_allocs(entry_t *e)
+{
+	uint32_t k;
+
+	if (e->alloc_count) {
+		const topo_preempt_alloc_t *a = _allocs_of(e);
+		idx.generation++;
+		for (k = 0; k < e->alloc_count; k++) {
+			if (e->linked)
+				_unlink(a[k].node, e->job_id);
+			_note(a[k].node, e->job_id);
+		}
+		idx.gpu_jobs--;
+		idx.alloc_total -= e->alloc_count;
+	}
+	if (e->many)
+		xfree(e->many);
+	e->many = NULL;
+	e->alloc_count = 0;
+	e->linked = 0;
 }
 
 /* Removes entry i (the last entry takes its place). */
@@ -340,8 +430,6 @@ static void _remove(uint32_t i)
 	entry_t *e = &idx.entries[i];
 	uint32_t mask = idx.slot_cap - 1, hole, j;
 
-	if (e->alloc_count)
-		idx.generation++;
 	_free_allocs(e);
 	/* Backward-shift deletion: later slots of the probe run move into the hole when their
 	 * home is not between the hole and them. */
@@ -356,14 +444,16 @@ static void _remove(uint32_t i)
 			hole = j;
 		}
 	}
-	if (e->walk == idx.walk)
+	if (idx.walk_of[i] == idx.walk)
 		idx.seen--;
 	idx.count--;
 	if (i != idx.count) {
 		*e = idx.entries[idx.count];
+		idx.walk_of[i] = idx.walk_of[idx.count];
 		*_slot_of(e->job_id) = i + 1;
 	}
 	memset(&idx.entries[idx.count], 0, sizeof(entry_t));
+	idx.walk_of[idx.count] = 0;
 }
 
 /* A rebuild: every entry is read again from its live record, by the next walk or, for jobs a
@@ -375,11 +465,14 @@ static void _clear_index(int reason)
 
 	for (i = 0; i < idx.count; i++) {
 		idx.entries[i].stale = 1;
-		idx.entries[i].walk = 0;
+		idx.walk_of[i] = 0;
+		idx.entries[i].linked = 0;
 	}
+	_reset_node_lists();
 	idx.seen = 0;
 	idx.overflow = false;
 	idx.generation++;
+	nodes_of.floor = idx.generation;
 	idx.rebuilds[reason]++;
 	idx.built = time(NULL);
 	idx.conf_update = slurm_conf.last_update;
@@ -420,9 +513,11 @@ static entry_t *_insert(job_record_t *job)
 	if (idx.count == idx.cap) {
 		idx.cap = idx.cap ? idx.cap * 2 : 2048;
 		xrecalloc(idx.entries, idx.cap, sizeof(entry_t));
+		xrecalloc(idx.walk_of, idx.cap, sizeof(uint32_t));
 	}
 	e = &idx.entries[idx.count];
 	memset(e, 0, sizeof(*e));
+	idx.walk_of[idx.count] = 0;
 	e->job_id = job->job_id;
 	*_slot_of(job->job_id) = ++idx.count;
 	return e;
@@ -528,9 +623,9 @@ static void _read(entry_t *e, job_record_t *job)
 	uint32_t count = 0;
 	int got;
 	fill_t f = { .e = e };
+	const topo_preempt_alloc_t *a;
+	uint32_t k;
 
-	if (e->alloc_count)
-		idx.generation++;
 	_free_allocs(e);
 	e->stale = 0;
 	e->job = job;
@@ -553,6 +648,12 @@ static void _read(entry_t *e, job_record_t *job)
 	idx.gpu_jobs++;
 	idx.alloc_total += count;
 	idx.generation++;
+	a = _allocs_of(e);
+	for (k = 0; k < count; k++) {
+		_link(a[k].node, e->job_id);
+		_note(a[k].node, e->job_id);
+	}
+	e->linked = 1;
 }
 
 static inline bool _unchanged(const entry_t *e, job_record_t *job)
@@ -581,8 +682,8 @@ static void _observe(job_record_t *job, bool eligible)
 	} else if (e->stale || !_unchanged(e, job)) {
 		_read(e, job);
 	}
-	if (e->walk != idx.walk) {
-		e->walk = idx.walk;
+	if (WALK(e) != idx.walk) {
+		WALK(e) = idx.walk;
 		idx.seen++;
 	}
 	e->eligible = eligible ? 1 : 0;
@@ -615,7 +716,7 @@ static void _sweep(job_record_t *preemptor)
 		entry_t *e = &idx.entries[i];
 		job_record_t *job;
 
-		if (e->walk == idx.walk)
+		if (idx.walk_of[i] == idx.walk)
 			continue;
 		job = find_job_record(e->job_id);
 		if (!job || (job != e->job) || !IS_JOB_RUNNING(job)) {
@@ -624,7 +725,7 @@ static void _sweep(job_record_t *preemptor)
 		}
 		if (e->stale || !_unchanged(e, job))
 			_read(e, job);
-		e->walk = idx.walk;
+		idx.walk_of[i] = idx.walk;
 		idx.seen++;
 		e->eligible = _eligible(job, preemptor, _base_preemptable(job, preemptor)) ? 1 : 0;
 	}
@@ -657,12 +758,15 @@ static void _walk_starts(void)
 
 enum { Q_IDLE, Q_COLLECTING, Q_DECIDED };
 
-/* A decision kept for its preemptor, answered again while nothing it depends on changed. */
+/* A decision kept for its preemptor: answered again while nothing it depends on changed, or
+ * planned again on the nodes that changed and its own (decision.target_nodes: node indices). */
 typedef struct {
 	uint32_t preemptor_id;
 	job_record_t *preemptor;
 	uint64_t request, generation, plans;
+	uint64_t ring_head;      /* changes noted when it was made */
 	time_t node_update, part_update, made;
+	time_t full;             /* when the whole cluster was last planned on for it */
 	topo_preempt_decision_t decision;
 } kept_t;
 
@@ -677,7 +781,8 @@ static struct {
 	time_t job_update;
 	topo_preempt_decision_t decision;
 	kept_t kept[MAX_KEPT_DECISIONS];
-	uint64_t reused, planned_calls, disagreements;
+	uint64_t walks, decisions, reused, planned_calls, disagreements, full_plans, partial_plans;
+	uint64_t decide_ns, last_decide_ns;
 } q;
 
 /* GPUs per node the preemptor asks for (0: none readable), and whether per socket. */
@@ -743,16 +848,20 @@ static kept_t *_kept_of(uint32_t id)
 	return NULL;
 }
 
-static void _keep(job_record_t *p, uint64_t request)
+/* Keeps the decision just made for the preemptor (the slot of its own, else the oldest). */
+static void _keep(job_record_t *p, uint64_t request, bool full)
 {
 	kept_t *k = _kept_of(p->job_id);
 	int i;
 
-	if (!k) {
-		k = &q.kept[0];
-		for (i = 1; i < MAX_KEPT_DECISIONS; i++)
-			if (q.kept[i].made < k->made)
-				k = &q.kept[i];
+	if (!k || (k->preemptor != p)) {
+		if (!k) {
+			k = &q.kept[0];
+			for (i = 1; i < MAX_KEPT_DECISIONS; i++)
+				if (q.kept[i].made < k->made)
+					k = &q.kept[i];
+		}
+		memset(k, 0, sizeof(*k));
 	}
 	k->preemptor_id = p->job_id;
 	k->preemptor = p;
@@ -762,6 +871,9 @@ static void _keep(job_record_t *p, uint64_t request)
 	k->node_update = last_node_update;
 	k->part_update = last_part_update;
 	k->made = time(NULL);
+	k->ring_head = nodes_of.head;
+	if (full)
+		k->full = k->made;
 	k->decision = q.decision;
 }
 
@@ -795,7 +907,7 @@ static bool _verify(const topo_preempt_decision_t *d, uint32_t *bad)
 
 		*bad = d->victims[i];
 		if (!e || !job || (e->job != job) || !IS_JOB_RUNNING(job) || !e->alloc_count ||
-		    (e->walk != idx.walk) || !_unchanged(e, job))
+		    (WALK(e) != idx.walk) || !_unchanged(e, job))
 			return false;
 		c.e = e;
 		got = _each_allocation(job, _compare, &c);
@@ -821,85 +933,87 @@ static bool _node_available(node_record_t *node)
 		}                                                                 \
 	} while (0)
 
-/* Asks the planner, on a snapshot of the whole cluster built from the index. */
-static void _plan(job_record_t *p, uint64_t request)
+/* A node as the planner sees it. */
+static void _node_state(int node, topo_preempt_node_t *out)
 {
-	topo_preempt_snapshot_t s = { 0 };
-	uint32_t i, j = 0, a = 0, candidate_count = 0, owner_count = 0, per_socket = 0, nodes_needed;
-	int node;
-	bitstr_t *required = NULL;
+	node_record_t *n = node_record_table_ptr[node];
+	gres_state_t *gres;
 
-	/* _get_req_features() clears details->req_node_bitmap while it asks for candidates: read
-	 * the required nodes (-w) from their names. */
-	if (p->details && p->details->req_node_bitmap)
-		required = bit_copy(p->details->req_node_bitmap);
-	else if (p->details && p->details->req_nodes &&
-		 topo_compat_node_name2bitmap(p->details->req_nodes, false, &required)) {
-		FREE_NULL_BITMAP(required);
-		info("%s: JobId=%u required nodes '%s' unknown; base policy", plugin_type,
-		     p->job_id, p->details->req_nodes);
+	memset(out, 0, sizeof(*out));
+	if (!n || !n->name) {
+		out->name = "";
 		return;
 	}
-	GROW(idx.jobs, idx.jobs_cap, idx.gpu_jobs + 1);
-	GROW(idx.allocs, idx.allocs_cap, idx.alloc_total + 1);
-	for (i = 0; i < idx.count; i++) {
-		entry_t *e = &idx.entries[i];
-		const topo_preempt_alloc_t *al = _allocs_of(e);
-		uint32_t k;
-
-		if (!e->alloc_count || (j >= idx.gpu_jobs) || (a + e->alloc_count > idx.alloc_total))
-			continue;
-		idx.jobs[j].job_id = e->job_id;
-		idx.jobs[j].base_prio = _base_prio(e->job);
-		idx.jobs[j].eligible = e->eligible;
-		idx.jobs[j].alloc_first = a;
-		idx.jobs[j].alloc_count = e->alloc_count;
-		idx.jobs[j].start_time = (int64_t)e->start_time;
-		idx.jobs[j].flags = e->preempt_time ? TOPO_PREEMPT_JOB_DRAINING : 0;
-		for (k = 0; k < e->alloc_count; k++)
-			idx.allocs[a++] = al[k];
-		j++;
-	}
-	nodes_needed = node_record_count ? (uint32_t)node_record_count : 1;
-	if (nodes_needed > idx.nodes_cap) {
-		idx.nodes_cap = nodes_needed;
-		xrecalloc(idx.nodes, idx.nodes_cap, sizeof(*idx.nodes));
-		xrecalloc(idx.candidates, idx.nodes_cap, sizeof(uint32_t));
-	}
-	for (node = 0; node < node_record_count; node++) {
-		node_record_t *n = node_record_table_ptr[node];
-		gres_state_t *gres;
-		bool in_partition;
-
-		memset(&idx.nodes[node], 0, sizeof(idx.nodes[node]));
-		if (!n || !n->name) {
-			idx.nodes[node].name = "";
-			continue;
+	out->name = n->name;
+	out->available = _node_available(n) ? 1 : 0;
+	if (n->gres_list && (gres = list_find_first(n->gres_list, _find_gpu, NULL)) && gres->gres_data) {
+		gres_node_state_t *gn = gres->gres_data;
+		uint64_t mask;
+		if ((gn->gres_cnt_avail <= 64) && _mask_of(gn->gres_bit_alloc, &mask)) {
+			out->gpu_count = (uint32_t)gn->gres_cnt_avail;
+			out->allocated = mask;
 		}
-		idx.nodes[node].name = n->name;
-		idx.nodes[node].available = _node_available(n) ? 1 : 0;
-		if (n->gres_list && (gres = list_find_first(n->gres_list, _find_gpu, NULL)) && gres->gres_data) {
-			gres_node_state_t *gn = gres->gres_data;
-			uint64_t mask;
-			if ((gn->gres_cnt_avail <= 64) && _mask_of(gn->gres_bit_alloc, &mask)) {
-				idx.nodes[node].gpu_count = (uint32_t)gn->gres_cnt_avail;
-				idx.nodes[node].allocated = mask;
-			}
-		}
-		in_partition = p->part_ptr && p->part_ptr->node_bitmap &&
-			       (node < bit_size(p->part_ptr->node_bitmap)) &&
-			       bit_test(p->part_ptr->node_bitmap, node);
-		if (in_partition && required &&
-		    ((node >= bit_size(required)) || !bit_test(required, node)))
-			in_partition = false;
-		if (in_partition && p->details && p->details->exc_node_bitmap &&
-		    (node < bit_size(p->details->exc_node_bitmap)) &&
-		    bit_test(p->details->exc_node_bitmap, node))
-			in_partition = false;
-		if (in_partition)
-			idx.candidates[candidate_count++] = node;
 	}
-	FREE_NULL_BITMAP(required);
+}
+
+/* May the preemptor run on the node: its partition, -w (required), -x. */
+static bool _candidate(job_record_t *p, int node, bitstr_t *required)
+{
+	if (!p->part_ptr || !p->part_ptr->node_bitmap || (node >= bit_size(p->part_ptr->node_bitmap)) ||
+	    !bit_test(p->part_ptr->node_bitmap, node))
+		return false;
+	if (required && ((node >= bit_size(required)) || !bit_test(required, node)))
+		return false;
+	if (p->details && p->details->exc_node_bitmap && (node < bit_size(p->details->exc_node_bitmap)) &&
+	    bit_test(p->details->exc_node_bitmap, node))
+		return false;
+	return true;
+}
+
+/* The required nodes (-w): _get_req_features() clears details->req_node_bitmap while it asks
+ * for candidates, so they are read from their names. -1: named nodes unknown. */
+static int _required(job_record_t *p, bitstr_t **required)
+{
+	*required = NULL;
+	if (p->details && p->details->req_node_bitmap) {
+		*required = bit_copy(p->details->req_node_bitmap);
+	} else if (p->details && p->details->req_nodes &&
+		   topo_compat_node_name2bitmap(p->details->req_nodes, false, required)) {
+		FREE_NULL_BITMAP(*required);
+		info("%s: JobId=%u required nodes '%s' unknown; base policy", plugin_type,
+		     p->job_id, p->details->req_nodes);
+		return -1;
+	}
+	return 0;
+}
+
+/* Adds the index entry's job to the planner's arrays. */
+static void _add_job(const entry_t *e, uint32_t *j, uint32_t *a, const int32_t *compact)
+{
+	const topo_preempt_alloc_t *al = _allocs_of(e);
+	uint32_t k;
+
+	idx.jobs[*j].job_id = e->job_id;
+	idx.jobs[*j].base_prio = _base_prio(e->job);
+	idx.jobs[*j].eligible = e->eligible;
+	idx.jobs[*j].alloc_first = *a;
+	idx.jobs[*j].alloc_count = e->alloc_count;
+	idx.jobs[*j].start_time = (int64_t)e->start_time;
+	idx.jobs[*j].flags = e->preempt_time ? TOPO_PREEMPT_JOB_DRAINING : 0;
+	for (k = 0; k < e->alloc_count; k++) {
+		idx.allocs[*a] = al[k];
+		if (compact)
+			idx.allocs[*a].node = (uint32_t)compact[k];
+		(*a)++;
+	}
+	(*j)++;
+}
+
+/* Asks the planner; the request part of the snapshot is filled here. */
+static void _ask(job_record_t *p, topo_preempt_snapshot_t *s, uint32_t candidate_count)
+{
+	uint32_t i, owner_count = 0, per_socket = 0;
+
 	if (!idx.owners)
 		idx.owners = xcalloc(MAX_OWNERS, sizeof(uint32_t));
 	{
@@ -911,41 +1025,45 @@ static void _plan(job_record_t *p, uint64_t request)
 				idx.owners[owner_count++] = idx.owners[i];
 		}
 	}
-
-	s.abi_version = TOPO_PREEMPT_ABI_VERSION;
-	s.slurm_version = SLURM_VERSION_NUMBER;
-	s.exempt_seconds = (slurm_conf.preempt_exempt_time == INFINITE ||
-			    slurm_conf.preempt_exempt_time == NO_VAL) ? 0 : slurm_conf.preempt_exempt_time;
-	s.now = (int64_t)time(NULL);
-	s.node_count = node_record_count;
-	s.nodes = idx.nodes;
-	s.job_count = j;
-	s.jobs = idx.jobs;
-	s.alloc_count = a;
-	s.allocs = idx.allocs;
-	s.owner_count = owner_count;
-	s.pending_owners = idx.owners;
-	s.preemptor.job_id = p->job_id;
-	s.preemptor.base_prio = _base_prio(p);
-	s.preemptor.job_prio = p->priority;
-	s.preemptor.gpus_per_node = _gpus_per_node(p, &per_socket);
-	s.preemptor.per_socket = per_socket;
-	s.preemptor.node_count = (p->details && p->details->min_nodes) ? p->details->min_nodes : 1;
-	s.preemptor.cpus_per_node = (p->details && p->details->min_cpus) ?
-		(p->details->min_cpus / s.preemptor.node_count) : 1;
-	s.preemptor.candidate_count = candidate_count;
-	s.preemptor.candidate_nodes = idx.candidates;
-	s.preemptor.admin_comment = p->admin_comment;
-	s.preemptor.partition = p->partition;
-	s.preemptor.qos = p->qos_ptr ? p->qos_ptr->name : NULL;
+	s->abi_version = TOPO_PREEMPT_ABI_VERSION;
+	s->slurm_version = SLURM_VERSION_NUMBER;
+	s->exempt_seconds = (slurm_conf.preempt_exempt_time == INFINITE ||
+			     slurm_conf.preempt_exempt_time == NO_VAL) ? 0 : slurm_conf.preempt_exempt_time;
+	s->now = (int64_t)time(NULL);
+	s->nodes = idx.nodes;
+	s->jobs = idx.jobs;
+	s->allocs = idx.allocs;
+	s->owner_count = owner_count;
+	s->pending_owners = idx.owners;
+	s->preemptor.job_id = p->job_id;
+	s->preemptor.base_prio = _base_prio(p);
+	s->preemptor.job_prio = p->priority;
+	s->preemptor.gpus_per_node = _gpus_per_node(p, &per_socket);
+	s->preemptor.per_socket = per_socket;
+	s->preemptor.node_count = (p->details && p->details->min_nodes) ? p->details->min_nodes : 1;
+	s->preemptor.cpus_per_node = (p->details && p->details->min_cpus) ?
+		(p->details->min_cpus / s->preemptor.node_count) : 1;
+	s->preemptor.candidate_count = candidate_count;
+	s->preemptor.candidate_nodes = idx.candidates;
+	s->preemptor.admin_comment = p->admin_comment;
+	s->preemptor.partition = p->partition;
+	s->preemptor.qos = p->qos_ptr ? p->qos_ptr->name : NULL;
 
 	q.planned_calls++;
-	if (swift.decide(&s, &q.decision) != 0) {
+	memset(&q.decision, 0, offsetof(topo_preempt_decision_t, victims));
+	q.decision.target_count = 0;
+	if (swift.decide(s, &q.decision) != 0) {
 		q.decision.action = TOPO_PREEMPT_BASE_POLICY;
 		q.decision.victim_count = 0;
+		q.decision.target_count = 0;
 	}
 	if (q.decision.victim_count > TOPO_PREEMPT_MAX_VICTIMS)
 		q.decision.victim_count = 0;
+	if (q.decision.target_count > TOPO_PREEMPT_MAX_TARGETS)
+		q.decision.target_count = 0;
+	for (i = 0; i < q.decision.target_count; i++)
+		if (q.decision.target_nodes[i] >= s->node_count)
+			q.decision.target_count = 0;
 	if (q.decision.planned)
 		idx.plans++;
 	if (q.decision.flags & TOPO_PREEMPT_DECISION_INCONSISTENT) {
@@ -954,8 +1072,167 @@ static void _plan(job_record_t *p, uint64_t request)
 		q.disagreements++;
 		idx.rebuild = R_DISAGREEMENT;
 	}
-	_keep(p, request);
 }
+
+/* Asks the planner on a snapshot of the whole cluster built from the index. */
+static void _plan_full(job_record_t *p, uint64_t request)
+{
+	topo_preempt_snapshot_t s = { 0 };
+	uint32_t i, j = 0, a = 0, candidate_count = 0, nodes_needed;
+	int node;
+	bitstr_t *required = NULL;
+
+	if (_required(p, &required))
+		return;
+	GROW(idx.jobs, idx.jobs_cap, idx.gpu_jobs + 1);
+	GROW(idx.allocs, idx.allocs_cap, idx.alloc_total + 1);
+	for (i = 0; i < idx.count; i++) {
+		entry_t *e = &idx.entries[i];
+		if (!e->alloc_count || (j >= idx.gpu_jobs) || (a + e->alloc_count > idx.alloc_total))
+			continue;
+		_add_job(e, &j, &a, NULL);
+	}
+	nodes_needed = node_record_count ? (uint32_t)node_record_count : 1;
+	if (nodes_needed > idx.nodes_cap) {
+		idx.nodes_cap = nodes_needed;
+		xrecalloc(idx.nodes, idx.nodes_cap, sizeof(*idx.nodes));
+		xrecalloc(idx.candidates, idx.nodes_cap, sizeof(uint32_t));
+	}
+	for (node = 0; node < node_record_count; node++) {
+		_node_state(node, &idx.nodes[node]);
+		if (idx.nodes[node].name[0] && _candidate(p, node, required))
+			idx.candidates[candidate_count++] = node;
+	}
+	FREE_NULL_BITMAP(required);
+	s.node_count = node_record_count;
+	s.job_count = j;
+	s.alloc_count = a;
+	_ask(p, &s, candidate_count);
+	q.full_plans++;
+	_keep(p, request, true);
+}
+
+/* Nodes planned on partially at most (the nodes changed since the kept decision, and its
+ * target nodes); a kept decision is planned on the whole cluster again after this long. */
+#define PARTIAL_MAX_NODES 64
+#define FULL_PLAN_SECONDS 30
+
+static bool _is_victim(const topo_preempt_decision_t *d, uint32_t job_id)
+{
+	uint32_t i;
+
+	for (i = 0; (i < d->victim_count) && (i < TOPO_PREEMPT_MAX_VICTIMS); i++)
+		if (d->victims[i] == job_id)
+			return true;
+	return false;
+}
+
+static bool _add_node(int32_t *list, uint32_t *count, int64_t node)
+{
+	uint32_t i;
+
+	if ((node < 0) || (node >= node_record_count))
+		return false;
+	for (i = 0; i < *count; i++)
+		if (list[i] == node)
+			return true;
+	if (*count >= PARTIAL_MAX_NODES)
+		return false;
+	list[(*count)++] = (int32_t)node;
+	return true;
+}
+
+/* Plans again on the nodes that changed since the preemptor's kept decision and the nodes of
+ * that decision only: the other nodes are as they were when the planner found this plan
+ * cheaper than any on them, and the plan's own nodes changed only by its victims leaving.
+ * False (nothing asked, or an answer that is not a plan) when a whole-cluster plan is needed:
+ * no kept plan, another change on its nodes, too many changed nodes, a job on several nodes
+ * among them, a multi-node request, the last whole-cluster plan too old. */
+static bool _plan_partial(job_record_t *p, uint64_t request, kept_t *k)
+{
+	topo_preempt_snapshot_t s = { 0 };
+	int32_t nodes[PARTIAL_MAX_NODES];
+	uint32_t count = 0, i, j = 0, a = 0, jobs = 0, allocs = 0, candidate_count = 0;
+	uint64_t c;
+	time_t now = time(NULL);
+	bitstr_t *required = NULL;
+	bool plan;
+
+	if (!k || (k->preemptor != p) || (k->request != request) || (k->plans != idx.plans) ||
+	    (k->generation < nodes_of.floor) || !k->decision.target_count ||
+	    (k->node_update != last_node_update) || (k->made <= k->node_update) ||
+	    (k->part_update != last_part_update) || (k->made <= k->part_update) ||
+	    (now < k->full) || (now - k->full >= FULL_PLAN_SECONDS) ||
+	    (p->details && (p->details->min_nodes > 1)) ||
+	    (nodes_of.head - k->ring_head > RING))
+		return false;
+	for (i = 0; i < k->decision.target_count; i++)
+		if (!_add_node(nodes, &count, k->decision.target_nodes[i]))
+			return false;
+	for (c = k->ring_head; c < nodes_of.head; c++) {
+		uint32_t node = nodes_of.ring[c % RING].node, t;
+		/* On the decision's own nodes only its victims may have changed (signalled, gone):
+		 * anything else may have made that plan worse, and the next best one can be on any
+		 * node. */
+		for (t = 0; t < k->decision.target_count; t++)
+			if ((k->decision.target_nodes[t] == node) &&
+			    !_is_victim(&k->decision, nodes_of.ring[c % RING].job_id))
+				return false;
+		if (!_add_node(nodes, &count, node))
+			return false;
+	}
+	for (i = 0; i < count; i++) {
+		uint16_t n;
+		if ((uint32_t)nodes[i] >= nodes_of.size)
+			return false;
+		for (n = 0; n < nodes_of.count[nodes[i]]; n++) {
+			entry_t *e = _lookup(nodes_of.jobs[nodes[i]][n]);
+			if (!e || (e->alloc_count != 1))
+				return false; /* a job on several nodes: its other nodes count too */
+			jobs++;
+			allocs++;
+		}
+	}
+	if (_required(p, &required))
+		return false;
+	GROW(idx.jobs, idx.jobs_cap, jobs + 1);
+	GROW(idx.allocs, idx.allocs_cap, allocs + 1);
+	if (count > idx.nodes_cap) {
+		idx.nodes_cap = count;
+		xrecalloc(idx.nodes, idx.nodes_cap, sizeof(*idx.nodes));
+		xrecalloc(idx.candidates, idx.nodes_cap, sizeof(uint32_t));
+	}
+	for (i = 0; i < count; i++) {
+		uint16_t n;
+		int32_t compact = (int32_t)i;
+		_node_state(nodes[i], &idx.nodes[i]);
+		if (idx.nodes[i].name[0] && _candidate(p, nodes[i], required))
+			idx.candidates[candidate_count++] = i;
+		for (n = 0; n < nodes_of.count[nodes[i]]; n++)
+			_add_job(_lookup(nodes_of.jobs[nodes[i]][n]), &j, &a, &compact);
+	}
+	FREE_NULL_BITMAP(required);
+	s.node_count = count;
+	s.job_count = j;
+	s.alloc_count = a;
+	_ask(p, &s, candidate_count);
+	/* Only a plan stands: anything else may have a plan elsewhere. */
+	plan = q.decision.target_count &&
+	       !(q.decision.flags & TOPO_PREEMPT_DECISION_INCONSISTENT) &&
+	       ((q.decision.action == TOPO_PREEMPT_ONLY_VICTIMS) ||
+		(q.decision.action == TOPO_PREEMPT_VICTIMS_FIRST) ||
+		(q.decision.action == TOPO_PREEMPT_NO_VICTIMS));
+	if (!plan)
+		return false;
+	for (i = 0; i < q.decision.target_count; i++)
+		q.decision.target_nodes[i] = (uint32_t)nodes[q.decision.target_nodes[i]];
+	q.partial_plans++;
+	_keep(p, request, false);
+	return true;
+}
+
+static void _summary(bool force);
+static void _record(uint64_t ns);
 
 static void _decide(void)
 {
@@ -965,15 +1242,17 @@ static void _decide(void)
 	uint32_t bad = 0;
 	struct timespec t0, t1;
 	long elapsed;
-	bool reused = false;
+	const char *how = "whole cluster";
 
 	q.state = Q_DECIDED;
 	q.decision.action = TOPO_PREEMPT_BASE_POLICY;
 	q.decision.victim_count = 0;
 	q.decision.planned = 0;
 	q.decision.flags = 0;
+	q.decision.target_count = 0;
 	if (!q.managed || !swift.found || !p)
 		return;
+	q.decisions++;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	_sweep(p);
 	if (idx.overflow) {
@@ -993,9 +1272,11 @@ static void _decide(void)
 		q.decision = k->decision;
 		q.decision.planned = 0;
 		q.reused++;
-		reused = true;
+		how = "decision kept (nothing changed)";
+	} else if (_plan_partial(p, request, k)) {
+		how = "planned again on the changed nodes";
 	} else {
-		_plan(p, request);
+		_plan_full(p, request);
 	}
 	if (!_verify(&q.decision, &bad)) {
 		/* The index disagrees with the live records: never answer from it. */
@@ -1010,14 +1291,17 @@ static void _decide(void)
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	elapsed = (long)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+	q.last_decide_ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec));
+	q.decide_ns += q.last_decide_ns;
+	_record(q.last_decide_ns);
+	elapsed = (long)(q.last_decide_ns / 1000);
 	if (q.decision.planned)
-		info("%s: JobId=%u hook %ldus (%u running GPU jobs, %d nodes; index generation %" PRIu64 ")",
-		     plugin_type, p->job_id, elapsed, idx.gpu_jobs, node_record_count, idx.generation);
+		info("%s: JobId=%u hook %ldus (%u running GPU jobs, %d nodes, %s; index generation %" PRIu64 ")",
+		     plugin_type, p->job_id, elapsed, idx.gpu_jobs, node_record_count, how, idx.generation);
 	else
-		debug("%s: JobId=%u hook %ldus (%u running GPU jobs, %d nodes), action %d%s", plugin_type,
-		      p->job_id, elapsed, idx.gpu_jobs, node_record_count, q.decision.action,
-		      reused ? ", decision kept (nothing changed)" : "");
+		debug("%s: JobId=%u hook %ldus (%u running GPU jobs, %d nodes), action %d, %s", plugin_type,
+		      p->job_id, elapsed, idx.gpu_jobs, node_record_count, q.decision.action, how);
+	_summary(false);
 }
 
 /* Position of a job among the decision's victims, or -1. */
@@ -1038,7 +1322,7 @@ static void _settle(job_record_t *job)
 	entry_t *e;
 
 	if ((q.state == Q_COLLECTING) && q.managed && (q.job_update == last_job_update) &&
-	    (e = _lookup(job->job_id)) && (e->walk == idx.walk))
+	    (e = _lookup(job->job_id)) && (WALK(e) == idx.walk))
 		_decide();
 }
 
@@ -1050,11 +1334,118 @@ static bool _decision_current(void)
 	       (find_job_record(q.preemptor_id) == q.preemptor);
 }
 
+/* ---- what the plugin did (for the plugin harness and metrics) ------------------------------ */
+
+/* Deciding times since the plugin started, in buckets of 8 per power of two (microseconds):
+ * a percentile is reported as its bucket's upper bound, at most 1/8 above the exact value. */
+#define HIST_BUCKETS 512
+static uint64_t hist[HIST_BUCKETS], hist_max_us;
+static time_t summary_at;
+static uint64_t summary_decisions;
+static uint32_t stats_interval = 300;
+
+static uint32_t _bucket(uint64_t us)
+{
+	int octave;
+
+	if (us < 8)
+		return (uint32_t)us;
+	octave = 63 - __builtin_clzll(us);
+	return 8 + (uint32_t)(octave - 3) * 8 + (uint32_t)((us >> (octave - 3)) & 7);
+}
+
+static uint64_t _bucket_high(uint32_t b)
+{
+	uint32_t octave, sub;
+
+	if (b < 8)
+		return b;
+	octave = (b - 8) / 8 + 3;
+	sub = (b - 8) % 8;
+	return ((uint64_t)(8 + sub + 1) << (octave - 3)) - 1;
+}
+
+static uint64_t _percentile(double p)
+{
+	uint64_t total = 0, seen = 0;
+	uint32_t b;
+
+	for (b = 0; b < HIST_BUCKETS; b++)
+		total += hist[b];
+	if (!total)
+		return 0;
+	for (b = 0; b < HIST_BUCKETS; b++) {
+		seen += hist[b];
+		if ((double)seen >= p * (double)total)
+			return (_bucket_high(b) > hist_max_us) ? hist_max_us : _bucket_high(b);
+	}
+	return hist_max_us;
+}
+
+static void _record(uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	uint32_t b = _bucket(us);
+
+	hist[(b < HIST_BUCKETS) ? b : HIST_BUCKETS - 1]++;
+	if (us > hist_max_us)
+		hist_max_us = us;
+}
+
+/* Every StatsInterval seconds (when there were decisions): one line summing up all decisions
+ * since the plugin started. */
+static void _summary(bool force)
+{
+	time_t now = time(NULL);
+	char counts[256] = "";
+	int r, used = 0;
+
+	if (!force && (!stats_interval || (now - summary_at < (time_t)stats_interval) ||
+		       (q.decisions == summary_decisions)))
+		return;
+	if (!q.decisions)
+		return;
+	summary_at = now;
+	summary_decisions = q.decisions;
+	for (r = 0; r < R_COUNT; r++)
+		used += snprintf(counts + used, sizeof(counts) - used, "%s%s %" PRIu64, r ? ", " : "",
+				 reason_names[r], idx.rebuilds[r]);
+	info("%s: since start: %" PRIu64 " decisions (kept %" PRIu64 ", planned on changed nodes %" PRIu64
+	     ", on the whole cluster %" PRIu64 "), deciding p50 %" PRIu64 "us p99 %" PRIu64 "us max %" PRIu64
+	     "us; job index %u running jobs, %u with GPUs; %" PRIu64 " disagreements; index rebuilds: %s",
+	     plugin_type, q.decisions, q.reused, q.partial_plans, q.full_plans, _percentile(0.5),
+	     _percentile(0.99), hist_max_us, idx.count, idx.gpu_jobs, q.disagreements, counts);
+}
+
+extern void topo_aware_preempt_stats(topo_preempt_stats_t *out)
+{
+	int r;
+
+	if (!out)
+		return;
+	slurm_mutex_lock(&q_lock);
+	memset(out, 0, sizeof(*out));
+	out->walks = q.walks;
+	out->decisions = q.decisions;
+	out->kept = q.reused;
+	out->partial = q.partial_plans;
+	out->full = q.full_plans;
+	out->disagreements = q.disagreements;
+	for (r = 0; r < R_COUNT; r++)
+		out->rebuilds[r] = idx.rebuilds[r];
+	out->decide_ns = q.decide_ns;
+	out->last_decide_ns = q.last_decide_ns;
+	out->indexed_jobs = idx.count;
+	out->indexed_gpu_jobs = idx.gpu_jobs;
+	slurm_mutex_unlock(&q_lock);
+}
+
 /* ---- plugin API -------------------------------------------------------------------------- */
 
 extern int init(void)
 {
 	info("%s: loaded (base policy until the planner is found: partition PriorityTier)", plugin_type);
+	summary_at = time(NULL);
 	(void)_swift_resolve();
 	return SLURM_SUCCESS;
 }
@@ -1062,12 +1453,27 @@ extern int init(void)
 extern void fini(void)
 {
 	slurm_mutex_lock(&q_lock);
+	_summary(true);
+	memset(hist, 0, sizeof(hist));
+	hist_max_us = 0;
+	summary_at = 0;
+	summary_decisions = 0;
 	if (swift.found)
 		swift.reset();
 	memset(&swift, 0, sizeof(swift));
 	while (idx.count)
 		_remove(idx.count - 1);
+	{
+		uint32_t n;
+		for (n = 0; n < nodes_of.size; n++)
+			xfree(nodes_of.jobs[n]);
+		xfree(nodes_of.jobs);
+		xfree(nodes_of.count);
+		xfree(nodes_of.cap);
+		memset(&nodes_of, 0, sizeof(nodes_of));
+	}
 	xfree(idx.entries);
+	xfree(idx.walk_of);
 	xfree(idx.slots);
 	xfree(idx.jobs);
 	xfree(idx.allocs);
@@ -1129,11 +1535,14 @@ extern bool preempt_p_preemptable(job_record_t *preemptee, job_record_t *preempt
 		q.decision.victim_count = 0;
 		if (_swift_resolve() && (swift.settings(&s) == 0)) {
 			base_policy = s.base_policy;
+			stats_interval = s.stats_interval;
 			q.managed = swift.is_preemptor(preemptor->admin_comment, preemptor->partition,
 						       preemptor->qos_ptr ? preemptor->qos_ptr->name : NULL) == 1;
 		}
-		if (q.managed)
+		if (q.managed) {
+			q.walks++;
 			_walk_starts();
+		}
 	}
 	if (preemptee == preemptor)
 		q.saw_self = true;

@@ -10,6 +10,7 @@
 ///     BasePolicy=partition_prio
 ///     PlanTimeout=300
 ///     PlanTimeBudget=200
+///     StatsInterval=300
 ///     PreemptorClass=inference Partitions=infer Level=nvlink Mode=guaranteed
 ///     PreemptibleClass=batch Partitions=batch
 ///
@@ -30,6 +31,9 @@ public struct TopoAwareConfig: Sendable, Equatable {
     public var planTimeoutSeconds: Int
     /// preempt/topo_aware: a plan taking longer (milliseconds) is discarded for the base policy.
     public var planTimeBudgetMilliseconds: Int
+    /// preempt/topo_aware: seconds between two lines in slurmctld's log summing up its
+    /// decisions since slurmctld started (0: none).
+    public var statsIntervalSeconds: Int = 300
     public var classes: [JobClassRule]
 
     public enum BasePolicy: String, Sendable, Equatable, CaseIterable {
@@ -176,12 +180,14 @@ extension TopoAwareConfig {
                     config.planTimeoutSeconds = try integer(pair, in: 1...86_400, unit: "seconds", file: file)
                 case "plantimebudget":
                     config.planTimeBudgetMilliseconds = try integer(pair, in: 1...10_000, unit: "milliseconds", file: file)
+                case "statsinterval":
+                    config.statsIntervalSeconds = try integer(pair, in: 0...86_400, unit: "seconds", file: file)
                 case "partitions", "qos", "level", "mode":
                     throw fail(pair.location,
                                "'\(pair.key)' belongs on a PreemptorClass= or PreemptibleClass= line")
                 default:
                     throw fail(pair.location,
-                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, PreemptorClass or PreemptibleClass)")
+                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, PreemptorClass or PreemptibleClass)")
                 }
                 globalsSeen[key] = line.line
             }

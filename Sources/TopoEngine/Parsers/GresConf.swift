@@ -60,7 +60,7 @@ public struct GresConf: Sendable {
             var entry = GresConfEntry(line: line.line, nodes: nil, name: seen["name"]?.value ?? "", type: nil,
                                       files: [], cores: nil, links: nil, count: nil, flags: nil)
             if let pair = seen["nodename"] {
-                do { entry.nodes = try BracketList.expandList(pair.value) } catch {
+                do { entry.nodes = try BracketList.expandList(pair.value, limit: BracketList.hostLimit) } catch {
                     throw fail(pair, "NodeName: \(error)")
                 }
             }

@@ -54,7 +54,7 @@ public enum SlurmConfNodes {
                     if asciiLowercased(pair.value) == "default" {
                         isDefault = true
                     } else {
-                        do { spec.names = try BracketList.expandList(pair.value) } catch {
+                        do { spec.names = try BracketList.expandList(pair.value, limit: BracketList.hostLimit) } catch {
                             throw fail("NodeName: \(error)")
                         }
                     }

@@ -40,7 +40,7 @@ public struct SwitchTopology: Sendable, Equatable {
             switches.append(name.value)
             if let nodes {
                 let names: [String]
-                do { names = try BracketList.expandList(nodes.value, limit: 65_536) } catch {
+                do { names = try BracketList.expandList(nodes.value, limit: BracketList.hostLimit) } catch {
                     throw TextDiagnostic(file: file, location: nodes.valueLocation, message: "Nodes: \(error)")
                 }
                 for node in names where leafOf[node] == nil {

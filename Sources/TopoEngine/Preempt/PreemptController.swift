@@ -34,6 +34,9 @@ public struct PreemptDecision: Sendable, Equatable {
     /// The snapshot contradicted itself (a job's GPUs against its node's): the caller's view of
     /// the jobs is stale and is read again.
     public var inconsistent: Bool = false
+    /// Where the plan answered with puts the job: indices into the snapshot's nodes (empty when
+    /// the answer is no plan). The caller may plan again on these nodes and the changed ones only.
+    public var targetNodes: [Int] = []
 }
 
 /// The planner's input and answer behind a decision.
@@ -155,7 +158,9 @@ public struct PreemptController: Sendable {
         // 3. A kept plan answers while it holds.
         if let kept = plans[p.id] {
             if let action = answerFromKept(kept, snapshot: snapshot, built: built, settings: settings, log: &log) {
-                return PreemptDecision(action: action, log: log, planMicroseconds: 0)
+                var d = PreemptDecision(action: action, log: log, planMicroseconds: 0)
+                d.targetNodes = Self.indices(of: kept.targets.map(\.node), built)
+                return d
             }
         }
 
@@ -219,6 +224,7 @@ public struct PreemptController: Sendable {
             var d = once(p.id, "\(job) waits for draining jobs to free \(Self.targets(plan)); preempting nothing new", log: log)
             d.action = .onlyVictims([])
             d.planMicroseconds = micros
+            d.targetNodes = Self.indices(of: plan.nodes.map(\.node), built)
             return d
         case let .plan(plan) where plan.victims.isEmpty:
             // Free aligned GPUs exist: Slurm starts the job without preempting (it asks for
@@ -243,7 +249,9 @@ public struct PreemptController: Sendable {
             log.append(.init(same ? .debug : .info, "\(Self.prefix) \(job) plan \(kept.line) \(micros)us"))
             log.append(.init(.debug, "\(Self.prefix) \(job) plan details: \(plan.reasons.joined(separator: "; "))"))
             let action: PreemptAction = mode == .guaranteed ? .onlyVictims(plan.victims) : .victimsFirst(plan.victims)
-            return PreemptDecision(action: action, log: log, planMicroseconds: micros, newPlan: !same)
+            var d = PreemptDecision(action: action, log: log, planMicroseconds: micros, newPlan: !same)
+            d.targetNodes = Self.indices(of: kept.targets.map(\.node), built)
+            return d
         case let .noPlan(code, reason):
             // Nodes whose topology is unknown (GPU count or Links= disagreeing with gres.conf)
             // are the base policy's: there Slurm may preempt as it would without this plugin,
@@ -350,6 +358,11 @@ public struct PreemptController: Sendable {
         }
     }
 
+    /// The snapshot's indices of the named nodes.
+    static func indices(of names: [String], _ built: Built) -> [Int] {
+        names.compactMap { name in built.nodeByName[name].map { built.controllerNodeOf[$0] } }
+    }
+
     static func overlaps(_ a: [KeptPlan.Target], _ b: [KeptPlan.Target]) -> Bool {
         a.contains { x in b.contains { y in x.node == y.node && !x.gpus.intersection(y.gpus).isEmpty } }
     }
@@ -361,6 +374,8 @@ public struct PreemptController: Sendable {
         var nodeByName: [String: Int]
         /// Controller node index -> planning node index (nil: left out).
         var clusterNodeOf: [Int?]
+        /// Planning node index -> controller node index.
+        var controllerNodeOf: [Int]
         var jobsOnNode: [[Int]]
         /// GPUs of jobs Slurm already signalled for preemption, per planning node: planned as
         /// free (they are being freed), though Slurm does not count them free yet.
@@ -377,6 +392,7 @@ public struct PreemptController: Sendable {
     private mutating func build(_ s: ControllerSnapshot, topology: ControllerTopology, log: inout [PreemptLogLine]) -> BuildResult {
         var nodes: [ClusterSnapshot.NodeState] = []
         var clusterNodeOf = [Int?](repeating: nil, count: s.nodes.count)
+        var controllerNodeOf: [Int] = []
         var nodeByName: [String: Int] = [:]
         for (i, node) in s.nodes.enumerated() {
             guard node.gpuCount > 0, let layout = topology.layoutOfNode[node.name],
@@ -390,6 +406,7 @@ public struct PreemptController: Sendable {
             }
             guard nodeByName[node.name] == nil else { return .failure("node \(node.name) listed twice") }
             clusterNodeOf[i] = nodes.count
+            controllerNodeOf.append(i)
             nodeByName[node.name] = nodes.count
             nodes.append(.init(name: node.name, layout: layout, available: node.available, otherAllocated: node.allocated))
         }
@@ -437,7 +454,8 @@ public struct PreemptController: Sendable {
             nodes[n].otherAllocated = (nodes[n].otherAllocated ?? GPUSet()).subtracting(held[n])
         }
         let snapshot = ClusterSnapshot(layouts: topology.layouts, nodes: nodes, jobs: jobs, time: time, slurm: s.slurm)
-        return .success(Built(snapshot: snapshot, nodeByName: nodeByName, clusterNodeOf: clusterNodeOf, jobsOnNode: jobsOnNode,
+        return .success(Built(snapshot: snapshot, nodeByName: nodeByName, clusterNodeOf: clusterNodeOf,
+                              controllerNodeOf: controllerNodeOf, jobsOnNode: jobsOnNode,
                               draining: draining))
     }
 

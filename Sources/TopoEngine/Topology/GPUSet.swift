@@ -167,6 +167,10 @@ public enum RangeList {
 
 /// Slurm host lists and bracket ranges: `node[1-3,5]`, `/dev/nvidia[0-3]`, `gpu[00-07]`.
 public enum BracketList {
+    /// Names one host list may hold: Slurm's own bound (64K hosts, MAX_RANGE of hostlist.c), so
+    /// that any NodeName= slurmctld accepts (`gpu[00001-10000]`) is read here too.
+    public static let hostLimit = 65_536
+
     /// Expands every `[...]` group (zero padding kept); at most `limit` names.
     public static func expand(_ text: String, limit: Int = 4096) throws(RangeList.Failure) -> [String] {
         var results = [""]
