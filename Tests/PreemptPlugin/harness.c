@@ -553,6 +553,7 @@ static void _allocate(job_record_t *job, int count, const int *nodes, const uint
 	}
 	job->gres_list_alloc = list_create(NULL);
 	list_append(job->gres_list_alloc, _gres_state(gj, GRES_STATE_TYPE_JOB));
+	last_node_update = time(NULL); /* the nodes' state changed (allocated), as in slurmctld */
 }
 
 /* Takes a job's GPUs away (node GRES state, node bitmap, GRES allocation). */
@@ -574,6 +575,8 @@ static void _release(job_record_t *job)
 			offset++;
 		}
 	}
+	if (job->gres_list_alloc)
+		last_node_update = time(NULL);
 	_free_gres_job_list(job->gres_list_alloc);
 	job->gres_list_alloc = NULL;
 	FREE_NULL_BITMAP(job->node_bitmap);

@@ -233,14 +233,13 @@ static bool _swift_resolve(void)
  * scheduling pass. The plugin keeps what it read from those jobs between passes (the index):
  * at each job it compares a fingerprint of the fields a change of the job's GPUs goes with
  * (record, state, start, resize and preempt times, restart count, node count, GRES, node and
- * resource records) and reads
- * GRES state only for a job that is new or changed. Jobs that stop running, or leave job_list,
- * leave the index. Every change bumps the index's generation.
+ * resource records) and reads GRES state only for a job that is new or changed. Jobs that stop
+ * running, or leave job_list, leave the index. Every change bumps the index's generation.
  *
- * The index is rebuilt from scratch (emptied, then filled again by the next walk) when first
- * used, after a reconfigure (node table or slurm.conf reloaded), every INDEX_PERIOD seconds, and
- * when a decision's victims disagree with the live job records; each rebuild is counted by
- * reason and logged.
+ * The index is rebuilt (every entry read again from its live record) when first used, after a
+ * reconfigure (node table or slurm.conf reloaded), every INDEX_PERIOD seconds, when the index
+ * overflowed, and when a decision's victims or snapshot disagree with the live records; each
+ * rebuild is counted by reason and logged.
  */
 #define INDEX_PERIOD 600
 /* A decision is answered again without asking the planner while nothing it depends on changed,
@@ -267,6 +266,7 @@ typedef struct {
 	time_t start_time, preempt_time, resize_time;
 	void *gres, *node_bitmap, *resources; /* gres_list_alloc, node_bitmap, job_resrcs as last read */
 	uint32_t eligible;           /* for the preemptor of the current walk */
+	uint32_t base_prio;          /* as of the last walk (the record is never read outside one) */
 	uint32_t stale;              /* read again at the next sight (a rebuild) */
 	uint32_t linked;             /* its allocations are in the per-node lists */
 	uint32_t alloc_count;        /* 0: running without GPUs */
@@ -281,7 +281,6 @@ static struct {
 	uint32_t *slots;             /* job id -> entry index + 1 (0: empty), linear probing */
 	uint32_t slot_cap;
 	uint64_t generation;         /* bumped by every change of a job's GPUs */
-	uint64_t plans;              /* bumped by every new plan (other preemptors' plans changed) */
 	uint32_t walk, seen;         /* the current walk; entries it saw */
 	bool overflow;
 	int rebuild;                 /* -1 or the reason of a rebuild due at the next walk */
@@ -309,11 +308,12 @@ static struct {
 	uint16_t *count, *cap;
 	uint32_t size;               /* nodes the lists cover */
 	struct {
-		uint64_t generation;
 		uint32_t node, job_id;
 	} ring[RING];
 	uint64_t head;               /* changes noted so far */
 	uint64_t floor;              /* decisions older than this generation cannot be planned partially */
+	uint8_t *available;          /* per node, as last scanned (2: not scanned yet) */
+	time_t scanned_at, scanned_update; /* when, and last_node_update then */
 } nodes_of;
 
 static void _link(uint32_t node, uint32_t job_id)
@@ -344,7 +344,6 @@ static void _unlink(uint32_t node, uint32_t job_id)
 
 static void _note(uint32_t node, uint32_t job_id)
 {
-	nodes_of.ring[nodes_of.head % RING].generation = idx.generation;
 	nodes_of.ring[nodes_of.head % RING].node = node;
 	nodes_of.ring[nodes_of.head % RING].job_id = job_id;
 	nodes_of.head++;
@@ -360,12 +359,16 @@ static void _reset_node_lists(void)
 	xfree(nodes_of.jobs);
 	xfree(nodes_of.count);
 	xfree(nodes_of.cap);
+	xfree(nodes_of.available);
 	nodes_of.size = (node_record_count > 0) ? (uint32_t)node_record_count : 0;
 	if (nodes_of.size) {
 		nodes_of.jobs = xcalloc(nodes_of.size, sizeof(uint32_t *));
 		nodes_of.count = xcalloc(nodes_of.size, sizeof(uint16_t));
 		nodes_of.cap = xcalloc(nodes_of.size, sizeof(uint16_t));
+		nodes_of.available = xcalloc(nodes_of.size, sizeof(uint8_t));
+		memset(nodes_of.available, 2, nodes_of.size);
 	}
+	nodes_of.scanned_at = nodes_of.scanned_update = 0;
 }
 
 #define WALK(e) (idx.walk_of[(e) - idx.entries])
@@ -687,6 +690,7 @@ static void _observe(job_record_t *job, bool eligible)
 		idx.seen++;
 	}
 	e->eligible = eligible ? 1 : 0;
+	e->base_prio = _base_prio(job);
 }
 
 /* May the preemptor take the job's GPUs: the base policy allows it, Slurm has not signalled it
@@ -728,6 +732,7 @@ static void _sweep(job_record_t *preemptor)
 		idx.walk_of[i] = idx.walk;
 		idx.seen++;
 		e->eligible = _eligible(job, preemptor, _base_preemptable(job, preemptor)) ? 1 : 0;
+		e->base_prio = _base_prio(job);
 	}
 }
 
@@ -763,9 +768,9 @@ enum { Q_IDLE, Q_COLLECTING, Q_DECIDED };
 typedef struct {
 	uint32_t preemptor_id;
 	job_record_t *preemptor;
-	uint64_t request, generation, plans;
+	uint64_t request, generation;
 	uint64_t ring_head;      /* changes noted when it was made */
-	time_t node_update, part_update, made;
+	time_t part_update, made;
 	time_t full;             /* when the whole cluster was last planned on for it */
 	topo_preempt_decision_t decision;
 } kept_t;
@@ -848,12 +853,28 @@ static kept_t *_kept_of(uint32_t id)
 	return NULL;
 }
 
-/* Keeps the decision just made for the preemptor (the slot of its own, else the oldest). */
+static void _note_targets(const topo_preempt_decision_t *d)
+{
+	uint32_t t;
+
+	for (t = 0; (t < d->target_count) && (t < TOPO_PREEMPT_MAX_TARGETS); t++)
+		_note(d->target_nodes[t], 0);
+}
+
+/* Keeps the decision just made for the preemptor (the slot of its own, else the oldest). A new
+ * plan is a change on its nodes and on the nodes of the plan it replaces: other preemptors'
+ * decisions there are made again (their GPUs may be reserved or taken over, or freed). */
 static void _keep(job_record_t *p, uint64_t request, bool full)
 {
 	kept_t *k = _kept_of(p->job_id);
 	int i;
 
+	if (q.decision.planned) {
+		if (k && (k->preemptor == p))
+			_note_targets(&k->decision);
+		_note_targets(&q.decision);
+		idx.generation++;
+	}
 	if (!k || (k->preemptor != p)) {
 		if (!k) {
 			k = &q.kept[0];
@@ -867,8 +888,6 @@ static void _keep(job_record_t *p, uint64_t request, bool full)
 	k->preemptor = p;
 	k->request = request;
 	k->generation = idx.generation;
-	k->plans = idx.plans;
-	k->node_update = last_node_update;
 	k->part_update = last_part_update;
 	k->made = time(NULL);
 	k->ring_head = nodes_of.head;
@@ -922,6 +941,30 @@ static bool _node_available(node_record_t *node)
 	return !(IS_NODE_UNKNOWN(node) || IS_NODE_DOWN(node) || IS_NODE_FUTURE(node) ||
 		 IS_NODE_DRAIN(node) || IS_NODE_FAIL(node) || IS_NODE_NO_RESPOND(node) ||
 		 IS_NODE_POWERED_DOWN(node));
+}
+
+/* Nodes that became available or unavailable since the last scan: a change on each (noted
+ * like a job's, job id 0). slurmctld bumps last_node_update (seconds) at every node change, job
+ * starts and ends included: the table is scanned again when it moved, or while it is in the
+ * current second (a second change in that second would not move it). */
+static void _scan_nodes(void)
+{
+	time_t now = time(NULL);
+	int node;
+
+	if (!nodes_of.size || ((nodes_of.scanned_update == last_node_update) && (last_node_update < nodes_of.scanned_at)))
+		return;
+	for (node = 0; (node < node_record_count) && ((uint32_t)node < nodes_of.size); node++) {
+		node_record_t *n = node_record_table_ptr[node];
+		uint8_t available = (n && n->name && _node_available(n)) ? 1 : 0;
+		if (nodes_of.available[node] != available) {
+			nodes_of.available[node] = available;
+			idx.generation++;
+			_note((uint32_t)node, 0);
+		}
+	}
+	nodes_of.scanned_at = now;
+	nodes_of.scanned_update = last_node_update;
 }
 
 /* Grows a snapshot array kept between decisions. */
@@ -994,7 +1037,7 @@ static void _add_job(const entry_t *e, uint32_t *j, uint32_t *a, const int32_t *
 	uint32_t k;
 
 	idx.jobs[*j].job_id = e->job_id;
-	idx.jobs[*j].base_prio = _base_prio(e->job);
+	idx.jobs[*j].base_prio = e->base_prio;
 	idx.jobs[*j].eligible = e->eligible;
 	idx.jobs[*j].alloc_first = *a;
 	idx.jobs[*j].alloc_count = e->alloc_count;
@@ -1064,8 +1107,6 @@ static void _ask(job_record_t *p, topo_preempt_snapshot_t *s, uint32_t candidate
 	for (i = 0; i < q.decision.target_count; i++)
 		if (q.decision.target_nodes[i] >= s->node_count)
 			q.decision.target_count = 0;
-	if (q.decision.planned)
-		idx.plans++;
 	if (q.decision.flags & TOPO_PREEMPT_DECISION_INCONSISTENT) {
 		/* The planner found the jobs' GPUs at odds with the nodes' (it answered with the
 		 * base policy): read everything again. */
@@ -1158,9 +1199,8 @@ static bool _plan_partial(job_record_t *p, uint64_t request, kept_t *k)
 	bitstr_t *required = NULL;
 	bool plan;
 
-	if (!k || (k->preemptor != p) || (k->request != request) || (k->plans != idx.plans) ||
+	if (!k || (k->preemptor != p) || (k->request != request) ||
 	    (k->generation < nodes_of.floor) || !k->decision.target_count ||
-	    (k->node_update != last_node_update) || (k->made <= k->node_update) ||
 	    (k->part_update != last_part_update) || (k->made <= k->part_update) ||
 	    (now < k->full) || (now - k->full >= FULL_PLAN_SECONDS) ||
 	    (p->details && (p->details->min_nodes > 1)) ||
@@ -1252,6 +1292,10 @@ static void _decide(void)
 	q.decision.target_count = 0;
 	if (!q.managed || !swift.found || !p)
 		return;
+	/* A PRIO or MODE call may come from outside a walk (scontrol show job, gang): the
+	 * preemptor must still exist; job records are only read through find_job_record here. */
+	if (find_job_record(q.preemptor_id) != p)
+		return;
 	q.decisions++;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	_sweep(p);
@@ -1262,11 +1306,11 @@ static void _decide(void)
 	}
 	request = _request_of(p);
 	k = _kept_of(p->job_id);
-	/* last_node_update and last_part_update count seconds: a decision made in the same second
-	 * as the last node or partition change it saw could miss a second change in that second,
-	 * so only a decision made in a later second is kept. */
+	_scan_nodes();
+	/* last_part_update counts seconds: a decision made in the same second as the last
+	 * partition change it saw could miss a second change in that second, so only a decision
+	 * made in a later second is kept. */
 	if (k && (k->preemptor == p) && (k->request == request) && (k->generation == idx.generation) &&
-	    (k->plans == idx.plans) && (k->node_update == last_node_update) && (k->made > k->node_update) &&
 	    (k->part_update == last_part_update) && (k->made > k->part_update) &&
 	    (time(NULL) - k->made < REUSE_SECONDS) && (time(NULL) >= k->made)) {
 		q.decision = k->decision;
@@ -1316,12 +1360,13 @@ static int _victim_position(uint32_t job_id)
 }
 
 /* Finishes the walk if one is being collected: at the first PRIO or MODE call for a job it
- * saw (the candidates' sort or _run_now), the walk is complete. */
+ * saw (the candidates' sort or _run_now), the walk is complete (it passed the preemptor
+ * itself: a call from outside a walk decides nothing). */
 static void _settle(job_record_t *job)
 {
 	entry_t *e;
 
-	if ((q.state == Q_COLLECTING) && q.managed && (q.job_update == last_job_update) &&
+	if ((q.state == Q_COLLECTING) && q.managed && q.saw_self && (q.job_update == last_job_update) &&
 	    (e = _lookup(job->job_id)) && (WALK(e) == idx.walk))
 		_decide();
 }
@@ -1470,6 +1515,7 @@ extern void fini(void)
 		xfree(nodes_of.jobs);
 		xfree(nodes_of.count);
 		xfree(nodes_of.cap);
+		xfree(nodes_of.available);
 		memset(&nodes_of, 0, sizeof(nodes_of));
 	}
 	xfree(idx.entries);
