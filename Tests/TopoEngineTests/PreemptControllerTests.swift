@@ -74,6 +74,10 @@ enum Controller {
         #expect(info == ["preempt/topo_aware: JobId=100 plan node1 gpus=0-3 level=nvlink victims=1,3 cost=victims:2,prio:65537,lost:14160gpu-s,collateral:0 50us"])
         #expect(controller.planOwners == [100])
         #expect(d.newPlan)
+        // Where the plan puts the job, as the snapshot's node index (the C side plans there and
+        // on changed nodes only, next time); a consistent snapshot.
+        #expect(d.targetNodes == [0])
+        #expect(!d.inconsistent)
     }
 
     /// Sticky: once Slurm has stopped a victim, later passes preempt nothing more for the job
@@ -85,6 +89,7 @@ enum Controller {
         let draining = Controller.snapshot(Self.lab, time: 3605, completing: [1, 3])
         let d1 = decide(&controller, draining)
         #expect(d1.action == .noVictims)
+        #expect(d1.targetNodes == [0])
         #expect(d1.log.contains { $0.level == .verbose && $0.text.contains("executing: 2 of 2 victim(s) stopped") })
         let d2 = decide(&controller, draining)
         #expect(d2.action == .noVictims)
@@ -250,6 +255,8 @@ enum Controller {
         let d = decide(&controller, snapshot)
         #expect(d.action == .basePolicy)
         #expect(d.log.map(\.text) == ["preempt/topo_aware: JobId=100 inconsistent state: job 1 holds GPUs 0-1 of node1, which Slurm has not allocated (2-7); base policy"])
+        // The caller is told its view of the jobs is stale (the C side reads its index again).
+        #expect(d.inconsistent && d.targetNodes.isEmpty)
         var twice = Controller.snapshot([[0, 1], [1, 5]])
         twice.nodes[0].allocated = GPUSet([0, 1, 5])
         #expect(decide(&controller, twice).action == .basePolicy)
