@@ -21,6 +21,13 @@
 
 topo_stub_control_t topo_stub_control;
 static int expect_truth;
+/* preempt_p_preemptable was called outside a walk (direct op) since the plugin started: Slurm
+ * never does (22.05 to 26.05 call it only from slurm_find_preemptable_jobs' walk), and a walk
+ * continued from such a call may keep a job that left job_list meanwhile in the same second
+ * (never read: it fails the victims' check or the snapshot's consistency, and the index is
+ * reread). The exact-snapshot check is then off until the next input; memory and answer checks
+ * stay on. */
+static int stray;
 /* TOPO_FUZZ_TRACE=1: every operation on stderr (for replaying a crash input). */
 static int trace;
 #define TRACE(...) do { if (trace) fprintf(stderr, "  op: " __VA_ARGS__); } while (0)
@@ -88,7 +95,7 @@ void topo_stub_check_snapshot(const topo_preempt_snapshot_t *s)
 			if (s->jobs[j].job_id == jb->job_id)
 				_fail("job listed twice");
 	}
-	if (!expect_truth)
+	if (!expect_truth || stray)
 		return;
 	/* The live records: every running job holding GPUs on the snapshot's nodes is there,
 	 * with the same GPUs (a partial snapshot holds some nodes, and only jobs on one node). */
@@ -215,6 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	qos[1] = h_qos("infer", u8(&in), modes[u8(&in) % MODES], "batch");
 	qos[2] = h_qos("peer", u8(&in), modes[u8(&in) % MODES], (u8(&in) & 1) ? "batch,infer" : NULL);
 	id_count = 0;
+	stray = 0;
 	h_plugin_init();
 
 	ops = 1 + (int)(u8(&in) % 64);
@@ -316,6 +324,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			other = _any_job(&in);
 			if (job && other) {
 				TRACE("direct %u %u\n", job->job_id, other->job_id);
+				stray = 1;
 				(void)h_preemptable(job, other);
 				(void)h_preempt_check(other, job);
 				_check_answers(job);
