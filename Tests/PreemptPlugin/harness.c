@@ -286,23 +286,28 @@ static gres_state_t *_gres_state(void *data, int type)
 	return gres;
 }
 
+/* Drops a node's GRES state (gres_list and its GPU state). */
+static void _free_node_gres(node_record_t *node)
+{
+	gres_state_t *gres;
+
+	while (node->gres_list && (gres = list_pop(node->gres_list))) {
+		gres_node_state_t *gn = gres->gres_data;
+		if (gn) {
+			FREE_NULL_BITMAP(gn->gres_bit_alloc);
+			xfree(gn);
+		}
+		xfree(gres->gres_name);
+		xfree(gres);
+	}
+	FREE_NULL_LIST(node->gres_list);
+}
+
 static void _free_node(node_record_t *node)
 {
 	if (!node)
 		return;
-	if (node->gres_list) {
-		gres_state_t *gres;
-		while ((gres = list_pop(node->gres_list))) {
-			gres_node_state_t *gn = gres->gres_data;
-			if (gn) {
-				FREE_NULL_BITMAP(gn->gres_bit_alloc);
-				xfree(gn);
-			}
-			xfree(gres->gres_name);
-			xfree(gres);
-		}
-		FREE_NULL_LIST(node->gres_list);
-	}
+	_free_node_gres(node);
 	xfree(node->name);
 	xfree(node);
 }
@@ -731,15 +736,7 @@ void h_node_gres(int node, int gpus)
 		return;
 	n = node_record_table_ptr[node];
 	if (gpus < 0) {
-		gres_state_t *gres;
-		while (n->gres_list && (gres = list_pop(n->gres_list))) {
-			gn = gres->gres_data;
-			FREE_NULL_BITMAP(gn->gres_bit_alloc);
-			xfree(gn);
-			xfree(gres->gres_name);
-			xfree(gres);
-		}
-		FREE_NULL_LIST(n->gres_list);
+		_free_node_gres(n);
 		last_node_update = time(NULL);
 		return;
 	}

@@ -349,8 +349,7 @@ static void _note(uint32_t node, uint32_t job_id)
 	nodes_of.head++;
 }
 
-/* Empties the per-node lists (sized for the node table as it is now). */
-static void _reset_node_lists(void)
+static void _free_node_lists(void)
 {
 	uint32_t n;
 
@@ -360,6 +359,12 @@ static void _reset_node_lists(void)
 	xfree(nodes_of.count);
 	xfree(nodes_of.cap);
 	xfree(nodes_of.available);
+}
+
+/* Empties the per-node lists (sized for the node table as it is now). */
+static void _reset_node_lists(void)
+{
+	_free_node_lists();
 	nodes_of.size = (node_record_count > 0) ? (uint32_t)node_record_count : 0;
 	if (nodes_of.size) {
 		nodes_of.jobs = xcalloc(nodes_of.size, sizeof(uint32_t *));
@@ -786,7 +791,7 @@ static struct {
 	time_t job_update;
 	topo_preempt_decision_t decision;
 	kept_t kept[MAX_KEPT_DECISIONS];
-	uint64_t walks, decisions, reused, planned_calls, disagreements, full_plans, partial_plans;
+	uint64_t walks, decisions, reused, disagreements, full_plans, partial_plans;
 	uint64_t decide_ns, last_decide_ns;
 } q;
 
@@ -976,6 +981,16 @@ static void _scan_nodes(void)
 		}                                                                 \
 	} while (0)
 
+/* Room for `need` nodes (and as many candidate indices) in the planner's snapshot. */
+static void _grow_nodes(uint32_t need)
+{
+	if (need <= idx.nodes_cap)
+		return;
+	idx.nodes_cap = need;
+	xrecalloc(idx.nodes, idx.nodes_cap, sizeof(*idx.nodes));
+	xrecalloc(idx.candidates, idx.nodes_cap, sizeof(uint32_t));
+}
+
 /* A node as the planner sees it. */
 static void _node_state(int node, topo_preempt_node_t *out)
 {
@@ -1092,7 +1107,6 @@ static void _ask(job_record_t *p, topo_preempt_snapshot_t *s, uint32_t candidate
 	s->preemptor.partition = p->partition;
 	s->preemptor.qos = p->qos_ptr ? p->qos_ptr->name : NULL;
 
-	q.planned_calls++;
 	memset(&q.decision, 0, offsetof(topo_preempt_decision_t, victims));
 	q.decision.target_count = 0;
 	if (swift.decide(s, &q.decision) != 0) {
@@ -1119,7 +1133,7 @@ static void _ask(job_record_t *p, topo_preempt_snapshot_t *s, uint32_t candidate
 static void _plan_full(job_record_t *p, uint64_t request)
 {
 	topo_preempt_snapshot_t s = { 0 };
-	uint32_t i, j = 0, a = 0, candidate_count = 0, nodes_needed;
+	uint32_t i, j = 0, a = 0, candidate_count = 0;
 	int node;
 	bitstr_t *required = NULL;
 
@@ -1133,12 +1147,7 @@ static void _plan_full(job_record_t *p, uint64_t request)
 			continue;
 		_add_job(e, &j, &a, NULL);
 	}
-	nodes_needed = node_record_count ? (uint32_t)node_record_count : 1;
-	if (nodes_needed > idx.nodes_cap) {
-		idx.nodes_cap = nodes_needed;
-		xrecalloc(idx.nodes, idx.nodes_cap, sizeof(*idx.nodes));
-		xrecalloc(idx.candidates, idx.nodes_cap, sizeof(uint32_t));
-	}
+	_grow_nodes(node_record_count ? (uint32_t)node_record_count : 1);
 	for (node = 0; node < node_record_count; node++) {
 		_node_state(node, &idx.nodes[node]);
 		if (idx.nodes[node].name[0] && _candidate(p, node, required))
@@ -1237,11 +1246,7 @@ static bool _plan_partial(job_record_t *p, uint64_t request, kept_t *k)
 		return false;
 	GROW(idx.jobs, idx.jobs_cap, jobs + 1);
 	GROW(idx.allocs, idx.allocs_cap, allocs + 1);
-	if (count > idx.nodes_cap) {
-		idx.nodes_cap = count;
-		xrecalloc(idx.nodes, idx.nodes_cap, sizeof(*idx.nodes));
-		xrecalloc(idx.candidates, idx.nodes_cap, sizeof(uint32_t));
-	}
+	_grow_nodes(count);
 	for (i = 0; i < count; i++) {
 		uint16_t n;
 		int32_t compact = (int32_t)i;
@@ -1508,16 +1513,8 @@ extern void fini(void)
 	memset(&swift, 0, sizeof(swift));
 	while (idx.count)
 		_remove(idx.count - 1);
-	{
-		uint32_t n;
-		for (n = 0; n < nodes_of.size; n++)
-			xfree(nodes_of.jobs[n]);
-		xfree(nodes_of.jobs);
-		xfree(nodes_of.count);
-		xfree(nodes_of.cap);
-		xfree(nodes_of.available);
-		memset(&nodes_of, 0, sizeof(nodes_of));
-	}
+	_free_node_lists();
+	memset(&nodes_of, 0, sizeof(nodes_of));
 	xfree(idx.entries);
 	xfree(idx.walk_of);
 	xfree(idx.slots);
