@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#define TOPO_PREEMPT_ABI_VERSION 3u
+#define TOPO_PREEMPT_ABI_VERSION 4u
 /* At most this many victims in one decision. */
 #define TOPO_PREEMPT_MAX_VICTIMS 256u
 /* At most this many target nodes reported with a decision. */
@@ -74,7 +74,29 @@ typedef struct {
     const topo_preempt_alloc_t *allocs;
     const uint32_t *pending_owners; /* owners of kept plans still pending */
     topo_preempt_request_t preemptor;
+    /* ABI 4: TOPO_PREEMPT_SNAPSHOT_SLOTS, or 0 (a snapshot as above, of the given nodes). */
+    uint32_t flags;
+    /* With TOPO_PREEMPT_SNAPSHOT_SLOTS: nodes are slurmctld's whole node table; jobs are the
+     * plugin's job index by slot (alloc_count 0: a job without GPUs). The planner keeps what it
+     * derived between such snapshots; only the slots and nodes listed as dirty (changed since
+     * the previous one of this epoch, sequence one less) are read again: only their entries in
+     * jobs[] (and allocations) and nodes[] (names) are valid. TOPO_PREEMPT_DIRTY_ALL: every slot
+     * or node is given. */
+    uint64_t epoch;            /* the index's identity: new after each rebuild of it */
+    uint64_t sequence;         /* slot snapshots given in this epoch, this one included */
+    uint32_t dirty_job_count;
+    uint32_t dirty_node_count;
+    const uint32_t *dirty_jobs;
+    const uint32_t *dirty_nodes;
+    /* With TOPO_PREEMPT_SNAPSHOT_SLOTS, per slot (job_count entries): whether the base policy
+     * lets this preemptor take the job's GPUs (topo_preempt_job_t.eligible) and its base_prio;
+     * in jobs[] only the dirty slots are filled. */
+    const uint8_t *slot_eligible;
+    const uint32_t *slot_base_prio;
 } topo_preempt_snapshot_t;
+
+#define TOPO_PREEMPT_SNAPSHOT_SLOTS 1u
+#define TOPO_PREEMPT_DIRTY_ALL 0xffffffffu
 
 enum {
     TOPO_PREEMPT_BASE_POLICY = 0,  /* answer as the base policy */
@@ -98,6 +120,9 @@ typedef struct {
 /* topo_preempt_decision_t.flags: the snapshot contradicted itself (jobs' GPUs against the
  * nodes'); the answer is the base policy and the plugin reads its job index again. */
 #define TOPO_PREEMPT_DECISION_INCONSISTENT 1u
+/* A slot snapshot whose dirty lists do not follow what the planner kept (a missed snapshot, a
+ * planner reset): nothing was decided; ask again with every slot and node (TOPO_PREEMPT_DIRTY_ALL). */
+#define TOPO_PREEMPT_DECISION_RESYNC 2u
 
 enum {
     TOPO_PREEMPT_BASE_PARTITION_PRIO = 0,

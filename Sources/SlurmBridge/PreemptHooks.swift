@@ -85,6 +85,7 @@ enum PreemptPlugin {
             SlurmLog.error("\(type): snapshot ABI version \(raw.pointee.abi_version), expected \(TOPO_PREEMPT_ABI_VERSION); base policy")
             return -1
         }
+        if raw.pointee.flags & TOPO_PREEMPT_SNAPSHOT_SLOTS != 0 { return decideLive(raw.pointee, out) }
         let snapshot: ControllerSnapshot
         switch read(raw.pointee) {
         case let .success(value): snapshot = value
@@ -99,6 +100,40 @@ enum PreemptPlugin {
         let decision = controller.withLock {
             $0.decide(snapshot, config: current, topology: layouts, settings: settings, clock: monotonicNanoseconds)
         }
+        deliver(decision, to: out)
+        return 0
+    }
+
+    /// A slot snapshot: the controller's kept state follows the plugin's index.
+    static func decideLive(_ s: topo_preempt_snapshot_t, _ out: UnsafeMutablePointer<topo_preempt_decision_t>) -> Int32 {
+        let header: ControllerSnapshot, update: LiveUpdate
+        switch readLive(s) {
+        case let .success(value): (header, update) = value
+        case let .failure(message):
+            SlurmLog.error("\(type): JobId=\(s.preemptor.job_id) unreadable snapshot: \(message); base policy")
+            return -1
+        }
+        let current = config
+        let settings = PreemptSettings(planTimeoutSeconds: Int64(current?.planTimeoutSeconds ?? 300),
+                                       planBudgetMicroseconds: UInt64(current?.planTimeBudgetMilliseconds ?? 200) * 1000)
+        let layouts = PluginImage.topology.controllerTopology(logPrefix: type)
+        let flags = s.slot_eligible, prios = s.slot_base_prio, jobCount = Int(s.job_count)
+        let decision = controller.withLock {
+            $0.decideLive(header, update: update, attributes: { priorities, eligible in
+                guard let flags, let prios else { return }
+                for j in 0..<min(jobCount, priorities.count, eligible.count) {
+                    priorities[j] = Int(prios[j])
+                    eligible[j] = flags[j] != 0
+                }
+            }, config: current, topology: layouts, settings: settings, clock: monotonicNanoseconds)
+        }
+        deliver(decision, to: out)
+        if decision.resync { out.pointee.flags |= TOPO_PREEMPT_DECISION_RESYNC }
+        return 0
+    }
+
+    /// Logs the decision's lines and writes it for the C side.
+    static func deliver(_ decision: PreemptDecision, to out: UnsafeMutablePointer<topo_preempt_decision_t>) {
         for line in decision.log {
             switch line.level {
             case .info: SlurmLog.info(line.text)
@@ -115,7 +150,6 @@ enum PreemptPlugin {
             let slots = buffer.bindMemory(to: UInt32.self)
             for (i, node) in targets.enumerated() where i < slots.count { slots[i] = UInt32(clamping: node) }
         }
-        return 0
     }
 
     static func write(_ action: PreemptAction, to out: UnsafeMutablePointer<topo_preempt_decision_t>) {
@@ -164,43 +198,147 @@ enum PreemptPlugin {
         nodes.reserveCapacity(nodeCount)
         for i in 0..<nodeCount {
             guard let node = s.nodes?[i] else { return .failure("node \(i) missing") }
-            // A removed node (slurmctld keeps its slot empty) has no name: it takes no part.
-            let name = node.name.flatMap { CStrings.read($0, limit: 256) } ?? ""
-            let count = name.isEmpty ? 0 : Int(node.gpu_count)
-            nodes.append(.init(name: name.isEmpty ? "#\(i)" : name, available: node.available != 0 && !name.isEmpty, gpuCount: count <= GPUSet.capacity ? count : -1,
-                               allocated: GPUSet(mask: node.allocated)))
+            nodes.append(readNode(node, i))
         }
         var jobs: [ControllerSnapshot.Job] = []
         jobs.reserveCapacity(jobCount)
         for j in 0..<jobCount {
             guard let job = s.jobs?[j] else { return .failure("job \(j) missing") }
-            let first = Int(job.alloc_first), count = Int(job.alloc_count)
-            guard first <= allocCount, count <= allocCount - first else {
-                return .failure("job \(job.job_id): allocations \(first)+\(count) beyond \(allocCount)")
-            }
-            var allocations: [ControllerSnapshot.Job.Allocation] = []
-            for a in first..<(first + count) {
-                guard let allocation = s.allocs?[a] else { return .failure("allocation \(a) missing") }
-                guard Int(allocation.node) < nodeCount else {
-                    return .failure("job \(job.job_id): node index \(allocation.node) of \(nodeCount)")
-                }
-                allocations.append(.init(node: Int(allocation.node), gpus: GPUSet(mask: allocation.gpus)))
+            let allocations: [ControllerSnapshot.Job.Allocation]
+            switch readAllocations(job, s) {
+            case let .success(value): allocations = value
+            case let .failure(message): return .failure(message)
             }
             jobs.append(.init(id: job.job_id, basePriority: Int(job.base_prio), eligible: job.eligible != 0,
                               startTime: job.start_time, allocations: allocations,
                               draining: job.flags & TOPO_PREEMPT_JOB_DRAINING != 0))
         }
+        let preemptor: ControllerSnapshot.Preemptor
+        switch readPreemptor(s.preemptor, nodeCount: nodeCount) {
+        case let .success(value): preemptor = value
+        case let .failure(message): return .failure(message)
+        }
+        return .success(ControllerSnapshot(time: s.now, exemptSeconds: Int64(s.exempt_seconds), nodes: nodes, jobs: jobs,
+                                           preemptor: preemptor, pendingOwners: owners(s),
+                                           slurm: SlurmRelease(versionNumber: s.slurm_version)))
+    }
+
+    enum LiveReadResult {
+        case success((ControllerSnapshot, LiveUpdate))
+        case failure(String)
+    }
+
+    /// Reads a slot snapshot: the header (time, preemptor, owners) and what changed; every
+    /// count and index is checked, and only the dirty slots' allocations and the dirty nodes'
+    /// names are read.
+    static func readLive(_ s: topo_preempt_snapshot_t) -> LiveReadResult {
+        let nodeCount = Int(s.node_count), jobCount = Int(s.job_count), allocCount = Int(s.alloc_count)
+        guard nodeCount <= maxNodes, jobCount <= maxJobs, allocCount <= maxJobs * 4 else {
+            return .failure("counts out of range (nodes \(nodeCount), jobs \(jobCount), allocations \(allocCount))")
+        }
+        guard nodeCount == 0 || s.nodes != nil, jobCount == 0 || s.jobs != nil, allocCount == 0 || s.allocs != nil,
+              s.owner_count == 0 || s.pending_owners != nil,
+              s.dirty_job_count == TOPO_PREEMPT_DIRTY_ALL || s.dirty_job_count == 0 || s.dirty_jobs != nil,
+              s.dirty_node_count == TOPO_PREEMPT_DIRTY_ALL || s.dirty_node_count == 0 || s.dirty_nodes != nil,
+              jobCount == 0 || (s.slot_eligible != nil && s.slot_base_prio != nil)
+        else { return .failure("missing arrays") }
+        let allNodes = s.dirty_node_count == TOPO_PREEMPT_DIRTY_ALL, allJobs = s.dirty_job_count == TOPO_PREEMPT_DIRTY_ALL
+        guard allNodes || Int(s.dirty_node_count) <= maxNodes, allJobs || Int(s.dirty_job_count) <= maxJobs else {
+            return .failure("dirty lists out of range (nodes \(s.dirty_node_count), jobs \(s.dirty_job_count))")
+        }
+        var nodes: [(index: Int, node: ControllerSnapshot.Node)] = []
+        let nodeList = allNodes ? nodeCount : Int(s.dirty_node_count)
+        nodes.reserveCapacity(nodeList)
+        for k in 0..<nodeList {
+            let i = allNodes ? k : Int(s.dirty_nodes?[k] ?? UInt32.max)
+            guard i < nodeCount, let node = s.nodes?[i] else { return .failure("dirty node index \(i) of \(nodeCount)") }
+            nodes.append((i, readNode(node, i)))
+        }
+        var slots: [(slot: Int, job: LiveSlot?)] = []
+        let jobList = allJobs ? jobCount : Int(s.dirty_job_count)
+        slots.reserveCapacity(jobList)
+        for k in 0..<jobList {
+            // Dirty slots beyond the count were emptied: the count says so.
+            let j = allJobs ? k : Int(s.dirty_jobs?[k] ?? UInt32.max)
+            guard j < jobCount else { continue }
+            guard let job = s.jobs?[j] else { return .failure("job slot \(j) missing") }
+            guard job.alloc_count > 0 else {
+                slots.append((j, nil))
+                continue
+            }
+            let allocations: [ControllerSnapshot.Job.Allocation]
+            switch readAllocations(job, s) {
+            case let .success(value): allocations = value
+            case let .failure(message): return .failure(message)
+            }
+            slots.append((j, LiveSlot(id: job.job_id, startTime: job.start_time,
+                                      draining: job.flags & TOPO_PREEMPT_JOB_DRAINING != 0, allocations: allocations)))
+        }
+        let preemptor: ControllerSnapshot.Preemptor
+        switch readPreemptor(s.preemptor, nodeCount: nodeCount) {
+        case let .success(value): preemptor = value
+        case let .failure(message): return .failure(message)
+        }
+        let header = ControllerSnapshot(time: s.now, exemptSeconds: Int64(s.exempt_seconds), nodes: [], jobs: [],
+                                        preemptor: preemptor, pendingOwners: owners(s), slurm: SlurmRelease(versionNumber: s.slurm_version))
+        let update = LiveUpdate(epoch: s.epoch, sequence: s.sequence, everything: allNodes && allJobs, nodeCount: nodeCount,
+                                slotCount: jobCount, nodes: nodes, slots: slots)
+        return .success((header, update))
+    }
+
+    enum AllocationsResult {
+        case success([ControllerSnapshot.Job.Allocation])
+        case failure(String)
+    }
+
+    /// A job's allocations, each checked against the snapshot's counts.
+    static func readAllocations(_ job: topo_preempt_job_t, _ s: topo_preempt_snapshot_t) -> AllocationsResult {
+        let allocCount = Int(s.alloc_count), nodeCount = Int(s.node_count)
+        let first = Int(job.alloc_first), count = Int(job.alloc_count)
+        guard first <= allocCount, count <= allocCount - first else {
+            return .failure("job \(job.job_id): allocations \(first)+\(count) beyond \(allocCount)")
+        }
+        var allocations: [ControllerSnapshot.Job.Allocation] = []
+        allocations.reserveCapacity(count)
+        for a in first..<(first + count) {
+            guard let allocation = s.allocs?[a] else { return .failure("allocation \(a) missing") }
+            guard Int(allocation.node) < nodeCount else {
+                return .failure("job \(job.job_id): node index \(allocation.node) of \(nodeCount)")
+            }
+            allocations.append(.init(node: Int(allocation.node), gpus: GPUSet(mask: allocation.gpus)))
+        }
+        return .success(allocations)
+    }
+
+    static func readNode(_ node: topo_preempt_node_t, _ i: Int) -> ControllerSnapshot.Node {
+        // A removed node (slurmctld keeps its slot empty) has no name: it takes no part.
+        let name = node.name.flatMap { CStrings.read($0, limit: 256) } ?? ""
+        let count = name.isEmpty ? 0 : Int(node.gpu_count)
+        return .init(name: name.isEmpty ? "#\(i)" : name, available: node.available != 0 && !name.isEmpty,
+                     gpuCount: count <= GPUSet.capacity ? count : -1, allocated: GPUSet(mask: node.allocated))
+    }
+
+    static func owners(_ s: topo_preempt_snapshot_t) -> Set<UInt32> {
         var owners = Set<UInt32>()
         for i in 0..<Int(min(s.owner_count, UInt32(PreemptController.maxKept))) {
             if let id = s.pending_owners?[i] { owners.insert(id) }
         }
-        let r = s.preemptor
+        return owners
+    }
+
+    enum PreemptorResult {
+        case success(ControllerSnapshot.Preemptor)
+        case failure(String)
+    }
+
+    static func readPreemptor(_ r: topo_preempt_request_t, nodeCount: Int) -> PreemptorResult {
         var candidates: [Int]?
         if r.candidate_count != UInt32.max {
             guard Int(r.candidate_count) <= nodeCount, r.candidate_count == 0 || r.candidate_nodes != nil else {
                 return .failure("candidate node list of \(r.candidate_count) for \(nodeCount) nodes")
             }
             var list: [Int] = []
+            list.reserveCapacity(Int(r.candidate_count))
             for i in 0..<Int(r.candidate_count) {
                 guard let node = r.candidate_nodes?[i], Int(node) < nodeCount else {
                     return .failure("candidate node index out of range")
@@ -209,17 +347,14 @@ enum PreemptPlugin {
             }
             candidates = list
         }
-        let preemptor = ControllerSnapshot.Preemptor(
+        return .success(ControllerSnapshot.Preemptor(
             id: r.job_id, basePriority: Int(r.base_prio), jobPriority: Int(r.job_prio),
             gpusPerNode: r.gpus_per_node <= UInt32(GPUSet.capacity) ? Int(r.gpus_per_node) : 0,
             nodeCount: Int(min(r.node_count, UInt32(nodeCount > 0 ? nodeCount : 1))), perSocket: r.per_socket != 0,
             cpusPerNode: Int(min(r.cpus_per_node, 1 << 16)),
             adminComment: r.admin_comment.flatMap { CStrings.read($0, limit: 8192) },
             partitions: SubmittedJob.partitionList(r.partition.flatMap { CStrings.read($0, limit: 4096) }),
-            qos: r.qos.flatMap { CStrings.read($0, limit: 256) }, candidateNodes: candidates)
-        return .success(ControllerSnapshot(time: s.now, exemptSeconds: Int64(s.exempt_seconds), nodes: nodes, jobs: jobs,
-                                           preemptor: preemptor, pendingOwners: owners,
-                                           slurm: SlurmRelease(versionNumber: s.slurm_version)))
+            qos: r.qos.flatMap { CStrings.read($0, limit: 256) }, candidateNodes: candidates))
     }
 
     static func monotonicNanoseconds() -> UInt64 {

@@ -25,6 +25,8 @@ public final class TopologyStore: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Loads by every store of the process (ControllerTopology.generation): never repeats.
+    private static let loads = Mutex<UInt64>(0)
 
     public init() {}
 
@@ -77,6 +79,10 @@ public final class TopologyStore: Sendable {
             if cluster.warnings.count > 20 { SlurmLog.info("\(logPrefix): topology: \(cluster.warnings.count - 20) more warnings") }
             state.summary = summary.nodeCount > 0 ? summary : nil
             state.layouts = summary.nodeCount > 0 ? ControllerTopology(cluster) : nil
+            state.layouts?.generation = Self.loads.withLock { count in
+                count &+= 1
+                return count
+            }
             if let prefix = state.leftOutPrefix, let leftOut = state.layouts?.leftOut {
                 for (node, problem) in leftOut.prefix(20) {
                     let note = "; using the smaller"  // the CLI's reading, not the planner's

@@ -300,6 +300,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (v = 0; v < 8; v++)
 				topo_stub_control.owners[v] = id_count ? ids[u8(&in) % id_count] : 0;
 			topo_stub_control.decide_status = (u8(&in) % 16 == 0) ? -1 : 0;
+			topo_stub_control.resync = (u8(&in) % 16 == 0) ? (u8(&in) % 4) : 0;
 			topo_stub_control.managed = (u8(&in) % 8) != 0;
 			/* (the base policy stays: the plugin reads it again only at a new walk) */
 			TRACE("planner answers action %d, %u victim(s), managed %d\n", topo_stub_control.action,

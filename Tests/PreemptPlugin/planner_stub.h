@@ -20,7 +20,11 @@ typedef struct {
 	uint32_t owners[8];
 	uint32_t owner_count;
 	int decide_status;
+	uint32_t resync;        /* answer this many slot snapshots with a resync, whatever they hold */
 } topo_stub_control_t;
+
+/* Allocations per job the stub keeps (the fuzzer's clusters have at most 16 nodes). */
+#define STUB_MAX_ALLOCS 64
 
 /* Defined by the fuzzer executable. */
 extern topo_stub_control_t topo_stub_control;

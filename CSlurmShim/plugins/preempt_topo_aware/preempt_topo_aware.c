@@ -265,10 +265,9 @@ typedef struct {
 	uint32_t restart_cnt;
 	time_t start_time, preempt_time, resize_time;
 	void *gres, *node_bitmap, *resources; /* gres_list_alloc, node_bitmap, job_resrcs as last read */
-	uint32_t eligible;           /* for the preemptor of the current walk */
-	uint32_t base_prio;          /* as of the last walk (the record is never read outside one) */
 	uint32_t stale;              /* read again at the next sight (a rebuild) */
 	uint32_t linked;             /* its allocations are in the per-node lists */
+	uint32_t dirty;              /* its slot is in idx.dirty_jobs */
 	uint32_t alloc_count;        /* 0: running without GPUs */
 	topo_preempt_alloc_t one;    /* the allocation when alloc_count == 1 */
 	topo_preempt_alloc_t *many;  /* when alloc_count > 1 (xmalloc) */
@@ -277,6 +276,11 @@ typedef struct {
 static struct {
 	entry_t *entries;
 	uint32_t *walk_of;           /* per entry: the last walk that saw it (apart: _sweep scans it) */
+	/* Per entry, apart so that the planner reads them as they are (one array each): whether the
+	 * preemptor of the current walk may take the job's GPUs, and its base priority as of the
+	 * last walk (the record is never read outside one). */
+	uint8_t *eligible;
+	uint32_t *base_prio;
 	uint32_t count, cap, gpu_jobs, alloc_total;
 	uint32_t *slots;             /* job id -> entry index + 1 (0: empty), linear probing */
 	uint32_t slot_cap;
@@ -288,7 +292,23 @@ static struct {
 	time_t built, conf_update;
 	void *node_table;
 	int node_count;
-	/* the planner's snapshot, kept between decisions (grows to the cluster once) */
+	/* What the planner keeps between whole-cluster decisions follows the index by slot (the
+	 * entry's position): the slots and nodes changed since the last slot snapshot, the node
+	 * states it was given, and the index's identity (a new epoch after every rebuild). */
+	uint64_t epoch, sequence;
+	topo_preempt_job_t *slot_jobs;
+	uint32_t slot_jobs_cap;
+	uint32_t *dirty_jobs;
+	uint32_t dirty_jobs_count, dirty_jobs_cap;
+	bool jobs_all, nodes_all;
+	topo_preempt_node_t *node_state; /* per node, as the planner was last given it */
+	uint32_t node_state_size;
+	uint32_t *dirty_nodes;
+	uint32_t dirty_nodes_count;
+	uint8_t *node_mark;
+	uint64_t nodes_head;         /* changes noted when the node states were last given */
+	time_t nodes_refreshed;      /* when every node state was last read */
+	/* the planner's snapshot for partial plans (grows to the cluster once) */
 	topo_preempt_job_t *jobs;
 	uint32_t jobs_cap;
 	topo_preempt_alloc_t *allocs;
@@ -312,9 +332,33 @@ static struct {
 	} ring[RING];
 	uint64_t head;               /* changes noted so far */
 	uint64_t floor;              /* decisions older than this generation cannot be planned partially */
-	uint8_t *available;          /* per node, as last scanned (2: not scanned yet) */
-	time_t scanned_at, scanned_update; /* when, and last_node_update then */
 } nodes_of;
+
+/* Grows an array kept between decisions. */
+#define GROW(ptr, cap, need)                                                      \
+	do {                                                                      \
+		if ((need) > (cap)) {                                             \
+			(cap) = (need) + (need) / 4 + 64;                          \
+			xrecalloc((ptr), (cap), sizeof(*(ptr)));                  \
+		}                                                                 \
+	} while (0)
+
+/* More changed slots than this between two slot snapshots: every slot is given. */
+#define DIRTY_MAX 65536u
+
+/* Slot i's job changed (new, read again, or another job moved into the slot). */
+static void _dirty_slot(uint32_t i)
+{
+	if (idx.jobs_all || idx.entries[i].dirty)
+		return;
+	if (idx.dirty_jobs_count >= DIRTY_MAX) {
+		idx.jobs_all = true;
+		return;
+	}
+	GROW(idx.dirty_jobs, idx.dirty_jobs_cap, idx.dirty_jobs_count + 1);
+	idx.dirty_jobs[idx.dirty_jobs_count++] = i;
+	idx.entries[i].dirty = 1;
+}
 
 static void _link(uint32_t node, uint32_t job_id)
 {
@@ -358,7 +402,6 @@ static void _free_node_lists(void)
 	xfree(nodes_of.jobs);
 	xfree(nodes_of.count);
 	xfree(nodes_of.cap);
-	xfree(nodes_of.available);
 }
 
 /* Empties the per-node lists (sized for the node table as it is now). */
@@ -370,13 +413,12 @@ static void _reset_node_lists(void)
 		nodes_of.jobs = xcalloc(nodes_of.size, sizeof(uint32_t *));
 		nodes_of.count = xcalloc(nodes_of.size, sizeof(uint16_t));
 		nodes_of.cap = xcalloc(nodes_of.size, sizeof(uint16_t));
-		nodes_of.available = xcalloc(nodes_of.size, sizeof(uint8_t));
-		memset(nodes_of.available, 2, nodes_of.size);
 	}
-	nodes_of.scanned_at = nodes_of.scanned_update = 0;
 }
 
 #define WALK(e) (idx.walk_of[(e) - idx.entries])
+#define ELIGIBLE(e) (idx.eligible[(e) - idx.entries])
+#define BASE_PRIO(e) (idx.base_prio[(e) - idx.entries])
 
 static inline uint32_t _hash(uint32_t id)
 {
@@ -458,10 +500,16 @@ static void _remove(uint32_t i)
 	if (i != idx.count) {
 		*e = idx.entries[idx.count];
 		idx.walk_of[i] = idx.walk_of[idx.count];
+		idx.eligible[i] = idx.eligible[idx.count];
+		idx.base_prio[i] = idx.base_prio[idx.count];
 		*_slot_of(e->job_id) = i + 1;
+		e->dirty = 0;
+		_dirty_slot(i);
 	}
 	memset(&idx.entries[idx.count], 0, sizeof(entry_t));
 	idx.walk_of[idx.count] = 0;
+	idx.eligible[idx.count] = 0;
+	idx.base_prio[idx.count] = 0;
 }
 
 /* A rebuild: every entry is read again from its live record, by the next walk or, for jobs a
@@ -480,6 +528,9 @@ static void _clear_index(int reason)
 	idx.seen = 0;
 	idx.overflow = false;
 	idx.generation++;
+	idx.epoch++;
+	idx.sequence = 0;
+	idx.jobs_all = idx.nodes_all = true;
 	nodes_of.floor = idx.generation;
 	idx.rebuilds[reason]++;
 	idx.built = time(NULL);
@@ -522,12 +573,17 @@ static entry_t *_insert(job_record_t *job)
 		idx.cap = idx.cap ? idx.cap * 2 : 2048;
 		xrecalloc(idx.entries, idx.cap, sizeof(entry_t));
 		xrecalloc(idx.walk_of, idx.cap, sizeof(uint32_t));
+		xrecalloc(idx.eligible, idx.cap, sizeof(uint8_t));
+		xrecalloc(idx.base_prio, idx.cap, sizeof(uint32_t));
 	}
 	e = &idx.entries[idx.count];
 	memset(e, 0, sizeof(*e));
 	idx.walk_of[idx.count] = 0;
+	idx.eligible[idx.count] = 0;
+	idx.base_prio[idx.count] = 0;
 	e->job_id = job->job_id;
 	*_slot_of(job->job_id) = ++idx.count;
+	_dirty_slot(idx.count - 1);
 	return e;
 }
 
@@ -635,6 +691,7 @@ static void _read(entry_t *e, job_record_t *job)
 	uint32_t k;
 
 	_free_allocs(e);
+	_dirty_slot((uint32_t)(e - idx.entries));
 	e->stale = 0;
 	e->job = job;
 	e->job_state = job->job_state;
@@ -694,8 +751,8 @@ static void _observe(job_record_t *job, bool eligible)
 		WALK(e) = idx.walk;
 		idx.seen++;
 	}
-	e->eligible = eligible ? 1 : 0;
-	e->base_prio = _base_prio(job);
+	ELIGIBLE(e) = eligible ? 1 : 0;
+	BASE_PRIO(e) = _base_prio(job);
 }
 
 /* May the preemptor take the job's GPUs: the base policy allows it, Slurm has not signalled it
@@ -736,8 +793,8 @@ static void _sweep(job_record_t *preemptor)
 			_read(e, job);
 		idx.walk_of[i] = idx.walk;
 		idx.seen++;
-		e->eligible = _eligible(job, preemptor, _base_preemptable(job, preemptor)) ? 1 : 0;
-		e->base_prio = _base_prio(job);
+		idx.eligible[i] = _eligible(job, preemptor, _base_preemptable(job, preemptor)) ? 1 : 0;
+		idx.base_prio[i] = _base_prio(job);
 	}
 }
 
@@ -948,39 +1005,6 @@ static bool _node_available(node_record_t *node)
 		 IS_NODE_POWERED_DOWN(node));
 }
 
-/* Nodes that became available or unavailable since the last scan: a change on each (noted
- * like a job's, job id 0). slurmctld bumps last_node_update (seconds) at every node change, job
- * starts and ends included: the table is scanned again when it moved, or while it is in the
- * current second (a second change in that second would not move it). */
-static void _scan_nodes(void)
-{
-	time_t now = time(NULL);
-	int node;
-
-	if (!nodes_of.size || ((nodes_of.scanned_update == last_node_update) && (last_node_update < nodes_of.scanned_at)))
-		return;
-	for (node = 0; (node < node_record_count) && ((uint32_t)node < nodes_of.size); node++) {
-		node_record_t *n = node_record_table_ptr[node];
-		uint8_t available = (n && n->name && _node_available(n)) ? 1 : 0;
-		if (nodes_of.available[node] != available) {
-			nodes_of.available[node] = available;
-			idx.generation++;
-			_note((uint32_t)node, 0);
-		}
-	}
-	nodes_of.scanned_at = now;
-	nodes_of.scanned_update = last_node_update;
-}
-
-/* Grows a snapshot array kept between decisions. */
-#define GROW(ptr, cap, need)                                                      \
-	do {                                                                      \
-		if ((need) > (cap)) {                                             \
-			(cap) = (need) + (need) / 4 + 64;                          \
-			xrecalloc((ptr), (cap), sizeof(*(ptr)));                  \
-		}                                                                 \
-	} while (0)
-
 /* Room for `need` nodes (and as many candidate indices) in the planner's snapshot. */
 static void _grow_nodes(uint32_t need)
 {
@@ -1052,8 +1076,8 @@ static void _add_job(const entry_t *e, uint32_t *j, uint32_t *a, const int32_t *
 	uint32_t k;
 
 	idx.jobs[*j].job_id = e->job_id;
-	idx.jobs[*j].base_prio = e->base_prio;
-	idx.jobs[*j].eligible = e->eligible;
+	idx.jobs[*j].base_prio = BASE_PRIO(e);
+	idx.jobs[*j].eligible = ELIGIBLE(e);
 	idx.jobs[*j].alloc_first = *a;
 	idx.jobs[*j].alloc_count = e->alloc_count;
 	idx.jobs[*j].start_time = (int64_t)e->start_time;
@@ -1088,9 +1112,6 @@ static void _ask(job_record_t *p, topo_preempt_snapshot_t *s, uint32_t candidate
 	s->exempt_seconds = (slurm_conf.preempt_exempt_time == INFINITE ||
 			     slurm_conf.preempt_exempt_time == NO_VAL) ? 0 : slurm_conf.preempt_exempt_time;
 	s->now = (int64_t)time(NULL);
-	s->nodes = idx.nodes;
-	s->jobs = idx.jobs;
-	s->allocs = idx.allocs;
 	s->owner_count = owner_count;
 	s->pending_owners = idx.owners;
 	s->preemptor.job_id = p->job_id;
@@ -1129,37 +1150,183 @@ static void _ask(job_record_t *p, topo_preempt_snapshot_t *s, uint32_t candidate
 	}
 }
 
-/* Asks the planner on a snapshot of the whole cluster built from the index. */
+/* How long a node's state may go unread when no job changed on it (a node drained, resumed or
+ * reconfigured without a job starting or ending there): every node is read again this often.
+ * The nodes a decision puts the job on are read at every decision (_targets_hold). */
+#define NODE_REFRESH_SECONDS 30
+
+/* The node states for a slot snapshot: the nodes changed since the last one (the ring), or
+ * every node when due. */
+static void _slot_nodes(topo_preempt_snapshot_t *s)
+{
+	uint32_t size = (node_record_count > 0) ? (uint32_t)node_record_count : 0, n;
+	uint64_t c;
+	time_t now = time(NULL);
+
+	if (idx.node_state_size != size) {
+		xrecalloc(idx.node_state, size ? size : 1, sizeof(*idx.node_state));
+		xrecalloc(idx.node_mark, size ? size : 1, sizeof(uint8_t));
+		xrecalloc(idx.dirty_nodes, size ? size : 1, sizeof(uint32_t));
+		idx.node_state_size = size;
+		idx.nodes_all = true;
+	}
+	if ((now - idx.nodes_refreshed >= NODE_REFRESH_SECONDS) || (now < idx.nodes_refreshed) ||
+	    (nodes_of.head - idx.nodes_head > RING))
+		idx.nodes_all = true;
+	idx.dirty_nodes_count = 0;
+	if (idx.nodes_all) {
+		for (n = 0; n < size; n++)
+			_node_state((int)n, &idx.node_state[n]);
+		idx.nodes_refreshed = now;
+	} else {
+		for (c = idx.nodes_head; c < nodes_of.head; c++) {
+			n = nodes_of.ring[c % RING].node;
+			if ((n >= size) || idx.node_mark[n])
+				continue;
+			idx.node_mark[n] = 1;
+			_node_state((int)n, &idx.node_state[n]);
+			idx.dirty_nodes[idx.dirty_nodes_count++] = n;
+		}
+		for (n = 0; n < idx.dirty_nodes_count; n++)
+			idx.node_mark[idx.dirty_nodes[n]] = 0;
+	}
+	idx.nodes_head = nodes_of.head;
+	s->nodes = idx.node_state;
+	s->node_count = size;
+	s->dirty_node_count = idx.nodes_all ? TOPO_PREEMPT_DIRTY_ALL : idx.dirty_nodes_count;
+	s->dirty_nodes = idx.dirty_nodes;
+}
+
+/* A slot snapshot: the jobs of the slots changed since the last one (all when due), every
+ * slot's eligibility and base priority for this walk (the index's own arrays), the node states. */
+static void _slot_snapshot(topo_preempt_snapshot_t *s)
+{
+	uint32_t i, k, a = 0, need = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->flags = TOPO_PREEMPT_SNAPSHOT_SLOTS;
+	s->epoch = idx.epoch;
+	s->sequence = ++idx.sequence;
+	GROW(idx.slot_jobs, idx.slot_jobs_cap, idx.count + 1);
+	if (idx.jobs_all) {
+		need = idx.alloc_total;
+	} else {
+		for (i = 0; i < idx.dirty_jobs_count; i++)
+			if (idx.dirty_jobs[i] < idx.count)
+				need += idx.entries[idx.dirty_jobs[i]].alloc_count;
+	}
+	GROW(idx.allocs, idx.allocs_cap, need + 1);
+	for (k = 0; k < (idx.jobs_all ? idx.count : idx.dirty_jobs_count); k++) {
+		uint32_t slot = idx.jobs_all ? k : idx.dirty_jobs[k];
+		const entry_t *e;
+		const topo_preempt_alloc_t *al;
+		topo_preempt_job_t *j;
+		uint32_t m;
+
+		if (slot >= idx.count)
+			continue;
+		e = &idx.entries[slot];
+		if (a + e->alloc_count > need)
+			break; /* cannot happen: counted above */
+		j = &idx.slot_jobs[slot];
+		j->job_id = e->job_id;
+		j->base_prio = idx.base_prio[slot];
+		j->eligible = idx.eligible[slot];
+		j->alloc_count = e->alloc_count;
+		j->alloc_first = a;
+		j->start_time = (int64_t)e->start_time;
+		j->flags = e->preempt_time ? TOPO_PREEMPT_JOB_DRAINING : 0;
+		al = _allocs_of(e);
+		for (m = 0; m < e->alloc_count; m++)
+			idx.allocs[a++] = al[m];
+	}
+	s->jobs = idx.slot_jobs;
+	s->job_count = idx.count;
+	s->allocs = idx.allocs;
+	s->alloc_count = a;
+	s->dirty_job_count = idx.jobs_all ? TOPO_PREEMPT_DIRTY_ALL : idx.dirty_jobs_count;
+	s->dirty_jobs = idx.dirty_jobs;
+	s->slot_eligible = idx.eligible;
+	s->slot_base_prio = idx.base_prio;
+	_slot_nodes(s);
+}
+
+/* The planner has the slot snapshot: nothing is dirty any more. */
+static void _slot_sent(void)
+{
+	uint32_t i;
+
+	for (i = 0; i < idx.dirty_jobs_count; i++)
+		if (idx.dirty_jobs[i] < idx.count)
+			idx.entries[idx.dirty_jobs[i]].dirty = 0;
+	idx.dirty_jobs_count = 0;
+	idx.jobs_all = false;
+	idx.nodes_all = false;
+}
+
+/* The decision's target nodes hold: available now and, for a slot snapshot's answer (`given`),
+ * in the state the planner was given. A node that changed is noted (read again for the next
+ * slot snapshot, and kept decisions on it are made again). */
+static bool _targets_hold(const topo_preempt_decision_t *d, bool given)
+{
+	uint32_t t;
+
+	for (t = 0; (t < d->target_count) && (t < TOPO_PREEMPT_MAX_TARGETS); t++) {
+		uint32_t node = d->target_nodes[t];
+		topo_preempt_node_t now;
+		bool same;
+
+		if ((node_record_count <= 0) || (node >= (uint32_t)node_record_count))
+			return false;
+		_node_state((int)node, &now);
+		same = now.available;
+		if (given)
+			same = same && (node < idx.node_state_size) &&
+			       (now.name == idx.node_state[node].name) &&
+			       (now.available == idx.node_state[node].available) &&
+			       (now.gpu_count == idx.node_state[node].gpu_count) &&
+			       (now.allocated == idx.node_state[node].allocated);
+		if (!same) {
+			_note(node, 0);
+			idx.generation++;
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Asks the planner on the whole cluster: a slot snapshot of the index (the planner keeps what it
+ * derived from earlier ones). Asked again with everything when the planner lost step, and with
+ * the nodes read again when a target node changed since it was given (at most twice). */
 static void _plan_full(job_record_t *p, uint64_t request)
 {
-	topo_preempt_snapshot_t s = { 0 };
-	uint32_t i, j = 0, a = 0, candidate_count = 0;
-	int node;
+	topo_preempt_snapshot_t s;
+	uint32_t candidate_count = 0;
+	int node, attempt;
 	bitstr_t *required = NULL;
 
 	if (_required(p, &required))
 		return;
-	GROW(idx.jobs, idx.jobs_cap, idx.gpu_jobs + 1);
-	GROW(idx.allocs, idx.allocs_cap, idx.alloc_total + 1);
-	for (i = 0; i < idx.count; i++) {
-		entry_t *e = &idx.entries[i];
-		if (!e->alloc_count || (j >= idx.gpu_jobs) || (a + e->alloc_count > idx.alloc_total))
-			continue;
-		_add_job(e, &j, &a, NULL);
-	}
 	_grow_nodes(node_record_count ? (uint32_t)node_record_count : 1);
-	for (node = 0; node < node_record_count; node++) {
-		_node_state(node, &idx.nodes[node]);
-		if (idx.nodes[node].name[0] && _candidate(p, node, required))
+	for (node = 0; node < node_record_count; node++)
+		if (node_record_table_ptr[node] && node_record_table_ptr[node]->name && _candidate(p, node, required))
 			idx.candidates[candidate_count++] = node;
-	}
 	FREE_NULL_BITMAP(required);
-	s.node_count = node_record_count;
-	s.job_count = j;
-	s.alloc_count = a;
-	_ask(p, &s, candidate_count);
-	q.full_plans++;
-	_keep(p, request, true);
+	for (attempt = 0; attempt < 3; attempt++) {
+		_slot_snapshot(&s);
+		_ask(p, &s, candidate_count);
+		_slot_sent();
+		if (q.decision.flags & TOPO_PREEMPT_DECISION_RESYNC) {
+			idx.jobs_all = idx.nodes_all = true;
+		} else if (_targets_hold(&q.decision, true)) {
+			q.full_plans++;
+			_keep(p, request, true);
+			return;
+		}
+	}
+	debug("%s: JobId=%u the planner's nodes kept changing while it decided; base policy", plugin_type, p->job_id);
+	memset(&q.decision, 0, offsetof(topo_preempt_decision_t, victims));
+	q.decision.action = TOPO_PREEMPT_BASE_POLICY;
 }
 
 /* Nodes planned on partially at most (the nodes changed since the kept decision, and its
@@ -1257,6 +1424,9 @@ static bool _plan_partial(job_record_t *p, uint64_t request, kept_t *k)
 			_add_job(_lookup(nodes_of.jobs[nodes[i]][n]), &j, &a, &compact);
 	}
 	FREE_NULL_BITMAP(required);
+	s.nodes = idx.nodes;
+	s.jobs = idx.jobs;
+	s.allocs = idx.allocs;
 	s.node_count = count;
 	s.job_count = j;
 	s.alloc_count = a;
@@ -1311,13 +1481,13 @@ static void _decide(void)
 	}
 	request = _request_of(p);
 	k = _kept_of(p->job_id);
-	_scan_nodes();
 	/* last_part_update counts seconds: a decision made in the same second as the last
 	 * partition change it saw could miss a second change in that second, so only a decision
 	 * made in a later second is kept. */
 	if (k && (k->preemptor == p) && (k->request == request) && (k->generation == idx.generation) &&
 	    (k->part_update == last_part_update) && (k->made > k->part_update) &&
-	    (time(NULL) - k->made < REUSE_SECONDS) && (time(NULL) >= k->made)) {
+	    (time(NULL) - k->made < REUSE_SECONDS) && (time(NULL) >= k->made) &&
+	    _targets_hold(&k->decision, false)) {
 		q.decision = k->decision;
 		q.decision.planned = 0;
 		q.reused++;
@@ -1517,10 +1687,17 @@ extern void fini(void)
 	memset(&nodes_of, 0, sizeof(nodes_of));
 	xfree(idx.entries);
 	xfree(idx.walk_of);
+	xfree(idx.eligible);
+	xfree(idx.base_prio);
 	xfree(idx.slots);
 	xfree(idx.jobs);
 	xfree(idx.allocs);
 	xfree(idx.nodes);
+	xfree(idx.slot_jobs);
+	xfree(idx.dirty_jobs);
+	xfree(idx.node_state);
+	xfree(idx.node_mark);
+	xfree(idx.dirty_nodes);
 	xfree(idx.candidates);
 	xfree(idx.owners);
 	memset(&idx, 0, sizeof(idx));

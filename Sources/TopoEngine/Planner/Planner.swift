@@ -13,6 +13,9 @@ public struct PreemptorRequest: Sendable, Equatable {
     public var cpusPerNode: Int
     /// Nodes the job may use (its partition, `-w`); nil for every node of the snapshot.
     public var candidateNodes: Set<String>?
+    /// The same by node index of the planning snapshot (preempt/topo_aware's kept index gives
+    /// this rather than names); when set, `candidateNodes` is not read.
+    public internal(set) var candidateMask: [Bool]?
 
     public init(jobID: UInt32? = nil, gpusPerNode: Int, nodeCount: Int = 1, level: AffinityLevel,
                 mode: PlacementMode = .guaranteed, priority: Int, shape: RequestShape = .perNode,
@@ -157,28 +160,28 @@ public enum NoPlanCode: String, Sendable {
 /// The snapshot prepared for planning: topologies built, per-node free GPUs and jobs indexed.
 /// Build once per scheduling pass; plan many preemptors against it.
 public struct PlanningIndex: Sendable {
-    public let snapshot: ClusterSnapshot
-    let topologies: [NodeTopology]
+    public internal(set) var snapshot: ClusterSnapshot
+    var topologies: [NodeTopology]
     /// Per node: GPUs not held by anyone.
-    let free: [GPUSet]
+    var free: [GPUSet]
     /// Per node: (job index, GPUs on this node).
-    let jobsOnNode: [[(job: Int, gpus: GPUSet)]]
+    var jobsOnNode: [[(job: Int, gpus: GPUSet)]]
     /// Per job: GPU-seconds run so far (all nodes).
-    let work: [Int64]
-    let nodeByName: [String: Int]
+    var work: [Int64]
+    var nodeByName: [String: Int]
     /// Per layout: affinity groups and the pick model's tables.
-    let tables: [AffinityTable]
-    let pickContexts: [SlurmGPUPick.Context]
+    var tables: [AffinityTable]
+    var pickContexts: [SlurmGPUPick.Context]
     /// Per layout, per level: the group masks (flat arrays for the per-node bound).
-    let groupMasks: [[[GPUSet]]]
+    var groupMasks: [[[GPUSet]]]
     /// Per node: its layout index.
-    let layoutOfNode: [Int]
+    var layoutOfNode: [Int]
     /// Per job, flattened: priority, start time, preemptible, id, GPUs on all nodes.
-    let jobPriority: [Int]
-    let jobStart: [Int64]
-    let jobPreemptible: [Bool]
-    let jobID: [UInt32]
-    let jobGPUs: [Int]
+    var jobPriority: [Int]
+    var jobStart: [Int64]
+    var jobPreemptible: [Bool]
+    var jobID: [UInt32]
+    var jobGPUs: [Int]
 
     public init(_ snapshot: ClusterSnapshot) throws(SnapshotError) {
         self.snapshot = snapshot
@@ -254,7 +257,9 @@ public enum Planner {
         let snapshot = index.snapshot
         let eligible = eligibility(request, index: index, policy: policy)
         let candidates = snapshot.nodes.indices.filter { node in
-            snapshot.nodes[node].available && (request.candidateNodes?.contains(snapshot.nodes[node].name) ?? true)
+            guard snapshot.nodes[node].available else { return false }
+            if let mask = request.candidateMask { return mask.indices.contains(node) && mask[node] }
+            return request.candidateNodes?.contains(snapshot.nodes[node].name) ?? true
         }
         guard !candidates.isEmpty else {
             return .noPlan(code: .noCandidateNodes, reason: "no available node is a candidate for the job")

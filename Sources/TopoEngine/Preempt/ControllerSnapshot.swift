@@ -121,6 +121,9 @@ public struct ControllerTopology: Sendable {
     /// Nodes left to the base policy because their gres.conf `Links=` contradict themselves,
     /// with the first problem found (file:line: message), in node order.
     public var leftOut: [(node: String, problem: String)] = []
+    /// Which load of the topology files this is (the loader numbers them): what the planner
+    /// derived from an earlier load is derived again.
+    public var generation: UInt64 = 0
 
     public init(layouts: [ClusterSnapshot.LayoutSpec], gpuCounts: [Int], layoutOfNode: [String: Int]) {
         self.layouts = layouts

@@ -37,6 +37,9 @@ public struct PreemptDecision: Sendable, Equatable {
     /// Where the plan answered with puts the job: indices into the snapshot's nodes (empty when
     /// the answer is no plan). The caller may plan again on these nodes and the changed ones only.
     public var targetNodes: [Int] = []
+    /// `decideLive` only: the update did not follow the state kept (nothing was decided); the
+    /// caller asks again with everything.
+    public var resync: Bool = false
 }
 
 /// The planner's input and answer behind a decision.
@@ -115,6 +118,8 @@ public struct PreemptController: Sendable {
     private var reported: [UInt32: String] = [:]
     /// Nodes already reported as inconsistent with the topology files.
     private var reportedNodes: Set<String> = []
+    /// The planner's state kept between decisions of `decideLive`.
+    private var live: LiveIndex?
 
     public init() {}
 
@@ -122,6 +127,7 @@ public struct PreemptController: Sendable {
     public var planOwners: [UInt32] { plans.keys.sorted() }
 
     public mutating func reset() {
+        live = nil
         plans = [:]
         reported = [:]
         reportedNodes = []
@@ -134,30 +140,180 @@ public struct PreemptController: Sendable {
         let job = "JobId=\(p.id)"
         release(pendingOwners: snapshot.pendingOwners, current: p.id, log: &log)
 
-        // 1. Is it ours? The AdminComment tag job_submit wrote, else the class lines.
-        guard let (level, mode) = Self.preemptorClass(p, config: config) else {
-            return PreemptDecision(action: .basePolicy, log: log, planMicroseconds: 0)
-        }
-        guard p.gpusPerNode > 0 else {
-            return fallback(p.id, "\(job) asks for no GPUs per node the planner can read; base policy", level: .debug, log: log)
-        }
-        guard let topology else {
-            return fallback(p.id, "\(job) no GPU topology loaded (gres.conf); base policy", log: log)
+        // 1. Is it ours?
+        let level: AffinityLevel, mode: PlacementMode, layouts: ControllerTopology
+        switch gate(p, config: config, topology: topology, log: log) {
+        case let .answer(decision): return decision
+        case let .plan(l, m, t): (level, mode, layouts) = (l, m, t)
         }
 
         // 2. The planning snapshot, validated.
-        let built: Built
-        switch build(snapshot, topology: topology, log: &log) {
-        case let .success(value): built = value
+        let built: Built, clusterSnapshot: ClusterSnapshot
+        switch build(snapshot, topology: layouts, log: &log) {
+        case let .success(value): (built, clusterSnapshot) = value
         case let .failure(message):
             var d = fallback(p.id, "\(job) inconsistent state: \(message); base policy", log: log)
             d.inconsistent = true
             return d
         }
+        var index: PlanningIndex
+        do { index = try PlanningIndex(clusterSnapshot) } catch {
+            var d = fallback(p.id, "\(job) inconsistent state: \(error); base policy", log: log)
+            d.inconsistent = true
+            return d
+        }
+        let candidates = p.candidateNodes.map { nodes in
+            Set(nodes.compactMap { built.clusterNodeOf[$0].map { clusterSnapshot.nodes[$0].name } })
+        }
+        let ids = index.jobID
+        return decide(p, level: level, mode: mode, snapshot: snapshot, built: built, index: &index,
+                      candidates: .names(candidates), jobsOf: { wanted in ids.indices.filter { wanted.contains(ids[$0]) } },
+                      leftOutJobs: { snapshot.jobs }, record: true, settings: settings, clock: clock, log: log)
+    }
 
+    /// The same decision on the state kept between decisions (inside slurmctld): the plugin
+    /// gives what changed in its job index and node table since the last decision (`update`),
+    /// and `attributes` writes per running job, by slot, its base priority and whether the base
+    /// policy lets this preemptor preempt it. `header` gives the time, the preemptor and the owners
+    /// of kept plans; its nodes and jobs are not read. When the update does not follow what is
+    /// kept, the decision says `resync` (and nothing else): the caller asks again with everything.
+    public mutating func decideLive(_ header: ControllerSnapshot, update: LiveUpdate,
+                                    attributes: (_ basePriorities: inout [Int], _ eligible: inout [Bool]) -> Void,
+                                    config: TopoAwareConfig?, topology: ControllerTopology?, settings: PreemptSettings,
+                                    clock: () -> UInt64) -> PreemptDecision {
+        var log: [PreemptLogLine] = []
+        let p = header.preemptor
+        let job = "JobId=\(p.id)"
+
+        // 1. The kept state follows the plugin's, whoever the preemptor is.
+        let failure = follow(update, topology: topology, time: header.time, slurm: header.slurm)
+        if failure == .resync {
+            var d = PreemptDecision(action: .basePolicy, log: [], planMicroseconds: 0)
+            d.resync = true
+            return d
+        }
+        release(pendingOwners: header.pendingOwners, current: p.id, log: &log)
+
+        // 2. Is it ours?
+        let level: AffinityLevel, mode: PlacementMode
+        switch gate(p, config: config, topology: topology, log: log) {
+        case let .answer(decision): return decision
+        case let .plan(l, m, _): (level, mode) = (l, m)
+        }
+        if case let .inconsistent(message) = failure {
+            var d = fallback(p.id, "\(job) inconsistent state: \(message); base policy", log: log)
+            d.inconsistent = true
+            return d
+        }
+        guard var state = live else { return fallback(p.id, "\(job) no GPU topology loaded (gres.conf); base policy", log: log) }
+        live = nil
+        defer { live = state }
+        reportMismatched(state.mismatched, nodes: state.nodes, topology: topology, log: &log)
+
+        // 3. This decision's view: priorities, eligibility, work; candidate nodes by index.
+        state.prepare(time: header.time, fill: attributes)
+        var snapshot = header
+        snapshot.nodes = state.nodes
+        let built = state.built
+        var mask: [Bool]?
+        if let nodes = p.candidateNodes {
+            var m = [Bool](repeating: false, count: built.controllerNodeOf.count)
+            for c in nodes where built.clusterNodeOf.indices.contains(c) {
+                if let n = built.clusterNodeOf[c] { m[n] = true }
+            }
+            mask = m
+        }
+        let slotOf = state.jobSlots
+        let (slots, priorities, eligible) = (state.slots, state.index.jobPriority, state.eligibleFlags)
+        return decide(p, level: level, mode: mode, snapshot: snapshot, built: built, index: &state.index,
+                      candidates: .mask(mask), jobsOf: { ids in ids.compactMap { slotOf[$0] } },
+                      leftOutJobs: { LiveIndex.controllerJobs(slots, priorities: priorities, eligible: eligible) },
+                      record: false, settings: settings, clock: clock, log: log)
+    }
+
+    /// Brings the kept state up to `update` (nil: done; without topology nothing is kept).
+    private mutating func follow(_ update: LiveUpdate, topology: ControllerTopology?, time: Int64,
+                                 slurm: SlurmRelease) -> LiveIndex.Failure? {
+        guard let topology else {
+            live = nil
+            return nil
+        }
+        // Taken out while it changes, so that it is changed in place (never copied).
+        var state = live
+        live = nil
+        do throws(LiveIndex.Failure) {
+            if update.everything {
+                state = nil
+                state = try Self.liveIndex(update, topology: topology, time: time, slurm: slurm)
+            } else if state != nil {
+                try state!.apply(update, topology: topology, time: time, slurm: slurm)
+            } else {
+                throw .resync
+            }
+        } catch {
+            return error
+        }
+        live = state
+        return nil
+    }
+
+    private static func liveIndex(_ update: LiveUpdate, topology: ControllerTopology, time: Int64,
+                                  slurm: SlurmRelease) throws(LiveIndex.Failure) -> LiveIndex {
+        guard update.nodeCount >= 0, update.slotCount >= 0 else { throw .inconsistent("negative counts") }
+        var nodes = [ControllerSnapshot.Node?](repeating: nil, count: update.nodeCount)
+        for (i, node) in update.nodes {
+            guard nodes.indices.contains(i) else { throw .inconsistent("node index \(i) of \(update.nodeCount)") }
+            nodes[i] = node
+        }
+        var slots = [LiveSlot?](repeating: nil, count: update.slotCount)
+        for (s, job) in update.slots where slots.indices.contains(s) { slots[s] = job }
+        var complete: [ControllerSnapshot.Node] = []
+        complete.reserveCapacity(nodes.count)
+        for (i, node) in nodes.enumerated() {
+            guard let node else { throw .inconsistent("node index \(i) not given") }
+            complete.append(node)
+        }
+        return try LiveIndex(epoch: update.epoch, sequence: update.sequence, nodes: complete, slots: slots, topology: topology,
+                             time: time, slurm: slurm)
+    }
+
+    private enum Gate {
+        case plan(AffinityLevel, PlacementMode, ControllerTopology)
+        case answer(PreemptDecision)
+    }
+
+    /// The preemptor's class and the topology when the planner decides for it; else the answer.
+    private mutating func gate(_ p: ControllerSnapshot.Preemptor, config: TopoAwareConfig?, topology: ControllerTopology?,
+                               log: [PreemptLogLine]) -> Gate {
+        // The AdminComment tag job_submit wrote, else the class lines.
+        guard let (level, mode) = Self.preemptorClass(p, config: config) else {
+            return .answer(PreemptDecision(action: .basePolicy, log: log, planMicroseconds: 0))
+        }
+        guard p.gpusPerNode > 0 else {
+            return .answer(fallback(p.id, "JobId=\(p.id) asks for no GPUs per node the planner can read; base policy", level: .debug, log: log))
+        }
+        guard let topology else {
+            return .answer(fallback(p.id, "JobId=\(p.id) no GPU topology loaded (gres.conf); base policy", log: log))
+        }
+        return .plan(level, mode, topology)
+    }
+
+    private enum Candidates {
+        case names(Set<String>?)
+        case mask([Bool]?)
+    }
+
+    /// A kept plan's answer, or a new plan on `index` (GPUs and victims of higher-ranked kept
+    /// plans are taken out for the planning and put back after).
+    private mutating func decide(_ p: ControllerSnapshot.Preemptor, level: AffinityLevel, mode: PlacementMode,
+                                 snapshot: ControllerSnapshot, built: Built, index: inout PlanningIndex,
+                                 candidates: Candidates, jobsOf: (Set<UInt32>) -> [Int],
+                                 leftOutJobs: () -> [ControllerSnapshot.Job], record: Bool,
+                                 settings: PreemptSettings, clock: () -> UInt64, log: [PreemptLogLine]) -> PreemptDecision {
+        var log = log
         // 3. A kept plan answers while it holds.
         if let kept = plans[p.id] {
-            if let action = answerFromKept(kept, snapshot: snapshot, built: built, settings: settings, log: &log) {
+            if let action = answerFromKept(kept, time: snapshot.time, index: index, settings: settings, log: &log) {
                 var d = PreemptDecision(action: action, log: log, planMicroseconds: 0)
                 d.targetNodes = Self.indices(of: kept.targets.map(\.node), built)
                 return d
@@ -166,47 +322,56 @@ public struct PreemptController: Sendable {
 
         // 4. Plan.
         let rank = Rank(basePriority: p.basePriority, jobPriority: p.jobPriority, id: p.id)
-        var (clusterSnapshot, reservedVictims) = (built.snapshot, Set<UInt32>())
+        var reservedNodes: [(node: Int, free: GPUSet, other: GPUSet?)] = []
+        var reservedVictims = Set<UInt32>()
         for other in plans.values where other.owner != p.id && other.rank > rank {
             for target in other.targets {
-                if let n = built.nodeByName[target.node] {
-                    let current = clusterSnapshot.nodes[n].otherAllocated ?? GPUSet()
-                    clusterSnapshot.nodes[n].otherAllocated = current.union(target.gpus)
-                }
+                guard let n = index.nodeByName[target.node] else { continue }
+                reservedNodes.append((n, index.free[n], index.snapshot.nodes[n].otherAllocated))
+                index.free[n] = index.free[n].subtracting(target.gpus)
+                index.snapshot.nodes[n].otherAllocated = (index.snapshot.nodes[n].otherAllocated ?? GPUSet()).union(target.gpus)
             }
             reservedVictims.formUnion(other.victims)
         }
+        var reservedJobs: [(job: Int, preemptible: Bool, listed: Bool)] = []
         if !reservedVictims.isEmpty {
-            for j in clusterSnapshot.jobs.indices where reservedVictims.contains(clusterSnapshot.jobs[j].id) {
-                clusterSnapshot.jobs[j].preemptible = false
+            for j in jobsOf(reservedVictims) where index.jobID.indices.contains(j) {
+                reservedJobs.append((j, index.jobPreemptible[j], index.snapshot.jobs[j].preemptible))
+                index.jobPreemptible[j] = false
+                index.snapshot.jobs[j].preemptible = false
             }
         }
-        let index: PlanningIndex
-        do { index = try PlanningIndex(clusterSnapshot) } catch {
-            var d = fallback(p.id, "\(job) inconsistent state: \(error); base policy", log: log)
-            d.inconsistent = true
-            return d
+        defer {
+            for entry in reservedJobs.reversed() {
+                index.jobPreemptible[entry.job] = entry.preemptible
+                index.snapshot.jobs[entry.job].preemptible = entry.listed
+            }
+            for entry in reservedNodes.reversed() {
+                index.free[entry.node] = entry.free
+                index.snapshot.nodes[entry.node].otherAllocated = entry.other
+            }
         }
-        var candidates: Set<String>?
-        if let nodes = p.candidateNodes {
-            candidates = Set(nodes.compactMap { built.clusterNodeOf[$0].map { clusterSnapshot.nodes[$0].name } })
-        }
-        let request = PreemptorRequest(jobID: p.id, gpusPerNode: p.gpusPerNode, nodeCount: max(1, p.nodeCount), level: level,
+        var request = PreemptorRequest(jobID: p.id, gpusPerNode: p.gpusPerNode, nodeCount: max(1, p.nodeCount), level: level,
                                        mode: mode, priority: Int.max, shape: p.perSocket ? .perSocket : .perNode,
-                                       cpusPerNode: max(1, p.cpusPerNode), candidateNodes: candidates)
+                                       cpusPerNode: max(1, p.cpusPerNode))
+        switch candidates {
+        case let .names(names): request.candidateNodes = names
+        case let .mask(mask): request.candidateMask = mask
+        }
         let policy = PlannerPolicy(order: settings.costOrder, exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true)
         let start = clock()
         let outcome = Planner.plan(request, in: index, policy: policy)
         let end = clock()
         let micros = end >= start ? (end - start) / 1000 : 0
-        var decision = answer(outcome, micros: micros, snapshot: snapshot, built: built, mode: mode, rank: rank,
-                              settings: settings, log: log)
-        decision.planning = PlanningRecord(request: request, snapshot: clusterSnapshot, outcome: outcome)
+        var decision = answer(outcome, micros: micros, snapshot: snapshot, built: built, leftOutJobs: leftOutJobs, mode: mode,
+                              rank: rank, settings: settings, log: log)
+        if record { decision.planning = PlanningRecord(request: request, snapshot: index.snapshot, outcome: outcome) }
         return decision
     }
 
     /// The decision for the planner's outcome.
     private mutating func answer(_ outcome: PlanOutcome, micros: UInt64, snapshot: ControllerSnapshot, built: Built,
+                                 leftOutJobs: () -> [ControllerSnapshot.Job],
                                  mode: PlacementMode, rank: Rank, settings: PreemptSettings,
                                  log: [PreemptLogLine]) -> PreemptDecision {
         var log = log
@@ -262,7 +427,7 @@ public struct PreemptController: Sendable {
                     && (candidates?.contains($0) ?? true)
             })
             if mode == .guaranteed && !leftOut.isEmpty {
-                let victims = snapshot.jobs
+                let victims = leftOutJobs()
                     .filter { job in job.eligible && !job.draining && !job.allocations.isEmpty
                         && job.allocations.allSatisfy { leftOut.contains($0.node) } }
                     .sorted { ($0.basePriority, $0.id) < ($1.basePriority, $1.id) }
@@ -310,7 +475,7 @@ public struct PreemptController: Sendable {
     }
 
     /// The answer of a kept plan, or nil when it no longer holds (it is then dropped).
-    private mutating func answerFromKept(_ kept: KeptPlan, snapshot: ControllerSnapshot, built: Built, settings: PreemptSettings,
+    private mutating func answerFromKept(_ kept: KeptPlan, time: Int64, index: PlanningIndex, settings: PreemptSettings,
                                          log: inout [PreemptLogLine]) -> PreemptAction? {
         let job = "JobId=\(kept.owner)"
         func drop(_ why: String) -> PreemptAction? {
@@ -318,23 +483,22 @@ public struct PreemptController: Sendable {
             log.append(.init(.info, "\(Self.prefix) \(job) plan \(kept.line) dropped: \(why); planning again"))
             return nil
         }
-        let age = snapshot.time &- kept.created
+        let age = time &- kept.created
         if age > settings.planTimeoutSeconds {
             return drop("older than PlanTimeout=\(settings.planTimeoutSeconds)s")
         }
         let victims = Set(kept.victims)
         var running = Set<UInt32>()
         for target in kept.targets {
-            guard let n = built.nodeByName[target.node], built.snapshot.nodes[n].available else {
+            guard let n = index.nodeByName[target.node], index.snapshot.nodes[n].available else {
                 return drop("node \(target.node) is unavailable")
             }
-            for j in built.jobsOnNode[n] {
-                let other = built.snapshot.jobs[j]
-                guard let allocation = other.allocations.first(where: { $0.node == n }) else { continue }
-                if victims.contains(other.id) {
-                    running.insert(other.id)
-                } else if !allocation.gpus.intersection(target.gpus).isEmpty {
-                    return drop("JobId=\(other.id) now holds GPUs \(allocation.gpus.intersection(target.gpus)) of \(target.node)")
+            for entry in index.jobsOnNode[n] {
+                let id = index.jobID[entry.job]
+                if victims.contains(id) {
+                    running.insert(id)
+                } else if !entry.gpus.intersection(target.gpus).isEmpty {
+                    return drop("JobId=\(id) now holds GPUs \(entry.gpus.intersection(target.gpus)) of \(target.node)")
                 }
             }
         }
@@ -369,52 +533,85 @@ public struct PreemptController: Sendable {
 
     // MARK: - Snapshot
 
+    /// The planning nodes of a controller snapshot: names, index maps both ways, and per node
+    /// the GPUs of jobs Slurm already signalled for preemption (planned as free: they are being
+    /// freed, though Slurm does not count them free yet).
     struct Built {
-        var snapshot: ClusterSnapshot
         var nodeByName: [String: Int]
         /// Controller node index -> planning node index (nil: left out).
         var clusterNodeOf: [Int?]
         /// Planning node index -> controller node index.
         var controllerNodeOf: [Int]
-        var jobsOnNode: [[Int]]
-        /// GPUs of jobs Slurm already signalled for preemption, per planning node: planned as
-        /// free (they are being freed), though Slurm does not count them free yet.
         var draining: [GPUSet]
     }
 
     enum BuildResult {
-        case success(Built)
+        case success((Built, ClusterSnapshot))
         case failure(String)
+    }
+
+    /// The layout of a node the planner plans on: known topology, Slurm's GPU count as
+    /// gres.conf's, allocated GPUs among them; else nil.
+    static func planned(_ node: ControllerSnapshot.Node, _ topology: ControllerTopology) -> Int? {
+        guard node.gpuCount > 0, let layout = topology.layoutOfNode[node.name], topology.gpuCounts.indices.contains(layout),
+              node.gpuCount == topology.gpuCounts[layout], node.allocated.isSubset(of: GPUSet.first(node.gpuCount))
+        else { return nil }
+        return layout
+    }
+
+    /// The planning nodes (all GPUs as Slurm allocated them: `otherAllocated` is the node's
+    /// allocated GPUs), the nodes left out for disagreeing with the topology files (controller
+    /// indices), and a name listed twice.
+    static func planningNodes(_ nodes: [ControllerSnapshot.Node], topology: ControllerTopology)
+        -> (nodes: [ClusterSnapshot.NodeState], built: Built, mismatched: [Int], duplicate: String?) {
+        var planned: [ClusterSnapshot.NodeState] = []
+        var clusterNodeOf = [Int?](repeating: nil, count: nodes.count)
+        var controllerNodeOf: [Int] = []
+        var nodeByName: [String: Int] = [:]
+        var mismatched: [Int] = []
+        var duplicate: String?
+        for (i, node) in nodes.enumerated() {
+            guard node.gpuCount > 0, topology.layoutOfNode[node.name] != nil else { continue }
+            guard let layout = Self.planned(node, topology) else {
+                mismatched.append(i)
+                continue
+            }
+            guard nodeByName[node.name] == nil else {
+                duplicate = duplicate ?? node.name
+                continue
+            }
+            clusterNodeOf[i] = planned.count
+            controllerNodeOf.append(i)
+            nodeByName[node.name] = planned.count
+            planned.append(.init(name: node.name, layout: layout, available: node.available, otherAllocated: node.allocated))
+        }
+        let built = Built(nodeByName: nodeByName, clusterNodeOf: clusterNodeOf, controllerNodeOf: controllerNodeOf,
+                          draining: Array(repeating: GPUSet(), count: planned.count))
+        return (planned, built, mismatched, duplicate)
+    }
+
+    /// One line per node whose GPU count disagrees with the topology files, the first time.
+    private mutating func reportMismatched(_ indices: [Int], nodes: [ControllerSnapshot.Node], topology: ControllerTopology?,
+                                           log: inout [PreemptLogLine]) {
+        for i in indices where nodes.indices.contains(i) {
+            let node = nodes[i]
+            guard reportedNodes.count < Self.maxKept, !reportedNodes.contains(node.name) else { continue }
+            reportedNodes.insert(node.name)
+            let expected = topology?.layoutOfNode[node.name].flatMap { topology?.gpuCounts.indices.contains($0) == true ? topology?.gpuCounts[$0] : nil }
+            log.append(.init(.info, "\(Self.prefix) node \(node.name): Slurm counts \(node.gpuCount) GPUs (allocated \(node.allocated)) but gres.conf describes \(expected.map(String.init) ?? "?"); the node is left to the base policy"))
+        }
     }
 
     /// Nodes whose GPU count disagrees with the topology files are left out (logged once each);
     /// anything contradictory in the jobs fails the whole snapshot.
     private mutating func build(_ s: ControllerSnapshot, topology: ControllerTopology, log: inout [PreemptLogLine]) -> BuildResult {
-        var nodes: [ClusterSnapshot.NodeState] = []
-        var clusterNodeOf = [Int?](repeating: nil, count: s.nodes.count)
-        var controllerNodeOf: [Int] = []
-        var nodeByName: [String: Int] = [:]
-        for (i, node) in s.nodes.enumerated() {
-            guard node.gpuCount > 0, let layout = topology.layoutOfNode[node.name],
-                  topology.gpuCounts.indices.contains(layout) else { continue }
-            let expected = topology.gpuCounts[layout]
-            guard node.gpuCount == expected, node.allocated.isSubset(of: GPUSet.first(expected)) else {
-                if reportedNodes.count < Self.maxKept, reportedNodes.insert(node.name).inserted {
-                    log.append(.init(.info, "\(Self.prefix) node \(node.name): Slurm counts \(node.gpuCount) GPUs (allocated \(node.allocated)) but gres.conf describes \(expected); the node is left to the base policy"))
-                }
-                continue
-            }
-            guard nodeByName[node.name] == nil else { return .failure("node \(node.name) listed twice") }
-            clusterNodeOf[i] = nodes.count
-            controllerNodeOf.append(i)
-            nodeByName[node.name] = nodes.count
-            nodes.append(.init(name: node.name, layout: layout, available: node.available, otherAllocated: node.allocated))
-        }
+        var (nodes, built, mismatched, duplicate) = Self.planningNodes(s.nodes, topology: topology)
+        reportMismatched(mismatched, nodes: s.nodes, topology: topology, log: &log)
+        if let duplicate { return .failure("node \(duplicate) listed twice") }
+        let clusterNodeOf = built.clusterNodeOf
         let time = max(s.time, 0)
         var jobs: [ClusterSnapshot.RunningJob] = []
-        var jobsOnNode = [[Int]](repeating: [], count: nodes.count)
         var held = [GPUSet](repeating: GPUSet(), count: nodes.count)
-        var draining = [GPUSet](repeating: GPUSet(), count: nodes.count)
         var seen = Set<UInt32>()
         for job in s.jobs {
             guard seen.insert(job.id).inserted else { return .failure("job \(job.id) listed twice") }
@@ -439,10 +636,9 @@ public struct PreemptController: Sendable {
             if job.draining {
                 // Already being preempted (for this job or another): its GPUs are as good as
                 // free, at no further cost. Choosing it again is never a second victim.
-                for allocation in allocations { draining[allocation.node] = draining[allocation.node].union(allocation.gpus) }
+                for allocation in allocations { built.draining[allocation.node] = built.draining[allocation.node].union(allocation.gpus) }
                 continue
             }
-            for allocation in allocations { jobsOnNode[allocation.node].append(jobs.count) }
             // Start times outside 0...now (clock skew, unset fields) count as "just started":
             // no arithmetic on them can overflow later.
             let start = min(max(job.startTime, 0), time)
@@ -453,10 +649,7 @@ public struct PreemptController: Sendable {
         for n in nodes.indices {
             nodes[n].otherAllocated = (nodes[n].otherAllocated ?? GPUSet()).subtracting(held[n])
         }
-        let snapshot = ClusterSnapshot(layouts: topology.layouts, nodes: nodes, jobs: jobs, time: time, slurm: s.slurm)
-        return .success(Built(snapshot: snapshot, nodeByName: nodeByName, clusterNodeOf: clusterNodeOf,
-                              controllerNodeOf: controllerNodeOf, jobsOnNode: jobsOnNode,
-                              draining: draining))
+        return .success((built, ClusterSnapshot(layouts: topology.layouts, nodes: nodes, jobs: jobs, time: time, slurm: s.slurm)))
     }
 
     // MARK: - Logging
