@@ -7,6 +7,8 @@
  */
 #include "harness.h"
 
+#include <dlfcn.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,6 +326,76 @@ static void test_node_down_replans(void)
 	}
 }
 
+/* A node drains while no job starts or ends on it: the planner's copy of its state is not read
+ * again (nothing noted it), but the decision's target nodes are checked live: a plan on it is
+ * never answered, the planner is asked again with the node read. */
+static void test_drained_node_never_a_target(void)
+{
+	h_pass_t r;
+	job_record_t *a, *b;
+	topo_preempt_stats_t before, after;
+	int i, drained;
+
+	_lab(2);
+	_lab_fill(0);
+	_lab_fill(1);
+	a = h_pending(200, infer, 4, 1, NULL);
+	h_pass(a, &r);
+	CHECK(r.removable == 2, "A plans on one node: %s", _ids(r.removable_ids, r.removable));
+	if (r.removable != 2)
+		return;
+	/* A keeps its plan (pending, higher ranked). The cheapest plan for B is now an island of
+	 * the other node (2 victims), which drains; the next is the plan node's other island (3). */
+	drained = (r.removable_ids[0] < 110) ? 1 : 0;
+	h_node_state(drained, NODE_STATE_DRAIN, true);
+	b = h_pending(201, infer, 4, 1, NULL);
+	h_stats(&before);
+	h_pass(b, &r);
+	h_stats(&after);
+	for (i = 0; i < r.removable; i++)
+		CHECK((r.removable_ids[i] < 110) != (drained == 0), "victim %u is on the drained node",
+		      r.removable_ids[i]);
+	CHECK(r.removable == 3, "B plans on the other island of A's node: %s", _ids(r.removable_ids, r.removable));
+	CHECK(after.full == before.full + 1, "one whole-cluster decision (%" PRIu64 ")", after.full - before.full);
+}
+
+/* The planner lost what it kept (reset, or a slot snapshot it never saw): it asks for
+ * everything and the answer is the same as before. */
+static void test_planner_resync(void)
+{
+	h_pass_t r;
+	job_record_t *p;
+	uint32_t first[8];
+	int count, i;
+	void *planner;
+	void (*reset)(void);
+	char path[4096];
+
+	_lab(2);
+	_lab_fill(0);
+	_lab_fill(1);
+	p = h_pending(200, infer, 4, 1, NULL);
+	h_pass(p, &r);
+	count = r.removable;
+	CHECK(count == 2, "a plan: %s", _ids(r.removable_ids, r.removable));
+	memcpy(first, r.removable_ids, sizeof(first));
+	snprintf(path, sizeof(path), "%s/job_submit_topo_aware.so", slurm_conf.plugindir);
+	planner = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+	reset = planner ? (void (*)(void))dlsym(planner, "TopoAwareSwift_preemptReset") : NULL;
+	CHECK(reset != NULL, "planner loaded from %s", path);
+	if (!reset)
+		return;
+	reset();
+	dlclose(planner);
+	/* Another preemptor: a whole-cluster decision on a planner that kept nothing. */
+	h_log_clear();
+	p = h_pending(201, infer, 4, 1, NULL);
+	h_pass(p, &r);
+	CHECK(r.removable == count, "the same plan after the resync: %s", _ids(r.removable_ids, r.removable));
+	for (i = 0; (i < r.removable) && (i < count); i++)
+		CHECK(r.removable_ids[i] == first[i], "victim %u, was %u", r.removable_ids[i], first[i]);
+}
+
 static void test_missing_and_corrupt_gres(void)
 {
 	h_pass_t r;
@@ -586,6 +658,8 @@ static const test_t tests[] = {
 	{ "signalled_victims_keep_plan", test_signalled_victims_keep_plan, false },
 	{ "kept_plan_dropped_when_gpus_taken", test_kept_plan_dropped_when_gpus_taken, false },
 	{ "node_down_replans", test_node_down_replans, false },
+	{ "drained_node_never_a_target", test_drained_node_never_a_target, false },
+	{ "planner_resync", test_planner_resync, false },
 	{ "missing_and_corrupt_gres", test_missing_and_corrupt_gres, false },
 	{ "two_preemptors_interleaved", test_two_preemptors_interleaved, false },
 	{ "nothing_changed_answers_from_kept_decision", test_nothing_changed_answers_from_kept_decision, false },
