@@ -469,16 +469,25 @@ public enum Planner {
             }
             guard available >= need else { continue }
             found = true
+            var maxGain = 0, lowest = Int.max, highest = Int.min
+            for item in items {
+                maxGain = max(maxGain, item.gain)
+                lowest = min(lowest, item.priority)
+                highest = max(highest, item.priority)
+            }
             // Small lists (a node's jobs in one group): quadratic scans beat sorting here.
-            // Priority: the smallest threshold whose jobs cover the need.
-            for candidate in items where candidate.priority < bestPriority {
-                var covered = 0
-                for item in items where item.priority <= candidate.priority { covered += item.gain }
-                if covered >= need { bestPriority = candidate.priority }
+            // Priority: the smallest threshold whose jobs cover the need (one priority among
+            // them, the common case: that one, as they cover it all).
+            if lowest == highest {
+                bestPriority = min(bestPriority, lowest)
+            } else if lowest < bestPriority {
+                for candidate in items where candidate.priority < bestPriority {
+                    var covered = 0
+                    for item in items where item.priority <= candidate.priority { covered += item.gain }
+                    if covered >= need { bestPriority = candidate.priority }
+                }
             }
             // Victims: largest gains first (all gains 1, the common case: exactly the need).
-            var maxGain = 0
-            for item in items { maxGain = max(maxGain, item.gain) }
             if maxGain == 1 {
                 bestVictims = min(bestVictims, need)
             } else {
@@ -495,7 +504,9 @@ public enum Planner {
             // Work: cheapest work per freed GPU first, the last one fractionally. With all gains 1
             // (the common case) that is the sum of the `need` smallest works: select, no sort.
             var work: Int64 = 0
-            if maxGain == 1 && items.count <= 64 {
+            if maxGain == 1 && need == items.count {
+                for item in items { work = work &+ item.work }
+            } else if maxGain == 1 && items.count <= 64 {
                 var taken: UInt64 = 0
                 for _ in 0..<need {
                     var pick = -1
