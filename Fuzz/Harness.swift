@@ -241,6 +241,12 @@ enum Harness {
         var now = input.chance(90) ? Int64(3600 + input.below(3600)) : input.interesting64()
         let exempt = input.chance(80) ? 0 : input.interesting32()
         let abi = input.chance(98) ? TOPO_PREEMPT_ABI_VERSION : input.u32()
+        // Slot snapshots (the whole cluster, the planner keeping its state): everything at first,
+        // then honest updates (every slot and node listed, the next sequence) or lies (any
+        // lists, indices, epochs and sequences: then only memory safety and a well-formed
+        // answer are checked).
+        let slots = input.chance(40)
+        var epoch = UInt64(1 + input.below(3)), sequence: UInt64 = 0
 
         for round in 0..<(1 + input.below(4)) {
             // GPUs allocated on each node: what the jobs hold, plus some Slurm holds for others.
@@ -262,9 +268,41 @@ enum Harness {
                 flat.append(entry)
             }
             var decision = topo_preempt_decision_t()
-            let rc = decide(nodes: nodes, jobs: flat, allocs: allocs, owners: owners, candidates: candidates,
+            var rc: Int32
+            if slots {
+                sequence += 1
+                let everything = round == 0 || input.chance(25)
+                let honest = everything || input.chance(75)
+                var update = SlotUpdate(epoch: epoch, sequence: sequence, jobs: everything ? nil : Array(0..<UInt32(flat.count)),
+                                        nodes: everything ? nil : Array(0..<UInt32(nodes.count)))
+                if !honest {
+                    update.jobs = (0..<input.below(8)).map { _ in UInt32(input.below(flat.count + 3)) }
+                    update.nodes = (0..<input.below(8)).map { _ in input.chance(90) ? UInt32(input.below(nodes.count + 2)) : input.u32() }
+                    if input.chance(30) { update.epoch = UInt64(input.u32()) }
+                    if input.chance(30) { update.sequence = UInt64(input.u32()) }
+                }
+                rc = decide(nodes: nodes, jobs: flat, allocs: allocs, owners: owners, candidates: candidates,
+                            request: request, now: now, exempt: exempt, abi: abi, slots: update, into: &decision)
+                if decision.flags & TOPO_PREEMPT_DECISION_RESYNC != 0 {
+                    // As the C side does: at once again, with everything.
+                    sequence += 1
+                    decision = topo_preempt_decision_t()
+                    rc = decide(nodes: nodes, jobs: flat, allocs: allocs, owners: owners, candidates: candidates,
+                                request: request, now: now, exempt: exempt, abi: abi,
+                                slots: SlotUpdate(epoch: epoch, sequence: sequence, jobs: nil, nodes: nil), into: &decision)
+                    guard decision.flags & TOPO_PREEMPT_DECISION_RESYNC == 0 else { fail("a resync asked for after everything was given") }
+                    check(decision, rc: rc, jobs: jobs)
+                } else if honest {
+                    check(decision, rc: rc, jobs: jobs)
+                } else {
+                    check(decision, rc: rc, jobs: nil)
+                }
+                if input.chance(5) { epoch += 1 }
+            } else {
+                rc = decide(nodes: nodes, jobs: flat, allocs: allocs, owners: owners, candidates: candidates,
                             request: request, now: now, exempt: exempt, abi: abi, into: &decision)
-            check(decision, rc: rc, jobs: jobs)
+                check(decision, rc: rc, jobs: jobs)
+            }
             // Victims stop (their GPUs free up) before the next pass, as they would in slurmctld;
             // time moves on, sometimes past PlanTimeout.
             let victims = Set(victimList(decision))
@@ -286,10 +324,22 @@ enum Harness {
         return cString(input.text(tokens: tokens)) { strdup($0) }
     }
 
+    /// A slot snapshot's protocol fields (nil lists: every slot or node).
+    struct SlotUpdate {
+        var epoch: UInt64
+        var sequence: UInt64
+        var jobs: [UInt32]?
+        var nodes: [UInt32]?
+    }
+
     static func decide(nodes: [topo_preempt_node_t], jobs: [topo_preempt_job_t], allocs: [topo_preempt_alloc_t],
                        owners: [UInt32], candidates: [UInt32]?, request: topo_preempt_request_t, now: Int64,
-                       exempt: UInt32, abi: UInt32, into decision: inout topo_preempt_decision_t) -> Int32 {
-        nodes.withUnsafeBufferPointer { n in
+                       exempt: UInt32, abi: UInt32, slots: SlotUpdate? = nil,
+                       into decision: inout topo_preempt_decision_t) -> Int32 {
+        let eligible = jobs.map { UInt8(truncatingIfNeeded: $0.eligible) }
+        let priorities = jobs.map(\.base_prio)
+        let dirtyJobs = slots?.jobs ?? [], dirtyNodes = slots?.nodes ?? []
+        return nodes.withUnsafeBufferPointer { n in
             jobs.withUnsafeBufferPointer { j in
                 allocs.withUnsafeBufferPointer { a in
                     owners.withUnsafeBufferPointer { o in
@@ -309,7 +359,25 @@ enum Harness {
                             s.preemptor = request
                             s.preemptor.candidate_count = candidates == nil ? UInt32.max : UInt32(c.count)
                             s.preemptor.candidate_nodes = c.baseAddress
-                            return TopoAwareSwift_preemptDecide(&s, &decision)
+                            guard let slots else { return TopoAwareSwift_preemptDecide(&s, &decision) }
+                            s.flags = TOPO_PREEMPT_SNAPSHOT_SLOTS
+                            s.epoch = slots.epoch
+                            s.sequence = slots.sequence
+                            s.dirty_job_count = slots.jobs.map { UInt32($0.count) } ?? TOPO_PREEMPT_DIRTY_ALL
+                            s.dirty_node_count = slots.nodes.map { UInt32($0.count) } ?? TOPO_PREEMPT_DIRTY_ALL
+                            return eligible.withUnsafeBufferPointer { e in
+                                priorities.withUnsafeBufferPointer { p in
+                                    dirtyJobs.withUnsafeBufferPointer { dj in
+                                        dirtyNodes.withUnsafeBufferPointer { dn in
+                                            s.slot_eligible = e.baseAddress
+                                            s.slot_base_prio = p.baseAddress
+                                            s.dirty_jobs = dj.baseAddress
+                                            s.dirty_nodes = dn.baseAddress
+                                            return TopoAwareSwift_preemptDecide(&s, &decision)
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -323,13 +391,15 @@ enum Harness {
         return withUnsafeBytes(of: &copy.victims) { Array($0.bindMemory(to: UInt32.self).prefix(count)) }
     }
 
-    static func check(_ decision: topo_preempt_decision_t, rc: Int32, jobs: [Job]) {
+    /// `jobs` nil: the planner was lied to (any dirty lists), only the answer's form is checked.
+    static func check(_ decision: topo_preempt_decision_t, rc: Int32, jobs: [Job]?) {
         let actions = [TOPO_PREEMPT_BASE_POLICY, TOPO_PREEMPT_ONLY_VICTIMS, TOPO_PREEMPT_VICTIMS_FIRST, TOPO_PREEMPT_NO_VICTIMS]
         guard actions.contains(Int(decision.action)) else { fail("unknown action \(decision.action)") }
         guard decision.victim_count <= TOPO_PREEMPT_MAX_VICTIMS else { fail("\(decision.victim_count) victims") }
         if rc != 0 && (decision.action != Int32(TOPO_PREEMPT_BASE_POLICY) || decision.victim_count != 0) {
             fail("error return with action \(decision.action) and \(decision.victim_count) victims")
         }
+        guard let jobs else { return }
         let preemptable = Set(jobs.filter(\.eligible).map(\.id))
         let others = Set(jobs.filter { !$0.eligible }.map(\.id))
         for victim in victimList(decision) where !preemptable.contains(victim) || others.contains(victim) {

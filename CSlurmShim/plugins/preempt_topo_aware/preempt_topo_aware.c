@@ -12,14 +12,16 @@
  * (src/slurmctld/preempt.c, cons_common/job_test.c):
  *   1. preempt_p_preemptable(job, preemptor) for every job of job_list, while
  *      slurm_find_preemptable_jobs() holds job_list's lock: no list call is possible here, so
- *      each running GPU job passing by is copied into a flat snapshot and the base policy
- *      answers;
+ *      each job passing by is checked against the job index kept between passes (read again
+ *      only when new or changed) and the base policy answers;
  *   2. PREEMPT_DATA_PRIO to sort the candidates, then PREEMPT_DATA_MODE in _run_now for each
- *      candidate it considers removing. At the first of these the snapshot is complete: it is
- *      handed to the Swift planner (job_submit_topo_aware.so, found with dlopen/dlsym), which
- *      answers with victims. Victims sort first; in guaranteed mode every other candidate of
- *      this preemptor reports PreemptMode OFF, which _run_now reads as "cannot be removed", so
- *      no job other than a planned victim is touched.
+ *      candidate it considers removing. At the first of these the walk is complete and the
+ *      plugin decides: a kept decision, a plan on the changed nodes, or a plan on the whole
+ *      cluster by the Swift planner (job_submit_topo_aware.so, found with dlopen/dlsym), which
+ *      keeps its own state between such decisions and is given what changed since the last
+ *      one (slot snapshots, topo_preempt_abi.h). Victims sort first; in guaranteed mode every
+ *      other candidate of this preemptor reports PreemptMode OFF, which _run_now reads as
+ *      "cannot be removed", so no job other than a planned victim is touched.
  * Anything unexpected (planner missing, snapshot too large, Swift error) falls back to the base
  * policy with one log line.
  *
