@@ -244,22 +244,48 @@ public struct PlanningIndex: Sendable {
     public func freeGPUs(ofNode node: Int) -> GPUSet { free[node] }
 }
 
+/// Arrays a plan needs over all nodes and jobs, kept by a caller that plans again and again on
+/// a large index (preempt/topo_aware's kept state), so that a plan allocates nothing that grows
+/// with the cluster.
+public struct PlannerScratch: Sendable {
+    var eligible: [Bool] = []
+    var candidates: [Int] = []
+    var bounded: [(bound: Planner.CostBound, node: Int)] = []
+    public init() {}
+}
+
 /// Chooses victims so that the GPUs they free give the preemptor an aligned group, at the
 /// lowest cost. Pure and deterministic: the same index, request and policy give the same plan.
 public enum Planner {
     public static func plan(_ request: PreemptorRequest, in index: PlanningIndex,
                             policy: PlannerPolicy = PlannerPolicy()) -> PlanOutcome {
+        var scratch = PlannerScratch()
+        return plan(request, in: index, policy: policy, scratch: &scratch)
+    }
+
+    /// The same, with the arrays over all nodes and jobs taken from `scratch` and left there.
+    public static func plan(_ request: PreemptorRequest, in index: PlanningIndex, policy: PlannerPolicy,
+                            scratch: inout PlannerScratch) -> PlanOutcome {
         guard request.gpusPerNode > 0, request.gpusPerNode <= GPUSet.capacity, request.nodeCount > 0,
               request.nodeCount <= max(1, index.snapshot.nodes.count)
         else {
             return .noPlan(code: .invalidRequest, reason: "the request (\(request.gpusPerNode) GPUs on \(request.nodeCount) node(s)) cannot be planned")
         }
         let snapshot = index.snapshot
-        let eligible = eligibility(request, index: index, policy: policy)
-        let candidates = snapshot.nodes.indices.filter { node in
-            guard snapshot.nodes[node].available else { return false }
-            if let mask = request.candidateMask { return mask.indices.contains(node) && mask[node] }
-            return request.candidateNodes?.contains(snapshot.nodes[node].name) ?? true
+        // Taken out while used (written in place), put back at the end.
+        var eligible = scratch.eligible, candidates = scratch.candidates, bounded = scratch.bounded
+        (scratch.eligible, scratch.candidates, scratch.bounded) = ([], [], [])
+        defer { (scratch.eligible, scratch.candidates, scratch.bounded) = (eligible, candidates, bounded) }
+        eligibility(request, index: index, policy: policy, into: &eligible)
+        candidates.removeAll(keepingCapacity: true)
+        for node in snapshot.nodes.indices where snapshot.nodes[node].available {
+            let candidate: Bool
+            if let mask = request.candidateMask {
+                candidate = mask.indices.contains(node) && mask[node]
+            } else {
+                candidate = request.candidateNodes?.contains(snapshot.nodes[node].name) ?? true
+            }
+            if candidate { candidates.append(node) }
         }
         guard !candidates.isEmpty else {
             return .noPlan(code: .noCandidateNodes, reason: "no available node is a candidate for the job")
@@ -278,7 +304,7 @@ public enum Planner {
             var bestLeaf: (leaf: String, plans: [NodePlan], searched: Int, cost: PlanCost)?
             for (leaf, members) in leaves.sorted(by: { $0.key < $1.key }) where members.count >= request.nodeCount {
                 let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
-                                                candidates: members, policy: policy)
+                                                candidates: members, policy: policy, bounded: &bounded)
                 guard chosen.count >= request.nodeCount else { continue }
                 let cost = aggregate(chosen)
                 if bestLeaf.map({ cost.compare($0.cost, order: policy.order) < 0 }) ?? true {
@@ -292,7 +318,7 @@ public enum Planner {
                 return .plan(plan)
             }
             let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
-                                            candidates: candidates, policy: policy)
+                                            candidates: candidates, policy: policy, bounded: &bounded)
             if chosen.count >= request.nodeCount {
                 var plan = assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched)
                 if !leaves.isEmpty {
@@ -343,21 +369,27 @@ public enum Planner {
     /// Which jobs may be victims: preemptible, of lower priority than the preemptor, past
     /// PreemptExemptTime, not the preemptor itself.
     static func eligibility(_ request: PreemptorRequest, index: PlanningIndex, policy: PlannerPolicy) -> [Bool] {
+        var eligible: [Bool] = []
+        eligibility(request, index: index, policy: policy, into: &eligible)
+        return eligible
+    }
+
+    static func eligibility(_ request: PreemptorRequest, index: PlanningIndex, policy: PlannerPolicy, into eligible: inout [Bool]) {
         let time = index.snapshot.time
-        var eligible = [Bool](repeating: false, count: index.jobID.count)
+        if eligible.count != index.jobID.count { eligible = [Bool](repeating: false, count: index.jobID.count) }
         for j in eligible.indices {
             eligible[j] = index.jobPreemptible[j] && index.jobPriority[j] < request.priority && index.jobID[j] != request.jobID
                 && age(at: time, since: index.jobStart[j]) >= policy.exemptSeconds
         }
-        return eligible
     }
 
     /// The `nodeCount` cheapest node plans aligned at `level`. Nodes are visited in order of a
     /// lower bound of their cost and the search stops when the bound exceeds the dearest plan
     /// kept; inside a node the bound of the plans kept prunes the victim search.
     static func search(level: AffinityLevel, request: PreemptorRequest, index: PlanningIndex, eligible: [Bool],
-                       candidates: [Int], policy: PlannerPolicy) -> (plans: [NodePlan], searched: Int) {
-        var bounded: [(bound: CostBound, node: Int)] = []
+                       candidates: [Int], policy: PlannerPolicy,
+                       bounded: inout [(bound: CostBound, node: Int)]) -> (plans: [NodePlan], searched: Int) {
+        bounded.removeAll(keepingCapacity: true)
         bounded.reserveCapacity(candidates.count)
         var scratch: [(priority: Int, gain: Int, work: Int64)] = []
         scratch.reserveCapacity(64)

@@ -74,6 +74,10 @@ struct LiveIndex {
     /// Planning nodes whose state disagrees with gres.conf were left out: controller indices.
     private(set) var mismatched: [Int]
     var index: PlanningIndex
+    /// The planner's arrays over all nodes and jobs, and the candidate-node mask, kept from
+    /// decision to decision.
+    var scratch = PlannerScratch()
+    var maskBuffer: [Bool] = []
 
     /// Everything derived from nodes and slots.
     init(epoch: UInt64, sequence: UInt64, nodes: [ControllerSnapshot.Node], slots: [LiveSlot?],

@@ -166,7 +166,8 @@ public struct PreemptController: Sendable {
             Set(nodes.compactMap { built.clusterNodeOf[$0].map { clusterSnapshot.nodes[$0].name } })
         }
         let ids = index.jobID
-        return decide(p, level: level, mode: mode, snapshot: snapshot, built: built, index: &index,
+        var scratch = PlannerScratch()
+        return decide(p, level: level, mode: mode, snapshot: snapshot, built: built, index: &index, scratch: &scratch,
                       candidates: .names(candidates), jobsOf: { wanted in ids.indices.filter { wanted.contains(ids[$0]) } },
                       leftOutJobs: { snapshot.jobs }, record: true, settings: settings, clock: clock, log: log)
     }
@@ -217,7 +218,14 @@ public struct PreemptController: Sendable {
         let built = state.built
         var mask: [Bool]?
         if let nodes = p.candidateNodes {
-            var m = [Bool](repeating: false, count: built.controllerNodeOf.count)
+            // The kept buffer, written in place (nothing per decision grows with the cluster).
+            var m = state.maskBuffer
+            state.maskBuffer = []
+            if m.count != built.controllerNodeOf.count {
+                m = [Bool](repeating: false, count: built.controllerNodeOf.count)
+            } else {
+                for n in m.indices { m[n] = false }
+            }
             for c in nodes where built.clusterNodeOf.indices.contains(c) {
                 if let n = built.clusterNodeOf[c] { m[n] = true }
             }
@@ -225,10 +233,12 @@ public struct PreemptController: Sendable {
         }
         let slotOf = state.jobSlots
         let (slots, priorities, eligible) = (state.slots, state.index.jobPriority, state.eligibleFlags)
-        return decide(p, level: level, mode: mode, snapshot: snapshot, built: built, index: &state.index,
-                      candidates: .mask(mask), jobsOf: { ids in ids.compactMap { slotOf[$0] } },
-                      leftOutJobs: { LiveIndex.controllerJobs(slots, priorities: priorities, eligible: eligible) },
-                      record: false, settings: settings, clock: clock, log: log)
+        let decision = decide(p, level: level, mode: mode, snapshot: snapshot, built: built, index: &state.index,
+                              scratch: &state.scratch, candidates: .mask(mask), jobsOf: { ids in ids.compactMap { slotOf[$0] } },
+                              leftOutJobs: { LiveIndex.controllerJobs(slots, priorities: priorities, eligible: eligible) },
+                              record: false, settings: settings, clock: clock, log: log)
+        if let mask { state.maskBuffer = mask }
+        return decision
     }
 
     /// Brings the kept state up to `update` (nil: done; without topology nothing is kept).
@@ -307,7 +317,7 @@ public struct PreemptController: Sendable {
     /// plans are taken out for the planning and put back after).
     private mutating func decide(_ p: ControllerSnapshot.Preemptor, level: AffinityLevel, mode: PlacementMode,
                                  snapshot: ControllerSnapshot, built: Built, index: inout PlanningIndex,
-                                 candidates: Candidates, jobsOf: (Set<UInt32>) -> [Int],
+                                 scratch: inout PlannerScratch, candidates: Candidates, jobsOf: (Set<UInt32>) -> [Int],
                                  leftOutJobs: () -> [ControllerSnapshot.Job], record: Bool,
                                  settings: PreemptSettings, clock: () -> UInt64, log: [PreemptLogLine]) -> PreemptDecision {
         var log = log
@@ -360,7 +370,7 @@ public struct PreemptController: Sendable {
         }
         let policy = PlannerPolicy(order: settings.costOrder, exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true)
         let start = clock()
-        let outcome = Planner.plan(request, in: index, policy: policy)
+        let outcome = Planner.plan(request, in: index, policy: policy, scratch: &scratch)
         let end = clock()
         let micros = end >= start ? (end - start) / 1000 : 0
         var decision = answer(outcome, micros: micros, snapshot: snapshot, built: built, leftOutJobs: leftOutJobs, mode: mode,
