@@ -93,15 +93,20 @@ enum PreemptPlugin {
             SlurmLog.error("\(type): JobId=\(raw.pointee.preemptor.job_id) unreadable snapshot: \(message); base policy")
             return -1
         }
-        let current = config
-        let settings = PreemptSettings(planTimeoutSeconds: Int64(current?.planTimeoutSeconds ?? 300),
-                                       planBudgetMicroseconds: UInt64(current?.planTimeBudgetMilliseconds ?? 200) * 1000)
-        let layouts = PluginImage.topology.controllerTopology(logPrefix: type)
+        let (current, settings, layouts) = decisionInputs()
         let decision = controller.withLock {
             $0.decide(snapshot, config: current, topology: layouts, settings: settings, clock: monotonicNanoseconds)
         }
         deliver(decision, to: out)
         return 0
+    }
+
+    /// topo_aware.conf in force, the preempt settings it gives, and the node layouts.
+    static func decisionInputs() -> (TopoAwareConfig?, PreemptSettings, ControllerTopology?) {
+        let current = config
+        let settings = PreemptSettings(planTimeoutSeconds: Int64(current?.planTimeoutSeconds ?? 300),
+                                       planBudgetMicroseconds: UInt64(current?.planTimeBudgetMilliseconds ?? 200) * 1000)
+        return (current, settings, PluginImage.topology.controllerTopology(logPrefix: type))
     }
 
     /// A slot snapshot: the controller's kept state follows the plugin's index.
@@ -113,10 +118,7 @@ enum PreemptPlugin {
             SlurmLog.error("\(type): JobId=\(s.preemptor.job_id) unreadable snapshot: \(message); base policy")
             return -1
         }
-        let current = config
-        let settings = PreemptSettings(planTimeoutSeconds: Int64(current?.planTimeoutSeconds ?? 300),
-                                       planBudgetMicroseconds: UInt64(current?.planTimeBudgetMilliseconds ?? 200) * 1000)
-        let layouts = PluginImage.topology.controllerTopology(logPrefix: type)
+        let (current, settings, layouts) = decisionInputs()
         let flags = s.slot_eligible, prios = s.slot_base_prio, jobCount = Int(s.job_count)
         let decision = controller.withLock {
             $0.decideLive(header, update: update, attributes: { priorities, eligible in

@@ -133,6 +133,14 @@ struct IndexModel {
         return (decision, reference)
     }
 
+    /// One decision on what changed since the model's last update.
+    func step(_ live: inout PreemptController, _ model: inout IndexModel, time: Int64,
+              _ p: ControllerSnapshot.Preemptor) -> PreemptDecision {
+        let update = model.update()
+        return live.decideLive(model.header(time: time, preemptor: p), update: update, attributes: model.fill,
+                               config: Controller.config, topology: topology, settings: settings, clock: Controller.Clock().read)
+    }
+
     @Test func randomChangesDecideAsWholeSnapshots() throws {
         var rng = SplitMix64(seed: 15)
         var model = IndexModel(nodes: 12)
@@ -196,20 +204,17 @@ struct IndexModel {
         model.start([(1, GPUSet(0...7))], time: 0, eligible: false)
         var live = PreemptController()
         let p = Controller.infer(4)
-        let first = live.decideLive(model.header(time: 100, preemptor: p), update: model.update(), attributes: model.fill,
-                                    config: Controller.config, topology: topology, settings: settings, clock: Controller.Clock().read)
+        let first = step(&live, &model, time: 100, p)
         #expect(!first.resync)
         #expect(first.action == .onlyVictims([1]))
         _ = model.update()  // lost on the way
         model.end(0)
-        let skipped = live.decideLive(model.header(time: 101, preemptor: p), update: model.update(), attributes: model.fill,
-                                      config: Controller.config, topology: topology, settings: settings, clock: Controller.Clock().read)
+        let skipped = step(&live, &model, time: 101, p)
         #expect(skipped.resync)
         #expect(skipped.action == .basePolicy)
         #expect(skipped.log.isEmpty)
         model.everything = true
-        let again = live.decideLive(model.header(time: 101, preemptor: p), update: model.update(), attributes: model.fill,
-                                    config: Controller.config, topology: topology, settings: settings, clock: Controller.Clock().read)
+        let again = step(&live, &model, time: 101, p)
         #expect(!again.resync)
         // Job 3 moved into slot 0; the plan's victim is gone: it waits for its GPUs (0-3 of n0).
         #expect(again.action == .noVictims)
@@ -218,8 +223,7 @@ struct IndexModel {
         // A new epoch (the C index rebuilt) with only changes: everything is needed.
         model.epoch += 1
         model.end(0)
-        let stale = live.decideLive(model.header(time: 102, preemptor: p), update: model.update(), attributes: model.fill,
-                                    config: Controller.config, topology: topology, settings: settings, clock: Controller.Clock().read)
+        let stale = step(&live, &model, time: 102, p)
         #expect(stale.resync)
     }
 
@@ -228,19 +232,16 @@ struct IndexModel {
         model.start([(0, GPUSet(0...3))], time: 0)
         var live = PreemptController()
         let p = Controller.infer(4)
-        _ = live.decideLive(model.header(time: 100, preemptor: p), update: model.update(), attributes: model.fill,
-                            config: Controller.config, topology: topology, settings: settings, clock: Controller.Clock().read)
+        _ = step(&live, &model, time: 100, p)
         // A second job on GPUs the first holds.
         model.start([(0, GPUSet(2...5))], time: 0)
-        let bad = live.decideLive(model.header(time: 101, preemptor: p), update: model.update(), attributes: model.fill,
-                                  config: Controller.config, topology: topology, settings: settings, clock: Controller.Clock().read)
+        let bad = step(&live, &model, time: 101, p)
         #expect(bad.inconsistent)
         #expect(bad.action == .basePolicy)
         #expect(bad.log.contains { $0.text.contains("GPUs 2-3 of n0 are held by job 2 and another job") })
         // Nothing kept: the next update must be everything.
         model.end(1)
-        let next = live.decideLive(model.header(time: 102, preemptor: p), update: model.update(), attributes: model.fill,
-                                   config: Controller.config, topology: topology, settings: settings, clock: Controller.Clock().read)
+        let next = step(&live, &model, time: 102, p)
         #expect(next.resync)
     }
 
