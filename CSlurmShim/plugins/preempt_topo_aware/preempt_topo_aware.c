@@ -1071,26 +1071,26 @@ static int _required(job_record_t *p, bitstr_t **required)
 	return 0;
 }
 
-/* Adds the index entry's job to the planner's arrays. */
-static void _add_job(const entry_t *e, uint32_t *j, uint32_t *a, const int32_t *compact)
+/* Writes the index entry's job into `out` for the planner, its allocations at idx.allocs[*a]
+ * on (node indices from `compact` when given). */
+static void _add_job(const entry_t *e, topo_preempt_job_t *out, uint32_t *a, const int32_t *compact)
 {
 	const topo_preempt_alloc_t *al = _allocs_of(e);
 	uint32_t k;
 
-	idx.jobs[*j].job_id = e->job_id;
-	idx.jobs[*j].base_prio = BASE_PRIO(e);
-	idx.jobs[*j].eligible = ELIGIBLE(e);
-	idx.jobs[*j].alloc_first = *a;
-	idx.jobs[*j].alloc_count = e->alloc_count;
-	idx.jobs[*j].start_time = (int64_t)e->start_time;
-	idx.jobs[*j].flags = e->preempt_time ? TOPO_PREEMPT_JOB_DRAINING : 0;
+	out->job_id = e->job_id;
+	out->base_prio = BASE_PRIO(e);
+	out->eligible = ELIGIBLE(e);
+	out->alloc_first = *a;
+	out->alloc_count = e->alloc_count;
+	out->start_time = (int64_t)e->start_time;
+	out->flags = e->preempt_time ? TOPO_PREEMPT_JOB_DRAINING : 0;
 	for (k = 0; k < e->alloc_count; k++) {
 		idx.allocs[*a] = al[k];
 		if (compact)
 			idx.allocs[*a].node = (uint32_t)compact[k];
 		(*a)++;
 	}
-	(*j)++;
 }
 
 /* Asks the planner; the request part of the snapshot is filled here. */
@@ -1220,27 +1220,12 @@ static void _slot_snapshot(topo_preempt_snapshot_t *s)
 	GROW(idx.allocs, idx.allocs_cap, need + 1);
 	for (k = 0; k < (idx.jobs_all ? idx.count : idx.dirty_jobs_count); k++) {
 		uint32_t slot = idx.jobs_all ? k : idx.dirty_jobs[k];
-		const entry_t *e;
-		const topo_preempt_alloc_t *al;
-		topo_preempt_job_t *j;
-		uint32_t m;
 
 		if (slot >= idx.count)
 			continue;
-		e = &idx.entries[slot];
-		if (a + e->alloc_count > need)
+		if (a + idx.entries[slot].alloc_count > need)
 			break; /* cannot happen: counted above */
-		j = &idx.slot_jobs[slot];
-		j->job_id = e->job_id;
-		j->base_prio = idx.base_prio[slot];
-		j->eligible = idx.eligible[slot];
-		j->alloc_count = e->alloc_count;
-		j->alloc_first = a;
-		j->start_time = (int64_t)e->start_time;
-		j->flags = e->preempt_time ? TOPO_PREEMPT_JOB_DRAINING : 0;
-		al = _allocs_of(e);
-		for (m = 0; m < e->alloc_count; m++)
-			idx.allocs[a++] = al[m];
+		_add_job(&idx.entries[slot], &idx.slot_jobs[slot], &a, NULL);
 	}
 	s->jobs = idx.slot_jobs;
 	s->job_count = idx.count;
@@ -1423,7 +1408,7 @@ static bool _plan_partial(job_record_t *p, uint64_t request, kept_t *k)
 		if (idx.nodes[i].name[0] && _candidate(p, nodes[i], required))
 			idx.candidates[candidate_count++] = i;
 		for (n = 0; n < nodes_of.count[nodes[i]]; n++)
-			_add_job(_lookup(nodes_of.jobs[nodes[i]][n]), &j, &a, &compact);
+			_add_job(_lookup(nodes_of.jobs[nodes[i]][n]), &idx.jobs[j++], &a, &compact);
 	}
 	FREE_NULL_BITMAP(required);
 	s.nodes = idx.nodes;
