@@ -189,13 +189,8 @@ enum PreemptPlugin {
 
     /// Copies the C snapshot into Swift values; every count and index is checked.
     static func read(_ s: topo_preempt_snapshot_t) -> ReadResult {
-        let nodeCount = Int(s.node_count), jobCount = Int(s.job_count), allocCount = Int(s.alloc_count)
-        guard nodeCount <= maxNodes, jobCount <= maxJobs, allocCount <= maxJobs * 4 else {
-            return .failure("counts out of range (nodes \(nodeCount), jobs \(jobCount), allocations \(allocCount))")
-        }
-        guard nodeCount == 0 || s.nodes != nil, jobCount == 0 || s.jobs != nil, allocCount == 0 || s.allocs != nil,
-              s.owner_count == 0 || s.pending_owners != nil
-        else { return .failure("missing arrays") }
+        if let problem = arrayProblem(s) { return .failure(problem) }
+        let nodeCount = Int(s.node_count), jobCount = Int(s.job_count)
         var nodes: [ControllerSnapshot.Node] = []
         nodes.reserveCapacity(nodeCount)
         for i in 0..<nodeCount {
@@ -234,13 +229,9 @@ enum PreemptPlugin {
     /// count and index is checked, and only the dirty slots' allocations and the dirty nodes'
     /// names are read.
     static func readLive(_ s: topo_preempt_snapshot_t) -> LiveReadResult {
-        let nodeCount = Int(s.node_count), jobCount = Int(s.job_count), allocCount = Int(s.alloc_count)
-        guard nodeCount <= maxNodes, jobCount <= maxJobs, allocCount <= maxJobs * 4 else {
-            return .failure("counts out of range (nodes \(nodeCount), jobs \(jobCount), allocations \(allocCount))")
-        }
-        guard nodeCount == 0 || s.nodes != nil, jobCount == 0 || s.jobs != nil, allocCount == 0 || s.allocs != nil,
-              s.owner_count == 0 || s.pending_owners != nil,
-              s.dirty_job_count == TOPO_PREEMPT_DIRTY_ALL || s.dirty_job_count == 0 || s.dirty_jobs != nil,
+        if let problem = arrayProblem(s) { return .failure(problem) }
+        let nodeCount = Int(s.node_count), jobCount = Int(s.job_count)
+        guard s.dirty_job_count == TOPO_PREEMPT_DIRTY_ALL || s.dirty_job_count == 0 || s.dirty_jobs != nil,
               s.dirty_node_count == TOPO_PREEMPT_DIRTY_ALL || s.dirty_node_count == 0 || s.dirty_nodes != nil,
               jobCount == 0 || (s.slot_eligible != nil && s.slot_base_prio != nil)
         else { return .failure("missing arrays") }
@@ -286,6 +277,18 @@ enum PreemptPlugin {
         let update = LiveUpdate(epoch: s.epoch, sequence: s.sequence, everything: allNodes && allJobs, nodeCount: nodeCount,
                                 slotCount: jobCount, nodes: nodes, slots: slots)
         return .success((header, update))
+    }
+
+    /// What is wrong with a snapshot's counts and arrays of either format, or nil.
+    static func arrayProblem(_ s: topo_preempt_snapshot_t) -> String? {
+        let nodeCount = Int(s.node_count), jobCount = Int(s.job_count), allocCount = Int(s.alloc_count)
+        guard nodeCount <= maxNodes, jobCount <= maxJobs, allocCount <= maxJobs * 4 else {
+            return "counts out of range (nodes \(nodeCount), jobs \(jobCount), allocations \(allocCount))"
+        }
+        guard nodeCount == 0 || s.nodes != nil, jobCount == 0 || s.jobs != nil, allocCount == 0 || s.allocs != nil,
+              s.owner_count == 0 || s.pending_owners != nil
+        else { return "missing arrays" }
+        return nil
     }
 
     enum AllocationsResult {

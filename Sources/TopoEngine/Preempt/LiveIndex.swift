@@ -187,9 +187,6 @@ struct LiveIndex {
         index.setEligibility(flags, time: max(time, 0))
     }
 
-    /// The slot of a running job.
-    func slot(of id: UInt32) -> Int? { slotOfJob[id] }
-
     /// Slots by job id.
     var jobSlots: [UInt32: Int] { slotOfJob }
     var eligibleFlags: [Bool] { eligible }
