@@ -40,7 +40,7 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Affinity level inference needs: nvlink, pcie-switch, host-bridge, numa, socket, node.")
     var level: String = "nvlink"
 
-    @Option(help: "Policies to compare (comma-separated): stock, stock-shaped, topo-guaranteed, topo-best-effort, oracle (exhaustive, at most 16 nodes).")
+    @Option(help: "Policies to compare (comma-separated): stock, stock-shaped, stock-youngest, stock-shaped-youngest, topo-guaranteed, topo-best-effort, oracle (exhaustive, at most 16 nodes).")
     var policies: String = SimPolicy.standard.map(\.rawValue).joined(separator: ",")
 
     @Option(help: "Write the plot (SVG) here; '-' for none.")
@@ -48,6 +48,18 @@ struct SimulateCommand: ParsableCommand {
 
     @Option(help: "Write the timeline (CSV: policy,time,utilisation,hit_rate,pending_inference,running_inference) here.")
     var csv: String?
+
+    @Option(name: .customLong("grace-time"), help: "GraceTime of the victims' partition (s): SIGTERM, then requeued after it.")
+    var graceTime: Int64 = DrainModel.lab.graceTime
+
+    @Option(name: .customLong("kill-wait"), help: "KillWait (s): a victim still running this long after the requeue's SIGTERM is killed.")
+    var killWait: Int64 = DrainModel.lab.killWait
+
+    @Option(name: .customLong("victim-exit"), help: "Mean seconds a victim takes to exit after SIGTERM (exponential, capped by GraceTime + KillWait).")
+    var victimExit: Double = DrainModel.lab.exitMean
+
+    @Option(help: "Seconds from a victim's exit to its GPUs being free (epilog, completing).")
+    var epilog: Int64 = DrainModel.lab.epilog
 
     @Flag(name: .customLong("no-progress"), help: "No progress bar on standard error.")
     var noProgress = false
@@ -63,8 +75,13 @@ struct SimulateCommand: ParsableCommand {
         let chosen: [SimPolicy]
         do {
             guard let level = AffinityLevel(name: level) else { throw CLIError.input("unknown level '\(level)' (expected one of \(AffinityLevel.allNames))") }
+            for (value, name) in [(graceTime, "--grace-time"), (killWait, "--kill-wait"), (epilog, "--epilog")] where value < 0 || value > 86_400 {
+                throw CLIError.input("\(name) must be 0 to 86400 seconds, not \(value)")
+            }
+            guard victimExit >= 0, victimExit <= 86_400 else { throw CLIError.input("--victim-exit must be 0 to 86400 seconds") }
             setup = SimulationSetup(nodeTypes: try Self.parseNodes(nodes), level: level,
-                                    slurm: try slurmRelease.release(or: SlurmClient.built))
+                                    slurm: try slurmRelease.release(or: SlurmClient.built),
+                                    drain: DrainModel(graceTime: graceTime, killWait: killWait, exitMean: victimExit, epilog: epilog))
             chosen = try policies.split(separator: ",").map { name in
                 guard let policy = SimPolicy(rawValue: String(name)) else {
                     throw CLIError.input("unknown policy '\(name)' (expected \(SimPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -172,7 +189,10 @@ struct SimulationReport {
         /// The Slurm release modelled, and its GPU pick model.
         var slurm: String
         var gpuPick: String
+        var drain: DrainModel
         var policies: [Policy]
+        /// TopoPreempt against the best stock variant, metric by metric.
+        var comparison: [Comparison]
         struct Policy: Encodable {
             var metrics: SimMetrics
             var hitRate: Double
@@ -189,13 +209,74 @@ struct SimulationReport {
     var json: JSON {
         JSON(nodes: nodes, gpus: gpus, seconds: until, inferenceJobs: jobs.filter { $0.kind == .inference }.count,
              batchJobs: jobs.filter { $0.kind == .batch }.count, level: setup.level.name,
-             slurm: setup.slurm.description, gpuPick: setup.slurm.gpuPick.rawValue,
+             slurm: setup.slurm.description, gpuPick: setup.slurm.gpuPick.rawValue, drain: setup.drain,
              policies: results.map { policy, result, wall in
                  JSON.Policy(metrics: result.metrics, hitRate: result.metrics.hitRate,
                              victimsPerPreemption: result.metrics.victimsPerPreemption, gpuHoursLost: result.metrics.gpuHoursLost,
                              wallSeconds: wall, eventsPerSecond: wall > 0 ? Double(result.metrics.events) / wall : 0,
                              timeline: result.timeline)
-             })
+             }, comparison: comparison())
+    }
+
+    /// One metric: TopoPreempt's value against the best stock variant's.
+    struct Comparison: Encodable {
+        var metric: String
+        var higherIsBetter: Bool
+        var bestStock: String
+        var bestStockValue: Double
+        var policy: String
+        var value: Double
+        /// "3.1x less", "+12.4 pts", "same", ...
+        var gain: String
+    }
+
+    /// The metrics compared, how each is read from a result and which way is better; rates
+    /// compare in percentage points, quantities as ratios.
+    static let compared: [(name: String, higher: Bool, points: Bool, value: @Sendable (SimMetrics) -> Double)] = [
+        ("affinity hit rate of preemptions", true, true, { 100 * $0.hitRate }),
+        ("inference aligned (all starts)", true, true, { $0.inferenceStarted == 0 ? 0 : 100 * Double($0.inferenceAligned) / Double($0.inferenceStarted) }),
+        ("victims per preemption", false, false, { $0.victimsPerPreemption }),
+        ("GPU-hours lost to preemption", false, false, { $0.gpuHoursLost }),
+        ("GPU-hours idle while victims drain", false, false, { $0.drainGPUHours }),
+        ("inference wait p50 (s)", false, false, { Double($0.inferenceWaitP50) }),
+        ("inference wait p99 (s)", false, false, { Double($0.inferenceWaitP99) }),
+        ("preemption wait p99 (s)", false, false, { Double($0.preemptionWaitP99) }),
+        ("batch GPU-hours completed", true, false, { $0.batchGPUHoursCompleted }),
+        ("GPU utilisation", true, true, { 100 * $0.utilisation }),
+        ("scheduled performance", true, false, { $0.scheduledPerformance }),
+    ]
+
+    /// TopoPreempt (topo-guaranteed, else the first topo policy run) against the best stock
+    /// variant run, per metric; empty when either side was not run.
+    func comparison() -> [Comparison] {
+        let stock = results.filter { $0.0.stockSettings != nil }
+        guard let topo = results.first(where: { $0.0 == .topoGuaranteed }) ?? results.first(where: { $0.0 == .topoBestEffort }),
+              !stock.isEmpty else { return [] }
+        return Self.compared.map { metric in
+            let values = stock.map { (name: $0.0.rawValue, value: metric.value($0.1.metrics)) }
+            let best = values.dropFirst().reduce(values[0]) { best, next in
+                (metric.higher ? next.value > best.value : next.value < best.value) ? next : best
+            }
+            let ours = metric.value(topo.1.metrics)
+            return Comparison(metric: metric.name, higherIsBetter: metric.higher, bestStock: best.name, bestStockValue: best.value,
+                              policy: topo.0.rawValue, value: ours,
+                              gain: Self.gain(ours, against: best.value, higher: metric.higher, points: metric.points))
+        }
+    }
+
+    /// How much better (or worse) `value` is than `baseline`.
+    static func gain(_ value: Double, against baseline: Double, higher: Bool, points: Bool) -> String {
+        if points {
+            let delta = value - baseline
+            return abs(delta) < 0.05 ? "same" : String(format: "%+.1f pts", delta)
+        }
+        if abs(value - baseline) <= 1e-9 * max(1, abs(baseline)) { return "same" }
+        let better = higher ? value > baseline : value < baseline
+        let (large, small) = (max(value, baseline), min(value, baseline))
+        guard small > 0 else { return better ? "better (\(higher ? "from" : "to") 0)" : "worse (\(higher ? "to" : "from") 0)" }
+        let ratio = large / small
+        let text = ratio >= 10 ? String(format: "%.0fx", ratio) : String(format: "%.2fx", ratio)
+        return "\(text) \(value > baseline ? "more" : "less")\(better ? "" : " (worse)")"
     }
 
     func table() -> String {
@@ -219,6 +300,8 @@ struct SimulationReport {
         row("inference aligned (all starts)", m.map { String(format: "%.1f%%", $0.inferenceStarted == 0 ? 0 : 100 * Double($0.inferenceAligned) / Double($0.inferenceStarted)) })
         row("inference still waiting at end", m.map { "\($0.inferenceUnstarted)" })
         row("inference wait p50 / p99 (s)", m.map { "\($0.inferenceWaitP50) / \($0.inferenceWaitP99)" })
+        row("preemption wait p50 / p99 (s)", m.map { "\($0.preemptionWaitP50) / \($0.preemptionWaitP99)" })
+        row("GPU-hours idle while victims drain", m.map { String(format: "%.1f", $0.drainGPUHours) })
         row("batch jobs completed", m.map { "\($0.batchCompleted)" })
         row("batch GPU-hours completed", m.map { String(format: "%.0f", $0.batchGPUHoursCompleted) })
         row("GPU utilisation", m.map { String(format: "%.1f%%", 100 * $0.utilisation) })
@@ -228,6 +311,23 @@ struct SimulationReport {
         if let baseline = results.first(where: { $0.0 == .stock }), baseline.2 > 0 {
             row("wall time relative to stock", results.map { String(format: "%.2f", $0.2 / baseline.2) })
         }
+        let comparison = comparison()
+        if let first = comparison.first {
+            out += "\n\(first.policy) against the best stock variant for each metric:\n"
+            let labels = ["metric", "best stock variant", "its value", first.policy, "gain"]
+            var lines = [labels]
+            for c in comparison {
+                let points = Self.compared.first { $0.name == c.metric }?.points ?? false
+                func format(_ v: Double) -> String { points ? String(format: "%.1f%%", v) : (v.rounded() == v && abs(v) < 1e15 ? String(format: "%.0f", v) : String(format: "%.3f", v)) }
+                lines.append([c.metric, c.bestStock, format(c.bestStockValue), format(c.value), c.gain])
+            }
+            let widths = labels.indices.map { i in lines.map { $0[i].count }.max() ?? 0 }
+            for line in lines {
+                out += line.enumerated().map { i, cell in i == 0 || i == 1 ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[i] - cell.count) + cell }.joined(separator: "  ") + "\n"
+            }
+        }
+        out += "\nvictims drain: \(setup.drain.isInstant ? "no drain time (GPUs free when victims are chosen)" : "GraceTime \(setup.drain.graceTime) s, KillWait \(setup.drain.killWait) s, mean exit after SIGTERM \(setup.drain.exitMean) s, epilog \(setup.drain.epilog) s")\n"
         if let peak = Self.peakResidentMegabytes() { out += "\npeak resident memory of this run (all policies): \(peak) MB\n" }
         out += "\nscheduled performance: inference run time weighted by the placement factor of its GPUs "
         out += "(" + AffinityLevel.allCases.map { "\($0.name) \(setup.factors[$0] ?? 0)" }.joined(separator: ", ") + "), over inference run time.\n"
@@ -259,7 +359,7 @@ struct SimulationReport {
         let width = 900.0, panel = 240.0, left = 70.0, right = 170.0, top = 40.0, gap = 70.0
         let plotWidth = width - left - right
         let height = top + 2 * panel + gap + 50
-        let colors = ["#d62728", "#ff7f0e", "#2ca02c", "#1f77b4", "#9467bd"]
+        let colors = ["#d62728", "#ff7f0e", "#8c564b", "#e377c2", "#2ca02c", "#1f77b4", "#9467bd"]
         let span = Double(max(1, until))
         func x(_ t: Int64) -> Double { left + plotWidth * Double(t) / span }
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"12\">\n"

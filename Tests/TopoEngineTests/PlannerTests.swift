@@ -223,6 +223,47 @@ enum Lab {
         #expect(StockPreemption.simulate(shaped, in: pairs) == .init(node: "node1", victims: [3], gpus: GPUSet([1, 2]), level: .pcieSwitch))
     }
 
+    /// `youngest_first`: candidates by start time only, youngest first. On the lab's fill (jobs
+    /// started a minute apart) it takes the three youngest and, with its reorder passes, ends
+    /// on 2-3 and 6-7: split, as the oldest-first order is, with more victims and less work lost.
+    @Test func stockYoungestFirstOrder() throws {
+        let one = try PlanningIndex(Lab.filled(Lab.islands, [[0, 1], [4, 5], [2, 3], [6], [7]]))
+        let youngest = StockSettings(order: .youngestFirst)
+        #expect(StockPreemption.simulate(Self.infer4, in: one, settings: youngest)
+            == .init(node: "node1", victims: [3, 4, 5], gpus: GPUSet([2, 3, 6, 7]), level: .node))
+        // Priority is not compared at all: a younger job of a higher (still preemptable) tier
+        // goes before an older one of a lower tier, unlike Slurm's default order.
+        var tiers = Lab.filled(Lab.islands, [[0, 1, 2, 3], [4, 5, 6, 7]])
+        tiers.jobs[0].priority = 1
+        tiers.jobs[1].priority = 5
+        let index = try PlanningIndex(tiers)
+        #expect(StockPreemption.simulate(Self.infer4, in: index)?.victims == [1])
+        #expect(StockPreemption.simulate(Self.infer4, in: index, settings: youngest)?.victims == [2])
+        // Equal start times keep job-list (id) order, as glibc's stable qsort does.
+        var ties = Lab.filled(Lab.islands, [[0, 1, 2, 3], [4, 5, 6, 7]])
+        for i in ties.jobs.indices { ties.jobs[i].startTime = 100 }
+        #expect(StockPreemption.simulate(Self.infer4, in: try PlanningIndex(ties), settings: youngest)?.victims == [1])
+    }
+
+    /// slurm.conf as slurmctld reads it: substrings, case-insensitive; PreemptParameters only
+    /// from 23.02; its reorder_count wins; a negative count is Slurm's default.
+    @Test func stockSettingsFromSlurmConf() {
+        let old = SlurmRelease(22, 5, 8), new = SlurmRelease(24, 11, 5)
+        #expect(StockSettings(schedulerParameters: nil, preemptParameters: nil, release: new) == StockSettings())
+        #expect(StockSettings(schedulerParameters: "sched_interval=5,Preempt_Youngest_First", preemptParameters: nil, release: old).order == .youngestFirst)
+        #expect(StockSettings(schedulerParameters: nil, preemptParameters: "youngest_first", release: new).order == .youngestFirst)
+        // 22.05 has no PreemptParameters: a value there (from a newer slurm.conf) is ignored.
+        #expect(StockSettings(schedulerParameters: nil, preemptParameters: "youngest_first", release: old).order == .oldestFirst)
+        #expect(StockSettings(schedulerParameters: "preempt_reorder_count=3", preemptParameters: nil, release: old).reorderCount == 3)
+        #expect(StockSettings(schedulerParameters: "preempt_reorder_count=3", preemptParameters: "reorder_count=0", release: new).reorderCount == 0)
+        #expect(StockSettings(schedulerParameters: "preempt_reorder_count=-2", preemptParameters: nil, release: new).reorderCount == 1)
+        #expect(StockSettings(schedulerParameters: "preempt_reorder_count=x", preemptParameters: nil, release: new).reorderCount == 0)
+        let strict = StockSettings(schedulerParameters: nil, preemptParameters: "strict_order,youngest_first,reorder_count=2", release: new)
+        #expect(strict == StockSettings(order: .youngestFirst, reorderCount: 2, strictOrder: true))
+        #expect(strict.name == "youngest-first,reorder_count=2,strict_order")
+        #expect(StockSettings().name == "oldest-first")
+    }
+
     @Test func multiNodeJobsPreferOneLeafSwitch() throws {
         // Four idle nodes; n1, n2 under s1 (n2 needs a victim), n3 under s2, n4 under s3.
         var snapshot = Lab.filled(Lab.islands, [], nodes: 4)

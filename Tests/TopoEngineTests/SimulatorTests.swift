@@ -86,6 +86,62 @@ import Testing
         #expect(results[.topoGuaranteed].map(\.gpuSecondsLost) == lost)
     }
 
+    /// Drain time: the victims hold their GPUs for the epilog, the plan's GPUs are held for the
+    /// preemptor meanwhile (a batch job submitted then does not take them), and the preemptor
+    /// starts when its last victim has drained. With no drain the trace replays as before.
+    @Test func victimsDrainBeforeThePreemptorStarts() throws {
+        var jobs = [2, 2, 2, 1, 1].enumerated().map { i, g in
+            SimJob(submit: Int64(i), gpus: g, duration: 86_400, kind: .batch, priority: 1)
+        }
+        jobs.append(SimJob(submit: 600, gpus: 4, duration: 3600, kind: .inference, priority: 10))
+        // A 4-GPU batch job arriving while the victims drain: nothing else is free for it.
+        jobs.append(SimJob(submit: 605, gpus: 4, duration: 60, kind: .batch, priority: 1))
+        var setup = Self.setup([(.islands, 1)])
+        let instant = try Simulator.run(setup: setup, policy: .topoGuaranteed, jobs: jobs, until: 1200).metrics
+        #expect(instant.inferenceWaitP50 == 0 && instant.preemptionWaitP99 == 0 && instant.drainGPUSeconds == 0)
+        setup.drain = DrainModel(graceTime: 0, killWait: 30, exitMean: 0, epilog: 20)
+        let drained = try Simulator.run(setup: setup, policy: .topoGuaranteed, jobs: jobs, until: 1200).metrics
+        #expect(drained.alignedPreemptions == 1 && drained.victims == 2)
+        #expect(drained.inferenceWaitP50 == 20 && drained.preemptionWaitP50 == 20 && drained.preemptionWaitP99 == 20)
+        // Two 2-GPU victims drain 20 s each; nothing else is held (the plan's GPUs are all theirs).
+        #expect(drained.drainGPUSeconds == 2 * 2 * 20)
+        // The batch job of 605 s never got the held GPUs: still waiting at the end with the
+        // requeued victims (they cannot fit either), so nothing but the inference job started.
+        #expect(drained.batchCompleted == 0 && drained.inferenceStarted == 1)
+        // Exits drawn per victim, capped by GraceTime + KillWait: a preemption waits for its
+        // slowest victim, never more than the cap plus the epilog.
+        setup.drain = DrainModel(graceTime: 5, killWait: 10, exitMean: 1000, epilog: 2)
+        let capped = try Simulator.run(setup: setup, policy: .topoGuaranteed, jobs: jobs, until: 1200).metrics
+        #expect(capped.preemptionWaitP99 == 17)
+        let model = DrainModel(graceTime: 0, killWait: 1_000_000, exitMean: 30, epilog: 0)
+        let draws = (0..<2000).map { model.seconds(job: $0, run: 1) }
+        let mean = Double(draws.reduce(0, +)) / Double(draws.count)
+        #expect(mean > 25 && mean < 35, "mean exit \(mean)")
+        #expect(draws == (0..<2000).map { model.seconds(job: $0, run: 1) })
+        #expect(model.seconds(job: 7, run: 1) != model.seconds(job: 7, run: 2) || model.seconds(job: 8, run: 1) != model.seconds(job: 8, run: 2))
+    }
+
+    /// Every policy's run with drain time keeps the GPUs consistent: no GPU both free and
+    /// held, draining GPUs come back, all preemptors start.
+    @Test func drainTimeKeepsEveryPolicyConsistent() throws {
+        var setup = Self.setup([(.islands, 4), (.pairs, 4)])
+        setup.drain = DrainModel(graceTime: 0, killWait: 30, exitMean: 10, epilog: 5)
+        let spec = WorkloadSpec(seconds: 86_400, seed: 5, inferencePerDay: 40)
+        let jobs = spec.generate(totalGPUs: 64)
+        for policy in SimPolicy.standard {
+            var sim = Simulator(setup: setup, policy: policy, jobs: jobs)
+            try sim.prepare()
+            sim.loop(until: spec.seconds, progress: nil)
+            #expect(sim.metrics.preemptions > 5, "\(policy)")
+            #expect(sim.metrics.preemptionWaitP99 > 0 && sim.metrics.preemptionWaitP99 <= 35, "\(policy): \(sim.metrics.preemptionWaitP99)")
+            for n in sim.free.indices {
+                #expect(sim.free[n].intersection(sim.held[n]).isEmpty && sim.free[n].intersection(sim.draining[n]).isEmpty)
+                let running = sim.running.values.filter { $0.node == n }.reduce(GPUSet()) { $0.union($1.gpus) }
+                #expect(running.intersection(sim.free[n]).isEmpty && running.intersection(sim.draining[n]).isEmpty, "\(policy) node \(n)")
+            }
+        }
+    }
+
     /// NVLink pairs: shaping cannot express a pair; only the planner aligns 2-GPU jobs.
     @Test func pairsTraceShowsWhereShapingFallsShort() throws {
         var jobs = [1, 1, 2, 1, 1, 2].enumerated().map { i, g in

@@ -1,11 +1,13 @@
-/// What stock Slurm 22.05 does for the same preemptor, as a baseline: the preemptable jobs
-/// sorted by preemption priority (lowest first), then in job-list order (oldest first, as
-/// measured on the local cluster, ../shared/slurm-lab), removed one by one from a
-/// simulated usage map until the job fits on a node, reordered and retried as `_run_now` in
-/// cons_common/job_test.c does; the victims are the removed jobs on the node it then uses, and
-/// the GPUs it gets are Slurm's pick (`SlurmGPUPick`) with its cores on the first socket. Slurm
-/// sorts with qsort (not stable): where it reorders jobs of equal rank, this model keeps them in
-/// order, so ties may come out differently on a real controller.
+/// What stock Slurm does for the same preemptor, as a baseline: the preemptable jobs in the
+/// order `slurm_find_preemptable_jobs` sorts them (by preemption priority, lowest first, then in
+/// job-list order, oldest first, as measured on the local cluster, ../shared/slurm-lab; or, with
+/// `youngest_first`, by start time only, youngest first), removed one by one from a simulated
+/// usage map until the job fits on a node, reordered and retried as `_run_now` in
+/// cons_common/job_test.c (cons_tres/job_test.c from 23.02) does; the victims are the removed
+/// jobs on the node it then uses, and the GPUs it gets are Slurm's pick (`SlurmGPUPick`) with its
+/// cores on the first socket. Slurm sorts with qsort: glibc's is a stable merge sort where
+/// memory allows, so jobs of equal rank keep their job-list order (id order), as this model
+/// keeps them; another libc may order such ties differently.
 public enum StockPreemption {
     public struct Outcome: Sendable, Equatable {
         public var node: String
@@ -14,9 +16,8 @@ public enum StockPreemption {
         public var level: AffinityLevel
     }
 
-    /// SchedulerParameters `preempt_reorder_count` (Slurm's default: 1).
     public static func simulate(_ request: PreemptorRequest, in index: PlanningIndex,
-                                policy: PlannerPolicy = PlannerPolicy(), reorderCount: Int = 1) -> Outcome? {
+                                policy: PlannerPolicy = PlannerPolicy(), settings: StockSettings = StockSettings()) -> Outcome? {
         let snapshot = index.snapshot
         let k = request.gpusPerNode
         var free = index.free
@@ -51,13 +52,19 @@ public enum StockPreemption {
         let eligible = Planner.eligibility(request, index: index, policy: policy)
         let candidates = snapshot.jobs.indices.filter { eligible[$0] }.sorted { a, b in
             let ja = snapshot.jobs[a], jb = snapshot.jobs[b]
-            if ja.priority != jb.priority { return ja.priority < jb.priority }
-            if ja.startTime != jb.startTime { return ja.startTime < jb.startTime }
+            switch settings.order {
+            case .oldestFirst:
+                if ja.priority != jb.priority { return ja.priority < jb.priority }
+                if ja.startTime != jb.startTime { return ja.startTime < jb.startTime }
+            case .youngestFirst:
+                if ja.startTime != jb.startTime { return ja.startTime > jb.startTime }
+            }
             return ja.id < jb.id
         }
-        // _run_now: remove candidates in order until the job fits; then (preempt_reorder_count
-        // times) move the last removed job to the front, the earlier removed ones on the chosen
-        // node next, and try again; the victims are the removed jobs on the node it fits.
+        // _run_now: remove candidates in order until the job fits; then (reorder count times)
+        // move the last removed job to the front, the earlier removed ones on the chosen node
+        // next (strict order: the others as they were), and try again; the victims are the
+        // removed jobs on the node it fits.
         var order = candidates
         var passCount = 0
         while true {
@@ -81,14 +88,88 @@ public enum StockPreemption {
             guard let (position, node, pick) = fitted else { return nil }
             let old = passCount
             passCount += 1
-            if old > reorderCount || order.count <= passCount {
+            if old > settings.reorderCount || order.count <= passCount {
                 let victims = order[...position].filter { r in snapshot.jobs[r].allocations.contains { $0.node == node } }
                 return outcome(node, pick, victims.map { snapshot.jobs[$0].id })
             }
             let last = order[position]
+            if settings.strictOrder {
+                order.remove(at: position)
+                order.insert(last, at: 0)
+                continue
+            }
             let onNode = { (r: Int) in snapshot.jobs[r].allocations.contains { $0.node == node } }
             let before = order[..<position]
             order = [last] + before.filter(onNode) + before.filter { !onNode($0) } + order[(position + 1)...]
         }
+    }
+}
+
+/// The slurm.conf settings that change which victims stock Slurm takes, read as slurmctld reads
+/// them (case-insensitive substrings of SchedulerParameters, and from 23.02 of PreemptParameters;
+/// S: 22.05 src/slurmctld/preempt.c and cons_common.c, 23.11/26.05 src/interfaces/preempt.c and
+/// select_cons_tres.c).
+public struct StockSettings: Sendable, Hashable, Codable {
+    /// The candidates' order before `_run_now` removes them.
+    public enum Order: String, Sendable, Hashable, Codable, CaseIterable {
+        /// By preemption priority (partition PriorityTier / QOS), lowest first; job-list order
+        /// (oldest first) among equals. Slurm's default.
+        case oldestFirst = "oldest-first"
+        /// By start time only, youngest first (`PreemptParameters=youngest_first`, or 22.05's
+        /// `SchedulerParameters=preempt_youngest_first`): priority is not compared at all.
+        case youngestFirst = "youngest-first"
+    }
+
+    public var order: Order
+    /// `reorder_count` (`preempt_reorder_count` in SchedulerParameters): Slurm's default 1.
+    public var reorderCount: Int
+    /// `strict_order`: a reorder moves only the last removed job to the front.
+    public var strictOrder: Bool
+
+    public init(order: Order = .oldestFirst, reorderCount: Int = 1, strictOrder: Bool = false) {
+        self.order = order
+        self.reorderCount = max(0, reorderCount)
+        self.strictOrder = strictOrder
+    }
+
+    /// From slurm.conf's SchedulerParameters and PreemptParameters (`scontrol show config`) of
+    /// `release`: PreemptParameters exists from 23.02 (22.05 reads SchedulerParameters only),
+    /// and its `reorder_count=` wins over SchedulerParameters' `preempt_reorder_count=`.
+    public init(schedulerParameters: String?, preemptParameters: String?, release: SlurmRelease) {
+        let scheduler = asciiLowercased(schedulerParameters ?? "")
+        let preempt = release >= SlurmRelease(23, 2, 0) ? asciiLowercased(preemptParameters ?? "") : ""
+        let youngest = preempt.contains("youngest_first") || scheduler.contains("preempt_youngest_first")
+        let strict = preempt.contains("strict_order") || scheduler.contains("preempt_strict_order")
+        var count = 1
+        if let value = Self.integer(after: "reorder_count=", in: preempt) ?? Self.integer(after: "preempt_reorder_count=", in: scheduler) {
+            count = value < 0 ? 1 : value  // Slurm: an error, then its default
+        }
+        self.init(order: youngest ? .youngestFirst : .oldestFirst, reorderCount: count, strictOrder: strict)
+    }
+
+    /// `atoi` of the text after the first occurrence of `key` (nil when `key` is absent).
+    static func integer(after key: String, in text: String) -> Int? {
+        guard let range = text.firstRange(of: key) else { return nil }
+        var digits = Substring(text[range.upperBound...])
+        var negative = false
+        if let sign = digits.first, sign == "-" || sign == "+" {
+            negative = sign == "-"
+            digits = digits.dropFirst()
+        }
+        var value = 0
+        for character in digits {
+            guard let digit = character.wholeNumberValue, character.isASCII else { break }
+            value = min(value * 10 + digit, 1 << 30)
+        }
+        return negative ? -value : value
+    }
+
+    /// How README and the tools name it: `oldest-first` or `youngest-first`, with any
+    /// non-default reorder settings.
+    public var name: String {
+        var parts = [order.rawValue]
+        if reorderCount != 1 { parts.append("reorder_count=\(reorderCount)") }
+        if strictOrder { parts.append("strict_order") }
+        return parts.joined(separator: ",")
     }
 }

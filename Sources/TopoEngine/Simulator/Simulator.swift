@@ -24,10 +24,16 @@ public enum SimNodeType: String, Sendable, CaseIterable {
 
 /// How inference jobs are placed and what is preempted for them.
 public enum SimPolicy: String, Sendable, CaseIterable, Codable {
-    /// Stock Slurm 22.05, plain `--gres=gpu:N`: priority/age order with the reorder passes.
+    /// Stock Slurm, plain `--gres=gpu:N`: victims by priority then oldest first, with the reorder
+    /// passes (Slurm's default order).
     case stock
     /// Stock Slurm with the request shaped to one socket (`--gpus-per-socket=N --sockets-per-node=1`).
     case stockShaped = "stock-shaped"
+    /// Stock Slurm with `PreemptParameters=youngest_first`, plain request.
+    case stockYoungest = "stock-youngest"
+    /// Stock Slurm with `youngest_first` and the request shaped to one socket: the strongest
+    /// stock configuration where groups are sockets.
+    case stockShapedYoungest = "stock-shaped-youngest"
     /// TopoPreempt, guaranteed mode (job_submit shaping where the level is socket-wide).
     case topoGuaranteed = "topo-guaranteed"
     /// TopoPreempt, best-effort mode.
@@ -36,7 +42,20 @@ public enum SimPolicy: String, Sendable, CaseIterable, Codable {
     case oracle
 
     /// The policies `topo-preempt simulate` compares by default.
-    public static let standard: [SimPolicy] = [.stock, .stockShaped, .topoGuaranteed, .topoBestEffort]
+    public static let standard: [SimPolicy] = [.stock, .stockShaped, .stockYoungest, .stockShapedYoungest, .topoGuaranteed, .topoBestEffort]
+
+    /// Stock Slurm's settings, for the stock variants; nil for TopoPreempt and the oracle.
+    public var stockSettings: StockSettings? {
+        switch self {
+        case .stock, .stockShaped: StockSettings(order: .oldestFirst)
+        case .stockYoungest, .stockShapedYoungest: StockSettings(order: .youngestFirst)
+        case .topoGuaranteed, .topoBestEffort, .oracle: nil
+        }
+    }
+
+    /// Whether the request is shaped to one socket (`--gpus-per-socket`) by the site, not by
+    /// job_submit/topo_aware.
+    public var stockShapes: Bool { self == .stockShaped || self == .stockShapedYoungest }
     /// Largest cluster the oracle is run on.
     public static let oracleMaxNodes = 16
 }
@@ -55,6 +74,8 @@ public struct SimulationSetup: Sendable {
     public var factors: [AffinityLevel: Double]
     /// The Slurm release modelled: its GPU pick places every job (stock and planned alike).
     public var slurm: SlurmRelease
+    /// How long a victim holds its GPUs after it is chosen.
+    public var drain: DrainModel
 
     public static let defaultFactors: [AffinityLevel: Double] = [
         .nvlink: 1.0, .pcieSwitch: 0.8, .hostBridge: 0.7, .numa: 0.65, .socket: 0.6, .node: 0.5,
@@ -62,8 +83,10 @@ public struct SimulationSetup: Sendable {
 
     public init(nodeTypes: [(type: ClusterSnapshot.LayoutSpec, name: String, count: Int)], level: AffinityLevel = .nvlink,
                 requeueDelay: Int64 = 120, retryInterval: Int64 = 60, sampleInterval: Int64 = 3600,
-                factors: [AffinityLevel: Double] = SimulationSetup.defaultFactors, slurm: SlurmRelease = .debianBookworm) {
+                factors: [AffinityLevel: Double] = SimulationSetup.defaultFactors, slurm: SlurmRelease = .debianBookworm,
+                drain: DrainModel = .none) {
         self.nodeTypes = nodeTypes
+        self.drain = drain
         self.slurm = slurm
         self.level = level
         self.requeueDelay = requeueDelay
@@ -73,6 +96,48 @@ public struct SimulationSetup: Sendable {
     }
 
     public var nodeCount: Int { nodeTypes.reduce(0) { $0 + $1.count } }
+}
+
+/// Time from choosing a victim to its GPUs being free, as Slurm takes it: the victim is sent
+/// SIGTERM (at once, or when its partition's GraceTime starts), is killed `KillWait` seconds after
+/// the requeue's SIGTERM if still running, then the epilog runs before the node frees the job's
+/// resources. A victim that exits on SIGTERM after `exit` seconds frees its GPUs at
+/// `min(exit, graceTime + killWait) + epilog`. Each victim's exit time is drawn from an
+/// exponential distribution with mean `exitMean` keyed by the job and its run, so every policy
+/// sees the same draw for the same run of a job; a preemption waits for its slowest victim.
+public struct DrainModel: Sendable, Equatable, Codable {
+    public var graceTime: Int64
+    public var killWait: Int64
+    public var exitMean: Double
+    public var epilog: Int64
+
+    public init(graceTime: Int64 = 0, killWait: Int64 = 30, exitMean: Double = 0, epilog: Int64 = 0) {
+        self.graceTime = max(0, graceTime)
+        self.killWait = max(0, killWait)
+        self.exitMean = max(0, exitMean)
+        self.epilog = max(0, epilog)
+    }
+
+    /// GPUs are free the moment victims are chosen (the model before drain time).
+    public static let none = DrainModel(killWait: 0)
+
+    /// The local cluster's (scripts/slurm-local: KillWait=2, no GraceTime on `batch`, no
+    /// epilog; victims are `sleep` jobs that exit on SIGTERM) as measured there: see README
+    /// "Simulator".
+    public static let lab = DrainModel(graceTime: 0, killWait: 2, exitMean: 0, epilog: 1)
+
+    public var isInstant: Bool { epilog == 0 && (exitMean == 0 || graceTime + killWait == 0) }
+
+    /// Seconds the victim `job` (in its `run`-th run) holds its GPUs after being chosen.
+    public func seconds(job: Int, run: Int) -> Int64 {
+        var exit: Int64 = 0
+        if exitMean > 0 {
+            var rng = SplitMix64(seed: UInt64(truncatingIfNeeded: job) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(truncatingIfNeeded: run) &+ 0xD1B5_4A32_D192_ED03)
+            let draw = WorkloadSpec.exponential(&rng, rate: 1 / exitMean)
+            exit = Int64(min(draw.rounded(), Double(Int64(1) << 40)))
+        }
+        return min(exit, graceTime + killWait) + epilog
+    }
 }
 
 /// What one policy did with a trace.
@@ -88,6 +153,13 @@ public struct SimMetrics: Sendable, Equatable, Codable {
     /// Submit-to-start waits of inference jobs, seconds.
     public var inferenceWaitP50: Int64 = 0
     public var inferenceWaitP99: Int64 = 0
+    /// Waits from the preemption decision to the start, of the inference jobs that preempted
+    /// (the slowest victim's drain), seconds.
+    public var preemptionWaitP50: Int64 = 0
+    public var preemptionWaitP99: Int64 = 0
+    /// GPU-seconds idle between victims being chosen and their preemptor starting: victims'
+    /// GPUs while they drain, and the plan's GPUs held for the preemptor.
+    public var drainGPUSeconds: Int64 = 0
     /// Inference jobs still waiting when the simulation ended.
     public var inferenceUnstarted = 0
     public var batchCompleted = 0
@@ -101,6 +173,7 @@ public struct SimMetrics: Sendable, Equatable, Codable {
     public var hitRate: Double { preemptions == 0 ? 1 : Double(alignedPreemptions) / Double(preemptions) }
     public var victimsPerPreemption: Double { preemptions == 0 ? 0 : Double(victims) / Double(preemptions) }
     public var gpuHoursLost: Double { Double(gpuSecondsLost) / 3600 }
+    public var drainGPUHours: Double { Double(drainGPUSeconds) / 3600 }
 }
 
 /// One timeline sample.
@@ -123,8 +196,10 @@ public struct SimResult: Sendable {
 /// Model: batch jobs are placed best-fit (the node with the fewest free GPUs that fit, Slurm's
 /// GPU pick on it) in age order with backfill; inference jobs go first: without preemption
 /// where they fit (Slurm's pick, per socket when shaped), else per policy; victims are
-/// requeued (work lost) and may start again after `requeueDelay`; freed GPUs go to the
-/// preemptor at once.
+/// requeued (work lost) and may start again after `requeueDelay`; their GPUs are free after the
+/// drain (`DrainModel`), and the plan's GPUs are held for the preemptor until its slowest
+/// victim has drained (a kept plan in slurmctld; stock Slurm gives freed GPUs to the pending
+/// job of the highest tier, the preemptor): nothing else starts on them.
 public struct Simulator {
     let setup: SimulationSetup
     let policy: SimPolicy
@@ -145,6 +220,12 @@ public struct Simulator {
     /// Nodes by free GPU count, for best fit.
     var byFree: [Set<Int>] = []
     var totalGPUs = 0
+    /// GPUs of victims still draining, and GPUs held for a preemptor waiting for its victims.
+    var draining: [GPUSet] = []
+    var held: [GPUSet] = []
+    /// Preemptors waiting for their victims: node, GPUs, when the plan was made.
+    var waitingPlans: [Int: (node: Int, gpus: GPUSet, since: Int64)] = [:]
+    var preemptionWaits: [Int64] = []
     /// Whether job_submit/topo_aware would shape the inference request (level one socket wide
     /// on every node).
     var shapeForTopo = false
@@ -173,13 +254,18 @@ public struct Simulator {
         var kind: Kind
         var job: Int
         var serial: Int
-        enum Kind: Int { case completion = 0, ready = 1, arrival = 2, retry = 3, sample = 4 }
+        /// Victims' GPUs come free (`released`, job = node, serial = index into `releases`)
+        /// before a preemptor whose victims have all drained starts (`planReady`).
+        enum Kind: Int { case completion = 0, released = 1, planReady = 2, ready = 3, arrival = 4, retry = 5, sample = 6 }
         static func < (a: Event, b: Event) -> Bool {
             (a.time, a.kind.rawValue, a.order) < (b.time, b.kind.rawValue, b.order)
         }
     }
     var heap = MinHeap<Event>()
     var order = 0
+    /// Victims' GPUs per pending release event.
+    var releases: [Int: (node: Int, gpus: GPUSet)] = [:]
+    var nextRelease = 0
 
     // Metrics
     var metrics: SimMetrics
@@ -220,6 +306,8 @@ public struct Simulator {
                 nodeLayout.append(i)
                 nodeNames.append("\(entry.name)\(n + 1)")
                 free.append(GPUSet.first(topology.gpuCount))
+                draining.append(GPUSet())
+                held.append(GPUSet())
                 gpuCount.append(topology.gpuCount)
                 freeCores.append(Array(repeating: Self.coresPerSocket, count: max(1, SlurmGPUPick.sockets(topology).count)))
             }
@@ -273,6 +361,14 @@ public struct Simulator {
                 finish(event.job, run: run, completed: true)
             case .retry:
                 break
+            case .released:
+                guard let release = releases.removeValue(forKey: event.serial) else { break }
+                draining[release.node] = draining[release.node].subtracting(release.gpus)
+                setFree(release.node, free[release.node].union(release.gpus.subtracting(held[release.node])))
+            case .planReady:
+                guard let plan = waitingPlans.removeValue(forKey: event.job) else { break }
+                held[plan.node] = held[plan.node].subtracting(plan.gpus)
+                startPreemptor(event.job, node: plan.node, gpus: plan.gpus, now: event.time, since: plan.since)
             case .sample:
                 sample(event.time)
                 if event.time + setup.sampleInterval <= until { push(event.time + setup.sampleInterval, .sample, -1) }
@@ -300,7 +396,7 @@ public struct Simulator {
     }
 
     mutating func sample(_ time: Int64) {
-        let pending = pendingInference.count
+        let pending = pendingInference.count + waitingPlans.count
         timeline.append(SimSample(time: time, utilisation: totalGPUs == 0 ? 0 : Double(busyGPUs) / Double(totalGPUs),
                                   hitRate: metrics.hitRate, pendingInference: pending, runningInference: runningInference))
     }
@@ -334,9 +430,11 @@ public struct Simulator {
         }
     }
 
-    mutating func finish(_ j: Int, run: Run, completed: Bool) {
+    /// A job ends; its GPUs are free at once unless it drains first (`releasing` false: a
+    /// `released` event frees them).
+    mutating func finish(_ j: Int, run: Run, completed: Bool, releasing: Bool = true) {
         running[j] = nil
-        setFree(run.node, free[run.node].union(run.gpus))
+        if releasing { setFree(run.node, free[run.node].union(run.gpus)) }
         if freeCores[run.node].indices.contains(run.socket) { freeCores[run.node][run.socket] += 1 }
         busyGPUs -= run.gpus.count
         if jobs[j].kind == .inference { runningInference -= 1 }
@@ -432,8 +530,8 @@ public struct Simulator {
         let job = jobs[j]
         let shaped: Bool
         switch policy {
-        case .stock: shaped = false
-        case .stockShaped: shaped = true
+        case .stock, .stockYoungest: shaped = false
+        case .stockShaped, .stockShapedYoungest: shaped = true
         case .topoGuaranteed, .oracle: shaped = shapeForTopo
         case .topoBestEffort: shaped = false
         }
@@ -450,8 +548,9 @@ public struct Simulator {
         var victims: [UInt32] = []
         var target: (node: Int, gpus: GPUSet)?
         switch policy {
-        case .stock, .stockShaped:
-            guard let outcome = StockPreemption.simulate(request, in: index), let node = index.nodeByName[outcome.node] else { return false }
+        case .stock, .stockShaped, .stockYoungest, .stockShapedYoungest:
+            guard let outcome = StockPreemption.simulate(request, in: index, settings: policy.stockSettings ?? StockSettings()),
+                  let node = index.nodeByName[outcome.node] else { return false }
             victims = outcome.victims
             target = (node, outcome.gpus)
         case .oracle:
@@ -467,27 +566,65 @@ public struct Simulator {
             target = (node, gpus)
         }
         guard let (node, gpus) = target, !victims.isEmpty else { return false }
+        // The plan's GPUs: free now, or held by its victims on that node.
+        var victimGPUs = GPUSet()
+        for id in victims {
+            guard let victim = ids[id], let run = running[victim], run.node == node else { continue }
+            victimGPUs = victimGPUs.union(run.gpus)
+        }
+        guard gpus.isSubset(of: free[node].union(victimGPUs)) else { return false }
         metrics.preemptions += 1
         metrics.victims += victims.count
+        let freeNow = gpus.intersection(free[node])
+        // The preemptor waits for its slowest victim holding some of the plan's GPUs.
+        var drained: [(gpus: GPUSet, at: Int64)] = []
         for id in victims {
             guard let victim = ids[id], let run = running[victim] else { continue }
             metrics.gpuSecondsLost += Int64(run.gpus.count) * (now - run.start)
-            finish(victim, run: run, completed: false)
+            let drain = setup.drain.seconds(job: victim, run: run.serial)
+            finish(victim, run: run, completed: false, releasing: drain == 0)
             push(now + setup.requeueDelay, .ready, victim)
+            guard drain > 0 else { continue }
+            draining[run.node] = draining[run.node].union(run.gpus)
+            releases[nextRelease] = (run.node, run.gpus)
+            push(now + drain, .released, run.node, serial: nextRelease)
+            nextRelease += 1
+            metrics.drainGPUSeconds += Int64(run.gpus.count) * drain
+            if run.node == node { drained.append((run.gpus.intersection(gpus), now + drain)) }
         }
-        // The freed GPUs go to the preemptor; what Slurm's pick gives there.
-        guard gpus.isSubset(of: free[node]) else { return false }
+        let ready = drained.filter { !$0.gpus.isEmpty }.map(\.at).max() ?? now
+        if ready == now {
+            startPreemptor(j, node: node, gpus: gpus, now: now, since: now)
+            return true
+        }
+        // Held for the preemptor until then: the GPUs free now wait idle, those of victims from
+        // the moment each has drained.
+        metrics.drainGPUSeconds += Int64(freeNow.count) * (ready - now)
+        for (victimGPUs, at) in drained { metrics.drainGPUSeconds += Int64(victimGPUs.count) * (ready - at) }
+        setFree(node, free[node].subtracting(freeNow))
+        held[node] = held[node].union(gpus)
+        waitingPlans[j] = (node, gpus, now)
+        push(ready, .planReady, j)
+        return true
+    }
+
+    /// Starts a preemptor on its plan's GPUs (freed by its victims, or held for it since).
+    mutating func startPreemptor(_ j: Int, node: Int, gpus: GPUSet, now: Int64, since: Int64) {
         // The stock model and the planner assume the preemptor's core on the first socket (the
         // planner's plan holds for every placement).
         start(j, node: node, gpus: gpus, now: now, socket: 0)
+        preemptionWaits.append(now - since)
         if contexts[nodeLayout[node]].topology.alignment(of: gpus) <= setup.level { metrics.alignedPreemptions += 1 }
-        return true
     }
 
     func snapshotNow(_ now: Int64) -> (ClusterSnapshot, [UInt32: Int]) {
         var nodes: [ClusterSnapshot.NodeState] = []
         nodes.reserveCapacity(free.count)
-        for n in free.indices { nodes.append(.init(name: nodeNames[n], layout: nodeLayout[n])) }
+        for n in free.indices {
+            // Draining victims' GPUs and those held for a waiting preemptor: taken, not freeable.
+            let taken = draining[n].union(held[n])
+            nodes.append(.init(name: nodeNames[n], layout: nodeLayout[n], otherAllocated: taken.isEmpty ? nil : taken))
+        }
         var list: [ClusterSnapshot.RunningJob] = []
         list.reserveCapacity(running.count)
         var ids: [UInt32: Int] = [:]
@@ -503,15 +640,18 @@ public struct Simulator {
     mutating func finishMetrics() {
         metrics.utilisation = totalGPUs == 0 || lastTime == 0 ? 0 : busyGPUSeconds / (Double(totalGPUs) * Double(lastTime))
         metrics.scheduledPerformance = inferenceSeconds == 0 ? 0 : weightedInference / inferenceSeconds
-        metrics.inferenceUnstarted = pendingInference.count
+        metrics.inferenceUnstarted = pendingInference.count + waitingPlans.count
         let sorted = waits.sorted()
-        func percentile(_ p: Double) -> Int64 {
+        func percentile(_ sorted: [Int64], _ p: Double) -> Int64 {
             guard !sorted.isEmpty else { return 0 }
             let rank = Int((p * Double(sorted.count - 1)).rounded(.up))
             return sorted[min(sorted.count - 1, max(0, rank))]
         }
-        metrics.inferenceWaitP50 = percentile(0.5)
-        metrics.inferenceWaitP99 = percentile(0.99)
+        metrics.inferenceWaitP50 = percentile(sorted, 0.5)
+        metrics.inferenceWaitP99 = percentile(sorted, 0.99)
+        let preemption = preemptionWaits.sorted()
+        metrics.preemptionWaitP50 = percentile(preemption, 0.5)
+        metrics.preemptionWaitP99 = percentile(preemption, 0.99)
     }
 }
 
