@@ -46,6 +46,11 @@ const char *CSlurmClient_tres_gres_prefix(void)
     return TOPO_COMPAT_TRES_GRES_PREFIX;
 }
 
+const char *CSlurmClient_preempt_params(const slurm_conf_t *conf)
+{
+    return topo_compat_preempt_params(conf);
+}
+
 void CSlurmClient_free_ctl_conf(slurm_conf_t *conf)
 {
     topo_compat_free_ctl_conf(conf);

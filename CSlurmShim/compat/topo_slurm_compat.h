@@ -233,6 +233,19 @@ static inline void topo_compat_free_ctl_conf(slurm_conf_t *conf)
 #endif
 }
 
+/* PreemptParameters (youngest_first, reorder_count=, strict_order): new in 23.02; 22.05 reads
+ * these from SchedulerParameters only (preempt_youngest_first, ...) and its slurm_conf_t has no
+ * preempt_params (S: slurm.h of 22.05 and 23.11). NULL where the release has none. */
+static inline const char *topo_compat_preempt_params(const slurm_conf_t *conf)
+{
+#if TOPO_SLURM_AT_LEAST(23, 2, 0)
+	return conf->preempt_params;
+#else
+	(void)conf;
+	return NULL;
+#endif
+}
+
 /* slurm_requeue() takes the job id up to 25.11 and a slurm_step_id_t from 26.05 (S). */
 static inline int topo_compat_requeue(uint32_t job_id, uint32_t flags)
 {

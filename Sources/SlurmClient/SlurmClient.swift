@@ -124,10 +124,14 @@ public enum SlurmClient {
         if reported.flatMap(SlurmRelease.init) == nil {
             warnings.append("slurmctld reports no readable version ('\(reported ?? "")'); modelling Slurm \(built), this tool's build")
         }
+        let preemptParameters = confPointer.flatMap { CStrings.read(CSlurmClient_preempt_params($0)) }
         let state = LiveState(jobs: jobs, nodes: nodes, partitions: partitions, qos: qos ? try loadQOS() : [],
                               preemptMode: preemptMode(conf.preempt_mode),
                               exemptSeconds: exempt == UInt32(INFINITE) || exempt == UInt32(NO_VAL) ? 0 : Int64(exempt),
-                              time: Int64(time(nil)), slurm: release)
+                              time: Int64(time(nil)), slurm: release,
+                              stock: StockSettings(schedulerParameters: CStrings.read(conf.sched_params),
+                                                   preemptParameters: preemptParameters,
+                                                   release: release))
         return Reading(state: state, slurmUserID: conf.slurm_user_id, warnings: warnings)
     }
 

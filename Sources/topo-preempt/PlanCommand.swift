@@ -14,6 +14,7 @@ extension PlacementMode: ExpressibleByArgument {
 }
 
 extension RequestShape: ExpressibleByArgument {}
+extension StockSettings.Order: ExpressibleByArgument {}
 
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,7 +26,8 @@ struct PlanCommand: ParsableCommand {
             job, the level reached and why, for the Slurm release the snapshot names ("slurm", \
             default 22.05.8) or --slurm-release gives: stock Slurm's GPU pick changed in 24.05. \
             --compare-stock adds what stock Slurm of that release does for the same request \
-            (modelled). With --job, decides for a pending job of the live cluster \
+            (modelled; victims oldest first by default, --stock-order youngest-first as with \
+            PreemptParameters=youngest_first; with --job the cluster's slurm.conf decides). With --job, decides for a pending job of the live cluster \
             through preempt/topo_aware's own decision code, from the snapshot the plugin would take \
             inside slurmctld (base policy, class, level and mode as topo_aware.conf and the job's \
             AdminComment say). Exit status 1 when there is no plan.
@@ -78,6 +80,11 @@ struct PlanCommand: ParsableCommand {
 
     @Flag(name: .customLong("compare-stock"), help: "Also show what stock Slurm does (modelled).")
     var compareStock = false
+
+    @Option(name: .customLong("stock-order"), help: ArgumentHelp(
+        "Stock Slurm's victim order for --compare-stock: oldest-first (Slurm's default: by priority, then oldest) or youngest-first.",
+        discussion: "With --job: read from the cluster (PreemptParameters=youngest_first, or SchedulerParameters=preempt_youngest_first on 22.05) unless given."))
+    var stockOrder: StockSettings.Order?
 
     @Flag(help: ArgumentHelp("With --job: requeue the planned victims now (as `scontrol requeue`).",
                              discussion: "Needs the rights Slurm requires to requeue every victim: root, SlurmUser, or owning them all. Checked before anything is changed; nothing is requeued when any victim is not yours."))
@@ -150,8 +157,9 @@ struct PlanCommand: ParsableCommand {
             candidateNodes: candidates.map { Set($0.split(separator: ",").map(String.init)) })
         let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime ?? 0)
         let outcome = Planner.plan(request, in: index, policy: policy)
-        let stock = compareStock ? StockPreemption.simulate(request, in: index, policy: policy) : nil
-        let report = PlanReport(outcome, stock: stock, comparedStock: compareStock, slurm: index.snapshot.slurm)
+        let settings = StockSettings(order: stockOrder ?? .oldestFirst)
+        let stock = compareStock ? StockPreemption.simulate(request, in: index, policy: policy, settings: settings) : nil
+        let report = PlanReport(outcome, stock: stock, comparedStock: compareStock, stockSettings: settings, slurm: index.snapshot.slurm)
         switch output.format {
         case .json: try printJSON(report)
         case .text: print(report.text(), terminator: "")
@@ -179,19 +187,24 @@ struct PlanCommand: ParsableCommand {
                                          settings: settings, clock: { DispatchTime.now().uptimeNanoseconds })
         var report: PlanReport
         var stock: StockPreemption.Outcome?
+        var stockSettings = live.state.stock
+        if let stockOrder { stockSettings.order = stockOrder }
         if let planning = decision.planning {
             if compareStock, let index = try? PlanningIndex(planning.snapshot) {
                 stock = StockPreemption.simulate(planning.request, in: index, policy: PlannerPolicy(order: try order(),
-                                                 exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true))
+                                                 exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true),
+                                                 settings: stockSettings)
             }
-            report = PlanReport(planning.outcome, stock: stock, comparedStock: compareStock, slurm: planning.snapshot.slurm)
+            report = PlanReport(planning.outcome, stock: stock, comparedStock: compareStock, stockSettings: stockSettings,
+                                slurm: planning.snapshot.slurm)
             let request = planning.request
             report.request = "\(request.gpusPerNode) GPU(s) x \(request.nodeCount) node(s), \(request.level.name), \(request.mode.name), \(request.shape.rawValue)"
         } else {
             // The controller did not plan: not a preemptor class, no GPUs it can read, no topology.
             let why = decision.log.last?.text
                 ?? "job \(id) is in no preemptor class (its AdminComment tag, or the class lines of topo_aware.conf); preempt/topo_aware leaves it to the base policy"
-            report = PlanReport(.noPlan(code: .invalidRequest, reason: why), stock: nil, comparedStock: false, slurm: snapshot.slurm)
+            report = PlanReport(.noPlan(code: .invalidRequest, reason: why), stock: nil, comparedStock: false,
+                                stockSettings: stockSettings, slurm: snapshot.slurm)
             report.outcome = "base-policy"
             report.code = "not-planned"
         }
@@ -290,6 +303,8 @@ struct PlanReport: Encodable {
         var gpus: String
         var level: String
     }
+    /// Stock Slurm's settings modelled (`oldest-first`, `youngest-first`, reorder settings).
+    var stockOrder: String?
 
     var outcome: String
     var code: String
@@ -313,7 +328,7 @@ struct PlanReport: Encodable {
     var controllerVictims: [UInt32]?
     var log: [String]?
 
-    init(_ outcome: PlanOutcome, stock: StockPreemption.Outcome?, comparedStock: Bool, slurm: SlurmRelease) {
+    init(_ outcome: PlanOutcome, stock: StockPreemption.Outcome?, comparedStock: Bool, stockSettings: StockSettings, slurm: SlurmRelease) {
         self.slurm = slurm.description
         switch outcome {
         case let .plan(plan):
@@ -336,6 +351,7 @@ struct PlanReport: Encodable {
             self.reason = reason
         }
         if comparedStock {
+            stockOrder = stockSettings.name
             stockFits = stock != nil
             self.stock = stock.map { Stock(node: $0.node, victims: $0.victims, gpus: $0.gpus.description, level: $0.level.name) }
         }
@@ -355,9 +371,9 @@ struct PlanReport: Encodable {
         if let stockFits {
             if let stock {
                 let list = stock.victims.isEmpty ? "nothing" : stock.victims.map(String.init).joined(separator: ", ")
-                out += "stock Slurm \(slurm) (modelled): requeues \(list) on \(stock.node), job gets GPUs \(stock.gpus) (\(stock.level))\n"
+                out += "stock Slurm \(slurm) (modelled, \(stockOrder ?? "oldest-first")): requeues \(list) on \(stock.node), job gets GPUs \(stock.gpus) (\(stock.level))\n"
             } else if !stockFits {
-                out += "stock Slurm \(slurm) (modelled): the job does not fit even after preempting every candidate\n"
+                out += "stock Slurm \(slurm) (modelled, \(stockOrder ?? "oldest-first")): the job does not fit even after preempting every candidate\n"
             }
         }
         return out

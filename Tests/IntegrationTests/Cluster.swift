@@ -8,6 +8,8 @@ struct Cluster: Sendable {
     let slurmConf: String
     let pluginDir: String
     let topology: String
+    /// Stock Slurm's victim order as configured: `oldest-first` (default) or `youngest-first`.
+    let victimOrder: String
     let pluginsOn: Bool
     /// slurmdbd with QOS records (batch, infer Preempt=batch); preemption by QOS.
     let accounting: Bool
@@ -20,6 +22,9 @@ struct Cluster: Sendable {
     static let current: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER")
     /// Stock preemption on NVLink pairs (4 GPUs per socket).
     static let pairs: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_PAIRS")
+    /// Stock preemption taking victims youngest first (PreemptParameters=youngest_first; 22.05:
+    /// SchedulerParameters=preempt_youngest_first), islands: the strongest stock configuration.
+    static let youngest: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_YOUNGEST")
     /// The cluster running PreemptType=preempt/topo_aware (NVLink islands of 4 per socket).
     static let topoAware: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE")
     /// preempt/topo_aware on NVLink pairs.
@@ -40,6 +45,7 @@ struct Cluster: Sendable {
         let prefix = values["TOPO_CLUSTER_SLURM_PREFIX"].flatMap { $0.isEmpty ? nil : $0 }
         return Cluster(directory: directory, slurmConf: conf, pluginDir: plugins,
                        topology: values["TOPO_CLUSTER_TOPOLOGY"] ?? "islands",
+                       victimOrder: values["TOPO_CLUSTER_VICTIM_ORDER"] ?? "oldest-first",
                        pluginsOn: values["TOPO_CLUSTER_PLUGINS"] != "off", accounting: values["TOPO_CLUSTER_ACCOUNTING"] == "on",
                        slurmRelease: values["TOPO_CLUSTER_SLURM"] ?? "22.05.8", slurmPrefix: prefix)
     }

@@ -37,6 +37,10 @@ const char *_Nonnull CSlurmClient_tres_gres_prefix(void);
 /* slurm_free_ctl_conf() (renamed in 26.05). */
 void CSlurmClient_free_ctl_conf(slurm_conf_t *_Nonnull conf);
 
+/* PreemptParameters of slurm_load_ctl_conf()'s answer; NULL when unset or (22.05) not a
+ * setting of this release. */
+const char *_Nullable CSlurmClient_preempt_params(const slurm_conf_t *_Nonnull conf);
+
 /* slurm_requeue(job, flags) (a step id from 26.05); Slurm's return code. */
 int CSlurmClient_requeue(uint32_t job_id, uint32_t flags);
 

@@ -136,11 +136,14 @@ public struct LiveState: Sendable, Equatable {
     public var time: Int64
     /// The release slurmctld reports (`scontrol show config`'s SLURM_VERSION).
     public var slurm: SlurmRelease
+    /// What stock preemption would do differently by slurm.conf (victim order, reorder passes).
+    public var stock: StockSettings
 
     public init(jobs: [Job], nodes: [Node], partitions: [Partition], qos: [QOS] = [],
                 preemptMode: PreemptMode = PreemptMode(.requeue), exemptSeconds: Int64 = 0, time: Int64,
-                slurm: SlurmRelease = .debianBookworm) {
+                slurm: SlurmRelease = .debianBookworm, stock: StockSettings = StockSettings()) {
         self.slurm = slurm
+        self.stock = stock
         self.jobs = jobs
         self.nodes = nodes
         self.partitions = partitions
