@@ -235,6 +235,7 @@ struct SimulationReport {
     static let compared: [(name: String, higher: Bool, points: Bool, value: @Sendable (SimMetrics) -> Double)] = [
         ("affinity hit rate of preemptions", true, true, { 100 * $0.hitRate }),
         ("inference aligned (all starts)", true, true, { $0.inferenceStarted == 0 ? 0 : 100 * Double($0.inferenceAligned) / Double($0.inferenceStarted) }),
+        ("started at once, misaligned (% of starts)", false, true, { $0.inferenceStarted == 0 ? 0 : 100 * Double($0.misalignedFreeStarts) / Double($0.inferenceStarted) }),
         ("victims per preemption", false, false, { $0.victimsPerPreemption }),
         ("GPU-hours lost to preemption", false, false, { $0.gpuHoursLost }),
         ("GPU-hours idle while victims drain", false, false, { $0.drainGPUHours }),
@@ -298,6 +299,7 @@ struct SimulationReport {
         row("GPU-hours lost to preemption", m.map { String(format: "%.1f", $0.gpuHoursLost) })
         row("inference started", m.map { "\($0.inferenceStarted)" })
         row("inference aligned (all starts)", m.map { String(format: "%.1f%%", $0.inferenceStarted == 0 ? 0 : 100 * Double($0.inferenceAligned) / Double($0.inferenceStarted)) })
+        row("started at once, misaligned", m.map { "\($0.misalignedFreeStarts)" })
         row("inference still waiting at end", m.map { "\($0.inferenceUnstarted)" })
         row("inference wait p50 / p99 (s)", m.map { "\($0.inferenceWaitP50) / \($0.inferenceWaitP99)" })
         row("preemption wait p50 / p99 (s)", m.map { "\($0.preemptionWaitP50) / \($0.preemptionWaitP99)" })

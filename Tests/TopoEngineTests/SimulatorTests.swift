@@ -142,6 +142,26 @@ import Testing
         }
     }
 
+    /// The lab's `2 2 2 1 1` with 0-1 and 4-5 ended: a plain 4-GPU request fits at once on
+    /// 0-1,4-5 (split) and starts there under every unshaped policy, preemption never asked;
+    /// shaped to a socket (stock-shaped, and topo-guaranteed on islands) it preempts 2-3.
+    @Test func misalignedStartsWithoutPreemption() throws {
+        var jobs = [2, 2, 2, 1, 1].enumerated().map { i, g in
+            SimJob(submit: Int64(i), gpus: g, duration: i < 2 ? 300 : 86_400, kind: .batch, priority: 1)
+        }
+        jobs.append(SimJob(submit: 600, gpus: 4, duration: 3600, kind: .inference, priority: 10))
+        var results: [SimPolicy: SimMetrics] = [:]
+        for policy in SimPolicy.standard {
+            results[policy] = try Simulator.run(setup: Self.setup([(.islands, 1)]), policy: policy, jobs: jobs, until: 1200).metrics
+        }
+        for policy in [SimPolicy.stock, .stockYoungest, .topoBestEffort] {
+            #expect(results[policy]?.misalignedFreeStarts == 1 && results[policy]?.preemptions == 0, "\(policy)")
+        }
+        for policy in [SimPolicy.stockShaped, .stockShapedYoungest, .topoGuaranteed] {
+            #expect(results[policy]?.misalignedFreeStarts == 0 && results[policy]?.alignedPreemptions == 1, "\(policy)")
+        }
+    }
+
     /// NVLink pairs: shaping cannot express a pair; only the planner aligns 2-GPU jobs.
     @Test func pairsTraceShowsWhereShapingFallsShort() throws {
         var jobs = [1, 1, 2, 1, 1, 2].enumerated().map { i, g in

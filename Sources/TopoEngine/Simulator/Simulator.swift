@@ -150,6 +150,9 @@ public struct SimMetrics: Sendable, Equatable, Codable {
     public var gpuSecondsLost: Int64 = 0
     public var inferenceStarted = 0
     public var inferenceAligned = 0
+    /// Inference jobs that started at once on free GPUs (no preemption) not aligned at the
+    /// required level: Slurm picked them and no preemption hook was asked.
+    public var misalignedFreeStarts = 0
     /// Submit-to-start waits of inference jobs, seconds.
     public var inferenceWaitP50: Int64 = 0
     public var inferenceWaitP99: Int64 = 0
@@ -537,6 +540,7 @@ public struct Simulator {
         }
         if let (node, gpus, socket) = bestFit(job.gpus, perSocket: shaped) {
             start(j, node: node, gpus: gpus, now: now, socket: socket)
+            if contexts[nodeLayout[node]].topology.alignment(of: gpus) > setup.level { metrics.misalignedFreeStarts += 1 }
             return true
         }
         // Preemption: a snapshot of the running jobs, then the policy's choice.
