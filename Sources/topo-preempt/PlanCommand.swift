@@ -159,7 +159,9 @@ struct PlanCommand: ParsableCommand {
         let outcome = Planner.plan(request, in: index, policy: policy)
         let settings = StockSettings(order: stockOrder ?? .oldestFirst)
         let stock = compareStock ? StockPreemption.simulate(request, in: index, policy: policy, settings: settings) : nil
-        let report = PlanReport(outcome, stock: stock, comparedStock: compareStock, stockSettings: settings, slurm: index.snapshot.slurm)
+        let report = PlanReport(outcome, stock: stock, comparedStock: compareStock, stockSettings: settings,
+                                stockByCoreSocket: stock.map { StockPreemption.gpusByCoreSocket($0, request: request, in: index) },
+                                slurm: index.snapshot.slurm)
         switch output.format {
         case .json: try printJSON(report)
         case .text: print(report.text(), terminator: "")
@@ -187,6 +189,7 @@ struct PlanCommand: ParsableCommand {
                                          settings: settings, clock: { DispatchTime.now().uptimeNanoseconds })
         var report: PlanReport
         var stock: StockPreemption.Outcome?
+        var byCoreSocket: [Int: GPUSet]?
         var stockSettings = live.state.stock
         if let stockOrder { stockSettings.order = stockOrder }
         if let planning = decision.planning {
@@ -194,8 +197,10 @@ struct PlanCommand: ParsableCommand {
                 stock = StockPreemption.simulate(planning.request, in: index, policy: PlannerPolicy(order: try order(),
                                                  exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true),
                                                  settings: stockSettings)
+                byCoreSocket = stock.map { StockPreemption.gpusByCoreSocket($0, request: planning.request, in: index) }
             }
             report = PlanReport(planning.outcome, stock: stock, comparedStock: compareStock, stockSettings: stockSettings,
+                                stockByCoreSocket: byCoreSocket,
                                 slurm: planning.snapshot.slurm)
             let request = planning.request
             report.request = "\(request.gpusPerNode) GPU(s) x \(request.nodeCount) node(s), \(request.level.name), \(request.mode.name), \(request.shape.rawValue)"
@@ -300,8 +305,11 @@ struct PlanReport: Encodable {
     struct Stock: Encodable {
         var node: String
         var victims: [UInt32]
+        /// The GPUs with the job's core on the node's first socket, and (plain requests) by the
+        /// socket Slurm may put the core on: `{"0": "3-6", "1": "4-7"}`.
         var gpus: String
         var level: String
+        var gpusByCoreSocket: [String: String]?
     }
     /// Stock Slurm's settings modelled (`oldest-first`, `youngest-first`, reorder settings).
     var stockOrder: String?
@@ -328,7 +336,8 @@ struct PlanReport: Encodable {
     var controllerVictims: [UInt32]?
     var log: [String]?
 
-    init(_ outcome: PlanOutcome, stock: StockPreemption.Outcome?, comparedStock: Bool, stockSettings: StockSettings, slurm: SlurmRelease) {
+    init(_ outcome: PlanOutcome, stock: StockPreemption.Outcome?, comparedStock: Bool, stockSettings: StockSettings,
+         stockByCoreSocket: [Int: GPUSet]? = nil, slurm: SlurmRelease) {
         self.slurm = slurm.description
         switch outcome {
         case let .plan(plan):
@@ -354,6 +363,9 @@ struct PlanReport: Encodable {
             stockOrder = stockSettings.name
             stockFits = stock != nil
             self.stock = stock.map { Stock(node: $0.node, victims: $0.victims, gpus: $0.gpus.description, level: $0.level.name) }
+            if let byCore = stockByCoreSocket, !byCore.isEmpty {
+                self.stock?.gpusByCoreSocket = Dictionary(uniqueKeysWithValues: byCore.map { ("\($0.key)", $0.value.description) })
+            }
         }
     }
 
@@ -372,6 +384,10 @@ struct PlanReport: Encodable {
             if let stock {
                 let list = stock.victims.isEmpty ? "nothing" : stock.victims.map(String.init).joined(separator: ", ")
                 out += "stock Slurm \(slurm) (modelled, \(stockOrder ?? "oldest-first")): requeues \(list) on \(stock.node), job gets GPUs \(stock.gpus) (\(stock.level))\n"
+                if let byCore = stock.gpusByCoreSocket, Set(byCore.values).count > 1 {
+                    let cases = byCore.sorted { (Int($0.key) ?? 0) < (Int($1.key) ?? 0) }.map { "socket \($0.key): \($0.value)" }
+                    out += "  (the GPUs depend on the socket Slurm puts the job's core on, the one with the most free cores: \(cases.joined(separator: ", ")))\n"
+                }
             } else if !stockFits {
                 out += "stock Slurm \(slurm) (modelled, \(stockOrder ?? "oldest-first")): the job does not fit even after preempting every candidate\n"
             }

@@ -10,6 +10,8 @@ struct Cluster: Sendable {
     let topology: String
     /// Stock Slurm's victim order as configured: `oldest-first` (default) or `youngest-first`.
     let victimOrder: String
+    /// Sockets per node (`TOPO_CLUSTER_SOCKETS`).
+    let sockets: Int
     let pluginsOn: Bool
     /// slurmdbd with QOS records (batch, infer Preempt=batch); preemption by QOS.
     let accounting: Bool
@@ -29,6 +31,9 @@ struct Cluster: Sendable {
     static let topoAware: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE")
     /// preempt/topo_aware on NVLink pairs.
     static let topoAwarePairs: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE_PAIRS")
+    /// preempt/topo_aware on NVLink pairs with one socket per pair (as numa_node_as_socket
+    /// makes of a machine with one NUMA node per GPU pair): job_submit shapes 2-GPU requests.
+    static let topoAwarePairSockets: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE_PAIR_SOCKETS")
     /// preempt/topo_aware over QOS semantics (BasePolicy=qos, slurmdbd + MariaDB), islands.
     static let topoAwareQOS: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE_QOS")
 
@@ -46,6 +51,7 @@ struct Cluster: Sendable {
         return Cluster(directory: directory, slurmConf: conf, pluginDir: plugins,
                        topology: values["TOPO_CLUSTER_TOPOLOGY"] ?? "islands",
                        victimOrder: values["TOPO_CLUSTER_VICTIM_ORDER"] ?? "oldest-first",
+                       sockets: values["TOPO_CLUSTER_SOCKETS"].flatMap { Int($0) } ?? 2,
                        pluginsOn: values["TOPO_CLUSTER_PLUGINS"] != "off", accounting: values["TOPO_CLUSTER_ACCOUNTING"] == "on",
                        slurmRelease: values["TOPO_CLUSTER_SLURM"] ?? "22.05.8", slurmPrefix: prefix)
     }

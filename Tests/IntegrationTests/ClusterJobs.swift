@@ -18,6 +18,15 @@ extension Cluster {
 
     func restarts(_ id: String) throws -> Int { Int(try job(id)["Restarts"] ?? "") ?? -1 }
 
+    /// The socket of a running job's first CPU on its node (`scontrol show job -d` CPU_IDs;
+    /// 16 cores, `sockets` sockets per node); nil when not shown.
+    func coreSocket(_ id: String) throws -> Int? {
+        let detail = try run(["scontrol", "show", "job", "-d", id]).stdout
+        guard let range = detail.range(of: #"CPU_IDs=[0-9]+"#, options: .regularExpression),
+              let cpu = Int(detail[range].dropFirst("CPU_IDs=".count)) else { return nil }
+        return cpu / (16 / max(1, sockets))
+    }
+
     /// Submits a running job on node1 and waits until it runs.
     func start(_ partition: String, gpus: Int, options extra: [String] = [], waitForRunning: Bool = true) throws -> String {
         let result = try run(["sbatch", "--parsable"] + options(for: partition) + extra + ["-w", "node1", "-c", "1",

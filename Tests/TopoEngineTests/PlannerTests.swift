@@ -243,6 +243,15 @@ enum Lab {
         var ties = Lab.filled(Lab.islands, [[0, 1, 2, 3], [4, 5, 6, 7]])
         for i in ties.jobs.indices { ties.jobs[i].startTime = 100 }
         #expect(StockPreemption.simulate(Self.infer4, in: try PlanningIndex(ties), settings: youngest)?.victims == [1])
+        // The fill 3 3 2 of the fidelity test (seed 202): the GPUs depend on the core's socket,
+        // as measured on slurmctld 22.05.8 (its core on socket 1: GPUs 4-7).
+        let fill = try PlanningIndex(Lab.filled(Lab.islands, [[0, 1, 2], [4, 5, 6], [3, 7]]))
+        let outcome = try #require(StockPreemption.simulate(Self.infer4, in: fill, settings: youngest))
+        #expect(outcome.victims == [2, 3] && outcome.gpus == GPUSet(3...6))
+        #expect(StockPreemption.gpusByCoreSocket(outcome, request: Self.infer4, in: fill) == [0: GPUSet(3...6), 1: GPUSet(4...7)])
+        var shaped = Self.infer4
+        shaped.shape = .perSocket
+        #expect(StockPreemption.gpusByCoreSocket(outcome, request: shaped, in: fill).isEmpty)
     }
 
     /// slurm.conf as slurmctld reads it: substrings, case-insensitive; PreemptParameters only

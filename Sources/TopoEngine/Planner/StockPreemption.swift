@@ -103,6 +103,27 @@ public enum StockPreemption {
             order = [last] + before.filter(onNode) + before.filter { !onNode($0) } + order[(position + 1)...]
         }
     }
+
+    /// The GPUs Slurm's pick gives the job on the outcome's node once its victims are gone, for
+    /// each socket its core may be placed on (a plain request; shaped requests do not depend on
+    /// it). `simulate` assumes the first socket; Slurm puts a 1-CPU job's core on the socket with
+    /// the most free cores, which libslurm clients cannot read from 24.05 on (the per-node CPU ids
+    /// of a job left the public API), so the tools report every case.
+    public static func gpusByCoreSocket(_ outcome: Outcome, request: PreemptorRequest, in index: PlanningIndex) -> [Int: GPUSet] {
+        guard request.shape == .perNode, let node = index.nodeByName[outcome.node] else { return [:] }
+        var free = index.free[node]
+        let victims = Set(outcome.victims)
+        for job in index.snapshot.jobs where victims.contains(job.id) {
+            for allocation in job.allocations where allocation.node == node { free = free.union(allocation.gpus) }
+        }
+        let layout = index.layoutOfNode[node]
+        let context = index.pickContexts[layout]
+        var picks: [Int: GPUSet] = [:]
+        for socket in SlurmGPUPick.sockets(context.topology) {
+            picks[socket] = SlurmGPUPick.pickPerNode(context, free: free, count: request.gpusPerNode, usedSockets: [socket])
+        }
+        return picks
+    }
 }
 
 /// The slurm.conf settings that change which victims stock Slurm takes, read as slurmctld reads
