@@ -269,14 +269,15 @@ struct SimulationReport {
     static func gain(_ value: Double, against baseline: Double, higher: Bool, points: Bool) -> String {
         if points {
             let delta = value - baseline
-            return abs(delta) < 0.05 ? "same" : String(format: "%+.1f pts", delta)
+            guard abs(delta) >= 0.05 else { return "same" }
+            return String(format: "%+.1f pts", delta) + ((higher ? delta > 0 : delta < 0) ? "" : " (worse)")
         }
         if abs(value - baseline) <= 1e-9 * max(1, abs(baseline)) { return "same" }
         let better = higher ? value > baseline : value < baseline
         let (large, small) = (max(value, baseline), min(value, baseline))
         guard small > 0 else { return better ? "better (\(higher ? "from" : "to") 0)" : "worse (\(higher ? "to" : "from") 0)" }
         let ratio = large / small
-        let text = ratio >= 10 ? String(format: "%.0fx", ratio) : String(format: "%.2fx", ratio)
+        let text = ratio >= 10 ? String(format: "%.0fx", ratio) : String(format: ratio >= 1.1 ? "%.2fx" : "%.3fx", ratio)
         return "\(text) \(value > baseline ? "more" : "less")\(better ? "" : " (worse)")"
     }
 

@@ -36,8 +36,22 @@ struct CLITests {
         let json = try CLI.run(["simulate", "--nodes", "islands:2", "--days", "0.1", "--plot", "-", "--format", "json"])
         #expect(json.status == 0)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
-        #expect((object["policies"] as? [[String: Any]])?.count == 4)
+        #expect((object["policies"] as? [[String: Any]])?.count == 6)
         #expect(object["gpus"] as? Int == 16)
+        // TopoPreempt against the best stock variant, metric by metric, naming it.
+        let comparison = try #require(object["comparison"] as? [[String: Any]])
+        let stockNames: Set<String> = ["stock", "stock-shaped", "stock-youngest", "stock-shaped-youngest"]
+        #expect(comparison.count == 12 && comparison.allSatisfy { stockNames.contains($0["bestStock"] as? String ?? "") })
+        #expect(comparison.allSatisfy { $0["policy"] as? String == "topo-guaranteed" && ($0["gain"] as? String)?.isEmpty == false })
+        #expect(text.stdout.contains("topo-guaranteed against the best stock variant for each metric:"))
+        // Drain time: given, echoed; out of range, named.
+        let drained = try CLI.run(["simulate", "--nodes", "islands:2", "--days", "0.1", "--plot", "-", "--format", "json",
+                                   "--policies", "stock,topo-guaranteed", "--victim-exit", "5", "--epilog", "3", "--kill-wait", "30"])
+        let drainObject = try #require(try JSONSerialization.jsonObject(with: Data(drained.stdout.utf8)) as? [String: Any])
+        let drain = try #require(drainObject["drain"] as? [String: Any])
+        #expect(drain["epilog"] as? Int == 3 && drain["killWait"] as? Int == 30 && drain["exitMean"] as? Double == 5)
+        let badDrain = try CLI.run(["simulate", "--nodes", "islands:2", "--kill-wait=-1", "--plot", "-"])
+        #expect(badDrain.status == 1 && badDrain.stderr.contains("--kill-wait must be 0 to 86400 seconds"))
         let bad = try CLI.run(["simulate", "--nodes", "islands", "--plot", "-"])
         #expect(bad.status == 1 && bad.stderr.contains("--nodes: 'islands' is not NAME:COUNT"))
         let trace = directory + "/t.csv"

@@ -7,7 +7,7 @@ import TopoEngine
 /// (`_run_now` tries the current usage first). job_submit/topo_aware prevents it only by
 /// shaping the request to one Slurm socket, so it can where each group is a socket of its own:
 /// here NVLink pairs with one socket per pair, as `SlurmdParameters=numa_node_as_socket` makes
-/// of a machine with one NUMA node per GPU pair (DGX A100 in NPS4). Before (ShapeRequests=no)
+/// of a machine with one NUMA node per GPU pair. Before (ShapeRequests=no)
 /// the job starts at once on the split free GPUs; after (shaped), preempt/topo_aware frees a
 /// pair with one victim.
 enum PairSocketShaping {
