@@ -52,10 +52,6 @@ public enum SimPolicy: String, Sendable, CaseIterable, Codable {
         case .topoGuaranteed, .topoBestEffort, .oracle: nil
         }
     }
-
-    /// Whether the request is shaped to one socket (`--gpus-per-socket`) by the site, not by
-    /// job_submit/topo_aware.
-    public var stockShapes: Bool { self == .stockShaped || self == .stockShapedYoungest }
     /// Largest cluster the oracle is run on.
     public static let oracleMaxNodes = 16
 }
@@ -230,6 +226,10 @@ public struct Simulator {
     /// Preemptors waiting for their victims: node, GPUs, when the plan was made.
     var waitingPlans: [Int: (node: Int, gpus: GPUSet, since: Int64)] = [:]
     var preemptionWaits: [Int64] = []
+    /// GPUs of running jobs per node, and how often a job was started on GPUs a running job
+    /// held (a model error: the tests require none).
+    var inUse: [GPUSet] = []
+    var conflicts = 0
     /// Whether job_submit/topo_aware would shape the inference request (level one socket wide
     /// on every node).
     var shapeForTopo = false
@@ -312,6 +312,7 @@ public struct Simulator {
                 free.append(GPUSet.first(topology.gpuCount))
                 draining.append(GPUSet())
                 held.append(GPUSet())
+                inUse.append(GPUSet())
                 gpuCount.append(topology.gpuCount)
                 freeCores.append(Array(repeating: Self.coresPerSocket, count: max(1, SlurmGPUPick.sockets(topology).count)))
             }
@@ -415,6 +416,8 @@ public struct Simulator {
 
     mutating func start(_ j: Int, node: Int, gpus: GPUSet, now: Int64, socket: Int) {
         setFree(node, free[node].subtracting(gpus))
+        if !inUse[node].intersection(gpus).isEmpty { conflicts += 1 }
+        inUse[node] = inUse[node].union(gpus)
         serial[j] += 1
         let core = freeCores[node].indices.contains(socket) ? socket : 0
         freeCores[node][core] -= 1
@@ -438,6 +441,7 @@ public struct Simulator {
     /// `released` event frees them).
     mutating func finish(_ j: Int, run: Run, completed: Bool, releasing: Bool = true) {
         running[j] = nil
+        inUse[run.node] = inUse[run.node].subtracting(run.gpus)
         if releasing { setFree(run.node, free[run.node].union(run.gpus)) }
         if freeCores[run.node].indices.contains(run.socket) { freeCores[run.node][run.socket] += 1 }
         busyGPUs -= run.gpus.count
@@ -580,7 +584,6 @@ public struct Simulator {
         guard gpus.isSubset(of: free[node].union(victimGPUs)) else { return false }
         metrics.preemptions += 1
         metrics.victims += victims.count
-        let freeNow = gpus.intersection(free[node])
         // The preemptor waits for its slowest victim holding some of the plan's GPUs.
         var drained: [(gpus: GPUSet, at: Int64)] = []
         for id in victims {
@@ -602,8 +605,9 @@ public struct Simulator {
             startPreemptor(j, node: node, gpus: gpus, now: now, since: now)
             return true
         }
-        // Held for the preemptor until then: the GPUs free now wait idle, those of victims from
-        // the moment each has drained.
+        // Held for the preemptor until then: the GPUs free now (victims without drain time
+        // included) wait idle, those of draining victims from the moment each has drained.
+        let freeNow = gpus.intersection(free[node])
         metrics.drainGPUSeconds += Int64(freeNow.count) * (ready - now)
         for (victimGPUs, at) in drained { metrics.drainGPUSeconds += Int64(victimGPUs.count) * (ready - at) }
         setFree(node, free[node].subtracting(freeNow))
