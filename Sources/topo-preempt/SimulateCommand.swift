@@ -49,6 +49,11 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Write the timeline (CSV: policy,time,utilisation,hit_rate,pending_inference,running_inference) here.")
     var csv: String?
 
+    @Option(help: ArgumentHelp(
+        "Write a reproducible comparison report into this directory: report.md and simulation.svg.",
+        discussion: "The report names the command, seed, workload, drain and stock variants, and holds the table, TopoPreempt against the best stock variant per metric, and (with more than one node type) the same trace on each node type alone."))
+    var report: String?
+
     @Option(name: .customLong("grace-time"), help: "GraceTime of the victims' partition (s): SIGTERM, then requeued after it.")
     var graceTime: Int64 = DrainModel.lab.graceTime
 
@@ -109,8 +114,56 @@ struct SimulateCommand: ParsableCommand {
         } catch let error as CLIError {
             throw error.exit()
         }
-        // Policies replay the same trace independently: one thread each.
-        let interactive = !noProgress && isatty(2) != 0
+        let results = try Self.replay(setup: setup, jobs: jobs, until: until, policies: chosen, progress: !noProgress)
+        let report = SimulationReport(setup: setup, nodes: nodes, jobs: jobs, until: until, results: results)
+        if let directory = self.report {
+            // The same trace on each node type alone, as many nodes as the whole cluster.
+            var breakdown: [SimulationReport] = []
+            if setup.nodeTypes.count > 1 {
+                for type in setup.nodeTypes {
+                    var alone = setup
+                    alone.nodeTypes = [(type.type, type.name, setup.nodeCount)]
+                    let results = try Self.replay(setup: alone, jobs: jobs, until: until, policies: chosen, progress: !noProgress)
+                    breakdown.append(SimulationReport(setup: alone, nodes: "\(type.name):\(setup.nodeCount)", jobs: jobs, until: until,
+                                                      results: results))
+                }
+            }
+            let markdown = report.markdown(command: ["topo-preempt"] + CommandLine.arguments.dropFirst(), workload: trace.map { "trace \($0)" } ?? workloadText(),
+                                           breakdown: breakdown)
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                try markdown.write(toFile: directory + "/report.md", atomically: true, encoding: .utf8)
+                try report.svg().write(toFile: directory + "/simulation.svg", atomically: true, encoding: .utf8)
+            } catch {
+                throw CLIError.input("--report \(directory): \(error.localizedDescription)").exit()
+            }
+            if output.format == .text { print("report: \(directory)/report.md, plot: \(directory)/simulation.svg") }
+        }
+        switch output.format {
+        case .json: try printJSON(report.json)
+        case .text: print(report.table(), terminator: "")
+        }
+        if plot != "-" {
+            try report.svg().write(toFile: plot, atomically: true, encoding: .utf8)
+            if output.format == .text { print("plot: \(plot)") }
+        }
+        if let csv {
+            try report.csv().write(toFile: csv, atomically: true, encoding: .utf8)
+            if output.format == .text { print("timeline: \(csv)") }
+        }
+    }
+
+    /// The synthetic workload's parameters, as the report names them.
+    func workloadText() -> String {
+        "synthetic, seed \(seed): \(inferencePerDay) inference instances per day and 1,000 GPUs (daily curve, peak 14:00, "
+            + "\(inferenceGPUs) GPUs each, 4 h mean run time), batch load \(batchLoad)x the cluster's GPUs "
+            + "(1/2/4/8 GPUs at 45/25/20/10%, log-normal run times, 30 min median)"
+    }
+
+    /// Every policy replays the same trace independently, one thread each.
+    static func replay(setup: SimulationSetup, jobs: [SimJob], until: Int64, policies chosen: [SimPolicy],
+                       progress showProgress: Bool) throws -> [(SimPolicy, SimResult, Double)] {
+        let interactive = showProgress && isatty(2) != 0
         let progress = ProgressBoard(policies: chosen, interactive: interactive)
         let slots = ResultSlots(count: chosen.count)
         DispatchQueue.concurrentPerform(iterations: chosen.count) { i in
@@ -133,19 +186,7 @@ struct SimulateCommand: ParsableCommand {
             case nil: throw CLIError.input("simulation did not run").exit()
             }
         }
-        let report = SimulationReport(setup: setup, nodes: nodes, jobs: jobs, until: until, results: results)
-        switch output.format {
-        case .json: try printJSON(report.json)
-        case .text: print(report.table(), terminator: "")
-        }
-        if plot != "-" {
-            try report.svg().write(toFile: plot, atomically: true, encoding: .utf8)
-            if output.format == .text { print("plot: \(plot)") }
-        }
-        if let csv {
-            try report.csv().write(toFile: csv, atomically: true, encoding: .utf8)
-            if output.format == .text { print("timeline: \(csv)") }
-        }
+        return results
     }
 
     static func parseNodes(_ text: String) throws -> [(type: ClusterSnapshot.LayoutSpec, name: String, count: Int)] {
@@ -334,6 +375,83 @@ struct SimulationReport {
         if let peak = Self.peakResidentMegabytes() { out += "\npeak resident memory of this run (all policies): \(peak) MB\n" }
         out += "\nscheduled performance: inference run time weighted by the placement factor of its GPUs "
         out += "(" + AffinityLevel.allCases.map { "\($0.name) \(setup.factors[$0] ?? 0)" }.joined(separator: ", ") + "), over inference run time.\n"
+        return out
+    }
+
+    /// The rows of the table: label and one value per policy.
+    func rows() -> [(String, [String])] {
+        let m = results.map { $0.1.metrics }
+        func percent(_ part: Int, _ whole: Int) -> String { String(format: "%.1f%%", whole == 0 ? 0 : 100 * Double(part) / Double(whole)) }
+        return [
+            ("preemptions", m.map { "\($0.preemptions)" }),
+            ("affinity hit rate of preemptions", m.map { String(format: "%.1f%%", 100 * $0.hitRate) }),
+            ("victims per preemption", m.map { String(format: "%.2f", $0.victimsPerPreemption) }),
+            ("GPU-hours lost to preemption", m.map { String(format: "%.1f", $0.gpuHoursLost) }),
+            ("inference aligned (all starts)", m.map { percent($0.inferenceAligned, $0.inferenceStarted) }),
+            ("started at once, misaligned", m.map { "\($0.misalignedFreeStarts) (\(percent($0.misalignedFreeStarts, $0.inferenceStarted)))" }),
+            ("inference still waiting at end", m.map { "\($0.inferenceUnstarted)" }),
+            ("inference wait p50 / p99 (s)", m.map { "\($0.inferenceWaitP50) / \($0.inferenceWaitP99)" }),
+            ("preemption wait p50 / p99 (s)", m.map { "\($0.preemptionWaitP50) / \($0.preemptionWaitP99)" }),
+            ("GPU-hours idle while victims drain", m.map { String(format: "%.1f", $0.drainGPUHours) }),
+            ("batch GPU-hours completed", m.map { String(format: "%.0f", $0.batchGPUHoursCompleted) }),
+            ("GPU utilisation", m.map { String(format: "%.1f%%", 100 * $0.utilisation) }),
+            ("scheduled performance", m.map { String(format: "%.3f", $0.scheduledPerformance) }),
+        ]
+    }
+
+    /// The report `--report` writes: how it was made, the table, TopoPreempt against the best
+    /// stock variant, and the same trace on each node type alone.
+    func markdown(command: [String], workload: String, breakdown: [SimulationReport]) -> String {
+        func table(_ report: SimulationReport) -> String {
+            var out = ""
+            // Inference larger than every group at the level: job_submit/topo_aware rejects such
+            // guaranteed jobs at submission; the simulator lets them wait and start misaligned.
+            let largest = report.setup.nodeTypes.compactMap { type -> Int? in
+                guard let topology = try? type.type.topology(), let table = try? AffinityTable(topology) else { return nil }
+                return table.groups(at: report.setup.level).map(\.gpus.count).max()
+            }.max() ?? 0
+            let oversized = report.jobs.filter { $0.kind == .inference && $0.gpus > largest }.count
+            if oversized > 0 {
+                out += "Note: \(oversized) of \(report.jobs.filter { $0.kind == .inference }.count) inference jobs ask for more GPUs than "
+                out += "the largest \(report.setup.level.name) group here (\(largest)): job_submit/topo_aware would reject them in "
+                out += "guaranteed mode; in this replay they wait until they fit and start misaligned, under every policy.\n\n"
+            }
+            out += "| metric | " + report.results.map { $0.0.rawValue }.joined(separator: " | ") + " |\n"
+            out += "| --- |" + String(repeating: " --- |", count: report.results.count) + "\n"
+            for (label, values) in report.rows() { out += "| \(label) | " + values.joined(separator: " | ") + " |\n" }
+            let comparison = report.comparison()
+            if let first = comparison.first {
+                out += "\n\(first.policy) against the best stock variant for each metric:\n\n"
+                out += "| metric | best stock variant | its value | \(first.policy) | gain |\n| --- | --- | --- | --- | --- |\n"
+                for c in comparison {
+                    let points = Self.compared.first { $0.name == c.metric }?.points ?? false
+                    func format(_ v: Double) -> String { points ? String(format: "%.1f%%", v) : String(format: "%.3f", v) }
+                    out += "| \(c.metric) | \(c.bestStock) | \(format(c.bestStockValue)) | \(format(c.value)) | \(c.gain) |\n"
+                }
+            }
+            return out
+        }
+        var out = "# topo-preempt simulate: \(nodes)\n\n"
+        out += "Made by `\(command.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))`.\n\n"
+        out += "- cluster: \(nodes) (\(setup.nodeCount) nodes, \(gpus) GPUs); level \(setup.level.name)\n"
+        out += "- span: \(String(format: "%.1f", Double(until) / 86_400)) days; \(jobs.filter { $0.kind == .inference }.count) inference "
+        out += "and \(jobs.filter { $0.kind == .batch }.count) batch jobs\n"
+        out += "- workload: \(workload)\n"
+        out += "- Slurm modelled: \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n"
+        out += "- victims' drain: " + (setup.drain.isInstant ? "none (GPUs free when victims are chosen)"
+            : "GraceTime \(setup.drain.graceTime) s, KillWait \(setup.drain.killWait) s, mean exit \(setup.drain.exitMean) s, epilog \(setup.drain.epilog) s") + "\n"
+        out += "- policies: " + results.map { policy, _, _ in
+            if let settings = policy.stockSettings {
+                let request = policy == .stockShaped || policy == .stockShapedYoungest ? "--gpus-per-socket=N --sockets-per-node=1" : "--gres=gpu:N"
+                return "`\(policy.rawValue)` (stock Slurm, `\(request)`, victims \(settings.name))"
+            }
+            return "`\(policy.rawValue)`"
+        }.joined(separator: ", ") + "\n\n"
+        out += table(self)
+        out += "\n![hit rate and utilisation over time](simulation.svg)\n"
+        for part in breakdown {
+            out += "\n## The same trace on \(part.nodes) alone\n\n" + table(part)
+        }
         return out
     }
 

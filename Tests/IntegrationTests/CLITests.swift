@@ -50,6 +50,22 @@ struct CLITests {
         let drainObject = try #require(try JSONSerialization.jsonObject(with: Data(drained.stdout.utf8)) as? [String: Any])
         let drain = try #require(drainObject["drain"] as? [String: Any])
         #expect(drain["epilog"] as? Int == 3 && drain["killWait"] as? Int == 30 && drain["exitMean"] as? Double == 5)
+        // --report: one command writes the report (how it was made, the tables, each node type
+        // alone) and its plot.
+        let reportDirectory = directory + "/report"
+        let reported = try CLI.run(["simulate", "--nodes", "islands:2,pairs:2", "--days", "0.1", "--seed", "7", "--plot", "-",
+                                    "--inference-per-day", "2000", "--inference-gpus", "4", "--report", reportDirectory, "--no-progress"])
+        #expect(reported.status == 0, "\(reported.stderr)")
+        let markdown = try String(contentsOfFile: reportDirectory + "/report.md", encoding: .utf8)
+        #expect(markdown.hasPrefix("# topo-preempt simulate: islands:2,pairs:2\n"))
+        #expect(markdown.contains("seed 7") && markdown.contains("`stock-youngest` (stock Slurm, `--gres=gpu:N`, victims youngest-first)"))
+        #expect(markdown.contains("topo-guaranteed against the best stock variant for each metric:"))
+        #expect(markdown.contains("## The same trace on islands:4 alone") && markdown.contains("## The same trace on pairs:4 alone"))
+        // 4-GPU inference on NVLink pairs alone: more than any nvlink group, said once there.
+        let pairsPart = try #require(markdown.components(separatedBy: "## The same trace on pairs:4 alone").last)
+        #expect(pairsPart.contains("inference jobs ask for more GPUs than the largest nvlink group here (2)"))
+        #expect(!markdown.components(separatedBy: "## The same trace on pairs:4 alone")[0].contains("ask for more GPUs"))
+        #expect(try String(contentsOfFile: reportDirectory + "/simulation.svg", encoding: .utf8).hasPrefix("<svg"))
         let badDrain = try CLI.run(["simulate", "--nodes", "islands:2", "--kill-wait=-1", "--plot", "-"])
         #expect(badDrain.status == 1 && badDrain.stderr.contains("--kill-wait must be 0 to 86400 seconds"))
         let bad = try CLI.run(["simulate", "--nodes", "islands", "--plot", "-"])
