@@ -66,6 +66,37 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Seconds from a victim's exit to its GPUs being free (epilog, completing).")
     var epilog: Int64 = DrainModel.lab.epilog
 
+    @Option(name: .customLong("cores-per-socket"), help: "Cores (CPUs) per socket of every node.")
+    var coresPerSocket: Int = 8
+
+    @Option(name: .customLong("memory-per-node"), help: "Memory Slurm allocates per node, GB (memory consumable, as SelectTypeParameters=CR_Core_Memory); none: memory is not a constraint.")
+    var memoryPerNode: Int64?
+
+    @Option(name: .customLong("cpus-per-gpu"), help: ArgumentHelp(
+        "CPUs per GPU of batch jobs, drawn per job: VALUE or VALUE:WEIGHT, comma-separated (e.g. 4:40,8:35,16:20,32:5).",
+        discussion: "Left out: one CPU per job (the model without CPU constraints)."))
+    var cpusPerGPU: String?
+
+    @Option(name: .customLong("memory-per-gpu"), help: "Memory per GPU of batch jobs, GB, drawn per job as --cpus-per-gpu (e.g. 32:30,64:30,128:30,256:10).")
+    var memoryPerGPU: String?
+
+    @Option(name: .customLong("inference-cpus-per-gpu"), help: "CPUs per GPU of inference jobs, as --cpus-per-gpu.")
+    var inferenceCPUsPerGPU: String?
+
+    @Option(name: .customLong("inference-memory-per-gpu"), help: "Memory per GPU of inference jobs, GB, as --cpus-per-gpu.")
+    var inferenceMemoryPerGPU: String?
+
+    @Option(name: .customLong("multi-node"), help: "Fraction of the largest batch jobs (8 GPUs) that span several nodes (0 to 1).")
+    var multiNode: Double = 0
+
+    @Option(name: .customLong("multi-node-nodes"), help: "Node counts of multi-node batch jobs, drawn uniformly (comma-separated).")
+    var multiNodeNodes: String = "2"
+
+    @Option(name: .customLong("planner-view"), help: ArgumentHelp(
+        "What TopoPreempt's planner is given: gpus (as preempt/topo_aware gives it: GPUs and the job's CPU count) or full (also each node's free CPUs and memory and every job's).",
+        discussion: "Stock Slurm always sees everything; with gpus, a plan whose node lacks CPUs or memory is not carried out."))
+    var plannerView: String = PlannerView.gpus.rawValue
+
     @Flag(name: .customLong("no-progress"), help: "No progress bar on standard error.")
     var noProgress = false
 
@@ -84,9 +115,18 @@ struct SimulateCommand: ParsableCommand {
                 throw CLIError.input("\(name) must be 0 to 86400 seconds, not \(value)")
             }
             guard victimExit >= 0, victimExit <= 86_400 else { throw CLIError.input("--victim-exit must be 0 to 86400 seconds") }
+            guard coresPerSocket >= 1, coresPerSocket <= 4096 else { throw CLIError.input("--cores-per-socket must be 1 to 4096, not \(coresPerSocket)") }
+            if let memoryPerNode, memoryPerNode < 1 || memoryPerNode > 1 << 20 {
+                throw CLIError.input("--memory-per-node must be 1 to 1048576 GB, not \(memoryPerNode)")
+            }
+            guard let view = PlannerView(rawValue: plannerView) else {
+                throw CLIError.input("--planner-view: '\(plannerView)' is neither gpus nor full")
+            }
+            guard multiNode >= 0, multiNode <= 1 else { throw CLIError.input("--multi-node must be a fraction from 0 to 1, not \(multiNode)") }
             setup = SimulationSetup(nodeTypes: try Self.parseNodes(nodes), level: level,
                                     slurm: try slurmRelease.release(or: SlurmClient.built),
-                                    drain: DrainModel(graceTime: graceTime, killWait: killWait, exitMean: victimExit, epilog: epilog))
+                                    drain: DrainModel(graceTime: graceTime, killWait: killWait, exitMean: victimExit, epilog: epilog),
+                                    coresPerSocket: coresPerSocket, memoryPerNodeMB: memoryPerNode.map { $0 * 1000 }, plannerView: view)
             chosen = try policies.split(separator: ",").map { name in
                 guard let policy = SimPolicy(rawValue: String(name)) else {
                     throw CLIError.input("unknown policy '\(name)' (expected \(SimPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -105,9 +145,21 @@ struct SimulateCommand: ParsableCommand {
                     guard let n = Int(text), n > 0, n <= 64 else { throw CLIError.input("--inference-gpus: '\(text)' is not a GPU count") }
                     return n
                 }
-                let spec = WorkloadSpec(seconds: Int64(days * 86_400), seed: seed,
+                var spec = WorkloadSpec(seconds: Int64(days * 86_400), seed: seed,
                                         inferencePerDay: inferencePerDay * Double(totalGPUs) / 1000,
                                         inferenceGPUs: sizes, batchLoad: batchLoad)
+                spec.batchResources = ResourceDraw(cpusPerGPU: try Self.weighted(cpusPerGPU, "--cpus-per-gpu", 1...1024),
+                                                   memoryPerGPU: try Self.weighted(memoryPerGPU, "--memory-per-gpu", 0...65_536).map { (Int64($0.value) * 1000, $0.weight) })
+                spec.inferenceResources = ResourceDraw(cpusPerGPU: try Self.weighted(inferenceCPUsPerGPU, "--inference-cpus-per-gpu", 1...1024),
+                                                       memoryPerGPU: try Self.weighted(inferenceMemoryPerGPU, "--inference-memory-per-gpu", 0...65_536).map { (Int64($0.value) * 1000, $0.weight) })
+                spec.multiNodeFraction = multiNode
+                let sockets = setup.nodeTypes.map { type in (try? type.type.topology()).map { SlurmGPUPick.sockets($0).count } ?? 1 }
+                spec.nodeCPUs = coresPerSocket * max(1, sockets.min() ?? 1)
+                spec.nodeMemoryMB = setup.memoryPerNodeMB
+                spec.multiNodeCounts = try multiNodeNodes.split(separator: ",").map { text -> Int in
+                    guard let n = Int(text), n >= 2, n <= 64 else { throw CLIError.input("--multi-node-nodes: '\(text)' is not a node count from 2 to 64") }
+                    return n
+                }
                 jobs = spec.generate(totalGPUs: totalGPUs)
                 until = spec.seconds
             }
@@ -153,11 +205,33 @@ struct SimulateCommand: ParsableCommand {
         }
     }
 
+    /// `VALUE[:WEIGHT],...` (weight 1 where left out); empty for nil.
+    static func weighted(_ text: String?, _ option: String, _ range: ClosedRange<Int>) throws -> [(value: Int, weight: Double)] {
+        guard let text else { return [] }
+        return try text.split(separator: ",", omittingEmptySubsequences: false).map { item in
+            let fields = item.split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count <= 2, let value = Int(fields[0]), range.contains(value) else {
+                throw CLIError.input("\(option): '\(item)' is not VALUE or VALUE:WEIGHT with VALUE from \(range.lowerBound) to \(range.upperBound)")
+            }
+            var weight = 1.0
+            if fields.count == 2 {
+                guard let w = Double(fields[1]), w > 0, w.isFinite else { throw CLIError.input("\(option): '\(item)': the weight must be a number above 0") }
+                weight = w
+            }
+            return (value, weight)
+        }
+    }
+
     /// The synthetic workload's parameters, as the report names them.
     func workloadText() -> String {
         "synthetic, seed \(seed): \(inferencePerDay) inference instances per day and 1,000 GPUs (daily curve, peak 14:00, "
             + "\(inferenceGPUs) GPUs each, 4 h mean run time), batch load \(batchLoad)x the cluster's GPUs "
             + "(1/2/4/8 GPUs at 45/25/20/10%, log-normal run times, 30 min median)"
+            + (cpusPerGPU.map { "; batch CPUs per GPU \($0)" } ?? "") + (memoryPerGPU.map { ", memory per GPU \($0) GB" } ?? "")
+            + (inferenceCPUsPerGPU.map { "; inference CPUs per GPU \($0)" } ?? "") + (inferenceMemoryPerGPU.map { ", memory per GPU \($0) GB" } ?? "")
+            + (multiNode > 0 ? "; \(multiNode) of 8-GPU batch jobs on \(multiNodeNodes) nodes" : "")
+            + (cpusPerGPU != nil || memoryPerGPU != nil || inferenceCPUsPerGPU != nil || inferenceMemoryPerGPU != nil
+                ? "; requests capped at a whole node" : "")
     }
 
     /// Every policy replays the same trace independently, one thread each.
@@ -325,31 +399,18 @@ struct SimulationReport {
     func table() -> String {
         var out = "cluster \(nodes) (\(setup.nodeCount) nodes, \(gpus) GPUs), \(String(format: "%.1f", Double(until) / 86_400)) days, "
         out += "\(jobs.filter { $0.kind == .inference }.count) inference and \(jobs.filter { $0.kind == .batch }.count) batch jobs, level \(setup.level.name), "
-        out += "Slurm \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n\n"
+        out += "Slurm \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n"
+        if let resources = resourcesText() { out += resources + "\n" }
+        out += "\n"
         let names = results.map { $0.0.rawValue }
         let width = max(17, (names.map(\.count).max() ?? 0) + 2)
         func row(_ label: String, _ values: [String]) {
-            out += label.padding(toLength: 34, withPad: " ", startingAt: 0)
+            out += label.padding(toLength: 44, withPad: " ", startingAt: 0)
             for value in values { out += String(repeating: " ", count: max(1, width - value.count)) + value }
             out += "\n"
         }
-        let m = results.map { $0.1.metrics }
         row("metric", names)
-        row("preemptions", m.map { "\($0.preemptions)" })
-        row("affinity hit rate of preemptions", m.map { String(format: "%.1f%%", 100 * $0.hitRate) })
-        row("victims per preemption", m.map { String(format: "%.2f", $0.victimsPerPreemption) })
-        row("GPU-hours lost to preemption", m.map { String(format: "%.1f", $0.gpuHoursLost) })
-        row("inference started", m.map { "\($0.inferenceStarted)" })
-        row("inference aligned (all starts)", m.map { String(format: "%.1f%%", $0.inferenceStarted == 0 ? 0 : 100 * Double($0.inferenceAligned) / Double($0.inferenceStarted)) })
-        row("started at once, misaligned", m.map { "\($0.misalignedFreeStarts)" })
-        row("inference still waiting at end", m.map { "\($0.inferenceUnstarted)" })
-        row("inference wait p50 / p99 (s)", m.map { "\($0.inferenceWaitP50) / \($0.inferenceWaitP99)" })
-        row("preemption wait p50 / p99 (s)", m.map { "\($0.preemptionWaitP50) / \($0.preemptionWaitP99)" })
-        row("GPU-hours idle while victims drain", m.map { String(format: "%.1f", $0.drainGPUHours) })
-        row("batch jobs completed", m.map { "\($0.batchCompleted)" })
-        row("batch GPU-hours completed", m.map { String(format: "%.0f", $0.batchGPUHoursCompleted) })
-        row("GPU utilisation", m.map { String(format: "%.1f%%", 100 * $0.utilisation) })
-        row("scheduled performance", m.map { String(format: "%.3f", $0.scheduledPerformance) })
+        for (label, values) in rows() { row(label, values) }
         row("simulation wall time (s)", results.map { String(format: "%.1f", $0.2) })
         row("events per second", results.map { String(format: "%.0f", $0.2 > 0 ? Double($0.1.metrics.events) / $0.2 : 0) })
         if let baseline = results.first(where: { $0.0 == .stock }), baseline.2 > 0 {
@@ -378,25 +439,48 @@ struct SimulationReport {
         return out
     }
 
-    /// The rows of the table: label and one value per policy.
+    /// Whether the run gives CPUs or memory a part (memory consumable, or some job asks for
+    /// more than one CPU, or spans nodes): the table then has their rows.
+    var modelsResources: Bool { setup.memoryPerNodeMB != nil || jobs.contains { $0.cpus > 1 || $0.nodes > 1 } }
+
+    /// The node model and the planner's view, when CPUs or memory take part.
+    func resourcesText() -> String? {
+        guard modelsResources else { return nil }
+        let memory = setup.memoryPerNodeMB.map { "\($0 / 1000) GB of memory" } ?? "memory not consumable"
+        let multi = jobs.filter { $0.nodes > 1 }.count
+        return "nodes: \(setup.coresPerSocket) cores per socket, \(memory); \(multi) multi-node batch jobs; "
+            + "TopoPreempt's planner given \(setup.plannerView == .full ? "GPUs, CPUs and memory (--planner-view full)" : "GPUs only, as preempt/topo_aware gives it (--planner-view gpus)")"
+    }
+
+    /// The rows of the table and of the report: label and one value per policy (the single
+    /// source of both).
     func rows() -> [(String, [String])] {
         let m = results.map { $0.1.metrics }
         func percent(_ part: Int, _ whole: Int) -> String { String(format: "%.1f%%", whole == 0 ? 0 : 100 * Double(part) / Double(whole)) }
-        return [
+        var rows: [(String, [String])] = [
             ("preemptions", m.map { "\($0.preemptions)" }),
             ("affinity hit rate of preemptions", m.map { String(format: "%.1f%%", 100 * $0.hitRate) }),
             ("victims per preemption", m.map { String(format: "%.2f", $0.victimsPerPreemption) }),
             ("GPU-hours lost to preemption", m.map { String(format: "%.1f", $0.gpuHoursLost) }),
+            ("inference started", m.map { "\($0.inferenceStarted)" }),
             ("inference aligned (all starts)", m.map { percent($0.inferenceAligned, $0.inferenceStarted) }),
             ("started at once, misaligned", m.map { "\($0.misalignedFreeStarts) (\(percent($0.misalignedFreeStarts, $0.inferenceStarted)))" }),
             ("inference still waiting at end", m.map { "\($0.inferenceUnstarted)" }),
             ("inference wait p50 / p99 (s)", m.map { "\($0.inferenceWaitP50) / \($0.inferenceWaitP99)" }),
             ("preemption wait p50 / p99 (s)", m.map { "\($0.preemptionWaitP50) / \($0.preemptionWaitP99)" }),
             ("GPU-hours idle while victims drain", m.map { String(format: "%.1f", $0.drainGPUHours) }),
+            ("batch jobs completed", m.map { "\($0.batchCompleted)" }),
             ("batch GPU-hours completed", m.map { String(format: "%.0f", $0.batchGPUHoursCompleted) }),
             ("GPU utilisation", m.map { String(format: "%.1f%%", 100 * $0.utilisation) }),
             ("scheduled performance", m.map { String(format: "%.3f", $0.scheduledPerformance) }),
         ]
+        if modelsResources {
+            rows.append(("plans Slurm could not carry out", m.map { "\($0.unexecutablePlans)" }))
+            rows.append(("preemptions left to the base policy", m.map { "\($0.basePolicyPreemptions)" }))
+            rows.append(("GPU-hours free on nodes without a free CPU", m.map { String(format: "%.1f", $0.strandedGPUHours) }))
+            rows.append(("jobs refused (no node can hold them)", m.map { "\($0.rejected)" }))
+        }
+        return rows
     }
 
     /// The report `--report` writes: how it was made, the table, TopoPreempt against the best
@@ -437,6 +521,7 @@ struct SimulationReport {
         out += "- span: \(String(format: "%.1f", Double(until) / 86_400)) days; \(jobs.filter { $0.kind == .inference }.count) inference "
         out += "and \(jobs.filter { $0.kind == .batch }.count) batch jobs\n"
         out += "- workload: \(workload)\n"
+        if let resources = resourcesText() { out += "- \(resources)\n" }
         out += "- Slurm modelled: \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n"
         out += "- victims' drain: " + (setup.drain.isInstant ? "none (GPUs free when victims are chosen)"
             : "GraceTime \(setup.drain.graceTime) s, KillWait \(setup.drain.killWait) s, mean exit \(setup.drain.exitMean) s, epilog \(setup.drain.epilog) s") + "\n"

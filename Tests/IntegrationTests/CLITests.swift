@@ -66,6 +66,23 @@ struct CLITests {
         #expect(pairsPart.contains("inference jobs ask for more GPUs than the largest nvlink group here (2)"))
         #expect(!markdown.components(separatedBy: "## The same trace on pairs:4 alone")[0].contains("ask for more GPUs"))
         #expect(try String(contentsOfFile: reportDirectory + "/simulation.svg", encoding: .utf8).hasPrefix("<svg"))
+        // CPUs, memory and multi-node jobs: the table says what the planner was given and adds
+        // their rows; bad values are named.
+        let resources = try CLI.run(["simulate", "--nodes", "islands:4", "--days", "0.1", "--plot", "-", "--no-progress",
+                                     "--policies", "stock,topo-guaranteed", "--cores-per-socket", "8", "--memory-per-node", "500",
+                                     "--cpus-per-gpu", "2:1,4:1", "--memory-per-gpu", "64", "--multi-node", "0.5", "--planner-view", "full"])
+        #expect(resources.status == 0, "\(resources.stderr)")
+        #expect(resources.stdout.contains("nodes: 8 cores per socket, 500 GB of memory;")
+                    && resources.stdout.contains("TopoPreempt's planner given GPUs, CPUs and memory (--planner-view full)"))
+        #expect(resources.stdout.contains("plans Slurm could not carry out") && resources.stdout.contains("jobs refused (no node can hold them)"))
+        for (option, message) in [(["--cpus-per-gpu", "4:x"], "--cpus-per-gpu: '4:x': the weight must be a number above 0"),
+                                  (["--memory-per-gpu", "-1"], "--memory-per-gpu: '-1' is not VALUE or VALUE:WEIGHT"),
+                                  (["--planner-view", "cpus"], "--planner-view: 'cpus' is neither gpus nor full"),
+                                  (["--multi-node", "2"], "--multi-node must be a fraction from 0 to 1, not 2.0"),
+                                  (["--cores-per-socket", "0"], "--cores-per-socket must be 1 to 4096, not 0")] {
+            let result = try CLI.run(["simulate", "--nodes", "islands:2", "--days", "0.1", "--plot", "-"] + option)
+            #expect(result.status == 1 && result.stderr.contains(message), "\(option): \(result.stderr)")
+        }
         let badDrain = try CLI.run(["simulate", "--nodes", "islands:2", "--kill-wait=-1", "--plot", "-"])
         #expect(badDrain.status == 1 && badDrain.stderr.contains("--kill-wait must be 0 to 86400 seconds"))
         let bad = try CLI.run(["simulate", "--nodes", "islands", "--plot", "-"])

@@ -316,6 +316,55 @@ enum Lab {
         cell.paths[0][1] = "NVX"
         let badCell = ClusterSnapshot(layouts: [cell], nodes: [], jobs: [], time: 0)
         #expect(throws: SnapshotError("layouts[0]: layout paths[0][1]: unknown link 'NVX'")) { try PlanningIndex(badCell) }
+        let negative = ClusterSnapshot(layouts: [Lab.islands], nodes: [.init(name: "n", layout: 0, cpus: 64, otherCPUs: -1)], jobs: [], time: 0)
+        #expect(throws: SnapshotError("nodes[0] (n): otherCPUs -1 is not from 0 to 1099511627776")) { try PlanningIndex(negative) }
+        let job = ClusterSnapshot(layouts: [Lab.islands], nodes: [.init(name: "n", layout: 0, memoryMB: 1000)],
+                                  jobs: [.init(id: 9, priority: 1, startTime: 0, allocations: [.init(node: 0, gpus: GPUSet([0]), memoryMB: -5)])], time: 0)
+        #expect(throws: SnapshotError("job 9: memoryMB -5 on node n is not from 0 to 1099511627776")) { try PlanningIndex(job) }
+    }
+
+    /// CPUs and memory in a snapshot (JSON `cpus`, `memoryMB`, `otherCPUs`, `otherMemoryMB` on
+    /// nodes; `cpus`, `memoryMB` on allocations): a node whose free GPUs fit but whose CPUs are
+    /// held by a job that may not be preempted is not planned; where no node can give them the
+    /// reason names CPUs; memory the same. Without them, the plan is the GPU-only one.
+    @Test func cpusAndMemoryConstrainPlans() throws {
+        let json = #"""
+            {"layouts": [], "time": 1000,
+             "nodes": [{"name": "a", "layout": 0, "cpus": 16, "memoryMB": 100000, "otherCPUs": 2},
+                       {"name": "b", "layout": 0, "cpus": 16, "memoryMB": 100000}],
+             "jobs": [{"id": 1, "priority": 1, "startTime": 0, "allocations": [{"node": 0, "gpus": "0-3", "cpus": 2, "memoryMB": 1000}]},
+                      {"id": 2, "priority": 5, "startTime": 0, "preemptible": false, "allocations": [{"node": 0, "gpus": "4-7", "cpus": 12}]},
+                      {"id": 3, "priority": 1, "startTime": 500, "allocations": [{"node": 1, "gpus": "0-1", "cpus": 1, "memoryMB": 90000}]},
+                      {"id": 4, "priority": 1, "startTime": 500, "allocations": [{"node": 1, "gpus": "2-3", "cpus": 1}]},
+                      {"id": 5, "priority": 1, "startTime": 0, "allocations": [{"node": 1, "gpus": "4-7", "cpus": 1}]}]}
+            """#
+        var snapshot = try JSONDecoder().decode(ClusterSnapshot.self, from: Data(json.utf8))
+        snapshot.layouts = [Lab.islands]
+        #expect(snapshot.nodes[0].cpus == 16 && snapshot.nodes[0].otherCPUs == 2 && snapshot.jobs[0].allocations[0].cpus == 2)
+        let request = PreemptorRequest(gpusPerNode: 4, level: .nvlink, priority: 10, cpusPerNode: 4, memoryPerNode: 20_000)
+        // Node a: requeueing job 1 frees island 0-3 but leaves 2 CPUs of the 4 (job 2 holds 12,
+        // other jobs 2); node b: requeueing job 5 frees island 4-7 but leaves 10 GB of the 20;
+        // island 0-3 there needs jobs 3 and 4, which free the CPUs and memory. Given GPUs only,
+        // job 1 or job 5 would do (equal cost; job 1 by id).
+        guard case let .plan(plan) = Planner.plan(request, in: try PlanningIndex(snapshot)) else { Issue.record("no plan"); return }
+        #expect(plan.nodes.map(\.node) == ["b"] && plan.victims == [3, 4])
+        var blind = snapshot
+        for n in blind.nodes.indices { (blind.nodes[n].cpus, blind.nodes[n].memoryMB) = (nil, nil) }
+        guard case let .plan(gpuOnly) = Planner.plan(request, in: try PlanningIndex(blind)) else { Issue.record("no plan"); return }
+        #expect(gpuOnly.nodes.map(\.node) == ["a"] && gpuOnly.victims == [1], "\(gpuOnly.nodes.map(\.node)) \(gpuOnly.victims) \(gpuOnly.cost)")
+        // Memory: job 3 holds 90 GB of b's 100; asking for 95 GB, only requeueing job 3 (and
+        // 4, for the island) gives it.
+        var memory = request
+        memory.memoryPerNode = 95_000
+        guard case let .plan(memoryPlan) = Planner.plan(memory, in: try PlanningIndex(snapshot)) else { Issue.record("no plan"); return }
+        #expect(memoryPlan.victims == [3, 4])
+        memory.memoryPerNode = 150_000
+        guard case let .noPlan(code, reason) = Planner.plan(memory, in: try PlanningIndex(snapshot)) else { Issue.record("a plan"); return }
+        #expect(code == .notEnoughPreemptible && reason.contains("and 4 CPUs and 150000 MB of memory"), "\(reason)")
+        // Stock Slurm tests the whole job while it removes candidates: on a it must take job 1
+        // and cannot reach 4 CPUs (job 2 may not be preempted), so it goes on to b.
+        let stock = try #require(StockPreemption.simulate(request, in: try PlanningIndex(snapshot)))
+        #expect(stock.node == "b")
     }
 }
 
@@ -337,6 +386,22 @@ enum Lab {
                 var freed = GPUSet()
                 for job in victims { for a in job.allocations where a.node == node { freed = freed.union(a.gpus) } }
                 let free = index.freeGPUs(ofNode: node)
+                // CPUs and memory, where the node gives them: what is left after every job on
+                // the node, plus what the victims free.
+                func resourcesFit(without excluded: UInt32?) -> Bool {
+                    let state = snapshot.nodes[node]
+                    func held(_ job: ClusterSnapshot.RunningJob) -> (Int, Int64) {
+                        let a = job.allocations.filter { $0.node == node }
+                        return (a.reduce(0) { $0 + ($1.cpus ?? 0) }, a.reduce(0) { $0 + ($1.memoryMB ?? 0) })
+                    }
+                    var cpus = (state.cpus ?? 0) - (state.otherCPUs ?? 0), memory = (state.memoryMB ?? 0) - (state.otherMemoryMB ?? 0)
+                    for job in snapshot.jobs where !victims.contains(where: { $0.id == job.id && $0.id != excluded }) {
+                        cpus -= held(job).0
+                        memory -= held(job).1
+                    }
+                    return (state.cpus == nil || cpus >= request.cpusPerNode) && (state.memoryMB == nil || memory >= request.memoryPerNode)
+                }
+                guard resourcesFit(without: nil) else { continue }
                 guard free.count + freed.count >= request.gpusPerNode,
                       let (level, _) = SlurmGPUPick.worstAlignment(topology, model: snapshot.slurm.gpuPick, free: free.union(freed),
                                                                     count: request.gpusPerNode,
@@ -353,7 +418,7 @@ enum Lab {
                     }
                     let unneeded = victims.contains { victim in
                         let own = victim.allocations.filter { $0.node == node }.reduce(GPUSet()) { $0.union($1.gpus) }
-                        return fits(free.union(freed.subtracting(own)))
+                        return fits(free.union(freed.subtracting(own))) && resourcesFit(without: victim.id)
                     }
                     if unneeded { continue }
                 }
@@ -388,7 +453,10 @@ enum Lab {
         .init(try! NvidiaSmiTopo.parse(Fixtures.text("dgx1-v100-2.txt"), file: "dgx1").topology.withSockets([0, 0, 0, 0, 1, 1, 1, 1])),
     ]
 
-    static func randomInstance(_ rng: inout SplitMix64) -> (ClusterSnapshot, PreemptorRequest, PlannerPolicy) {
+    /// With `resources`, nodes give CPUs and memory (some held by jobs the snapshot does not
+    /// list), jobs hold some of each, and the request asks for some: tight enough that CPUs or
+    /// memory often decide.
+    static func randomInstance(_ rng: inout SplitMix64, resources: Bool = false) -> (ClusterSnapshot, PreemptorRequest, PlannerPolicy) {
         let nodeCount = Int.random(in: 1...2, using: &rng)
         var layouts: [ClusterSnapshot.LayoutSpec] = []
         var nodes: [ClusterSnapshot.NodeState] = []
@@ -414,28 +482,59 @@ enum Lab {
         }
         // Both GPU pick models (22.05-23.11 and 24.05+).
         let slurm = Bool.random(using: &rng) ? SlurmRelease.debianBookworm : SlurmRelease(26, 5, 3)
+        if resources {
+            for n in nodes.indices {
+                if Int.random(in: 0..<5, using: &rng) > 0 {
+                    nodes[n].cpus = 32
+                    nodes[n].otherCPUs = Bool.random(using: &rng) ? Int.random(in: 0...8, using: &rng) : nil
+                }
+                if Int.random(in: 0..<5, using: &rng) > 0 {
+                    nodes[n].memoryMB = 256_000
+                    nodes[n].otherMemoryMB = Bool.random(using: &rng) ? Int64.random(in: 0...64_000, using: &rng) : nil
+                }
+            }
+            for j in jobs.indices {
+                for a in jobs[j].allocations.indices {
+                    let gpus = jobs[j].allocations[a].gpus.count
+                    jobs[j].allocations[a].cpus = gpus * [1, 2, 4, 8].randomElement(using: &rng)!
+                    jobs[j].allocations[a].memoryMB = Int64(gpus) * [8_000, 16_000, 32_000, 64_000].randomElement(using: &rng)!
+                }
+            }
+        }
         let snapshot = ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: jobs, time: 3600, slurm: slurm)
-        let request = PreemptorRequest(gpusPerNode: Int.random(in: 1...5, using: &rng),
+        var request = PreemptorRequest(gpusPerNode: Int.random(in: 1...5, using: &rng),
                                        level: AffinityLevel.allCases.randomElement(using: &rng)!,
                                        mode: Bool.random(using: &rng) ? .guaranteed : .bestEffort,
                                        priority: [3, 10].randomElement(using: &rng)!,
                                        shape: Int.random(in: 0..<4, using: &rng) == 0 ? .perSocket : .perNode,
                                        cpusPerNode: Bool.random(using: &rng) ? 1 : 2)
+        if resources {
+            request.cpusPerNode = request.gpusPerNode * [1, 2, 4, 8].randomElement(using: &rng)!
+            request.memoryPerNode = Int64(request.gpusPerNode) * [0, 16_000, 32_000, 64_000].randomElement(using: &rng)!
+        }
         var policy = PlannerPolicy(exemptSeconds: Bool.random(using: &rng) ? 0 : 600)
         if Int.random(in: 0..<4, using: &rng) == 0 { policy.order = CostCriterion.allCases.shuffled(using: &rng) }
         policy.requireEveryVictim = Int.random(in: 0..<3, using: &rng) == 0
         return (snapshot, request, policy)
     }
 
-    @Test func plannerMatchesTheOracleOn10000Instances() throws {
-        var rng = SplitMix64(seed: 4_242)
+    @Test(arguments: [false, true]) func plannerMatchesTheOracleOn10000Instances(resources: Bool) throws {
+        var rng = SplitMix64(seed: resources ? 4_243 : 4_242)
+        var resourcesDecided = 0
         var planned = 0
         var refused = 0
         for round in 0..<10_000 {
-            let (snapshot, request, policy) = Self.randomInstance(&rng)
+            let (snapshot, request, policy) = Self.randomInstance(&rng, resources: resources)
             let index = try PlanningIndex(snapshot)
             let expected = Self.oracle(request, index, policy)
-            switch Planner.plan(request, in: index, policy: policy) {
+            let outcome = Planner.plan(request, in: index, policy: policy)
+            if resources {
+                // The same without CPUs and memory: they must decide often for this to test them.
+                var blind = snapshot
+                for n in blind.nodes.indices { (blind.nodes[n].cpus, blind.nodes[n].memoryMB) = (nil, nil) }
+                if Planner.plan(request, in: try PlanningIndex(blind), policy: policy) != outcome { resourcesDecided += 1 }
+            }
+            switch outcome {
             case let .plan(plan):
                 planned += 1
                 guard let expected else {
@@ -458,6 +557,7 @@ enum Lab {
             }
         }
         #expect(planned > 3000 && refused > 300, "planned \(planned), refused \(refused)")
+        if resources { #expect(resourcesDecided > 1000, "CPUs or memory changed \(resourcesDecided) outcomes") }
     }
 }
 

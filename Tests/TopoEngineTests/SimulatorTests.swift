@@ -56,6 +56,39 @@ import Testing
             #expect(throws: TextDiagnostic.self) { try WorkloadSpec.parseCSV(text, file: "t.csv") }
             do { _ = try WorkloadSpec.parseCSV(text, file: "t.csv") } catch { #expect(error.description == message) }
         }
+        // Nodes, CPUs and memory per node, optional.
+        let sized = try WorkloadSpec.parseCSV("submit,gpus,duration,class,nodes,cpus,memory\n0,8,600,batch,2,64,512000\n5,4,60,inference,,,\n", file: "t.csv")
+        #expect(sized == [SimJob(submit: 0, gpus: 8, duration: 600, kind: .batch, priority: 1, nodes: 2, cpus: 64, memoryMB: 512_000),
+                          SimJob(submit: 5, gpus: 4, duration: 60, kind: .inference, priority: 10)])
+        do {
+            _ = try WorkloadSpec.parseCSV("submit,gpus,duration,class,cpus\n0,1,10,batch,0\n", file: "t.csv")
+            Issue.record("a job of 0 CPUs was accepted")
+        } catch {
+            #expect(error.description == "t.csv:2:1: cpus '0' is not a whole number from 1 to 65535")
+        }
+    }
+
+    /// CPUs, memory and nodes are drawn only when asked for: the default trace is the one
+    /// before they existed (every job 1 CPU, no memory, one node); asked for, per GPU from
+    /// the lists, and only the largest batch jobs span nodes.
+    @Test func resourcesAndMultiNodeJobs() {
+        let plain = WorkloadSpec(seconds: 86_400, seed: 9, inferencePerDay: 100).generate(totalGPUs: 256)
+        #expect(plain.allSatisfy { $0.cpus == 1 && $0.memoryMB == 0 && $0.nodes == 1 })
+        var spec = WorkloadSpec(seconds: 86_400, seed: 9, inferencePerDay: 100)
+        spec.batchResources = ResourceDraw(cpusPerGPU: [(4, 1), (16, 1)], memoryPerGPU: [(64_000, 1)])
+        spec.inferenceResources = ResourceDraw(cpusPerGPU: [(8, 1)])
+        spec.multiNodeFraction = 0.5
+        spec.multiNodeCounts = [2, 4]
+        let jobs = spec.generate(totalGPUs: 256)
+        #expect(jobs == spec.generate(totalGPUs: 256))
+        let batch = jobs.filter { $0.kind == .batch }, inference = jobs.filter { $0.kind == .inference }
+        #expect(batch.allSatisfy { ($0.cpus == 4 * $0.gpus || $0.cpus == 16 * $0.gpus) && $0.memoryMB == 64_000 * Int64($0.gpus) })
+        #expect(Set(batch.map { $0.cpus / $0.gpus }) == [4, 16])
+        #expect(inference.allSatisfy { $0.cpus == 8 * $0.gpus && $0.memoryMB == 0 && $0.nodes == 1 })
+        let multi = batch.filter { $0.nodes > 1 }
+        #expect(multi.allSatisfy { $0.gpus == 8 } && Set(multi.map(\.nodes)) == [2, 4])
+        let eights = batch.filter { $0.gpus == 8 }.count
+        #expect(Double(multi.count) > 0.35 * Double(eights) && Double(multi.count) < 0.65 * Double(eights), "\(multi.count) of \(eights)")
     }
 }
 
@@ -143,7 +176,7 @@ import Testing
             #expect(sim.waitingPlans.isEmpty || sim.waitingPlans.values.allSatisfy { $0.since > spec.seconds - 60 })
             for n in sim.free.indices {
                 #expect(sim.free[n].intersection(sim.held[n]).isEmpty && sim.free[n].intersection(sim.draining[n]).isEmpty)
-                let running = sim.running.values.filter { $0.node == n }.reduce(GPUSet()) { $0.union($1.gpus) }
+                let running = sim.running.flatMap { sim.parts($0.key, $0.value) }.filter { $0.node == n }.reduce(GPUSet()) { $0.union($1.gpus) }
                 #expect(running.intersection(sim.free[n]).isEmpty && running.intersection(sim.draining[n]).isEmpty, "\(policy) node \(n)")
             }
         }
@@ -167,6 +200,97 @@ import Testing
         for policy in [SimPolicy.stockShaped, .stockShapedYoungest, .topoGuaranteed] {
             #expect(results[policy]?.misalignedFreeStarts == 0 && results[policy]?.alignedPreemptions == 1, "\(policy)")
         }
+    }
+
+    /// The planner's view of CPUs. Node islands1 (8 CPUs) holds X (island 0-3, 4 CPUs) and Y
+    /// (island 4-7, 1 CPU); islands2 four 2-GPU jobs of 1 CPU. A 4-GPU inference job of 5
+    /// CPUs: given GPUs only (as preempt/topo_aware gives them), the cheapest plan requeues Y,
+    /// which frees an island but one CPU: Slurm removes Y, the job still does not fit, nothing
+    /// is preempted, and the job waits, planned the same at every retry. Given CPUs too, the
+    /// planner requeues X instead (an island and 4 CPUs) and the job starts at once.
+    @Test func cpusDecideWhichPlanSlurmCanCarryOut() throws {
+        var jobs = [SimJob(submit: 0, gpus: 4, duration: 86_400, kind: .batch, priority: 1, cpus: 4),
+                    SimJob(submit: 1, gpus: 4, duration: 86_400, kind: .batch, priority: 1, cpus: 1)]
+        for i in 0..<4 { jobs.append(SimJob(submit: Int64(2 + i), gpus: 2, duration: 86_400, kind: .batch, priority: 1)) }
+        jobs.append(SimJob(submit: 600, gpus: 4, duration: 3600, kind: .inference, priority: 10, cpus: 5))
+        var setup = Self.setup([(.islands, 2)])
+        setup.coresPerSocket = 4
+        var sim = Simulator(setup: setup, policy: .topoGuaranteed, jobs: jobs)
+        try sim.prepare()
+        sim.loop(until: 1200, progress: nil)
+        #expect(sim.metrics.inferenceStarted == 0 && sim.metrics.preemptions == 0)
+        #expect(sim.metrics.unexecutablePlans == 11, "one per try from 600 s to 1200 s: \(sim.metrics.unexecutablePlans)")
+        #expect(sim.conflicts == 0)
+        setup.plannerView = .full
+        var full = Simulator(setup: setup, policy: .topoGuaranteed, jobs: jobs)
+        try full.prepare()
+        full.loop(until: 1200, progress: nil)
+        #expect(full.metrics.inferenceStarted == 1 && full.metrics.alignedPreemptions == 1 && full.metrics.victims == 1)
+        #expect(full.running[0] == nil && full.running[1] != nil, "X requeued, Y kept")
+        #expect(full.metrics.unexecutablePlans == 0 && full.metrics.inferenceWaitP99 == 0 && full.conflicts == 0)
+        // Stock Slurm tests the whole job while it removes candidates: it never stalls.
+        let stock = try Simulator.run(setup: setup, policy: .stock, jobs: jobs, until: 1200).metrics
+        #expect(stock.inferenceStarted == 1 && stock.unexecutablePlans == 0)
+        // Best-effort under the GPU-only view: the plan's victim first, then Slurm's own order.
+        setup.plannerView = .gpus
+        let bestEffort = try Simulator.run(setup: setup, policy: .topoBestEffort, jobs: jobs, until: 1200).metrics
+        #expect(bestEffort.inferenceStarted == 1 && bestEffort.unexecutablePlans == 1)
+    }
+
+    /// Free GPUs Slurm cannot use: X and Y (2 GPUs, 4 CPUs each) hold all 8 CPUs of islands1
+    /// and GPUs 0-1 and 4-5, so 2-3 and 6-7 are free but no job can start there. Given GPUs
+    /// only, the planner sees a free pair in an island and answers "fits without preemption",
+    /// so preempt/topo_aware leaves the 2-GPU job to the base policy (stock order: X, the
+    /// oldest). Given CPUs too, it plans itself (the youngest 2-GPU job on islands2: less work).
+    @Test func freeGPUsWithoutCPUsGoToTheBasePolicy() throws {
+        var jobs = [SimJob(submit: 0, gpus: 2, duration: 86_400, kind: .batch, priority: 1, cpus: 4),
+                    SimJob(submit: 1, gpus: 2, duration: 86_400, kind: .batch, priority: 1, cpus: 4)]
+        for i in 0..<4 { jobs.append(SimJob(submit: Int64(2 + i), gpus: 2, duration: 86_400, kind: .batch, priority: 1)) }
+        jobs.append(SimJob(submit: 600, gpus: 2, duration: 3600, kind: .inference, priority: 10))
+        var setup = Self.setup([(.islands, 2)])
+        setup.coresPerSocket = 4
+        var metrics: [PlannerView: SimMetrics] = [:]
+        var requeued: [PlannerView: [Int]] = [:]
+        for view in PlannerView.allCases {
+            setup.plannerView = view
+            var sim = Simulator(setup: setup, policy: .topoGuaranteed, jobs: jobs)
+            try sim.prepare()
+            sim.loop(until: 1200, progress: nil)
+            #expect(sim.conflicts == 0 && sim.metrics.inferenceStarted == 1 && sim.metrics.preemptions == 1, "\(view)")
+            metrics[view] = sim.metrics
+            requeued[view] = (0..<6).filter { sim.running[$0] == nil }
+        }
+        #expect(metrics[.gpus]?.basePolicyPreemptions == 1 && metrics[.full]?.basePolicyPreemptions == 0)
+        #expect(requeued[.gpus] == [0] && requeued[.full] == [5], "\(requeued)")
+        #expect((metrics[.gpus]?.strandedGPUSeconds ?? 0) >= 4 * 599)
+    }
+
+    /// A 2-node batch job holds GPUs, CPUs and memory on both nodes; preempted, it frees both
+    /// (its lost work counts all 16 GPUs) and a batch job then starts on the other node.
+    @Test func multiNodeJobsArePlacedAndPreemptedWhole() throws {
+        let jobs = [SimJob(submit: 0, gpus: 8, duration: 86_400, kind: .batch, priority: 1, nodes: 2, cpus: 16, memoryMB: 100_000),
+                    SimJob(submit: 600, gpus: 4, duration: 3600, kind: .inference, priority: 10),
+                    SimJob(submit: 700, gpus: 8, duration: 60, kind: .batch, priority: 1, cpus: 8, memoryMB: 150_000)]
+        var setup = Self.setup([(.islands, 2)])
+        setup.memoryPerNodeMB = 200_000
+        for policy in [SimPolicy.stock, .topoGuaranteed] {
+            for view in PlannerView.allCases {
+                setup.plannerView = view
+                var sim = Simulator(setup: setup, policy: policy, jobs: jobs)
+                try sim.prepare()
+                sim.loop(until: 1200, progress: nil)
+                #expect(sim.metrics.preemptions == 1 && sim.metrics.victims == 1, "\(policy) \(view)")
+                #expect(sim.metrics.gpuSecondsLost == 16 * 600, "\(policy) \(view)")
+                #expect(sim.metrics.batchCompleted == 1 && sim.metrics.batchGPUHoursCompleted == 8.0 * 60 / 3600, "\(policy) \(view)")
+                #expect(sim.conflicts == 0)
+                // The requeued job (two whole nodes) cannot start again beside the inference job.
+                #expect(sim.running.count == 1)
+            }
+        }
+        // A job no node can hold is refused at submission, not queued forever.
+        let huge = [SimJob(submit: 0, gpus: 1, duration: 60, kind: .batch, priority: 1, cpus: 17)]
+        let refused = try Simulator.run(setup: setup, policy: .stock, jobs: huge, until: 600).metrics
+        #expect(refused.rejected == 1 && refused.batchCompleted == 0)
     }
 
     /// NVLink pairs: shaping cannot express a pair; only the planner aligns 2-GPU jobs.

@@ -87,13 +87,28 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
         public var otherAllocated: GPUSet?
         /// The node's leaf switch in topology.conf, when the site has one.
         public var leafSwitch: String?
+        /// CPUs Slurm allocates on the node (CPUTot less specialised cores); nil: CPUs are not
+        /// a constraint the planner checks.
+        public var cpus: Int?
+        /// Memory Slurm allocates on the node, MB (RealMemory less MemSpecLimit) where memory is
+        /// a consumable resource (SelectTypeParameters=CR_*_Memory); nil: not a constraint.
+        public var memoryMB: Int64?
+        /// CPUs and memory (MB) held by jobs the snapshot does not list (jobs without GPUs, jobs
+        /// Slurm is already draining); the listed jobs' own are added to these.
+        public var otherCPUs: Int?
+        public var otherMemoryMB: Int64?
 
-        public init(name: String, layout: Int, available: Bool = true, otherAllocated: GPUSet? = nil, leafSwitch: String? = nil) {
+        public init(name: String, layout: Int, available: Bool = true, otherAllocated: GPUSet? = nil, leafSwitch: String? = nil,
+                    cpus: Int? = nil, memoryMB: Int64? = nil, otherCPUs: Int? = nil, otherMemoryMB: Int64? = nil) {
             self.name = name
             self.layout = layout
             self.available = available
             self.otherAllocated = otherAllocated
             self.leafSwitch = leafSwitch
+            self.cpus = cpus
+            self.memoryMB = memoryMB
+            self.otherCPUs = otherCPUs
+            self.otherMemoryMB = otherMemoryMB
         }
 
         /// `available` may be left out of JSON (true).
@@ -104,6 +119,10 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
             available = try c.decodeIfPresent(Bool.self, forKey: .available) ?? true
             otherAllocated = try c.decodeIfPresent(GPUSet.self, forKey: .otherAllocated)
             leafSwitch = try c.decodeIfPresent(String.self, forKey: .leafSwitch)
+            cpus = try c.decodeIfPresent(Int.self, forKey: .cpus)
+            memoryMB = try c.decodeIfPresent(Int64.self, forKey: .memoryMB)
+            otherCPUs = try c.decodeIfPresent(Int.self, forKey: .otherCPUs)
+            otherMemoryMB = try c.decodeIfPresent(Int64.self, forKey: .otherMemoryMB)
         }
     }
 
@@ -126,9 +145,14 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
         public struct Allocation: Sendable, Codable, Equatable {
             public var node: Int
             public var gpus: GPUSet
-            public init(node: Int, gpus: GPUSet) {
+            /// CPUs and memory (MB) the job holds on that node; nil counts as none.
+            public var cpus: Int?
+            public var memoryMB: Int64?
+            public init(node: Int, gpus: GPUSet, cpus: Int? = nil, memoryMB: Int64? = nil) {
                 self.node = node
                 self.gpus = gpus
+                self.cpus = cpus
+                self.memoryMB = memoryMB
             }
         }
 

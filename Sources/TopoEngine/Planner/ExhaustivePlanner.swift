@@ -1,7 +1,8 @@
 /// The exhaustive optimum, for checking the planner on small clusters (`topo-preempt simulate
 /// --policies oracle`): every subset of each node's eligible jobs, Slurm's pick model on the GPUs
 /// they leave free, the cheapest set whose picks are all aligned at the required level (or, in
-/// best-effort mode, the tightest level reached, then the cost). Exponential: nodes with more
+/// best-effort mode, the tightest level reached, then the cost), with the CPUs and memory the
+/// snapshot gives checked as the planner checks them. Exponential: nodes with more
 /// than `maxJobsPerNode` eligible jobs are skipped.
 public enum ExhaustivePlanner {
     public static let maxJobsPerNode = 14
@@ -28,15 +29,23 @@ public enum ExhaustivePlanner {
             for mask in 0..<(1 << jobs.count) {
                 var freed = GPUSet()
                 var chosen: [Int] = []
+                var cpus = 0
+                var memory: Int64 = 0
                 for (i, entry) in jobs.enumerated() where mask & (1 << i) != 0 {
                     freed = freed.union(entry.gpus)
                     chosen.append(i)
+                    let held = index.resources(ofJob: entry.job, onNode: node)
+                    cpus += held.cpus
+                    memory += held.memory
                 }
-                guard free.count + freed.count >= k else { continue }
+                guard free.count + freed.count >= k,
+                      index.resourcesFit(request, node: node, freedCPUs: cpus, freedMemory: memory) else { continue }
                 if policy.requireEveryVictim {
                     let needed = chosen.allSatisfy { i in
-                        !Planner.fitsByCount(free.union(freed.subtracting(jobs[i].gpus)), k: k, shape: request.shape,
-                                             topology: context.topology)
+                        let held = index.resources(ofJob: jobs[i].job, onNode: node)
+                        return !Planner.fitsByCount(free.union(freed.subtracting(jobs[i].gpus)), k: k, shape: request.shape,
+                                                    topology: context.topology)
+                            || !index.resourcesFit(request, node: node, freedCPUs: cpus - held.cpus, freedMemory: memory - held.memory)
                     }
                     if !needed { continue }
                 }

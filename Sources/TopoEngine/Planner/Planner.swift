@@ -9,8 +9,11 @@ public struct PreemptorRequest: Sendable, Equatable {
     public var priority: Int
     public var shape: RequestShape
     /// CPUs per node: a job with more than one may have cores on several sockets, which changes
-    /// Slurm's GPU pick.
+    /// Slurm's GPU pick; on nodes whose CPUs are given (`NodeState.cpus`) the victims must also
+    /// leave this many CPUs free.
     public var cpusPerNode: Int
+    /// Memory per node, MB (0: none); checked on nodes whose memory is given.
+    public var memoryPerNode: Int64
     /// Nodes the job may use (its partition, `-w`); nil for every node of the snapshot.
     public var candidateNodes: Set<String>?
     /// The same by node index of the planning snapshot (preempt/topo_aware's kept index gives
@@ -19,8 +22,9 @@ public struct PreemptorRequest: Sendable, Equatable {
 
     public init(jobID: UInt32? = nil, gpusPerNode: Int, nodeCount: Int = 1, level: AffinityLevel,
                 mode: PlacementMode = .guaranteed, priority: Int, shape: RequestShape = .perNode,
-                cpusPerNode: Int = 1, candidateNodes: Set<String>? = nil) {
+                cpusPerNode: Int = 1, memoryPerNode: Int64 = 0, candidateNodes: Set<String>? = nil) {
         self.cpusPerNode = cpusPerNode
+        self.memoryPerNode = max(0, memoryPerNode)
         self.jobID = jobID
         self.gpusPerNode = gpusPerNode
         self.nodeCount = nodeCount
@@ -164,6 +168,10 @@ public struct PlanningIndex: Sendable {
     var topologies: [NodeTopology]
     /// Per node: GPUs not held by anyone.
     var free: [GPUSet]
+    /// Per node: CPUs and memory (MB) not held by anyone; `Int.max` where the snapshot does not
+    /// give them (not a constraint).
+    var freeCPUs: [Int]
+    var freeMemory: [Int64]
     /// Per node: (job index, GPUs on this node).
     var jobsOnNode: [[(job: Int, gpus: GPUSet)]]
     /// Per job: GPU-seconds run so far (all nodes).
@@ -210,6 +218,24 @@ public struct PlanningIndex: Sendable {
             nodeByName[node.name] = i
             allocated.append(node.otherAllocated ?? GPUSet())
         }
+        var freeCPUs: [Int] = [], freeMemory: [Int64] = []
+        freeCPUs.reserveCapacity(snapshot.nodes.count)
+        freeMemory.reserveCapacity(snapshot.nodes.count)
+        for (i, node) in snapshot.nodes.enumerated() {
+            guard node.cpus != nil || node.memoryMB != nil || node.otherCPUs != nil || node.otherMemoryMB != nil else {
+                freeCPUs.append(Int.max)
+                freeMemory.append(Int64.max)
+                continue
+            }
+            for (field, value) in [("cpus", node.cpus.map(Int64.init)), ("otherCPUs", node.otherCPUs.map(Int64.init)),
+                                   ("memoryMB", node.memoryMB), ("otherMemoryMB", node.otherMemoryMB)] {
+                if let value, value < 0 || value > Self.maxResource {
+                    throw SnapshotError("nodes[\(i)] (\(printable(node.name))): \(field) \(value) is not from 0 to \(Self.maxResource)")
+                }
+            }
+            freeCPUs.append(node.cpus.map { $0 - (node.otherCPUs ?? 0) } ?? Int.max)
+            freeMemory.append(node.memoryMB.map { $0 - (node.otherMemoryMB ?? 0) } ?? Int64.max)
+        }
         var jobsOnNode = Array(repeating: [(job: Int, gpus: GPUSet)](), count: snapshot.nodes.count)
         var work: [Int64] = []
         work.reserveCapacity(snapshot.jobs.count)
@@ -222,8 +248,17 @@ public struct PlanningIndex: Sendable {
                 guard allocation.gpus.isSubset(of: GPUSet.first(count)) else {
                     throw SnapshotError("job \(job.id): GPUs \(allocation.gpus) beyond the \(count) of node \(snapshot.nodes[allocation.node].name)")
                 }
+                if allocation.cpus != nil || allocation.memoryMB != nil {
+                    for (field, value) in [("cpus", allocation.cpus.map(Int64.init)), ("memoryMB", allocation.memoryMB)] {
+                        if let value, value < 0 || value > Self.maxResource {
+                            throw SnapshotError("job \(job.id): \(field) \(value) on node \(snapshot.nodes[allocation.node].name) is not from 0 to \(Self.maxResource)")
+                        }
+                    }
+                }
                 allocated[allocation.node] = allocated[allocation.node].union(allocation.gpus)
                 jobsOnNode[allocation.node].append((j, allocation.gpus))
+                if freeCPUs[allocation.node] != Int.max { freeCPUs[allocation.node] -= allocation.cpus ?? 0 }
+                if freeMemory[allocation.node] != Int64.max { freeMemory[allocation.node] -= allocation.memoryMB ?? 0 }
             }
             let seconds = Planner.age(at: snapshot.time, since: job.startTime)
             // Capped at 2^40 GPU-seconds (35,000 GPU-years) so that sums over any plan stay far
@@ -236,9 +271,27 @@ public struct PlanningIndex: Sendable {
         self.jobsOnNode = jobsOnNode
         self.work = work
         self.nodeByName = nodeByName
+        self.freeCPUs = freeCPUs
+        self.freeMemory = freeMemory
     }
 
     static let maxWork: Int64 = 1 << 40
+    /// Largest CPU count or memory (MB) a snapshot may give: 2^40 (a petabyte of memory), so
+    /// that sums over a node's jobs cannot overflow.
+    static let maxResource: Int64 = 1 << 40
+
+    /// CPUs and memory (MB) job `j` holds on `node` (0 where the snapshot gives none).
+    func resources(ofJob j: Int, onNode node: Int) -> (cpus: Int, memory: Int64) {
+        guard let allocation = snapshot.jobs[j].allocations.first(where: { $0.node == node }) else { return (0, 0) }
+        return (allocation.cpus ?? 0, allocation.memoryMB ?? 0)
+    }
+
+    /// Whether `cpus` and `memory` more on top of what is free on `node` give the request its
+    /// CPUs and memory (always, where the snapshot does not give them).
+    func resourcesFit(_ request: PreemptorRequest, node: Int, freedCPUs: Int = 0, freedMemory: Int64 = 0) -> Bool {
+        (freeCPUs[node] == Int.max || freeCPUs[node] + freedCPUs >= request.cpusPerNode)
+            && (freeMemory[node] == Int64.max || freeMemory[node] + freedMemory >= request.memoryPerNode)
+    }
 
     public func topology(ofNode node: Int) -> NodeTopology { topologies[snapshot.nodes[node].layout] }
     public func freeGPUs(ofNode node: Int) -> GPUSet { free[node] }
@@ -337,8 +390,12 @@ public enum Planner {
         }
         let whose = request.priority == Int.max ? "jobs it may preempt" : "jobs of priority below \(request.priority)"
         let whereTo = request.shape == .perSocket ? " on one socket" : ""
+        var with: [String] = []
+        if candidates.contains(where: { index.freeCPUs[$0] != Int.max }) { with.append("\(request.cpusPerNode) CPUs") }
+        if candidates.contains(where: { index.freeMemory[$0] != Int64.max }) { with.append("\(request.memoryPerNode) MB of memory") }
+        let resources = with.isEmpty ? "" : " and \(with.joined(separator: " and "))"
         return .noPlan(code: .notEnoughPreemptible,
-                       reason: "fewer than \(request.nodeCount) of \(candidates.count) candidate node(s) can free \(request.gpusPerNode) GPUs\(whereTo) from \(whose)")
+                       reason: "fewer than \(request.nodeCount) of \(candidates.count) candidate node(s) can free \(request.gpusPerNode) GPUs\(whereTo)\(resources) from \(whose)")
     }
 
     /// Seconds from `start` to `time`, 0 when `start` is later, saturated (snapshots may carry
@@ -593,6 +650,11 @@ public enum Planner {
         for job in jobs { potential = potential.union(job.gpus) }
         guard potential.count >= k else { return nil }
         let shortfall = max(0, k - free.count)
+        // CPUs and memory each candidate frees here; the node must be able to give the job's.
+        let held = jobs.map { index.resources(ofJob: $0.job, onNode: node) }
+        guard index.resourcesFit(request, node: node, freedCPUs: held.reduce(0) { $0 + $1.cpus },
+                                 freedMemory: held.reduce(0) { $0 + $1.memory })
+        else { return nil }
 
         var bestPlan: NodePlan?
         var bestCost = ceiling
@@ -602,6 +664,8 @@ public enum Planner {
         var maxPriority: Int?
         var seconds: Int64 = 0
         var gpus = 0
+        var cpus = 0
+        var memory: Int64 = 0
 
         func numeric() -> CostBound {
             CostBound(maxPriority: maxPriority, victims: chosen.count, gpuSeconds: seconds, collateral: max(0, gpus - shortfall))
@@ -618,15 +682,19 @@ public enum Planner {
             if c != 0 { return c > 0 }
             return fullCost().compare(bestCost, order: policy.order) >= 0
         }
-        /// Every chosen victim is needed for the job to fit (see `requireEveryVictim`).
+        /// Every chosen victim is needed for the job to fit: its GPUs by count, its CPUs and
+        /// memory (see `requireEveryVictim`).
         func everyVictimNeeded(_ freedMask: GPUSet) -> Bool {
             for position in chosen {
-                if fitsByCount(free.union(freedMask.subtracting(jobs[position].gpus)), k: k, shape: request.shape, topology: topology) { return false }
+                if fitsByCount(free.union(freedMask.subtracting(jobs[position].gpus)), k: k, shape: request.shape, topology: topology),
+                   index.resourcesFit(request, node: node, freedCPUs: cpus - held[position].cpus,
+                                      freedMemory: memory - held[position].memory) { return false }
             }
             return true
         }
         func consider(_ freedMask: GPUSet) {
             if dominated() { return }
+            guard index.resourcesFit(request, node: node, freedCPUs: cpus, freedMemory: memory) else { return }
             if policy.requireEveryVictim, !everyVictimNeeded(freedMask) { return }
             let c = fullCost()
             let freeAfter = free.union(freedMask)
@@ -650,16 +718,18 @@ public enum Planner {
             if !considered && free.count + freedMask.count >= k { consider(freedMask) }
             guard position < jobs.count else { return }
             let job = jobs[position].job
-            let saved = (maxPriority, seconds, gpus)
+            let saved = (maxPriority, seconds, gpus, cpus, memory)
             chosen.append(position)
             maxPriority = max(maxPriority ?? Int.min, index.jobPriority[job])
             seconds = seconds &+ index.work[job]
             gpus += index.jobGPUs[job]
+            cpus += held[position].cpus
+            memory += held[position].memory
             if !dominated() {
                 search(position + 1, freedMask.union(jobs[position].gpus), considered: false)
             }
             chosen.removeLast()
-            (maxPriority, seconds, gpus) = saved
+            (maxPriority, seconds, gpus, cpus, memory) = saved
             search(position + 1, freedMask, considered: true)
         }
         search(0, GPUSet(), considered: false)

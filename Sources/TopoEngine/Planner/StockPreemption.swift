@@ -16,8 +16,11 @@ public enum StockPreemption {
         public var level: AffinityLevel
     }
 
+    /// `first`: jobs the preempt plugin ranks before all others (preempt/topo_aware's
+    /// best-effort victims: the lowest preemption priority, so first in either order).
     public static func simulate(_ request: PreemptorRequest, in index: PlanningIndex,
-                                policy: PlannerPolicy = PlannerPolicy(), settings: StockSettings = StockSettings()) -> Outcome? {
+                                policy: PlannerPolicy = PlannerPolicy(), settings: StockSettings = StockSettings(),
+                                first: Set<UInt32> = []) -> Outcome? {
         let snapshot = index.snapshot
         let k = request.gpusPerNode
         var free = index.free
@@ -26,8 +29,14 @@ public enum StockPreemption {
             return state.available && (request.candidateNodes?.contains(state.name) ?? true)
         }
         let socketsOfLayout = index.pickContexts.map { SlurmGPUPick.sockets($0.topology) }
+        // CPUs and memory freed so far on each node (Slurm's test is the whole job's: GPUs,
+        // CPUs and memory where they are consumable).
+        var freedCPUs = [Int](repeating: 0, count: snapshot.nodes.count)
+        var freedMemory = [Int64](repeating: 0, count: snapshot.nodes.count)
         func fits(_ node: Int) -> GPUSet? {
-            guard free[node].count >= k else { return nil }
+            guard free[node].count >= k,
+                  index.resourcesFit(request, node: node, freedCPUs: freedCPUs[node], freedMemory: freedMemory[node])
+            else { return nil }
             let layout = index.layoutOfNode[node]
             let sockets = socketsOfLayout[layout]
             switch request.shape {
@@ -52,6 +61,8 @@ public enum StockPreemption {
         let eligible = Planner.eligibility(request, index: index, policy: policy)
         let candidates = snapshot.jobs.indices.filter { eligible[$0] }.sorted { a, b in
             let ja = snapshot.jobs[a], jb = snapshot.jobs[b]
+            let fa = first.contains(ja.id), fb = first.contains(jb.id)
+            if fa != fb { return fa }
             switch settings.order {
             case .oldestFirst:
                 if ja.priority != jb.priority { return ja.priority < jb.priority }
@@ -69,11 +80,14 @@ public enum StockPreemption {
         var passCount = 0
         while true {
             var trial = index.free
+            for node in freedCPUs.indices { (freedCPUs[node], freedMemory[node]) = (0, 0) }
             var fitted: (position: Int, node: Int, pick: GPUSet)?
             for (position, j) in order.enumerated() {
                 var touched: [Int] = []
                 for allocation in snapshot.jobs[j].allocations {
                     trial[allocation.node] = trial[allocation.node].union(allocation.gpus)
+                    freedCPUs[allocation.node] += allocation.cpus ?? 0
+                    freedMemory[allocation.node] += allocation.memoryMB ?? 0
                     touched.append(allocation.node)
                 }
                 free = trial

@@ -72,6 +72,12 @@ public struct SimulationSetup: Sendable {
     public var slurm: SlurmRelease
     /// How long a victim holds its GPUs after it is chosen.
     public var drain: DrainModel
+    /// Cores per socket of every node (one CPU per core), and memory per node Slurm allocates
+    /// (MB; nil: memory is not a consumable resource).
+    public var coresPerSocket: Int
+    public var memoryPerNodeMB: Int64?
+    /// What TopoPreempt's planner is given of each node.
+    public var plannerView: PlannerView
 
     public static let defaultFactors: [AffinityLevel: Double] = [
         .nvlink: 1.0, .pcieSwitch: 0.8, .hostBridge: 0.7, .numa: 0.65, .socket: 0.6, .node: 0.5,
@@ -80,8 +86,12 @@ public struct SimulationSetup: Sendable {
     public init(nodeTypes: [(type: ClusterSnapshot.LayoutSpec, name: String, count: Int)], level: AffinityLevel = .nvlink,
                 requeueDelay: Int64 = 120, retryInterval: Int64 = 60, sampleInterval: Int64 = 3600,
                 factors: [AffinityLevel: Double] = SimulationSetup.defaultFactors, slurm: SlurmRelease = .debianBookworm,
-                drain: DrainModel = .none) {
+                drain: DrainModel = .none, coresPerSocket: Int = 8, memoryPerNodeMB: Int64? = nil,
+                plannerView: PlannerView = .gpus) {
         self.nodeTypes = nodeTypes
+        self.coresPerSocket = max(1, coresPerSocket)
+        self.memoryPerNodeMB = memoryPerNodeMB.map { max(0, $0) }
+        self.plannerView = plannerView
         self.drain = drain
         self.slurm = slurm
         self.level = level
@@ -92,6 +102,18 @@ public struct SimulationSetup: Sendable {
     }
 
     public var nodeCount: Int { nodeTypes.reduce(0) { $0 + $1.count } }
+}
+
+/// What TopoPreempt's planner is given of each node. Stock Slurm and the simulated placement
+/// always see GPUs, CPUs and memory; Slurm checks a plan's CPUs and memory when it carries the
+/// plan out (`_run_now` tests the whole job once the plan's victims are removed) and starts
+/// nothing when they are short.
+public enum PlannerView: String, Sendable, CaseIterable, Codable {
+    /// GPUs only, with the job's CPU count for the core-placement scenarios of the GPU pick:
+    /// what preempt/topo_aware hands the planner (ABI 4, `topo_preempt_abi.h`).
+    case gpus
+    /// GPUs, each node's free CPUs and memory and what every job holds of them.
+    case full
 }
 
 /// Time from choosing a victim to its GPUs being free, as Slurm takes it: the victim is sent
@@ -162,6 +184,19 @@ public struct SimMetrics: Sendable, Equatable, Codable {
     public var drainGPUSeconds: Int64 = 0
     /// Inference jobs still waiting when the simulation ended.
     public var inferenceUnstarted = 0
+    /// Plans Slurm could not carry out: the plan's node lacked CPUs or memory for the job once
+    /// its victims were gone (the planner was not given them); nothing was preempted and the
+    /// job tried again later.
+    public var unexecutablePlans = 0
+    /// Preemptions TopoPreempt left to the base policy because the planner saw free aligned
+    /// GPUs on which Slurm could not start the job (CPUs or memory not given to it).
+    public var basePolicyPreemptions = 0
+    /// Jobs no node can hold (more CPUs or memory than a node has, more nodes than the
+    /// cluster): Slurm refuses them at submission; not replayed.
+    public var rejected = 0
+    /// GPU-seconds free but unusable: GPUs free on nodes without a free CPU, sampled at every
+    /// event (a measure of CPU and memory fragmentation).
+    public var strandedGPUSeconds: Int64 = 0
     public var batchCompleted = 0
     public var batchGPUHoursCompleted = 0.0
     /// Busy GPU-time over available GPU-time.
@@ -174,6 +209,7 @@ public struct SimMetrics: Sendable, Equatable, Codable {
     public var victimsPerPreemption: Double { preemptions == 0 ? 0 : Double(victims) / Double(preemptions) }
     public var gpuHoursLost: Double { Double(gpuSecondsLost) / 3600 }
     public var drainGPUHours: Double { Double(drainGPUSeconds) / 3600 }
+    public var strandedGPUHours: Double { Double(strandedGPUSeconds) / 3600 }
 }
 
 /// One timeline sample.
@@ -210,21 +246,35 @@ public struct Simulator {
     var contexts: [SlurmGPUPick.Context] = []
     var nodeLayout: [Int] = []
     var nodeNames: [String] = []
+    /// The nodes as snapshots give them before anything is allocated.
+    var baseNodes: [ClusterSnapshot.NodeState] = []
     var free: [GPUSet] = []
     var gpuCount: [Int] = []
-    /// Free cores per node and socket (8 per socket; each job takes one). Slurm gives a 1-CPU
-    /// job a core on the socket with the most free cores, and its GPU pick starts there: the
-    /// lab's fill 2 2 2 1 1 lands on 0-1 | 4-5 | 2-3 | 6 | 7 because of it.
+    /// Free cores per node and socket (`coresPerSocket` each; a job takes its CPUs). Slurm gives
+    /// a 1-CPU job a core on the socket with the most free cores, and its GPU pick starts there:
+    /// the lab's fill 2 2 2 1 1 lands on 0-1 | 4-5 | 2-3 | 6 | 7 because of it. A job of more
+    /// CPUs is modelled taking them from the socket with the most free cores first, then the
+    /// next (a reading of cons_tres, not checked on a controller).
     var freeCores: [[Int]] = []
-    static let coresPerSocket = 8
+    var freeCoreTotal: [Int] = []
+    /// Free memory per node, MB (`Int64.max` where memory is not consumable).
+    var freeMemory: [Int64] = []
+    /// GPUs free on nodes without a free core (counted into `strandedGPUSeconds`).
+    var strandedGPUs = 0
+    /// Whether CPUs or memory can ever decide: memory is consumable, or a job asks for more
+    /// CPUs than GPUs, or a node has fewer cores than GPUs. Otherwise every job holds at least
+    /// one GPU per CPU and CPUs never run out first, so snapshots leave them out (faster).
+    var resourcesBind = false
+    var maxCores = 0
     /// Nodes by free GPU count, for best fit.
     var byFree: [Set<Int>] = []
     var totalGPUs = 0
     /// GPUs of victims still draining, and GPUs held for a preemptor waiting for its victims.
     var draining: [GPUSet] = []
     var held: [GPUSet] = []
-    /// Preemptors waiting for their victims: node, GPUs, when the plan was made.
-    var waitingPlans: [Int: (node: Int, gpus: GPUSet, since: Int64)] = [:]
+    /// Preemptors waiting for their victims: their allocation (CPUs and memory already taken),
+    /// when the plan was made.
+    var waitingPlans: [Int: (part: Part, since: Int64)] = [:]
     var preemptionWaits: [Int64] = []
     /// GPUs of running jobs per node, and how often a job was started on GPUs a running job
     /// held (a model error: the tests require none).
@@ -235,20 +285,48 @@ public struct Simulator {
     var shapeForTopo = false
 
     // Jobs
-    struct Run {
+    /// What a job holds on one node: GPUs, cores per socket, memory (MB). Plain values (the
+    /// cores packed 16 bits per socket, at most `maxSockets`) so that runs copy without
+    /// reference counting.
+    struct Part {
         var node: Int
         var gpus: GPUSet
+        var packedCores: UInt64
+        var memory: Int64
+        init(node: Int, gpus: GPUSet, cores: [Int], memory: Int64) {
+            self.node = node
+            self.gpus = gpus
+            self.memory = memory
+            packedCores = 0
+            for (socket, count) in cores.enumerated() where socket < Simulator.maxSockets {
+                packedCores |= UInt64(min(max(0, count), 0xFFFF)) << (16 * UInt64(socket))
+            }
+        }
+        func cores(onSocket socket: Int) -> Int {
+            socket < Simulator.maxSockets ? Int((packedCores >> (16 * UInt64(socket))) & 0xFFFF) : 0
+        }
+        var cpus: Int { (0..<Simulator.maxSockets).reduce(0) { $0 + cores(onSocket: $1) } }
+    }
+    static let maxSockets = 4
+    /// A running job: its first node's part (the others of a multi-node job in `moreParts`),
+    /// plain values.
+    struct Run {
+        var part: Part
         var start: Int64
         var serial: Int
-        var socket: Int
+        /// GPUs on all its nodes.
+        var gpuCount: Int
+        var node: Int { part.node }
     }
     var running: [Int: Run] = [:]
+    var moreParts: [Int: [Part]] = [:]
+    func parts(_ j: Int, _ run: Run) -> [Part] { [run.part] + (moreParts[j] ?? []) }
     var serial: [Int] = []
     var pendingInference: [Int] = []
     var nextInferenceTry: [Int: Int64] = [:]
-    /// Batch jobs waiting, FIFO per size.
-    var pendingBatch: [Int: [Int]] = [:]
-    var pendingBatchHead: [Int: Int] = [:]
+    /// Batch jobs waiting, FIFO per shape (GPUs per node and node count: `queueKey`).
+    var pendingBatch: [Shape: [Int]] = [:]
+    var pendingBatchHead: [Shape: Int] = [:]
     var firstSubmit: [Int64] = []
 
     // Events
@@ -314,7 +392,13 @@ public struct Simulator {
                 held.append(GPUSet())
                 inUse.append(GPUSet())
                 gpuCount.append(topology.gpuCount)
-                freeCores.append(Array(repeating: Self.coresPerSocket, count: max(1, SlurmGPUPick.sockets(topology).count)))
+                let sockets = max(1, SlurmGPUPick.sockets(topology).count)
+                guard sockets <= Self.maxSockets, setup.coresPerSocket <= 0xFFFF else {
+                    throw SnapshotError("node type \(entry.name): the simulator models at most \(Self.maxSockets) sockets of at most 65535 cores, not \(sockets) of \(setup.coresPerSocket)")
+                }
+                freeCores.append(Array(repeating: setup.coresPerSocket, count: sockets))
+                freeCoreTotal.append(setup.coresPerSocket * sockets)
+                freeMemory.append(setup.memoryPerNodeMB ?? Int64.max)
             }
         }
         guard !free.isEmpty else { throw SnapshotError("the simulated cluster has no nodes") }
@@ -322,6 +406,10 @@ public struct Simulator {
             throw SnapshotError("the oracle is exhaustive: at most \(SimPolicy.oracleMaxNodes) nodes, not \(free.count)")
         }
         totalGPUs = gpuCount.reduce(0, +)
+        maxCores = freeCoreTotal.max() ?? 0
+        baseNodes = free.indices.map { ClusterSnapshot.NodeState(name: nodeNames[$0], layout: nodeLayout[$0]) }
+        resourcesBind = setup.memoryPerNodeMB != nil || jobs.contains { $0.cpus > $0.gpus }
+            || free.indices.contains { freeCoreTotal[$0] < gpuCount[$0] }
         let maxGPUs = gpuCount.max() ?? 0
         byFree = Array(repeating: [], count: maxGPUs + 1)
         for n in free.indices { byFree[free[n].count].insert(n) }
@@ -372,8 +460,8 @@ public struct Simulator {
                 setFree(release.node, free[release.node].union(release.gpus.subtracting(held[release.node])))
             case .planReady:
                 guard let plan = waitingPlans.removeValue(forKey: event.job) else { break }
-                held[plan.node] = held[plan.node].subtracting(plan.gpus)
-                startPreemptor(event.job, node: plan.node, gpus: plan.gpus, now: event.time, since: plan.since)
+                held[plan.part.node] = held[plan.part.node].subtracting(plan.part.gpus)
+                startPreemptor(event.job, part: plan.part, now: event.time, since: plan.since, taken: true)
             case .sample:
                 sample(event.time)
                 if event.time + setup.sampleInterval <= until { push(event.time + setup.sampleInterval, .sample, -1) }
@@ -390,13 +478,31 @@ public struct Simulator {
         guard time > lastTime else { return }
         let span = Double(time - lastTime)
         busyGPUSeconds += Double(busyGPUs) * span
+        metrics.strandedGPUSeconds += Int64(strandedGPUs) * (time - lastTime)
         lastTime = time
     }
 
+    /// Batch queues are FIFO per shape: GPUs, nodes, CPUs and memory per node (a job that does
+    /// not fit now holds back only younger jobs of its own shape; Slurm's backfill starts the
+    /// others).
+    struct Shape: Hashable {
+        var gpus: Int
+        var nodes: Int
+        var cpus: Int
+        var memory: Int64
+    }
+    static func queueKey(_ job: SimJob) -> Shape { Shape(gpus: job.gpus, nodes: job.nodes, cpus: job.cpus, memory: job.memoryMB) }
+
     mutating func enqueue(_ j: Int) {
+        // Slurm refuses at submission a job no node can ever hold (CPUs, memory, node count).
+        let job = jobs[j]
+        if job.cpus > maxCores || job.memoryMB > (setup.memoryPerNodeMB ?? Int64.max) || job.nodes > free.count {
+            metrics.rejected += 1
+            return
+        }
         switch jobs[j].kind {
         case .inference: pendingInference.append(j)
-        case .batch: pendingBatch[jobs[j].gpus, default: []].append(j)
+        case .batch: pendingBatch[Self.queueKey(jobs[j]), default: []].append(j)
         }
     }
 
@@ -410,25 +516,46 @@ public struct Simulator {
 
     mutating func setFree(_ node: Int, _ gpus: GPUSet) {
         byFree[free[node].count].remove(node)
+        if freeCoreTotal[node] <= 0 { strandedGPUs -= free[node].count }
         free[node] = gpus
         byFree[gpus.count].insert(node)
+        if freeCoreTotal[node] <= 0 { strandedGPUs += gpus.count }
     }
 
-    mutating func start(_ j: Int, node: Int, gpus: GPUSet, now: Int64, socket: Int) {
-        setFree(node, free[node].subtracting(gpus))
-        if !inUse[node].intersection(gpus).isEmpty { conflicts += 1 }
-        inUse[node] = inUse[node].union(gpus)
+    /// Takes (`sign` -1) or gives back (+1) a part's cores and memory.
+    mutating func account(_ part: Part, _ sign: Int) {
+        let node = part.node
+        if freeCoreTotal[node] <= 0 { strandedGPUs -= free[node].count }
+        for socket in freeCores[node].indices {
+            let count = part.cores(onSocket: socket)
+            freeCores[node][socket] += sign * count
+            freeCoreTotal[node] += sign * count
+        }
+        if freeMemory[node] != Int64.max { freeMemory[node] += Int64(sign) * part.memory }
+        if freeCoreTotal[node] <= 0 { strandedGPUs += free[node].count }
+    }
+
+    /// Starts a job on its parts; `taken`: their CPUs and memory were taken already (a plan
+    /// waiting for its victims holds them).
+    mutating func start(_ j: Int, parts: [Part], now: Int64, taken: Bool = false) {
+        guard let first = parts.first else { return }
+        for part in parts {
+            setFree(part.node, free[part.node].subtracting(part.gpus))
+            if !inUse[part.node].intersection(part.gpus).isEmpty { conflicts += 1 }
+            inUse[part.node] = inUse[part.node].union(part.gpus)
+            if !taken { account(part, -1) }
+            if freeCores[part.node].contains(where: { $0 < 0 }) || freeMemory[part.node] < 0 { conflicts += 1 }
+            busyGPUs += part.gpus.count
+        }
         serial[j] += 1
-        let core = freeCores[node].indices.contains(socket) ? socket : 0
-        freeCores[node][core] -= 1
-        running[j] = Run(node: node, gpus: gpus, start: now, serial: serial[j], socket: core)
-        busyGPUs += gpus.count
+        running[j] = Run(part: first, start: now, serial: serial[j], gpuCount: parts.reduce(0) { $0 + $1.gpus.count })
+        if parts.count > 1 { moreParts[j] = Array(parts.dropFirst()) }
         push(now + max(1, jobs[j].duration), .completion, j, serial: serial[j])
-        if jobs[j].kind == .inference {
+        if jobs[j].kind == .inference, let part = parts.first {
             runningInference += 1
             waits.append(now - firstSubmit[j])
             metrics.inferenceStarted += 1
-            let level = contexts[nodeLayout[node]].topology.alignment(of: gpus)
+            let level = contexts[nodeLayout[part.node]].topology.alignment(of: part.gpus)
             if level <= setup.level { metrics.inferenceAligned += 1 }
             let factor = setup.factors[level] ?? 0.5
             let seconds = Double(jobs[j].duration)
@@ -438,51 +565,101 @@ public struct Simulator {
     }
 
     /// A job ends; its GPUs are free at once unless it drains first (`releasing` false: a
-    /// `released` event frees them).
+    /// `released` event frees them). Its CPUs and memory are free at once.
     mutating func finish(_ j: Int, run: Run, completed: Bool, releasing: Bool = true) {
+        let all = parts(j, run)
         running[j] = nil
-        inUse[run.node] = inUse[run.node].subtracting(run.gpus)
-        if releasing { setFree(run.node, free[run.node].union(run.gpus)) }
-        if freeCores[run.node].indices.contains(run.socket) { freeCores[run.node][run.socket] += 1 }
-        busyGPUs -= run.gpus.count
+        moreParts[j] = nil
+        for part in all {
+            inUse[part.node] = inUse[part.node].subtracting(part.gpus)
+            if releasing { setFree(part.node, free[part.node].union(part.gpus)) }
+            account(part, +1)
+            busyGPUs -= part.gpus.count
+        }
         if jobs[j].kind == .inference { runningInference -= 1 }
         if completed && jobs[j].kind == .batch {
             metrics.batchCompleted += 1
-            metrics.batchGPUHoursCompleted += Double(jobs[j].gpus) * Double(jobs[j].duration) / 3600
+            metrics.batchGPUHoursCompleted += Double(jobs[j].gpus * jobs[j].nodes) * Double(jobs[j].duration) / 3600
         }
     }
 
-    /// The socket (index into the node's socket list) where Slurm puts a 1-CPU job's core:
-    /// the one with the most free cores, the first among equals.
-    func coreSocket(_ node: Int) -> Int {
-        var best = 0
-        for (i, cores) in freeCores[node].enumerated() where cores > freeCores[node][best] { best = i }
-        return best
+    /// The cores a job of `cpus` CPUs takes on `node`, per socket index: from the socket with
+    /// the most free cores (the first among equals), then the next; `first` instead starts on
+    /// that socket. nil when the node has too few free cores.
+    func cores(_ node: Int, cpus: Int, first: Int? = nil) -> [Int]? {
+        guard freeCoreTotal[node] >= cpus else { return nil }
+        var left = freeCores[node], taken = Array(repeating: 0, count: left.count), remaining = cpus
+        if let first, left.indices.contains(first) {
+            let take = min(remaining, max(0, left[first]))
+            taken[first] += take
+            left[first] -= take
+            remaining -= take
+        }
+        while remaining > 0 {
+            var best = 0
+            for (i, count) in left.enumerated() where count > left[best] { best = i }
+            guard left[best] > 0 else { return nil }
+            let take = min(remaining, left[best])
+            taken[best] += take
+            left[best] -= take
+            remaining -= take
+        }
+        return taken
     }
 
-    /// Slurm's pick for a request on one node without preemption, nil when it does not fit;
-    /// with the socket index where the job's core goes.
-    func pick(_ node: Int, gpus k: Int, perSocket: Bool, free available: GPUSet) -> (gpus: GPUSet, socket: Int)? {
-        guard available.count >= k else { return nil }
+    /// Slurm's pick for a job's part on one node without preemption, nil when it does not fit
+    /// (GPUs, CPUs, memory); with the cores it takes.
+    func pick(_ node: Int, job: SimJob, perSocket: Bool, free available: GPUSet) -> Part? {
+        let k = job.gpus
+        guard available.count >= k, freeCoreTotal[node] >= job.cpus, freeMemory[node] >= job.memoryMB else { return nil }
         let context = contexts[nodeLayout[node]]
         let sockets = SlurmGPUPick.sockets(context.topology)
         if perSocket {
-            for (i, socket) in sockets.enumerated() where freeCores[node].indices.contains(i) && freeCores[node][i] > 0 {
-                if let pick = SlurmGPUPick.pickPerSocket(context, free: available, count: k, socket: socket) { return (pick, i) }
+            // --sockets-per-node=1: the job's cores and GPUs on one socket.
+            for (i, socket) in sockets.enumerated() where freeCores[node].indices.contains(i) && freeCores[node][i] >= job.cpus {
+                if let pick = SlurmGPUPick.pickPerSocket(context, free: available, count: k, socket: socket) {
+                    var taken = Array(repeating: 0, count: freeCores[node].count)
+                    taken[i] = job.cpus
+                    return Part(node: node, gpus: pick, cores: taken, memory: job.memoryMB)
+                }
             }
             return nil
         }
-        let core = coreSocket(node)
-        let used: Set<Int> = sockets.indices.contains(core) ? [sockets[core]] : Set(sockets.prefix(1))
-        return SlurmGPUPick.pickPerNode(context, free: available, count: k, usedSockets: used).map { ($0, core) }
+        let used: Set<Int>
+        var one: Int?
+        if job.cpus == 1 {
+            // The common case without building the cores first: the socket with the most free cores.
+            var best = 0
+            for (i, count) in freeCores[node].enumerated() where count > freeCores[node][best] { best = i }
+            one = best
+            used = sockets.indices.contains(best) ? [sockets[best]] : Set(sockets.prefix(1))
+        } else {
+            guard let taken = cores(node, cpus: job.cpus) else { return nil }
+            let sets = Set(taken.indices.filter { taken[$0] > 0 && sockets.indices.contains($0) }.map { sockets[$0] })
+            used = sets.isEmpty ? Set(sockets.prefix(1)) : sets
+        }
+        guard let gpus = SlurmGPUPick.pickPerNode(context, free: available, count: k, usedSockets: used) else { return nil }
+        var taken: [Int]
+        if let one {
+            taken = Array(repeating: 0, count: freeCores[node].count)
+            taken[one] = 1
+        } else {
+            taken = cores(node, cpus: job.cpus) ?? []
+        }
+        return Part(node: node, gpus: gpus, cores: taken, memory: job.memoryMB)
     }
 
-    /// Best fit: the node with the fewest free GPUs that fits (lowest index among equals).
-    func bestFit(_ k: Int, perSocket: Bool) -> (node: Int, gpus: GPUSet, socket: Int)? {
+    /// Best fit: the nodes with the fewest free GPUs that fit (lowest index among equals), one
+    /// per node the job asks for.
+    func bestFit(_ job: SimJob, perSocket: Bool) -> [Part]? {
+        let k = job.gpus
         guard k < byFree.count else { return nil }
+        var parts: [Part] = []
         for count in k..<byFree.count {
             for node in byFree[count].sorted() {
-                if let (gpus, socket) = pick(node, gpus: k, perSocket: perSocket, free: free[node]) { return (node, gpus, socket) }
+                guard let part = pick(node, job: job, perSocket: perSocket, free: free[node]) else { continue }
+                parts.append(part)
+                if parts.count == job.nodes { return parts }
             }
         }
         return nil
@@ -507,24 +684,30 @@ public struct Simulator {
             }
         }
         pendingInference = still
-        // Batch: the oldest waiting job of any size that fits somewhere, until none fits.
+        // Batch: the oldest waiting job of any shape that fits somewhere, until none fits.
+        var heads: [(key: Shape, job: Int)] = []
         while true {
-            var chosen: (size: Int, job: Int)?
-            for (size, queue) in pendingBatch {
-                let head = pendingBatchHead[size, default: 0]
+            heads.removeAll(keepingCapacity: true)
+            for (key, queue) in pendingBatch {
+                let head = pendingBatchHead[key, default: 0]
                 guard head < queue.count else { continue }
                 let j = queue[head]
-                if chosen.map({ (firstSubmit[j], j) < (firstSubmit[$0.job], $0.job) }) ?? true, fitsAnywhere(size) {
-                    chosen = (size, j)
+                if fitsAnywhere(jobs[j].gpus) { heads.append((key, j)) }
+            }
+            heads.sort { (firstSubmit[$0.job], $0.job) < (firstSubmit[$1.job], $1.job) }
+            var started = false
+            for (key, j) in heads {
+                guard let parts = bestFit(jobs[j], perSocket: false) else { continue }
+                pendingBatchHead[key, default: 0] += 1
+                if let queue = pendingBatch[key], pendingBatchHead[key, default: 0] > 4096 {
+                    pendingBatch[key] = Array(queue[pendingBatchHead[key, default: 0]...])
+                    pendingBatchHead[key] = 0
                 }
+                start(j, parts: parts, now: now)
+                started = true
+                break
             }
-            guard let (size, j) = chosen, let (node, gpus, socket) = bestFit(size, perSocket: false) else { break }
-            pendingBatchHead[size, default: 0] += 1
-            if let queue = pendingBatch[size], pendingBatchHead[size, default: 0] > 4096 {
-                pendingBatch[size] = Array(queue[pendingBatchHead[size, default: 0]...])
-                pendingBatchHead[size] = 0
-            }
-            start(j, node: node, gpus: gpus, now: now, socket: socket)
+            if !started { break }
         }
     }
 
@@ -543,17 +726,19 @@ public struct Simulator {
         case .topoGuaranteed, .oracle: shaped = shapeForTopo
         case .topoBestEffort: shaped = false
         }
-        if let (node, gpus, socket) = bestFit(job.gpus, perSocket: shaped) {
-            start(j, node: node, gpus: gpus, now: now, socket: socket)
-            if contexts[nodeLayout[node]].topology.alignment(of: gpus) > setup.level { metrics.misalignedFreeStarts += 1 }
+        if let parts = bestFit(job, perSocket: shaped), let part = parts.first {
+            start(j, parts: [part], now: now)
+            if contexts[nodeLayout[part.node]].topology.alignment(of: part.gpus) > setup.level { metrics.misalignedFreeStarts += 1 }
             return true
         }
-        // Preemption: a snapshot of the running jobs, then the policy's choice.
-        let (snapshot, ids) = snapshotNow(now)
+        // Preemption: a snapshot of the running jobs, then the policy's choice. Stock Slurm sees
+        // every resource; TopoPreempt's planner what `plannerView` gives it.
+        let full = resourcesBind && (policy.stockSettings != nil || policy == .oracle || setup.plannerView == .full)
+        let (snapshot, ids) = snapshotNow(now, resources: full)
         guard let index = try? PlanningIndex(snapshot) else { return false }
         let request = PreemptorRequest(jobID: UInt32.max, gpusPerNode: job.gpus, level: setup.level,
                                        mode: policy == .topoBestEffort ? .bestEffort : .guaranteed, priority: job.priority,
-                                       shape: shaped ? .perSocket : .perNode)
+                                       shape: shaped ? .perSocket : .perNode, cpusPerNode: job.cpus, memoryPerNode: job.memoryMB)
         var victims: [UInt32] = []
         var target: (node: Int, gpus: GPUSet)?
         switch policy {
@@ -573,75 +758,151 @@ public struct Simulator {
             else { return false }
             victims = plan.victims
             target = (node, gpus)
+            if victims.isEmpty {
+                // The planner sees free aligned GPUs that Slurm could not start the job on (their
+                // node lacks CPUs or memory the planner was not given): preempt/topo_aware then
+                // answers as the base policy (PreemptController: "fits on free GPUs without
+                // preemption ...; base policy for anything else").
+                guard basePolicy(j, request, now: now) else { return false }
+                metrics.basePolicyPreemptions += 1
+                return true
+            }
         }
         guard let (node, gpus) = target, !victims.isEmpty else { return false }
-        // The plan's GPUs: free now, or held by its victims on that node.
+        // The plan's GPUs: free now, or held by its victims on that node; its CPUs and memory
+        // likewise (Slurm tests the whole job once the victims are removed).
         var victimGPUs = GPUSet()
+        var victimCPUs = 0
+        var victimMemory: Int64 = 0
         for id in victims {
-            guard let victim = ids[id], let run = running[victim], run.node == node else { continue }
-            victimGPUs = victimGPUs.union(run.gpus)
+            guard let victim = ids[id], let run = running[victim] else { continue }
+            for part in parts(victim, run) where part.node == node {
+                victimGPUs = victimGPUs.union(part.gpus)
+                victimCPUs += part.cpus
+                victimMemory += part.memory
+            }
         }
         guard gpus.isSubset(of: free[node].union(victimGPUs)) else { return false }
+        if freeCoreTotal[node] + victimCPUs < job.cpus
+            || (freeMemory[node] != Int64.max && freeMemory[node] + victimMemory < job.memoryMB) {
+            // Slurm removes the plan's victims, the job still does not fit: nothing is preempted.
+            metrics.unexecutablePlans += 1
+            guard policy == .topoBestEffort else { return false }
+            // Best-effort: the plan's victims are only the first candidates; Slurm goes on with
+            // the base policy's order.
+            return basePolicy(j, request, now: now, first: Set(victims))
+        }
+        return preempt(j, victims: victims, ids: ids, node: node, gpus: gpus, now: now)
+    }
+
+    /// Stock Slurm's preemption for the job (the base policy's order, `first` ranked before the
+    /// rest) on the whole state, CPUs and memory included (Slurm's own test); false when it
+    /// preempts nothing.
+    mutating func basePolicy(_ j: Int, _ request: PreemptorRequest, now: Int64, first: Set<UInt32> = []) -> Bool {
+        let (whole, ids) = snapshotNow(now, resources: resourcesBind)
+        guard let index = try? PlanningIndex(whole), let outcome = StockPreemption.simulate(request, in: index, first: first),
+              let node = index.nodeByName[outcome.node], !outcome.victims.isEmpty
+        else { return false }
+        return preempt(j, victims: outcome.victims, ids: ids, node: node, gpus: outcome.gpus, now: now)
+    }
+
+    /// Requeues the victims and starts the preemptor on `gpus` of `node` once the victims there
+    /// have drained (at once without drain time).
+    mutating func preempt(_ j: Int, victims: [UInt32], ids: [UInt32: Int], node: Int, gpus: GPUSet, now: Int64) -> Bool {
+        let job = jobs[j]
         metrics.preemptions += 1
         metrics.victims += victims.count
         // The preemptor waits for its slowest victim holding some of the plan's GPUs.
         var drained: [(gpus: GPUSet, at: Int64)] = []
         for id in victims {
             guard let victim = ids[id], let run = running[victim] else { continue }
-            metrics.gpuSecondsLost += Int64(run.gpus.count) * (now - run.start)
+            metrics.gpuSecondsLost += Int64(run.gpuCount) * (now - run.start)
             let drain = setup.drain.seconds(job: victim, run: run.serial)
+            let victimParts = parts(victim, run)
             finish(victim, run: run, completed: false, releasing: drain == 0)
             push(now + setup.requeueDelay, .ready, victim)
             guard drain > 0 else { continue }
-            draining[run.node] = draining[run.node].union(run.gpus)
-            releases[nextRelease] = (run.node, run.gpus)
-            push(now + drain, .released, run.node, serial: nextRelease)
-            nextRelease += 1
-            metrics.drainGPUSeconds += Int64(run.gpus.count) * drain
-            if run.node == node { drained.append((run.gpus.intersection(gpus), now + drain)) }
+            for part in victimParts {
+                draining[part.node] = draining[part.node].union(part.gpus)
+                releases[nextRelease] = (part.node, part.gpus)
+                push(now + drain, .released, part.node, serial: nextRelease)
+                nextRelease += 1
+                metrics.drainGPUSeconds += Int64(part.gpus.count) * drain
+                if part.node == node { drained.append((part.gpus.intersection(gpus), now + drain)) }
+            }
         }
+        // The preemptor's cores: starting on the first socket, as the stock model and the
+        // planner assume (for a shaped request Slurm would put them on its GPUs' socket: not
+        // modelled, a reading).
+        let taken = cores(node, cpus: job.cpus, first: 0) ?? {
+            conflicts += 1  // checked before: the victims' cores are free now
+            return Array(repeating: 0, count: freeCores[node].count)
+        }()
+        let part = Part(node: node, gpus: gpus, cores: taken, memory: job.memoryMB)
         let ready = drained.filter { !$0.gpus.isEmpty }.map(\.at).max() ?? now
         if ready == now {
-            startPreemptor(j, node: node, gpus: gpus, now: now, since: now)
+            startPreemptor(j, part: part, now: now, since: now)
             return true
         }
         // Held for the preemptor until then: the GPUs free now (victims without drain time
-        // included) wait idle, those of draining victims from the moment each has drained.
+        // included) wait idle, those of draining victims from the moment each has drained; its
+        // CPUs and memory are taken now.
         let freeNow = gpus.intersection(free[node])
         metrics.drainGPUSeconds += Int64(freeNow.count) * (ready - now)
         for (victimGPUs, at) in drained { metrics.drainGPUSeconds += Int64(victimGPUs.count) * (ready - at) }
         setFree(node, free[node].subtracting(freeNow))
         held[node] = held[node].union(gpus)
-        waitingPlans[j] = (node, gpus, now)
+        account(part, -1)
+        waitingPlans[j] = (part, now)
         push(ready, .planReady, j)
         return true
     }
 
     /// Starts a preemptor on its plan's GPUs (freed by its victims, or held for it since).
-    mutating func startPreemptor(_ j: Int, node: Int, gpus: GPUSet, now: Int64, since: Int64) {
-        // The stock model and the planner assume the preemptor's core on the first socket (the
-        // planner's plan holds for every placement).
-        start(j, node: node, gpus: gpus, now: now, socket: 0)
+    mutating func startPreemptor(_ j: Int, part: Part, now: Int64, since: Int64, taken: Bool = false) {
+        start(j, parts: [part], now: now, taken: taken)
         preemptionWaits.append(now - since)
-        if contexts[nodeLayout[node]].topology.alignment(of: gpus) <= setup.level { metrics.alignedPreemptions += 1 }
+        if contexts[nodeLayout[part.node]].topology.alignment(of: part.gpus) <= setup.level { metrics.alignedPreemptions += 1 }
     }
 
-    func snapshotNow(_ now: Int64) -> (ClusterSnapshot, [UInt32: Int]) {
-        var nodes: [ClusterSnapshot.NodeState] = []
-        nodes.reserveCapacity(free.count)
-        for n in free.indices {
-            // Draining victims' GPUs and those held for a waiting preemptor: taken, not freeable.
-            let taken = draining[n].union(held[n])
-            nodes.append(.init(name: nodeNames[n], layout: nodeLayout[n], otherAllocated: taken.isEmpty ? nil : taken))
-        }
+    /// The planner's snapshot; `resources`: with each node's CPUs and memory and what every
+    /// job holds of them.
+    func snapshotNow(_ now: Int64, resources: Bool) -> (ClusterSnapshot, [UInt32: Int]) {
+        var nodes: [ClusterSnapshot.NodeState]
+        var listedCPUs = resources ? Array(repeating: 0, count: free.count) : []
+        var listedMemory = resources ? Array(repeating: Int64(0), count: free.count) : []
         var list: [ClusterSnapshot.RunningJob] = []
         list.reserveCapacity(running.count)
         var ids: [UInt32: Int] = [:]
-        for (j, run) in running.sorted(by: { $0.key < $1.key }) {
+        for j in running.keys.sorted() {
+            guard let run = running[j] else { continue }
             let id = UInt32(truncatingIfNeeded: j + 1)
             ids[id] = j
+            func allocation(_ part: Part) -> ClusterSnapshot.RunningJob.Allocation {
+                guard resources else { return .init(node: part.node, gpus: part.gpus) }
+                listedCPUs[part.node] += part.cpus
+                listedMemory[part.node] += part.memory
+                return .init(node: part.node, gpus: part.gpus, cpus: part.cpus, memoryMB: setup.memoryPerNodeMB == nil ? nil : part.memory)
+            }
+            var allocations = [allocation(run.part)]
+            for part in moreParts[j] ?? [] { allocations.append(allocation(part)) }
             list.append(.init(id: id, priority: jobs[j].priority, startTime: run.start, preemptible: jobs[j].kind == .batch,
-                              allocations: [.init(node: run.node, gpus: run.gpus)]))
+                              allocations: allocations))
+        }
+        nodes = baseNodes
+        for n in free.indices {
+            // Draining victims' GPUs and those held for a waiting preemptor: taken, not freeable.
+            if !draining[n].isEmpty || !held[n].isEmpty { nodes[n].otherAllocated = draining[n].union(held[n]) }
+            if resources {
+                // Held for waiting preemptors: neither free nor a listed job's.
+                let cpus = setup.coresPerSocket * freeCores[n].count
+                nodes[n].cpus = cpus
+                nodes[n].otherCPUs = cpus - freeCoreTotal[n] - listedCPUs[n]
+                if let memory = setup.memoryPerNodeMB {
+                    nodes[n].memoryMB = memory
+                    nodes[n].otherMemoryMB = memory - freeMemory[n] - listedMemory[n]
+                }
+            }
         }
         return (ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: list, time: now, slurm: setup.slurm), ids)
     }

@@ -8,19 +8,64 @@ public struct SimJob: Sendable, Equatable {
     }
 
     public var submit: Int64
+    /// GPUs per node.
     public var gpus: Int
     /// Seconds of work; a preempted job starts over (requeued, its work lost).
     public var duration: Int64
     public var kind: Kind
     /// Preemption priority (partition PriorityTier): inference above batch.
     public var priority: Int
+    /// Nodes (`-N`), each with `gpus` GPUs, `cpus` CPUs and `memoryMB` of memory.
+    public var nodes: Int
+    public var cpus: Int
+    public var memoryMB: Int64
 
-    public init(submit: Int64, gpus: Int, duration: Int64, kind: Kind, priority: Int) {
+    public init(submit: Int64, gpus: Int, duration: Int64, kind: Kind, priority: Int, nodes: Int = 1, cpus: Int = 1,
+                memoryMB: Int64 = 0) {
         self.submit = submit
         self.gpus = gpus
         self.duration = duration
         self.kind = kind
         self.priority = priority
+        self.nodes = max(1, nodes)
+        self.cpus = max(1, cpus)
+        self.memoryMB = max(0, memoryMB)
+    }
+}
+
+/// CPUs and memory jobs ask for with each GPU, drawn per job; empty: one CPU per job and no
+/// memory (the model before CPUs and memory were constraints).
+public struct ResourceDraw: Sendable, Equatable {
+    public var cpusPerGPU: [(value: Int, weight: Double)]
+    public var memoryPerGPU: [(value: Int64, weight: Double)]
+
+    public init(cpusPerGPU: [(value: Int, weight: Double)] = [], memoryPerGPU: [(value: Int64, weight: Double)] = []) {
+        self.cpusPerGPU = cpusPerGPU
+        self.memoryPerGPU = memoryPerGPU
+    }
+
+    public static let none = ResourceDraw()
+
+    public static func == (a: ResourceDraw, b: ResourceDraw) -> Bool {
+        a.cpusPerGPU.map(\.value) == b.cpusPerGPU.map(\.value) && a.cpusPerGPU.map(\.weight) == b.cpusPerGPU.map(\.weight)
+            && a.memoryPerGPU.map(\.value) == b.memoryPerGPU.map(\.value) && a.memoryPerGPU.map(\.weight) == b.memoryPerGPU.map(\.weight)
+    }
+
+    /// Draws (CPUs, memory MB) for `gpus` GPUs; draws nothing from `rng` for an empty list.
+    func draw(_ rng: inout SplitMix64, gpus: Int) -> (cpus: Int, memory: Int64) {
+        func pick<T>(_ list: [(value: T, weight: Double)], _ rng: inout SplitMix64) -> T? {
+            let total = list.reduce(0) { $0 + max(0, $1.weight) }
+            guard total > 0 else { return nil }
+            var at = WorkloadSpec.uniform(&rng) * total
+            for entry in list {
+                at -= max(0, entry.weight)
+                if at <= 0 { return entry.value }
+            }
+            return list.last?.value
+        }
+        let cpus = pick(cpusPerGPU, &rng).map { $0 * gpus } ?? 1
+        let memory = pick(memoryPerGPU, &rng).map { $0 * Int64(gpus) } ?? 0
+        return (cpus, memory)
     }
 }
 
@@ -47,6 +92,17 @@ public struct WorkloadSpec: Sendable, Equatable {
     public var batchMedianSeconds: Double
     public var batchSigma: Double
     public var batchMaxSeconds: Double
+    /// CPUs and memory per GPU of batch and of inference jobs.
+    public var batchResources: ResourceDraw = .none
+    public var inferenceResources: ResourceDraw = .none
+    /// Fraction of batch jobs of the largest size (`batchSizes.last`) that run on several
+    /// nodes, and how many (drawn uniformly): a 2-node 8-GPU job holds 8 GPUs on each node.
+    public var multiNodeFraction: Double = 0
+    public var multiNodeCounts: [Int] = [2]
+    /// A node's CPUs and memory (MB): drawn requests are capped at them, as a user asks for at
+    /// most a whole node (nil: no cap).
+    public var nodeCPUs: Int?
+    public var nodeMemoryMB: Int64?
 
     public init(seconds: Int64 = 7 * 86_400, seed: UInt64 = 1, inferencePerDay: Double = 720, dailySwing: Double = 0.8,
                 peakHour: Double = 14, inferenceGPUs: [Int] = [2, 4], inferenceMeanSeconds: Double = 4 * 3600,
@@ -72,6 +128,9 @@ public struct WorkloadSpec: Sendable, Equatable {
             && a.batchLoad == b.batchLoad && a.batchSizes.map(\.gpus) == b.batchSizes.map(\.gpus)
             && a.batchSizes.map(\.weight) == b.batchSizes.map(\.weight) && a.batchMedianSeconds == b.batchMedianSeconds
             && a.batchSigma == b.batchSigma && a.batchMaxSeconds == b.batchMaxSeconds
+            && a.batchResources == b.batchResources && a.inferenceResources == b.inferenceResources
+            && a.multiNodeFraction == b.multiNodeFraction && a.multiNodeCounts == b.multiNodeCounts
+            && a.nodeCPUs == b.nodeCPUs && a.nodeMemoryMB == b.nodeMemoryMB
     }
 
     /// Jobs sorted by submit time. Batch arrivals start a little before time 0 so the cluster
@@ -93,8 +152,9 @@ public struct WorkloadSpec: Sendable, Equatable {
                 guard Self.uniform(&rng) * peakRate <= rate else { continue }
                 let gpus = inferenceGPUs[Int(rng.next() % UInt64(inferenceGPUs.count))]
                 let duration = max(60, Self.exponential(&rng, rate: 1 / max(1, inferenceMeanSeconds)))
+                let (cpus, memory) = capped(inferenceResources.draw(&rng, gpus: gpus))
                 jobs.append(SimJob(submit: Int64(t), gpus: gpus, duration: Int64(duration), kind: .inference,
-                                   priority: inferencePriority))
+                                   priority: inferencePriority, cpus: cpus, memoryMB: memory))
             }
         }
         // Batch: Poisson at the rate that offers `batchLoad` x the cluster's GPUs.
@@ -107,7 +167,7 @@ public struct WorkloadSpec: Sendable, Equatable {
             var filled = 0
             while filled < totalGPUs {
                 let job = batchJob(&rng, at: 0, weights: weights, priority: batchPriority)
-                filled += job.gpus
+                filled += job.gpus * job.nodes
                 jobs.append(job)
             }
             var t = 0.0
@@ -132,7 +192,17 @@ public struct WorkloadSpec: Sendable, Equatable {
             }
         }
         let duration = min(batchMaxSeconds, max(60, batchMedianSeconds * Self.exp(batchSigma * Self.normal(&rng))))
-        return SimJob(submit: time, gpus: gpus, duration: Int64(duration), kind: .batch, priority: priority)
+        let (cpus, memory) = capped(batchResources.draw(&rng, gpus: gpus))
+        var nodes = 1
+        if multiNodeFraction > 0, !multiNodeCounts.isEmpty, gpus == batchSizes.last?.gpus, Self.uniform(&rng) < multiNodeFraction {
+            nodes = max(1, multiNodeCounts[Int(rng.next() % UInt64(multiNodeCounts.count))])
+        }
+        return SimJob(submit: time, gpus: gpus, duration: Int64(duration), kind: .batch, priority: priority, nodes: nodes,
+                      cpus: cpus, memoryMB: memory)
+    }
+
+    func capped(_ request: (cpus: Int, memory: Int64)) -> (cpus: Int, memory: Int64) {
+        (min(request.cpus, nodeCPUs ?? Int.max), min(request.memory, nodeMemoryMB ?? Int64.max))
     }
 
     // MARK: - Random variates (no Foundation: plain series and Box-Muller)
@@ -197,8 +267,8 @@ public struct WorkloadSpec: Sendable, Equatable {
 
 extension WorkloadSpec {
     /// Reads a trace: CSV with a header line naming the columns `submit,gpus,duration,class`
-    /// and optionally `priority` (any order; class `inference` or `batch`; times in seconds).
-    /// Errors name the line.
+    /// and optionally `priority`, `nodes`, `cpus` and `memory` (any order; class `inference` or
+    /// `batch`; times in seconds; `gpus`, `cpus` and `memory` (MB) per node). Errors name the line.
     public static func parseCSV(_ text: String, file: String) throws(TextDiagnostic) -> [SimJob] {
         var jobs: [SimJob] = []
         var columns: [String: Int] = [:]
@@ -236,7 +306,12 @@ extension WorkloadSpec {
             }
             var priority = kind == .inference ? 10 : 1
             if let text = cell("priority"), !text.isEmpty { priority = Int(try integer("priority", 0...65_535)) }
-            jobs.append(SimJob(submit: submit, gpus: Int(gpus), duration: duration, kind: kind, priority: priority))
+            var nodes: Int64 = 1, cpus: Int64 = 1, memory: Int64 = 0
+            if let text = cell("nodes"), !text.isEmpty { nodes = try integer("nodes", 1...1024) }
+            if let text = cell("cpus"), !text.isEmpty { cpus = try integer("cpus", 1...65_535) }
+            if let text = cell("memory"), !text.isEmpty { memory = try integer("memory", 0...(1 << 32)) }
+            jobs.append(SimJob(submit: submit, gpus: Int(gpus), duration: duration, kind: kind, priority: priority,
+                               nodes: Int(nodes), cpus: Int(cpus), memoryMB: memory))
         }
         if columns.isEmpty {
             throw TextDiagnostic(file: file, location: SourceLocation(line: 1, column: 1), message: "empty trace: no header line")
