@@ -63,8 +63,11 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "per-node (--gres=gpu:N) or per-socket (--gpus-per-socket=N --sockets-per-node=1).")
     var shape: RequestShape = .perNode
 
-    @Option(help: "CPUs per node (more than 1 may put cores on several sockets).")
+    @Option(help: "CPUs per node (more than 1 may put cores on several sockets; on nodes whose CPUs the snapshot gives, the victims must leave this many free).")
     var cpus: Int = 1
+
+    @Option(help: "Memory per node, MB (checked on nodes whose memory the snapshot gives).")
+    var memory: Int64 = 0
 
     @Option(help: "Nodes the job may use, comma-separated (default: all).")
     var candidates: String?
@@ -110,6 +113,7 @@ struct PlanCommand: ParsableCommand {
         }
         if nodes < 1 { throw ValidationError("--nodes must be at least 1") }
         if cpus < 1 { throw ValidationError("--cpus must be at least 1") }
+        if memory < 0 { throw ValidationError("--memory must be 0 or more MB") }
         if let exemptTime, exemptTime < 0 { throw ValidationError("--exempt-time must not be negative") }
         _ = try order()
     }
@@ -153,7 +157,7 @@ struct PlanCommand: ParsableCommand {
         }
         let request = PreemptorRequest(
             gpusPerNode: gpus ?? 1, nodeCount: nodes, level: level ?? .nvlink, mode: mode ?? .guaranteed,
-            priority: priority ?? 10, shape: shape, cpusPerNode: cpus,
+            priority: priority ?? 10, shape: shape, cpusPerNode: cpus, memoryPerNode: memory,
             candidateNodes: candidates.map { Set($0.split(separator: ",").map(String.init)) })
         let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime ?? 0)
         let outcome = Planner.plan(request, in: index, policy: policy)

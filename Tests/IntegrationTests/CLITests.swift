@@ -76,7 +76,7 @@ struct CLITests {
                     && resources.stdout.contains("TopoPreempt's planner given GPUs, CPUs and memory (--planner-view full)"))
         #expect(resources.stdout.contains("plans Slurm could not carry out") && resources.stdout.contains("jobs refused (no node can hold them)"))
         for (option, message) in [(["--cpus-per-gpu", "4:x"], "--cpus-per-gpu: '4:x': the weight must be a number above 0"),
-                                  (["--memory-per-gpu", "-1"], "--memory-per-gpu: '-1' is not VALUE or VALUE:WEIGHT"),
+                                  (["--memory-per-gpu=-1"], "--memory-per-gpu: '-1' is not VALUE or VALUE:WEIGHT"),
                                   (["--planner-view", "cpus"], "--planner-view: 'cpus' is neither gpus nor full"),
                                   (["--multi-node", "2"], "--multi-node must be a fraction from 0 to 1, not 2.0"),
                                   (["--cores-per-socket", "0"], "--cores-per-socket must be 1 to 4096, not 0")] {
@@ -154,6 +154,29 @@ struct CLITests {
         #expect(rows.count == 3)
         #expect(rows[1].hasPrefix("4 ") && rows[2].hasPrefix("8 "))
         #expect(rows.dropFirst().allSatisfy { $0.contains("2/") })  // every plan aligned: "2/<stock>"
+    }
+
+    /// plan --snapshot with CPUs: the lab's full node giving 8 CPUs, 5 of them held by jobs the
+    /// snapshot does not list; its batch jobs hold none. A 4-GPU job of 3 CPUs gets the usual
+    /// plan; of 4 CPUs none, and the reason says CPUs.
+    @Test func planSnapshotWithCPUs() throws {
+        let example = try CLI.run(["plan", "--example-snapshot"])
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(example.stdout.utf8)) as? [String: Any])
+        var nodes = try #require(object["nodes"] as? [[String: Any]])
+        nodes[0]["cpus"] = 8
+        nodes[0]["otherCPUs"] = 5
+        object["nodes"] = nodes
+        let file = NSTemporaryDirectory() + "snapshot-cpus-\(getpid()).json"
+        try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let fits = try CLI.run(["plan", "--snapshot", file, "--gpus", "4", "--cpus", "3", "--format", "json"])
+        #expect(fits.status == 0, "\(fits.stderr)")
+        let plan = try #require(try JSONSerialization.jsonObject(with: Data(fits.stdout.utf8)) as? [String: Any])
+        #expect(plan["outcome"] as? String == "plan" && (plan["victims"] as? [Int])?.isEmpty == false)
+        let short = try CLI.run(["plan", "--snapshot", file, "--gpus", "4", "--cpus", "4"])
+        #expect(short.status == 1 && short.stdout.contains("can free 4 GPUs and 4 CPUs from"), "\(short.stdout)")
+        let bad = try CLI.run(["plan", "--snapshot", file, "--gpus", "4", "--memory=-1"])
+        #expect(bad.status != 0 && bad.stderr.contains("--memory must be 0 or more MB"))
     }
 
     @Test func classifyExplainsShapingAndRejection() throws {
