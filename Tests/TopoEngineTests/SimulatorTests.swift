@@ -66,6 +66,12 @@ import Testing
         } catch {
             #expect(error.description == "t.csv:2:1: cpus '0' is not a whole number from 1 to 65535")
         }
+        do {
+            _ = try WorkloadSpec.parseCSV("submit,gpus,duration,class,nodes\n0,4,10,inference,2\n", file: "t.csv")
+            Issue.record("a 2-node inference job was accepted")
+        } catch {
+            #expect(error.description == "t.csv:2:1: nodes '2': multi-node inference jobs are not modelled (inference runs on one node)")
+        }
     }
 
     /// CPUs, memory and nodes are drawn only when asked for: the default trace is the one

@@ -324,7 +324,7 @@ public struct Simulator {
     var serial: [Int] = []
     var pendingInference: [Int] = []
     var nextInferenceTry: [Int: Int64] = [:]
-    /// Batch jobs waiting, FIFO per shape (GPUs per node and node count: `queueKey`).
+    /// Batch jobs waiting, FIFO per shape (`Shape`: GPUs, nodes, CPUs, memory).
     var pendingBatch: [Shape: [Int]] = [:]
     var pendingBatchHead: [Shape: Int] = [:]
     var firstSubmit: [Int64] = []

@@ -310,6 +310,9 @@ extension WorkloadSpec {
             if let text = cell("nodes"), !text.isEmpty { nodes = try integer("nodes", 1...1024) }
             if let text = cell("cpus"), !text.isEmpty { cpus = try integer("cpus", 1...65_535) }
             if let text = cell("memory"), !text.isEmpty { memory = try integer("memory", 0...(1 << 32)) }
+            if kind == .inference && nodes > 1 {
+                throw fail("nodes '\(nodes)': multi-node inference jobs are not modelled (inference runs on one node)")
+            }
             jobs.append(SimJob(submit: submit, gpus: Int(gpus), duration: duration, kind: kind, priority: priority,
                                nodes: Int(nodes), cpus: Int(cpus), memoryMB: memory))
         }
