@@ -650,10 +650,12 @@ public enum Planner {
         for job in jobs { potential = potential.union(job.gpus) }
         guard potential.count >= k else { return nil }
         let shortfall = max(0, k - free.count)
-        // CPUs and memory each candidate frees here; the node must be able to give the job's.
-        let held = jobs.map { index.resources(ofJob: $0.job, onNode: node) }
-        guard index.resourcesFit(request, node: node, freedCPUs: held.reduce(0) { $0 + $1.cpus },
-                                 freedMemory: held.reduce(0) { $0 + $1.memory })
+        // CPUs and memory each candidate frees here, where the snapshot gives the node's (not
+        // inside slurmctld today: nothing is computed then); the node must be able to give the job's.
+        let constrained = index.freeCPUs[node] != Int.max || index.freeMemory[node] != Int64.max
+        let held = constrained ? jobs.map { index.resources(ofJob: $0.job, onNode: node) } : []
+        guard !constrained || index.resourcesFit(request, node: node, freedCPUs: held.reduce(0) { $0 + $1.cpus },
+                                                 freedMemory: held.reduce(0) { $0 + $1.memory })
         else { return nil }
 
         var bestPlan: NodePlan?
@@ -687,14 +689,14 @@ public enum Planner {
         func everyVictimNeeded(_ freedMask: GPUSet) -> Bool {
             for position in chosen {
                 if fitsByCount(free.union(freedMask.subtracting(jobs[position].gpus)), k: k, shape: request.shape, topology: topology),
-                   index.resourcesFit(request, node: node, freedCPUs: cpus - held[position].cpus,
-                                      freedMemory: memory - held[position].memory) { return false }
+                   !constrained || index.resourcesFit(request, node: node, freedCPUs: cpus - held[position].cpus,
+                                                      freedMemory: memory - held[position].memory) { return false }
             }
             return true
         }
         func consider(_ freedMask: GPUSet) {
             if dominated() { return }
-            guard index.resourcesFit(request, node: node, freedCPUs: cpus, freedMemory: memory) else { return }
+            guard !constrained || index.resourcesFit(request, node: node, freedCPUs: cpus, freedMemory: memory) else { return }
             if policy.requireEveryVictim, !everyVictimNeeded(freedMask) { return }
             let c = fullCost()
             let freeAfter = free.union(freedMask)
@@ -723,8 +725,10 @@ public enum Planner {
             maxPriority = max(maxPriority ?? Int.min, index.jobPriority[job])
             seconds = seconds &+ index.work[job]
             gpus += index.jobGPUs[job]
-            cpus += held[position].cpus
-            memory += held[position].memory
+            if constrained {
+                cpus += held[position].cpus
+                memory += held[position].memory
+            }
             if !dominated() {
                 search(position + 1, freedMask.union(jobs[position].gpus), considered: false)
             }
