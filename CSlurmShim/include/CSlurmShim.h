@@ -66,6 +66,11 @@ const char *_Nonnull CSlurmShim_tres_gres_prefix(void);
 
 /* job_submit/topo_aware entry points: the plugin identity file forwards Slurm's symbols
  * (init, fini, job_submit, job_modify) here. `job_ptr` is slurmctld's job_record_t, opaque. */
+/* Makes this shared object impossible to unload (dladdr() of one of its functions, then
+ * dlopen(RTLD_NOLOAD | RTLD_NODELETE)): a thread of its own runs in it. dladdr() needs
+ * _GNU_SOURCE, which Swift's Glibc module does not set. 0 on success. */
+int CSlurmShim_pin_image(void);
+
 int CSlurmShim_job_submit_init(void);
 int CSlurmShim_job_submit_fini(void);
 int CSlurmShim_job_submit(job_desc_msg_t *_Nullable job_desc, uint32_t submit_uid,

@@ -172,4 +172,37 @@ int TopoAwareSwift_preemptDecide(const topo_preempt_snapshot_t *snapshot, topo_p
 /* Forgets kept plans and the loaded configuration (plugin fini). */
 void TopoAwareSwift_preemptReset(void);
 
+/* A job Slurm is preempting now (its grace time is asked for the first time, just before Slurm
+ * signals, requeues or cancels it), for the decision log and the jobs' provenance. Optional:
+ * found with dlsym(); without it nothing is recorded. */
+typedef struct {
+    uint32_t victim_id;
+    uint32_t preemptor_id;
+    int64_t time;
+    int64_t start_time;       /* the victim's start (its run's work lost is counted from it) */
+    uint32_t alloc_count;     /* entries in node_names and gpus (the victim's GPU nodes) */
+    uint32_t reserved;
+    const char *mode;         /* Slurm's PreemptMode for the victim, as Slurm writes it (REQUEUE) */
+    const char *const *node_names;
+    const uint64_t *gpus;     /* GPU bitmap per node */
+    const char *victim_system_comment;   /* the jobs' SystemComment and AdminComment as they are */
+    const char *victim_admin_comment;
+    const char *preemptor_system_comment;
+    const char *preemptor_admin_comment;
+} topo_preempt_victim_t;
+
+#define TOPO_PREEMPT_COMMENT_MAX 1024u
+
+/* The jobs' new comments, NUL-terminated; an empty one leaves the job's field as it is. */
+typedef struct {
+    char victim_system[TOPO_PREEMPT_COMMENT_MAX];
+    char victim_admin[TOPO_PREEMPT_COMMENT_MAX];
+    char preemptor_system[TOPO_PREEMPT_COMMENT_MAX];
+    char preemptor_admin[TOPO_PREEMPT_COMMENT_MAX];
+} topo_preempt_provenance_t;
+
+/* Records the preemption and writes the provenance: SystemComment (scontrol) gets a sentence,
+ * the AdminComment tag (scontrol; stored by slurmdbd with the run, so sacct keeps it) its keys. */
+int TopoAwareSwift_preemptVictim(const topo_preempt_victim_t *victim, topo_preempt_provenance_t *out);
+
 #endif

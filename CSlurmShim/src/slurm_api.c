@@ -1,9 +1,11 @@
 /*
  * Wrappers around the parts of Slurm's C API that Swift cannot call directly.
  */
+#define _GNU_SOURCE
 #include "CSlurmShim.h"
 #include "../compat/topo_slurm_compat.h"
 
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,4 +108,13 @@ char *CSlurmShim_slurm_conf_path(void)
     if (&slurm_conf && slurm_conf.slurm_conf && slurm_conf.slurm_conf[0])
         return strdup(slurm_conf.slurm_conf);
     return CSlurmShim_extra_conf_path("slurm.conf");
+}
+
+int CSlurmShim_pin_image(void)
+{
+    Dl_info info;
+
+    if (!dladdr((void *)&CSlurmShim_pin_image, &info) || !info.dli_fname)
+        return -1;
+    return dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) ? 0 : -1;
 }

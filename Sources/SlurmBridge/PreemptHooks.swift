@@ -38,6 +38,7 @@ enum PreemptPlugin {
     }
 
     static func reset() {
+        DecisionLog.shared.flush(seconds: 1)
         controller.withLock { $0.reset() }
         PluginImage.leave(type)
         started.withLock { $0 = false }
@@ -104,6 +105,10 @@ enum PreemptPlugin {
     /// topo_aware.conf in force, the preempt settings it gives, and the node layouts.
     static func decisionInputs() -> (TopoAwareConfig?, PreemptSettings, ControllerTopology?) {
         let current = config
+        DecisionLog.shared.configure(current?.decisionLog.map { path in
+            DecisionLog.Settings(path: path, maxBytes: Int64(current?.decisionLogMaxSizeMiB ?? 100) << 20,
+                                 keep: current?.decisionLogKeep ?? 5)
+        })
         let settings = PreemptSettings(planTimeoutSeconds: Int64(current?.planTimeoutSeconds ?? 300),
                                        planBudgetMicroseconds: UInt64(current?.planTimeBudgetMilliseconds ?? 200) * 1000)
         return (current, settings, PluginImage.topology.controllerTopology(logPrefix: type))
@@ -143,6 +148,7 @@ enum PreemptPlugin {
             case .debug: SlurmLog.debug(line.text)
             }
         }
+        DecisionLog.shared.append(decision.records)
         write(decision.action, to: out)
         out.pointee.planned = decision.newPlan ? 1 : 0
         out.pointee.flags = decision.inconsistent ? TOPO_PREEMPT_DECISION_INCONSISTENT : 0
@@ -362,6 +368,53 @@ enum PreemptPlugin {
             qos: r.qos.flatMap { CStrings.read($0, limit: 256) }, candidateNodes: candidates))
     }
 
+    /// A job Slurm preempts now: recorded, and its provenance (and its preemptor's) written for
+    /// the C side to put in the jobs' SystemComment.
+    static func victim(_ v: topo_preempt_victim_t, _ out: UnsafeMutablePointer<topo_preempt_provenance_t>) -> Int32 {
+        ensureLoaded()
+        let cap = Int(TOPO_PREEMPT_COMMENT_MAX)
+        withUnsafeMutableBytes(of: &out.pointee) { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        var gpus: [DecisionRecord.Target] = []
+        if let names = v.node_names, let masks = v.gpus {
+            for i in 0..<Int(min(v.alloc_count, 64)) {
+                guard let name = CStrings.read(names[i], limit: 256) else { continue }
+                gpus.append(.init(node: name, gpus: GPUSet(mask: masks[i])))
+            }
+        }
+        let preemption = PreemptController.Preemption(
+            victim: v.victim_id, preemptor: v.preemptor_id, time: v.time, startTime: v.start_time,
+            mode: v.mode.flatMap { CStrings.read($0, limit: 64) } ?? "?", gpus: gpus)
+        let (current, _, _) = decisionInputs()
+        let provenance = controller.withLock {
+            $0.preempted(preemption, basePolicy: (current?.basePolicy ?? .partitionPriority).rawValue)
+        }
+        SlurmLog.verbose("\(PreemptController.prefix) \(provenance.record.message)")
+        DecisionLog.shared.append([provenance.record])
+        func read(_ p: UnsafePointer<CChar>?) -> String? { p.flatMap { CStrings.read($0, limit: 8192) } }
+        let victimSystem = PreemptController.systemComment(replacing: read(v.victim_system_comment), with: provenance.victimText,
+                                                           limit: cap - 1)
+        let victimAdmin = AdminCommentTag.recording(provenance.victimTag, in: read(v.victim_admin_comment))
+        withUnsafeMutableBytes(of: &out.pointee.victim_system) { copy(victimSystem, to: $0) }
+        withUnsafeMutableBytes(of: &out.pointee.victim_admin) { copy(victimAdmin, to: $0) }
+        if !provenance.preemptorText.isEmpty {
+            let system = PreemptController.systemComment(replacing: read(v.preemptor_system_comment), with: provenance.preemptorText,
+                                                         limit: cap - 1)
+            let admin = AdminCommentTag.recording(provenance.preemptorTag, in: read(v.preemptor_admin_comment))
+            withUnsafeMutableBytes(of: &out.pointee.preemptor_system) { copy(system, to: $0) }
+            withUnsafeMutableBytes(of: &out.pointee.preemptor_admin) { copy(admin, to: $0) }
+        }
+        return 0
+    }
+
+    /// `text` into a C buffer, NUL-terminated; a text that does not fit is not written (the
+    /// buffer stays empty: the job's field is left as it is, never cut).
+    static func copy(_ text: String, to buffer: UnsafeMutableRawBufferPointer) {
+        let bytes = text.utf8
+        guard bytes.count < buffer.count, !bytes.contains(0) else { return }
+        for (i, byte) in bytes.enumerated() { buffer[i] = byte }
+        buffer[bytes.count] = 0
+    }
+
     static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -393,6 +446,13 @@ public func topoAwareSwiftPreemptDecide(_ snapshot: UnsafePointer<topo_preempt_s
                                         _ decision: UnsafeMutablePointer<topo_preempt_decision_t>?) -> Int32 {
     guard let snapshot, let decision else { return -1 }
     return PreemptPlugin.decide(snapshot, decision)
+}
+
+@_cdecl("TopoAwareSwift_preemptVictim")
+public func topoAwareSwiftPreemptVictim(_ victim: UnsafePointer<topo_preempt_victim_t>?,
+                                        _ out: UnsafeMutablePointer<topo_preempt_provenance_t>?) -> Int32 {
+    guard let victim, let out else { return -1 }
+    return PreemptPlugin.victim(victim.pointee, out)
 }
 
 @_cdecl("TopoAwareSwift_preemptReset")

@@ -32,7 +32,8 @@ struct ConfigCommand: ParsableCommand {
                 let c = parsed.config
                 print("\(path): valid")
                 print("  DefaultLevel=\(c.defaultLevel.name) DefaultMode=\(c.defaultMode.name) AllowUserOverride=\(c.allowUserOverride ? "yes" : "no") ShapeRequests=\(c.shapeRequests ? "yes" : "no")")
-                print("  BasePolicy=\(c.basePolicy.rawValue) PlanTimeout=\(c.planTimeoutSeconds) PlanTimeBudget=\(c.planTimeBudgetMilliseconds)")
+                print("  BasePolicy=\(c.basePolicy.rawValue) PlanTimeout=\(c.planTimeoutSeconds) PlanTimeBudget=\(c.planTimeBudgetMilliseconds) StatsInterval=\(c.statsIntervalSeconds)")
+                print("  DecisionLog=\(c.decisionLog ?? "(none)") DecisionLogMaxSize=\(c.decisionLogMaxSizeMiB) DecisionLogKeep=\(c.decisionLogKeep)")
                 for rule in c.classes {
                     var words = [String]()
                     switch rule.kind {
@@ -71,6 +72,10 @@ struct ConfigReport: Encodable {
     var basePolicy: String?
     var planTimeout: Int?
     var planTimeBudget: Int?
+    var statsInterval: Int?
+    var decisionLog: String?
+    var decisionLogMaxSize: Int?
+    var decisionLogKeep: Int?
     var classes: [Class]?
     var warnings: [String]?
 
@@ -91,6 +96,10 @@ struct ConfigReport: Encodable {
         basePolicy = c.basePolicy.rawValue
         planTimeout = c.planTimeoutSeconds
         planTimeBudget = c.planTimeBudgetMilliseconds
+        statsInterval = c.statsIntervalSeconds
+        decisionLog = c.decisionLog
+        decisionLogMaxSize = c.decisionLogMaxSizeMiB
+        decisionLogKeep = c.decisionLogKeep
         classes = c.classes.map { rule in
             var entry = Class(name: rule.name, role: "preemptible", partitions: rule.partitions?.sorted(),
                               qos: rule.qos?.sorted(), line: rule.line)

@@ -208,6 +208,27 @@ struct TopoAwareIslandsTests {
         #expect(try cluster.controllerIsUp())
     }
 
+    /// Every preemption leaves its evidence where a site looks: the plan and each preemption in
+    /// the decision log (DecisionLog=, JSON lines), each victim's SystemComment naming the
+    /// preemptor, the GPUs it lost and the plan that chose it, the preemptor's naming its plan.
+    @Test func decisionRecordsAndProvenance() throws {
+        let (batch, infer, victims) = try ProvenanceCheck.preemptOnce(on: cluster)
+        defer { try? cluster.finish(batch + [infer]) }
+        #expect(victims == [batch[0], batch[2]])
+        try ProvenanceCheck.systemComments(on: cluster, victims: victims, infer: infer)
+        let records = try ProvenanceCheck.records(on: cluster, infer: infer, victims: victims)
+        let plan = try #require(records.first { $0["event"] as? String == "plan" && $0["job"] as? Int == Int(infer) })
+        #expect(plan["victims"] as? [Int] == victims.compactMap { Int($0) })
+        #expect(plan["level"] as? String == "nvlink" && plan["reached"] as? String == "nvlink" && plan["degraded"] as? Bool == false)
+        let targets = plan["targets"] as? [[String: Any]]
+        #expect(targets?.first?["node"] as? String == "node1" && targets?.first?["gpus"] as? String == "0-3")
+        let preempted = records.filter { $0["event"] as? String == "preempted" && $0["other"] as? Int == Int(infer) }
+        #expect(Set(preempted.compactMap { $0["job"] as? Int }) == Set(victims.compactMap { Int($0) }))
+        #expect(preempted.allSatisfy { $0["reason"] as? String == "plan" && $0["preempt_mode"] as? String == "REQUEUE" })
+        #expect(preempted.allSatisfy { ($0["lost_gpu_seconds"] as? Int ?? -1) >= 0 })
+        #expect(try cluster.controllerIsUp())
+    }
+
     /// Batch jobs already waiting for node1 when the victims' GPUs are freed do not take them:
     /// the infer job does (kept plan, then Slurm's priority order).
     @Test func freedGPUsGoToThePreemptor() throws {
@@ -332,6 +353,25 @@ struct TopoAwareQOSTests {
     @Test(arguments: LabScenario.on("islands"))
     func labScenario(_ scenario: LabScenario) throws { try scenario.runTopoAware(on: cluster) }
 
+    /// Provenance is kept by slurmdbd with the preempted run: slurmctld sends AdminComment (not
+    /// SystemComment) with a run's end, so `sacct` shows the tag's provenance keys on the
+    /// victim's preempted run after the job has left the controller.
+    @Test func provenanceInSacct() throws {
+        let (batch, infer, victims) = try ProvenanceCheck.preemptOnce(on: cluster)
+        defer { try? cluster.finish(batch + [infer]) }
+        try #require(!victims.isEmpty)
+        try ProvenanceCheck.systemComments(on: cluster, victims: victims, infer: infer)
+        for victim in victims {
+            var rows: [String] = []
+            let stored = try cluster.waitUntil(seconds: 30) {
+                rows = try cluster.run(["sacct", "-D", "-n", "-P", "-X", "-j", victim, "--format=JobID,State,AdminComment"])
+                    .stdout.split(separator: "\n").map(String.init)
+                return rows.contains { $0.contains("|PREEMPTED|") && $0.contains(",preempted_by=\(infer),preempted_gpus=node1:") && $0.hasSuffix(",chosen_by=plan") }
+            }
+            #expect(stored, "sacct rows of \(victim): \(rows)")
+        }
+    }
+
     /// QOS decides, not the partition: a batch-QOS job in the infer partition (PriorityTier 10)
     /// preempts nothing (batch does not preempt batch) and waits.
     @Test func partitionTierDoesNotMakeAPreemptor() throws {
@@ -348,5 +388,68 @@ struct TopoAwareQOSTests {
         #expect(evaluated, "job \(id): \(reason)")
         #expect(try batch.allSatisfy { try cluster.state($0) == "RUNNING" && cluster.restarts($0) == 0 })
         #expect(try cluster.state(id) == "PENDING")
+    }
+}
+
+/// The lab's first scenario once, and the evidence it leaves (decision log, SystemComment).
+enum ProvenanceCheck {
+    /// node1 filled 2 2 2 1 1, then a 4-GPU infer job; returns the batch jobs, the infer job and
+    /// the batch jobs it preempted (requeued), once it runs.
+    static func preemptOnce(on cluster: Cluster) throws -> (batch: [String], infer: String, victims: [String]) {
+        let batch = try cluster.fillNode()
+        var infer = ""
+        do {
+            infer = try cluster.start("infer", gpus: 4, waitForRunning: false)
+            let running = try cluster.waitUntil(seconds: 60) { try cluster.state(infer) == "RUNNING" }
+            try #require(running, "infer job \(infer) did not run")
+            return (batch, infer, try batch.filter { try cluster.restarts($0) > 0 })
+        } catch {
+            try? cluster.finish(batch + (infer.isEmpty ? [] : [infer]))
+            throw error
+        }
+    }
+
+    /// A job's SystemComment as `scontrol show job` prints it (its own line), or nil.
+    static func systemComment(_ id: String, on cluster: Cluster) throws -> String? {
+        let text = try cluster.run(["scontrol", "show", "job", id]).stdout
+        return text.split(separator: "\n").lazy.map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { $0.hasPrefix("SystemComment=") }.map { String($0.dropFirst("SystemComment=".count)) }
+    }
+
+    static func systemComments(on cluster: Cluster, victims: [String], infer: String,
+                               sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+        let plan = "guaranteed plan node1 gpus=0-3 level=nvlink victims=\(victims.joined(separator: ","))"
+        for victim in victims {
+            let comment = try systemComment(victim, on: cluster) ?? "(none)"
+            #expect(comment.hasPrefix("topo_aware: preempted (REQUEUE) by JobId=\(infer) on node1 gpus=") && comment.contains("; chosen by its \(plan) "),
+                    "victim \(victim): \(comment)", sourceLocation: sourceLocation)
+        }
+        let own = try systemComment(infer, on: cluster) ?? "(none)"
+        #expect(own.hasPrefix("topo_aware: \(plan) cost="), "preemptor \(infer): \(own)", sourceLocation: sourceLocation)
+        // The same facts as keys of the AdminComment tag (what sacct keeps).
+        for victim in victims {
+            let admin = try cluster.job(victim)["AdminComment"] ?? "(none)"
+            #expect(admin.contains(",preempted_by=\(infer),preempted_gpus=node1:") && admin.hasSuffix(",chosen_by=plan"),
+                    "victim \(victim): AdminComment=\(admin)", sourceLocation: sourceLocation)
+        }
+        let admin = try cluster.job(infer)["AdminComment"] ?? "(none)"
+        #expect(admin.hasSuffix(",plan=node1:0-3,reached=nvlink,victims=\(victims.joined(separator: "+"))"),
+                "preemptor \(infer): AdminComment=\(admin)", sourceLocation: sourceLocation)
+    }
+
+    /// The decision log's records (written by a thread of slurmctld: polled until the victims'
+    /// preemptions are there).
+    static func records(on cluster: Cluster, infer: String, victims: [String]) throws -> [[String: Any]] {
+        let path = cluster.directory + "/log/decisions.jsonl"
+        var records: [[String: Any]] = []
+        let complete = cluster.waitUntil(seconds: 10) {
+            let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            records = text.split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+            }
+            return records.filter { $0["event"] as? String == "preempted" && $0["other"] as? Int == Int(infer) }.count >= victims.count
+        }
+        #expect(complete, "\(path): \(records.count) records, not every preemption for \(infer)")
+        return records
     }
 }

@@ -1,6 +1,7 @@
 import CSlurmMock
 import CSlurmShim
 import Foundation
+@testable import SlurmBridge
 import Testing
 
 extension MockedSlurm {
@@ -125,6 +126,58 @@ extension MockedSlurm {
             #expect(owners[0] == 6)
             TopoAwareSwift_preemptReset()
             #expect(TopoAwareSwift_preemptPlanOwners(nil, 0) == 0)
+            #expect(mock.finish(fini: false) == .clean)
+        }
+
+        /// With DecisionLog= the plan is written as a record; a victim Slurm preempts is recorded
+        /// and gets its provenance (and the preemptor its plan) for SystemComment, keeping what
+        /// was there.
+        @Test func decisionsAndProvenanceThroughTheABI() throws {
+            let mock = try mock()
+            let path = mock.directory + "/decisions.jsonl"
+            try mock.rewrite(MockedSlurm.JobSubmitShimTests.config + "\nDecisionLog=\(path)\n")
+            let snapshot = Snapshot()
+            defer { snapshot.release() }
+            #expect(snapshot.decide().victims == [1, 3])
+            let node = strdup("node1"), mode = strdup("REQUEUE"), system = strdup("burst_buffer: note")
+            let admin = strdup("site:keep topo_aware:preemptible=batch")
+            defer { free(node); free(mode); free(system); free(admin) }
+            var names: [UnsafePointer<CChar>?] = [UnsafePointer(node)]
+            var gpus: [UInt64] = [0b11]
+            var out = topo_preempt_provenance_t()
+            let rc = names.withUnsafeMutableBufferPointer { n in
+                gpus.withUnsafeMutableBufferPointer { g in
+                    var v = topo_preempt_victim_t()
+                    v.victim_id = 1
+                    v.preemptor_id = 6
+                    v.time = 3600
+                    v.start_time = 0
+                    v.alloc_count = 1
+                    v.mode = UnsafePointer(mode)
+                    v.node_names = UnsafePointer(n.baseAddress)
+                    v.gpus = UnsafePointer(g.baseAddress)
+                    v.victim_system_comment = UnsafePointer(system)
+                    v.victim_admin_comment = UnsafePointer(admin)
+                    v.preemptor_admin_comment = UnsafePointer(snapshot.admin)
+                    return TopoAwareSwift_preemptVictim(&v, &out)
+                }
+            }
+            #expect(rc == 0)
+            func text<T>(_ field: T) -> String {
+                withUnsafeBytes(of: field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            }
+            #expect(text(out.victim_system).hasPrefix("burst_buffer: note; topo_aware: preempted (REQUEUE) by JobId=6 on node1 gpus=0-1; chosen by its guaranteed plan node1 gpus=0-3 level=nvlink victims=1,3 "),
+                    "\(text(out.victim_system))")
+            #expect(text(out.victim_admin) == "site:keep topo_aware:preemptible=batch,preempted_by=6,preempted_gpus=node1:0-1,preempted_at=3600,chosen_by=plan")
+            #expect(text(out.preemptor_system).hasPrefix("topo_aware: guaranteed plan node1 gpus=0-3 level=nvlink victims=1,3 "))
+            #expect(text(out.preemptor_admin) == "topo_aware:preemptor=inference,level=nvlink,mode=guaranteed,plan=node1:0-3,reached=nvlink,victims=1+3")
+            #expect(DecisionLog.shared.flush())
+            let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == 2)
+            #expect(lines.first?.hasPrefix(#"{"seq":1,"time":3600,"event":"plan","job":6,"mode":"guaranteed","level":"nvlink","reached":"nvlink","degraded":false,"targets":[{"node":"node1","gpus":"0-3"}],"victims":[1,3],"#) == true, "\(lines)")
+            #expect(lines.last?.hasPrefix(#"{"seq":2,"time":3600,"event":"preempted","job":1,"other":6,"reason":"plan","mode":"guaranteed","#) == true, "\(lines)")
+            try mock.rewrite(MockedSlurm.JobSubmitShimTests.config)
+            TopoAwareSwift_preemptReset()
             #expect(mock.finish(fini: false) == .clean)
         }
 

@@ -55,6 +55,13 @@ import Testing
         #expect(set.planTimeoutSeconds == 120 && set.planTimeBudgetMilliseconds == 50)
     }
 
+    @Test func decisionLogKeys() throws {
+        let defaults = try TopoAwareConfig.parse("PreemptorClass=a Partitions=p", file: "f").config
+        #expect(defaults.decisionLog == nil && defaults.decisionLogMaxSizeMiB == 100 && defaults.decisionLogKeep == 5)
+        let set = try TopoAwareConfig.parse("decisionlog=/var/log/slurm/d.jsonl\nDecisionLogMaxSize=1\nDecisionLogKeep=2", file: "f").config
+        #expect(set.decisionLog == "/var/log/slurm/d.jsonl" && set.decisionLogMaxSizeMiB == 1 && set.decisionLogKeep == 2)
+    }
+
     @Test func keysAreCaseInsensitive() throws {
         let config = try TopoAwareConfig.parse(
             "defaultlevel=PCIe-Switch\npreemptorclass=a partitions=p LEVEL=Host-Bridge", file: "f").config
@@ -63,7 +70,11 @@ import Testing
     }
 
     @Test(arguments: [
-        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, PreemptorClass or PreemptibleClass)"),
+        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, PreemptorClass or PreemptibleClass)"),
+        ("DecisionLog=log/d.jsonl", "f:1:13: 'log/d.jsonl' for DecisionLog must be an absolute file path (starting with '/', at most 1024 bytes)"),
+        ("DecisionLog=/var/log/", "f:1:13: '/var/log/' for DecisionLog must be an absolute file path (starting with '/', at most 1024 bytes)"),
+        ("DecisionLogMaxSize=0", "f:1:20: '0' for DecisionLogMaxSize must be a whole number of MiB from 1 to 1048576"),
+        ("DecisionLogKeep=1001", "f:1:17: '1001' for DecisionLogKeep must be a whole number of files from 1 to 1000"),
         ("BasePolicy=tiers", "f:1:12: unknown base policy 'tiers' (expected partition_prio or qos)"),
         ("PlanTimeout=0", "f:1:13: '0' for PlanTimeout must be a whole number of seconds from 1 to 86400"),
         ("StatsInterval=-1", "f:1:15: '-1' for StatsInterval must be a whole number of seconds from 0 to 86400"),

@@ -174,6 +174,8 @@ static struct {
 	int (*is_preemptor)(const char *, const char *, const char *);
 	int (*decide)(const topo_preempt_snapshot_t *, topo_preempt_decision_t *);
 	void (*reset)(void);
+	/* optional: the decision log's preempted records and the jobs' provenance */
+	int (*victim)(const topo_preempt_victim_t *, topo_preempt_provenance_t *);
 } swift;
 
 /* Finds job_submit_topo_aware.so in PluginDir: the handle slurmctld already holds when
@@ -209,6 +211,7 @@ static bool _swift_resolve(void)
 		if (swift.settings && swift.owners && swift.is_preemptor && swift.decide && swift.reset &&
 		    (swift.settings(&s) == 0) && (s.abi_version == TOPO_PREEMPT_ABI_VERSION)) {
 			swift.found = true;
+			swift.victim = dlsym(handle, "TopoAwareSwift_preemptVictim");
 			base_policy = s.base_policy;
 			info("%s: planner found in %s (base policy %s)", plugin_type, path,
 			     (base_policy == TOPO_PREEMPT_BASE_QOS) ? "qos" : "partition_prio");
@@ -1802,5 +1805,87 @@ static uint32_t _prio_of(job_record_t *job)
 	return prio;
 }
 
+/* ---- provenance: who preempted whom ---------------------------------------------------- */
+
+#define PROVENANCE_NODES 16u
+
+typedef struct {
+	uint32_t count;
+	const char *names[PROVENANCE_NODES];
+	uint64_t gpus[PROVENANCE_NODES];
+} provenance_gpus_t;
+
+static void _provenance_gpu(uint32_t node, uint64_t mask, void *arg)
+{
+	provenance_gpus_t *out = arg;
+
+	if ((out->count >= PROVENANCE_NODES) || (node >= (uint32_t)node_record_count) ||
+	    !node_record_table_ptr[node] || !node_record_table_ptr[node]->name)
+		return;
+	out->names[out->count] = node_record_table_ptr[node]->name;
+	out->gpus[out->count++] = mask;
+}
+
+/* Sets a job's comment field to text (NUL-terminated within max), unless text is empty. */
+static void _set_comment(char **field, char *text, size_t max)
+{
+	text[max - 1] = '\0';
+	if (!text[0])
+		return;
+	xfree(*field);
+	*field = xstrdup(text);
+}
+
+/*
+ * Slurm asks for a job's grace time once, when it preempts the job (preempt_time still 0; it
+ * is set right after: 22.05.8 src/slurmctld/preempt.c _job_check_grace_internal, 26.05.3
+ * src/interfaces/preempt.c lines 398-425), inside the preemptor's node selection, so the
+ * preemptor is the one this walk was for. The Swift side records the preemption and writes
+ * the provenance: the victim's SystemComment says who preempted it, on which GPUs, and why;
+ * the preemptor's, the plan it runs on (scontrol shows it). slurmctld sends no SystemComment to
+ * slurmdbd in any release (jobacct_storage_p_job_complete fills admin_comment and comment only),
+ * so the same facts go as keys into the AdminComment tag, which slurmdbd stores with the run
+ * and sacct shows. The user's Comment is never touched.
+ */
+static void _provenance(job_record_t *job)
+{
+	static topo_preempt_provenance_t out;
+	provenance_gpus_t gpus = { 0 };
+	topo_preempt_victim_t v = { 0 };
+	job_record_t *p = q.preemptor;
+
+	if (!job || job->preempt_time || !IS_JOB_RUNNING(job) || !swift.found || !swift.victim || !p ||
+	    (find_job_record(q.preemptor_id) != p) || (p == job))
+		return;
+	(void)_each_allocation(job, _provenance_gpu, &gpus);
+	v.victim_id = job->job_id;
+	v.preemptor_id = p->job_id;
+	v.time = (int64_t)time(NULL);
+	v.start_time = (int64_t)job->start_time;
+	v.alloc_count = gpus.count;
+	v.mode = preempt_mode_string(_base_mode(job));
+	v.node_names = gpus.names;
+	v.gpus = gpus.gpus;
+	v.victim_system_comment = job->system_comment;
+	v.victim_admin_comment = job->admin_comment;
+	v.preemptor_system_comment = p->system_comment;
+	v.preemptor_admin_comment = p->admin_comment;
+	memset(&out, 0, sizeof(out));
+	if (swift.victim(&v, &out) != 0)
+		return;
+	_set_comment(&job->system_comment, out.victim_system, sizeof(out.victim_system));
+	_set_comment(&job->admin_comment, out.victim_admin, sizeof(out.victim_admin));
+	_set_comment(&p->system_comment, out.preemptor_system, sizeof(out.preemptor_system));
+	_set_comment(&p->admin_comment, out.preemptor_admin, sizeof(out.preemptor_admin));
+}
+
+static uint32_t _grace_of(job_record_t *job)
+{
+	slurm_mutex_lock(&q_lock);
+	_provenance(job);
+	slurm_mutex_unlock(&q_lock);
+	return _base_grace(job);
+}
+
 /* preempt_p_get_data() or, from 25.05, preempt_p_get_prio/_mode/_grace_time. */
-TOPO_COMPAT_PREEMPT_DATA_API(_prio_of, _mode_of, _base_grace)
+TOPO_COMPAT_PREEMPT_DATA_API(_prio_of, _mode_of, _grace_of)

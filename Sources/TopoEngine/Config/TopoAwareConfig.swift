@@ -11,6 +11,9 @@
 ///     PlanTimeout=300
 ///     PlanTimeBudget=200
 ///     StatsInterval=300
+///     DecisionLog=/var/log/slurm/topo_aware/decisions.jsonl
+///     DecisionLogMaxSize=100
+///     DecisionLogKeep=5
 ///     PreemptorClass=inference Partitions=infer Level=nvlink Mode=guaranteed
 ///     PreemptibleClass=batch Partitions=batch
 ///
@@ -34,6 +37,12 @@ public struct TopoAwareConfig: Sendable, Equatable {
     /// preempt/topo_aware: seconds between two lines in slurmctld's log summing up its
     /// decisions since slurmctld started (0: none).
     public var statsIntervalSeconds: Int = 300
+    /// preempt/topo_aware: the decision log, one JSON record per line (nil: none is written).
+    public var decisionLog: String? = nil
+    /// The decision log is rotated (`.1`, `.2`, ...) when it reaches this many MiB.
+    public var decisionLogMaxSizeMiB: Int = 100
+    /// Rotated decision logs kept (the oldest beyond is removed).
+    public var decisionLogKeep: Int = 5
     public var classes: [JobClassRule]
 
     public enum BasePolicy: String, Sendable, Equatable, CaseIterable {
@@ -182,12 +191,18 @@ extension TopoAwareConfig {
                     config.planTimeBudgetMilliseconds = try integer(pair, in: 1...10_000, unit: "milliseconds", file: file)
                 case "statsinterval":
                     config.statsIntervalSeconds = try integer(pair, in: 0...86_400, unit: "seconds", file: file)
+                case "decisionlog":
+                    config.decisionLog = try absolutePath(pair, file: file)
+                case "decisionlogmaxsize":
+                    config.decisionLogMaxSizeMiB = try integer(pair, in: 1...1_048_576, unit: "MiB", file: file)
+                case "decisionlogkeep":
+                    config.decisionLogKeep = try integer(pair, in: 1...1000, unit: "files", file: file)
                 case "partitions", "qos", "level", "mode":
                     throw fail(pair.location,
                                "'\(pair.key)' belongs on a PreemptorClass= or PreemptibleClass= line")
                 default:
                     throw fail(pair.location,
-                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, PreemptorClass or PreemptibleClass)")
+                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, PreemptorClass or PreemptibleClass)")
                 }
                 globalsSeen[key] = line.line
             }
@@ -305,6 +320,19 @@ extension TopoAwareConfig {
                 message: "'\(printable(pair.value))' for \(pair.key) must be a whole number of \(unit) from \(range.lowerBound) to \(range.upperBound)")
         }
         return value
+    }
+
+    /// An absolute path of at most 1,024 bytes without control characters (slurmctld opens it;
+    /// a relative path would depend on its working directory).
+    private static func absolutePath(_ pair: KeyValuePair, file: String) throws(TextDiagnostic) -> String {
+        let bytes = pair.value.utf8
+        guard bytes.first == UInt8(ascii: "/"), bytes.count <= 1024, !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }),
+              bytes.last != UInt8(ascii: "/")
+        else {
+            throw TextDiagnostic(file: file, location: pair.valueLocation,
+                message: "'\(printable(pair.value))' for \(pair.key) must be an absolute file path (starting with '/', at most 1024 bytes)")
+        }
+        return pair.value
     }
 
     private static func nameList(_ pair: KeyValuePair, what: String, file: String) throws(TextDiagnostic) -> Set<String> {

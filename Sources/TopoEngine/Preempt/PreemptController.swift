@@ -40,6 +40,8 @@ public struct PreemptDecision: Sendable, Equatable {
     /// `decideLive` only: the update did not follow the state kept (nothing was decided); the
     /// caller asks again with everything.
     public var resync: Bool = false
+    /// The decision log's records of this decision (made where its `info` lines are made).
+    public var records: [DecisionRecord] = []
 }
 
 /// The planner's input and answer behind a decision.
@@ -88,6 +90,8 @@ public struct PreemptController: Sendable {
         /// Slurm has acted on it: at least one victim stopped running.
         public var executed: Bool
         public var line: String
+        /// The level the plan reaches.
+        public var level: AffinityLevel = .node
 
         public struct Target: Sendable, Equatable {
             public var node: String
@@ -120,6 +124,9 @@ public struct PreemptController: Sendable {
     private var reportedNodes: Set<String> = []
     /// The planner's state kept between decisions of `decideLive`.
     private var live: LiveIndex?
+    /// The records of the decision being made, and its time.
+    private var records: [DecisionRecord] = []
+    private var recordTime: Int64 = 0
 
     public init() {}
 
@@ -135,6 +142,16 @@ public struct PreemptController: Sendable {
 
     public mutating func decide(_ snapshot: ControllerSnapshot, config: TopoAwareConfig?, topology: ControllerTopology?,
                                 settings: PreemptSettings, clock: () -> UInt64) -> PreemptDecision {
+        recordTime = snapshot.time
+        records = []
+        var d = decideSnapshot(snapshot, config: config, topology: topology, settings: settings, clock: clock)
+        d.records = records
+        records = []
+        return d
+    }
+
+    private mutating func decideSnapshot(_ snapshot: ControllerSnapshot, config: TopoAwareConfig?, topology: ControllerTopology?,
+                                         settings: PreemptSettings, clock: () -> UInt64) -> PreemptDecision {
         var log: [PreemptLogLine] = []
         let p = snapshot.preemptor
         let job = "JobId=\(p.id)"
@@ -152,13 +169,13 @@ public struct PreemptController: Sendable {
         switch build(snapshot, topology: layouts, log: &log) {
         case let .success(value): (built, clusterSnapshot) = value
         case let .failure(message):
-            var d = fallback(p.id, "\(job) inconsistent state: \(message); base policy", log: log)
+            var d = fallback(p.id, "\(job) inconsistent state: \(message); base policy", reason: "inconsistent-state", log: log)
             d.inconsistent = true
             return d
         }
         var index: PlanningIndex
         do { index = try PlanningIndex(clusterSnapshot) } catch {
-            var d = fallback(p.id, "\(job) inconsistent state: \(error); base policy", log: log)
+            var d = fallback(p.id, "\(job) inconsistent state: \(error); base policy", reason: "inconsistent-state", log: log)
             d.inconsistent = true
             return d
         }
@@ -182,6 +199,19 @@ public struct PreemptController: Sendable {
                                     attributes: (_ basePriorities: inout [Int], _ eligible: inout [Bool]) -> Void,
                                     config: TopoAwareConfig?, topology: ControllerTopology?, settings: PreemptSettings,
                                     clock: () -> UInt64) -> PreemptDecision {
+        recordTime = header.time
+        records = []
+        var d = decideOnKeptState(header, update: update, attributes: attributes, config: config, topology: topology,
+                                  settings: settings, clock: clock)
+        d.records = records
+        records = []
+        return d
+    }
+
+    private mutating func decideOnKeptState(_ header: ControllerSnapshot, update: LiveUpdate,
+                                            attributes: (_ basePriorities: inout [Int], _ eligible: inout [Bool]) -> Void,
+                                            config: TopoAwareConfig?, topology: ControllerTopology?, settings: PreemptSettings,
+                                            clock: () -> UInt64) -> PreemptDecision {
         var log: [PreemptLogLine] = []
         let p = header.preemptor
         let job = "JobId=\(p.id)"
@@ -202,11 +232,11 @@ public struct PreemptController: Sendable {
         case let .plan(l, m, _): (level, mode) = (l, m)
         }
         if case let .inconsistent(message) = failure {
-            var d = fallback(p.id, "\(job) inconsistent state: \(message); base policy", log: log)
+            var d = fallback(p.id, "\(job) inconsistent state: \(message); base policy", reason: "inconsistent-state", log: log)
             d.inconsistent = true
             return d
         }
-        guard var state = live else { return fallback(p.id, "\(job) no GPU topology loaded (gres.conf); base policy", log: log) }
+        guard var state = live else { return fallback(p.id, "\(job) no GPU topology loaded (gres.conf); base policy", reason: "no-topology", log: log) }
         live = nil
         defer { live = state }
         reportMismatched(state.mismatched, nodes: state.nodes, topology: topology, log: &log)
@@ -300,10 +330,10 @@ public struct PreemptController: Sendable {
             return .answer(PreemptDecision(action: .basePolicy, log: log, planMicroseconds: 0))
         }
         guard p.gpusPerNode > 0 else {
-            return .answer(fallback(p.id, "JobId=\(p.id) asks for no GPUs per node the planner can read; base policy", level: .debug, log: log))
+            return .answer(fallback(p.id, "JobId=\(p.id) asks for no GPUs per node the planner can read; base policy", reason: "no-gpus-read", level: .debug, log: log))
         }
         guard let topology else {
-            return .answer(fallback(p.id, "JobId=\(p.id) no GPU topology loaded (gres.conf); base policy", log: log))
+            return .answer(fallback(p.id, "JobId=\(p.id) no GPU topology loaded (gres.conf); base policy", reason: "no-topology", log: log))
         }
         return .plan(level, mode, topology)
     }
@@ -388,7 +418,7 @@ public struct PreemptController: Sendable {
         let p = snapshot.preemptor
         let job = "JobId=\(p.id)"
         if micros > settings.planBudgetMicroseconds {
-            var d = fallback(p.id, "\(job) plan took \(micros)us, over PlanTimeBudget=\(settings.planBudgetMicroseconds / 1000)ms; base policy", log: log)
+            var d = fallback(p.id, "\(job) plan took \(micros)us, over PlanTimeBudget=\(settings.planBudgetMicroseconds / 1000)ms; base policy", reason: "over-time-budget", log: log)
             d.planMicroseconds = micros
             return d
         }
@@ -396,7 +426,8 @@ public struct PreemptController: Sendable {
         case let .plan(plan) where plan.victims.isEmpty && Self.usesDraining(plan, built):
             // The GPUs come free as jobs Slurm already signalled finish draining: preempt
             // nothing new (Slurm's own order would pick more victims, not knowing they will free).
-            var d = once(p.id, "\(job) waits for draining jobs to free \(Self.targets(plan)); preempting nothing new", log: log)
+            var d = once(p.id, "\(job) waits for draining jobs to free \(Self.targets(plan)); preempting nothing new", event: .wait,
+                         reason: "victims-draining", targets: Self.recordTargets(plan), log: log)
             d.action = .onlyVictims([])
             d.planMicroseconds = micros
             d.targetNodes = Self.indices(of: plan.nodes.map(\.node), built)
@@ -404,24 +435,34 @@ public struct PreemptController: Sendable {
         case let .plan(plan) where plan.victims.isEmpty:
             // Free aligned GPUs exist: Slurm starts the job without preempting (it asks for
             // candidates before it tries). If it cannot (CPUs, memory), the base policy decides.
-            var d = fallback(p.id, "\(job) fits on free GPUs without preemption (\(Self.targets(plan))); base policy for anything else", level: .debug, log: log)
+            var d = fallback(p.id, "\(job) fits on free GPUs without preemption (\(Self.targets(plan))); base policy for anything else", reason: "fits-without-preemption", level: .debug, log: log)
             d.planMicroseconds = micros
             return d
         case let .plan(plan):
             let kept = KeptPlan(owner: p.id, rank: rank, mode: mode,
                                 targets: plan.nodes.map { .init(node: $0.node, gpus: $0.expectedGPUs.reduce(GPUSet()) { $0.union($1) }) },
                                 victims: plan.victims, created: snapshot.time, executed: false,
-                                line: Self.describe(plan))
+                                line: Self.describe(plan), level: plan.level)
             let previous = plans[p.id]
             // Takeover: lower-ranked kept plans whose GPUs this one needs are dropped.
             for other in plans.values where other.owner != p.id && other.rank < rank && Self.overlaps(other.targets, kept.targets) {
                 plans[other.owner] = nil
-                log.append(.init(.info, "\(Self.prefix) JobId=\(p.id) takes over the GPUs planned for JobId=\(other.owner) (\(other.line)); JobId=\(other.owner) will be planned again"))
+                let message = "JobId=\(p.id) takes over the GPUs planned for JobId=\(other.owner) (\(other.line)); JobId=\(other.owner) will be planned again"
+                log.append(.init(.info, "\(Self.prefix) \(message)"))
+                var record = DecisionRecord(.takeover, time: recordTime, job: p.id, message: message)
+                record.other = other.owner
+                record.targets = other.targets.map { .init(node: $0.node, gpus: $0.gpus) }
+                record.victims = other.victims
+                records.append(record)
             }
             if plans.count < Self.maxKept || previous != nil { plans[p.id] = kept }
             reported[p.id] = nil
             let same = previous.map { $0.victims == kept.victims && $0.targets == kept.targets } ?? false
             log.append(.init(same ? .debug : .info, "\(Self.prefix) \(job) plan \(kept.line) \(micros)us"))
+            if !same {
+                records.append(DecisionRecord(plan: plan, time: recordTime, job: p.id, mode: mode, micros: micros,
+                                              message: "\(job) plan \(kept.line)"))
+            }
             log.append(.init(.debug, "\(Self.prefix) \(job) plan details: \(plan.reasons.joined(separator: "; "))"))
             let action: PreemptAction = mode == .guaranteed ? .onlyVictims(plan.victims) : .victimsFirst(plan.victims)
             var d = PreemptDecision(action: action, log: log, planMicroseconds: micros, newPlan: !same)
@@ -444,19 +485,19 @@ public struct PreemptController: Sendable {
                     .map(\.id)
                 if !victims.isEmpty {
                     let names = leftOut.sorted().prefix(8).map { snapshot.nodes[$0].name }.joined(separator: ",")
-                    var d = once(p.id, "\(job) no plan on nodes of known topology (\(code.rawValue)): \(reason); base policy on node(s) \(names)\(leftOut.count > 8 ? ",..." : ""), left out of planning", log: log)
+                    var d = once(p.id, "\(job) no plan on nodes of known topology (\(code.rawValue)): \(reason); base policy on node(s) \(names)\(leftOut.count > 8 ? ",..." : ""), left out of planning", event: .fallback, reason: "left-out-nodes", log: log)
                     d.action = .onlyVictims(Array(victims.prefix(Self.maxVictims)))
                     d.planMicroseconds = micros
                     return d
                 }
             }
             if mode == .guaranteed {
-                var d = once(p.id, "\(job) no plan (\(code.rawValue)): \(reason); guaranteed mode: preempting nothing, the job waits", log: log)
+                var d = once(p.id, "\(job) no plan (\(code.rawValue)): \(reason); guaranteed mode: preempting nothing, the job waits", event: .wait, reason: code.rawValue, log: log)
                 d.action = .noVictims
                 d.planMicroseconds = micros
                 return d
             }
-            var d = fallback(p.id, "\(job) no plan (\(code.rawValue)): \(reason); base policy", log: log)
+            var d = fallback(p.id, "\(job) no plan (\(code.rawValue)): \(reason); base policy", reason: code.rawValue, log: log)
             d.planMicroseconds = micros
             return d
         }
@@ -477,9 +518,15 @@ public struct PreemptController: Sendable {
     // MARK: - Kept plans
 
     private mutating func release(pendingOwners: Set<UInt32>, current: UInt32, log: inout [PreemptLogLine]) {
-        for owner in plans.keys where owner != current && !pendingOwners.contains(owner) {
+        for owner in plans.keys.sorted() where owner != current && !pendingOwners.contains(owner) {
+            let kept = plans[owner]
             plans[owner] = nil
-            log.append(.init(.debug, "\(Self.prefix) JobId=\(owner) is no longer pending: its plan is released"))
+            let message = "JobId=\(owner) is no longer pending: its plan is released"
+            log.append(.init(.debug, "\(Self.prefix) \(message)"))
+            var record = DecisionRecord(.released, time: recordTime, job: owner, message: message)
+            record.targets = kept?.targets.map { .init(node: $0.node, gpus: $0.gpus) } ?? []
+            record.victims = kept?.victims ?? []
+            records.append(record)
         }
         if reported.count > Self.maxKept { reported = [:] }
     }
@@ -488,27 +535,32 @@ public struct PreemptController: Sendable {
     private mutating func answerFromKept(_ kept: KeptPlan, time: Int64, index: PlanningIndex, settings: PreemptSettings,
                                          log: inout [PreemptLogLine]) -> PreemptAction? {
         let job = "JobId=\(kept.owner)"
-        func drop(_ why: String) -> PreemptAction? {
+        func drop(_ why: String, _ reason: String) -> PreemptAction? {
             plans[kept.owner] = nil
-            log.append(.init(.info, "\(Self.prefix) \(job) plan \(kept.line) dropped: \(why); planning again"))
+            let message = "\(job) plan \(kept.line) dropped: \(why); planning again"
+            log.append(.init(.info, "\(Self.prefix) \(message)"))
+            var record = DecisionRecord(.dropped, time: recordTime, job: kept.owner, message: message, reason: reason)
+            record.targets = kept.targets.map { .init(node: $0.node, gpus: $0.gpus) }
+            record.victims = kept.victims
+            records.append(record)
             return nil
         }
         let age = time &- kept.created
         if age > settings.planTimeoutSeconds {
-            return drop("older than PlanTimeout=\(settings.planTimeoutSeconds)s")
+            return drop("older than PlanTimeout=\(settings.planTimeoutSeconds)s", "plan-timeout")
         }
         let victims = Set(kept.victims)
         var running = Set<UInt32>()
         for target in kept.targets {
             guard let n = index.nodeByName[target.node], index.snapshot.nodes[n].available else {
-                return drop("node \(target.node) is unavailable")
+                return drop("node \(target.node) is unavailable", "node-unavailable")
             }
             for entry in index.jobsOnNode[n] {
                 let id = index.jobID[entry.job]
                 if victims.contains(id) {
                     running.insert(id)
                 } else if !entry.gpus.intersection(target.gpus).isEmpty {
-                    return drop("JobId=\(id) now holds GPUs \(entry.gpus.intersection(target.gpus)) of \(target.node)")
+                    return drop("JobId=\(id) now holds GPUs \(entry.gpus.intersection(target.gpus)) of \(target.node)", "gpus-taken")
                 }
             }
         }
@@ -516,7 +568,13 @@ public struct PreemptController: Sendable {
             // Slurm has not acted on it: plan afresh (the state may have changed).
             if running.count == victims.count { return nil }
             plans[kept.owner]?.executed = true
-            log.append(.init(.verbose, "\(Self.prefix) \(job) plan \(kept.line) executing: \(victims.count - running.count) of \(victims.count) victim(s) stopped"))
+            let message = "\(job) plan \(kept.line) executing: \(victims.count - running.count) of \(victims.count) victim(s) stopped"
+            log.append(.init(.verbose, "\(Self.prefix) \(message)"))
+            var record = DecisionRecord(.executing, time: recordTime, job: kept.owner, message: message)
+            record.mode = kept.mode
+            record.targets = kept.targets.map { .init(node: $0.node, gpus: $0.gpus) }
+            record.victims = kept.victims.filter { !running.contains($0) }
+            records.append(record)
         }
         let remaining = kept.victims.filter { running.contains($0) }
         log.append(.init(.debug, "\(Self.prefix) \(job) keeps its plan (\(remaining.isEmpty ? "victims draining" : "victims still running: \(remaining.map(String.init).joined(separator: ","))"))"))
@@ -664,20 +722,24 @@ public struct PreemptController: Sendable {
 
     // MARK: - Logging
 
-    private mutating func fallback(_ id: UInt32, _ message: String, level: PreemptLogLine.Level = .info,
+    private mutating func fallback(_ id: UInt32, _ message: String, reason: String, level: PreemptLogLine.Level = .info,
                                    log: [PreemptLogLine]) -> PreemptDecision {
-        var d = once(id, message, level: level, log: log)
+        var d = once(id, message, event: .fallback, reason: reason, level: level, log: log)
         d.action = .basePolicy
         return d
     }
 
-    /// Logs `message` unless it is what was last logged for this job.
-    private mutating func once(_ id: UInt32, _ message: String, level: PreemptLogLine.Level = .info,
+    /// Logs `message` (and records it) unless it is what was last logged for this job.
+    private mutating func once(_ id: UInt32, _ message: String, event: DecisionRecord.Event, reason: String,
+                               targets: [DecisionRecord.Target] = [], level: PreemptLogLine.Level = .info,
                                log: [PreemptLogLine]) -> PreemptDecision {
         var log = log
         if reported[id] != message {
             reported[id] = message
             log.append(.init(level, "\(Self.prefix) \(message)"))
+            var record = DecisionRecord(event, time: recordTime, job: id, message: message, reason: reason)
+            record.targets = targets
+            records.append(record)
         } else {
             log.append(.init(.debug, "\(Self.prefix) \(message)"))
         }
@@ -689,10 +751,113 @@ public struct PreemptController: Sendable {
         "\(targets(plan)) level=\(plan.level.name)\(plan.degraded ? " (degraded, required \(plan.request.level.name))" : "") victims=\(plan.victims.map(String.init).joined(separator: ",")) cost=victims:\(plan.cost.victims),prio:\(plan.cost.maxPriority.map(String.init) ?? "-"),lost:\(plan.cost.gpuSeconds)gpu-s,collateral:\(plan.cost.collateral)"
     }
 
+    static func recordTargets(_ plan: Plan) -> [DecisionRecord.Target] {
+        plan.nodes.map { .init(node: $0.node, gpus: $0.expectedGPUs.reduce(GPUSet()) { $0.union($1) }) }
+    }
+
     static func targets(_ plan: Plan) -> String {
         plan.nodes.map { node in
             let picks = Set(node.expectedGPUs.map(\.description)).sorted()
             return "\(node.node) gpus=\(picks.isEmpty ? "?" : picks.joined(separator: "|"))"
         }.joined(separator: " ")
+    }
+}
+
+// MARK: - Preemptions Slurm carries out
+
+extension PreemptController {
+    /// A job Slurm is preempting now, as the C side sees it.
+    public struct Preemption: Sendable, Equatable {
+        public var victim: UInt32
+        public var preemptor: UInt32
+        public var time: Int64
+        public var startTime: Int64
+        /// Slurm's PreemptMode for the victim (REQUEUE, CANCEL, SUSPEND).
+        public var mode: String
+        /// The victim's GPUs per node.
+        public var gpus: [DecisionRecord.Target]
+
+        public init(victim: UInt32, preemptor: UInt32, time: Int64, startTime: Int64, mode: String, gpus: [DecisionRecord.Target]) {
+            self.victim = victim
+            self.preemptor = preemptor
+            self.time = time
+            self.startTime = startTime
+            self.mode = mode
+            self.gpus = gpus
+        }
+    }
+
+    /// What a preemption leaves behind: the decision record and the provenance texts for the
+    /// victim's and the preemptor's SystemComment (the preemptor's empty when it has no plan).
+    public struct Provenance: Sendable {
+        public var record: DecisionRecord
+        public var victimText: String
+        public var preemptorText: String
+        /// Keys for the jobs' AdminComment tags (`AdminCommentTag.recording`), which slurmdbd
+        /// stores with each run; the preemptor's empty when it has no plan.
+        public var victimTag: [(key: String, value: String)]
+        public var preemptorTag: [(key: String, value: String)]
+    }
+
+    /// Provenance texts start with this tag; a later one replaces an earlier one.
+    public static let provenanceTag = "topo_aware:"
+
+    /// The record and provenance of a preemption: chosen by the preemptor's kept plan, or by
+    /// the base policy (`basePolicy` names it) when the preemptor has none or the victim is not
+    /// among its plan's (best-effort mode continuing in the base policy's order).
+    public func preempted(_ p: Preemption, basePolicy: String) -> Provenance {
+        let gpus = p.gpus.map { "\($0.node) gpus=\($0.gpus)" }.joined(separator: " ")
+        let gpuCount = p.gpus.reduce(0) { $0 + $1.gpus.count }
+        let ran = max(0, p.time &- p.startTime)
+        var record = DecisionRecord(.preempted, time: p.time, job: p.victim, message: "")
+        record.other = p.preemptor
+        record.targets = p.gpus
+        record.preemptMode = p.mode
+        record.lostGPUSeconds = ran.multipliedReportingOverflow(by: Int64(gpuCount)).overflow ? Int64.max : ran * Int64(gpuCount)
+        let head = "JobId=\(p.victim) preempted (\(p.mode)) on \(gpus.isEmpty ? "no GPU node" : gpus) for JobId=\(p.preemptor)"
+        func tagGPUs(_ targets: [DecisionRecord.Target]) -> String {
+            targets.isEmpty ? "none" : targets.map { "\($0.node):\($0.gpus)" }.joined(separator: "+")
+        }
+        var victimTag: [(key: String, value: String)] = [("preempted_by", "\(p.preemptor)"), ("preempted_gpus", tagGPUs(p.gpus)),
+                                                         ("preempted_at", "\(p.time)")]
+        if let kept = plans[p.preemptor], kept.victims.contains(p.victim) {
+            victimTag.append(("chosen_by", "plan"))
+            let preemptorTag: [(key: String, value: String)] = [
+                ("plan", tagGPUs(kept.targets.map { .init(node: $0.node, gpus: $0.gpus) })), ("reached", kept.level.name),
+                ("victims", kept.victims.map(String.init).joined(separator: "+")),
+            ]
+            record.reason = "plan"
+            record.mode = kept.mode
+            record.victims = kept.victims
+            record.message = "\(head): a victim of its plan \(kept.line)"
+            let others = kept.victims.filter { $0 != p.victim }.map(String.init).joined(separator: ",")
+            let victimText = "\(Self.provenanceTag) preempted (\(p.mode)) by JobId=\(p.preemptor) on \(gpus); chosen by its "
+                + "\(kept.mode.name) plan \(kept.line)\(others.isEmpty ? "" : " (with JobId \(others))")"
+            return Provenance(record: record, victimText: victimText,
+                              preemptorText: "\(Self.provenanceTag) \(kept.mode.name) plan \(kept.line)",
+                              victimTag: victimTag, preemptorTag: preemptorTag)
+        }
+        victimTag.append(("chosen_by", "base-policy"))
+        record.reason = "base-policy"
+        let why = plans[p.preemptor] != nil ? "after its plan's victims, in the base policy's order (\(basePolicy), best-effort)"
+                                            : "by the base policy (\(basePolicy))"
+        record.message = "\(head): chosen \(why)"
+        return Provenance(record: record, victimText: "\(Self.provenanceTag) preempted (\(p.mode)) by JobId=\(p.preemptor) on \(gpus.isEmpty ? "no GPU node" : gpus); chosen \(why)",
+                          preemptorText: "", victimTag: victimTag, preemptorTag: [])
+    }
+
+    /// `existing` with `text` as its TopoPreempt part: an earlier `topo_aware:` part (always
+    /// the last) is replaced, anything Slurm or an administrator wrote before it is kept; the
+    /// whole is cut to `limit` bytes at a character boundary.
+    public static func systemComment(replacing existing: String?, with text: String, limit: Int = 1000) -> String {
+        var kept = existing ?? ""
+        let bytes = Array(kept.utf8), tag = Array(provenanceTag.utf8)
+        if bytes.count >= tag.count, let at = (0...(bytes.count - tag.count)).first(where: { bytes[$0..<($0 + tag.count)].elementsEqual(tag) }) {
+            kept = String(decoding: bytes[..<at], as: UTF8.self)
+        }
+        while kept.hasSuffix(" ") || kept.hasSuffix(";") { kept.removeLast() }
+        var whole = kept.isEmpty ? text : "\(kept); \(text)"
+        while whole.utf8.count > limit { whole.removeLast() }
+        return whole
     }
 }

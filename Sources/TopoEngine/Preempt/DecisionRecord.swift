@@ -1,0 +1,190 @@
+/// One decision of preempt/topo_aware as a structured record: a line of the decision log
+/// (`DecisionLog=` in topo_aware.conf), for `topo-preempt explain`, the exporter and audits.
+///
+/// Records are made where the decision's log line is made, and as rarely: a plan when it is new,
+/// a fallback or a wait the first time it is said for the job (the same as its `info` line).
+/// Rendered as one JSON object per line (`jsonLine`); the keys are a documented contract
+/// (README "Decision records"): new keys may be added, none is renamed.
+public struct DecisionRecord: Sendable, Equatable {
+    public enum Event: String, Sendable, CaseIterable {
+        /// A new plan: the victims chosen for `job`, where it lands, the level reached, the cost.
+        case plan
+        /// Slurm has started to carry out the kept plan of `job` (a victim stopped running).
+        case executing
+        /// The kept plan of `job` no longer holds (`reason`); the job is planned again.
+        case dropped
+        /// `job` (higher-ranked) took over the GPUs planned for `other`, which is planned again.
+        case takeover
+        /// `job` left the pending queue (started, cancelled, held): its plan is released.
+        case released
+        /// Guaranteed mode: nothing is preempted for `job`, which waits (`reason`).
+        case wait
+        /// The base policy answers for `job` (`reason`).
+        case fallback
+        /// Slurm preempted `job` (the victim) for `other` (the preemptor); `reason` says who chose
+        /// it: `plan` (the preemptor's plan), `base-policy`.
+        case preempted
+        /// The writer could not write `count` records (full disk, queue full); written once it can.
+        case recordsLost = "records-lost"
+    }
+
+    /// One node of a plan: the GPUs the job is expected to get there.
+    public struct Target: Sendable, Equatable {
+        public var node: String
+        public var gpus: GPUSet
+        public init(node: String, gpus: GPUSet) {
+            self.node = node
+            self.gpus = gpus
+        }
+    }
+
+    public var event: Event
+    /// Seconds since the epoch (slurmctld's clock at the decision).
+    public var time: Int64
+    public var job: UInt32
+    /// The other job of a `takeover` (the loser) or of `preempted` (the preemptor).
+    public var other: UInt32?
+    /// Machine-readable reason (`fallback`, `wait`, `dropped`): a short kebab-case code.
+    public var reason: String?
+    /// The human sentence (the log line without the plugin's prefix).
+    public var message: String
+    public var mode: PlacementMode?
+    /// The level the job's class requires.
+    public var level: AffinityLevel?
+    /// The level the plan reaches (below `level` only for a degraded best-effort plan).
+    public var reached: AffinityLevel?
+    public var targets: [Target] = []
+    public var victims: [UInt32] = []
+    public var cost: PlanCost?
+    /// Microseconds the planner took, when it ran.
+    public var planMicroseconds: UInt64?
+    /// The plan's reasons: each victim set, Slurm's expected pick, the alternatives turned down
+    /// and why, the cost against the other candidate nodes.
+    public var details: [String] = []
+    /// `preempted`: Slurm's PreemptMode for the victim (REQUEUE, CANCEL, ...), and the GPU-seconds
+    /// of its run that are lost (its GPUs times the time since it started).
+    public var preemptMode: String?
+    public var lostGPUSeconds: Int64?
+    /// `records-lost`: how many.
+    public var count: UInt64?
+
+    public init(_ event: Event, time: Int64, job: UInt32, message: String, reason: String? = nil) {
+        self.event = event
+        self.time = time
+        self.job = job
+        self.message = message
+        self.reason = reason
+    }
+
+    /// The record of a new plan.
+    public init(plan: Plan, time: Int64, job: UInt32, mode: PlacementMode, micros: UInt64, message: String) {
+        self.init(.plan, time: time, job: job, message: message)
+        self.mode = mode
+        self.level = plan.request.level
+        self.reached = plan.level
+        self.targets = plan.nodes.map { node in
+            Target(node: node.node, gpus: node.expectedGPUs.reduce(GPUSet()) { $0.union($1) })
+        }
+        self.victims = plan.victims
+        self.cost = plan.cost
+        self.planMicroseconds = micros
+        self.details = plan.reasons
+    }
+
+    /// The record as one line of JSON (no newline), keys in a fixed order, `sequence` first when
+    /// given (the writer numbers the lines it writes).
+    public func jsonLine(sequence: UInt64? = nil) -> String {
+        var out = JSONObjectWriter()
+        if let sequence { out.number("seq", sequence) }
+        out.number("time", time)
+        out.string("event", event.rawValue)
+        out.number("job", job)
+        if let other { out.number("other", other) }
+        if let reason { out.string("reason", reason) }
+        if let mode { out.string("mode", mode.name) }
+        if let level { out.string("level", level.name) }
+        if let reached { out.string("reached", reached.name) }
+        if let level, let reached { out.bool("degraded", reached > level) }
+        if !targets.isEmpty {
+            out.raw("targets", "[" + targets.map { t in
+                var o = JSONObjectWriter()
+                o.string("node", t.node)
+                o.string("gpus", t.gpus.description)
+                return o.finish()
+            }.joined(separator: ",") + "]")
+        }
+        if !victims.isEmpty || event == .plan { out.raw("victims", "[" + victims.map(String.init).joined(separator: ",") + "]") }
+        if let cost {
+            var o = JSONObjectWriter()
+            o.number("victims", cost.victims)
+            if let prio = cost.maxPriority { o.number("priority", prio) }
+            o.number("lost_gpu_seconds", cost.gpuSeconds)
+            o.number("collateral_gpus", cost.collateral)
+            out.raw("cost", o.finish())
+        }
+        if let planMicroseconds { out.number("plan_us", planMicroseconds) }
+        if let preemptMode { out.string("preempt_mode", preemptMode) }
+        if let lostGPUSeconds { out.number("lost_gpu_seconds", lostGPUSeconds) }
+        if let count { out.number("count", count) }
+        out.string("message", message)
+        if !details.isEmpty { out.raw("details", "[" + details.map(JSONObjectWriter.quoted).joined(separator: ",") + "]") }
+        return out.finish()
+    }
+}
+
+/// A JSON object written key by key (the engine has no Foundation). Strings are escaped as
+/// RFC 8259 asks: quote, backslash and control characters; everything else is kept as UTF-8.
+struct JSONObjectWriter {
+    private var text = "{"
+    private var first = true
+
+    private mutating func key(_ key: String) {
+        if !first { text += "," }
+        first = false
+        text += Self.quoted(key) + ":"
+    }
+
+    mutating func string(_ k: String, _ value: String) {
+        key(k)
+        text += Self.quoted(value)
+    }
+
+    mutating func number<T: BinaryInteger>(_ k: String, _ value: T) {
+        key(k)
+        text += String(value)
+    }
+
+    mutating func bool(_ k: String, _ value: Bool) {
+        key(k)
+        text += value ? "true" : "false"
+    }
+
+    mutating func raw(_ k: String, _ json: String) {
+        key(k)
+        text += json
+    }
+
+    func finish() -> String { text + "}" }
+
+    static func quoted(_ s: String) -> String {
+        var out = "\""
+        out.reserveCapacity(s.utf8.count + 2)
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
