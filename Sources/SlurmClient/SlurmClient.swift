@@ -108,6 +108,8 @@ public enum SlurmClient {
                 numNodes: Int(max(1, min(record.num_nodes, 1_000_000))), numCPUs: Int(max(1, min(record.num_cpus, 1_000_000))),
                 requiredNodeIndices: indexPairs(record.req_node_inx, nodeCount: nodeCount),
                 excludedNodeIndices: indexPairs(record.exc_node_inx, nodeCount: nodeCount), userID: record.user_id))
+            jobs[jobs.count - 1].stateName = Self.stateNames[base] ?? "UNKNOWN"
+            jobs[jobs.count - 1].systemComment = CStrings.read(record.system_comment)
         }
         // A node slurmctld sent without GresUsed: its allocated GPUs are those its jobs hold.
         for n in withoutUsage {
@@ -175,6 +177,16 @@ public enum SlurmClient {
     }
 
     /// `scontrol requeue ID`: Slurm checks the caller's rights (owner, operator or admin).
+    /// Slurm's names of the base job states (slurm.h `job_states`), as squeue prints them.
+    static let stateNames: [UInt32: String] = [
+        UInt32(JOB_PENDING.rawValue): "PENDING", UInt32(JOB_RUNNING.rawValue): "RUNNING",
+        UInt32(JOB_SUSPENDED.rawValue): "SUSPENDED", UInt32(JOB_COMPLETE.rawValue): "COMPLETED",
+        UInt32(JOB_CANCELLED.rawValue): "CANCELLED", UInt32(JOB_FAILED.rawValue): "FAILED",
+        UInt32(JOB_TIMEOUT.rawValue): "TIMEOUT", UInt32(JOB_NODE_FAIL.rawValue): "NODE_FAIL",
+        UInt32(JOB_PREEMPTED.rawValue): "PREEMPTED", UInt32(JOB_BOOT_FAIL.rawValue): "BOOT_FAIL",
+        UInt32(JOB_DEADLINE.rawValue): "DEADLINE", UInt32(JOB_OOM.rawValue): "OUT_OF_MEMORY",
+    ]
+
     public static func requeue(_ id: UInt32) throws(Failure) {
         slurm_init(nil)
         guard CSlurmClient_requeue(id, 0) == SLURM_SUCCESS else {

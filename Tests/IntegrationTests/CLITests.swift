@@ -20,6 +20,40 @@ struct CLITests {
         #expect(paths[0][0] == "X" && paths[0][1] == "NV2" && paths[0][2] == "PXB" && paths[0][4] == "SYS")
     }
 
+    /// explain from a decision log alone (--no-live): a preemptor's plan and victims, a victim's
+    /// preemptor, the rotated file read first, a line that is no record named with file and
+    /// line, an unknown job exit 1, a config without DecisionLog= named.
+    @Test func explainFromTheDecisionLog() throws {
+        let directory = NSTemporaryDirectory() + "explain-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let log = directory + "/decisions.jsonl"
+        try (#"{"seq":1,"time":1796236889,"event":"plan","job":6,"mode":"guaranteed","level":"nvlink","reached":"nvlink","degraded":false,"targets":[{"node":"node1","gpus":"0-3"}],"victims":[1,3],"cost":{"victims":2,"priority":65537,"lost_gpu_seconds":12,"collateral_gpus":0},"plan_us":160,"message":"JobId=6 plan node1 gpus=0-3 level=nvlink victims=1,3","details":["on node1: requeue 1 GPUs 0-1, 3 GPUs 2-3"]}"# + "\n")
+            .write(toFile: log + ".1", atomically: true, encoding: .utf8)
+        try ([#"{"seq":2,"time":1796236890,"event":"preempted","job":1,"other":6,"reason":"plan","targets":[{"node":"node1","gpus":"0-1"}],"victims":[1,3],"preempt_mode":"REQUEUE","lost_gpu_seconds":10,"message":"JobId=1 preempted (REQUEUE) on node1 gpus=0-1 for JobId=6"}"#,
+              #"{"seq":3,"time":1796236890,"event":"bogus","job":3}"#,
+              #"{"seq":4,"time":1796236891,"event":"wait","job":7,"reason":"no-aligned-plan","message":"JobId=7 no plan"}"#].joined(separator: "\n") + "\n")
+            .write(toFile: log, atomically: true, encoding: .utf8)
+        let preemptor = try CLI.run(["explain", "6", "--records", log, "--no-live"])
+        #expect(preemptor.status == 0, "\(preemptor.stderr)")
+        #expect(preemptor.stdout.contains("Plan made at 2026-12-02T18:41:29Z (guaranteed mode): node1 gpus=0-3, nvlink-aligned, victims 1,3"))
+        #expect(preemptor.stdout.contains("  - on node1: requeue 1 GPUs 0-1, 3 GPUs 2-3"))
+        #expect(preemptor.stdout.contains("Preempted for it: JobId=1 (REQUEUE, node1 gpus=0-1, chosen by plan)."))
+        #expect(preemptor.stderr.contains("\(log):2: not a decision record (unknown event 'bogus'); skipped"), "\(preemptor.stderr)")
+        let victim = try CLI.run(["explain", "1", "--records", log, "--no-live", "--format", "json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(victim.stdout.utf8)) as? [String: Any])
+        #expect(object["role"] as? String == "victim")
+        #expect((object["records"] as? [[String: Any]])?.first?["other"] as? Int == 6)
+        let waiting = try CLI.run(["explain", "7", "--records", log, "--no-live"])
+        #expect(waiting.stdout.contains("Last decision (2026-12-02T18:41:31Z): it waits, no-aligned-plan: JobId=7 no plan."))
+        let unknown = try CLI.run(["explain", "99", "--records", log, "--no-live"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("JobId=99: no record of \(log) names it"))
+        let conf = directory + "/topo_aware.conf"
+        try "PreemptorClass=a Partitions=p\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let unset = try CLI.run(["explain", "6", "--config", conf, "--no-live"])
+        #expect(unset.status == 1 && unset.stderr.contains("\(conf): no DecisionLog= is set"), "\(unset.stderr)")
+    }
+
     /// simulate: the table, JSON with every policy, the SVG and CSV files, bad input named.
     @Test func simulateSmallCluster() throws {
         let directory = NSTemporaryDirectory() + "simulate-\(getpid())"

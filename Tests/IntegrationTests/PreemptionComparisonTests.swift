@@ -226,6 +226,17 @@ struct TopoAwareIslandsTests {
         #expect(Set(preempted.compactMap { $0["job"] as? Int }) == Set(victims.compactMap { Int($0) }))
         #expect(preempted.allSatisfy { $0["reason"] as? String == "plan" && $0["preempt_mode"] as? String == "REQUEUE" })
         #expect(preempted.allSatisfy { ($0["lost_gpu_seconds"] as? Int ?? -1) >= 0 })
+        // topo-preempt explain, as a user runs it: the preemptor's plan and victims, live GPUs;
+        // a victim's preemptor.
+        let explained = try cluster.cli(["explain", infer, "--config", cluster.topoAwareConf])
+        #expect(explained.status == 0, "\(explained.stderr)")
+        #expect(explained.stdout.hasPrefix("JobId=\(infer) is RUNNING on node1 gpus=0-3 (nvlink-aligned)."), "\(explained.stdout)")
+        #expect(explained.stdout.contains("(guaranteed mode): node1 gpus=0-3, nvlink-aligned, victims \(victims.joined(separator: ","))"))
+        #expect(explained.stdout.contains("Preempted for it: JobId=\(victims[0]) (REQUEUE, node1 gpus="))
+        let victim = try cluster.cli(["explain", victims[0], "--config", cluster.topoAwareConf, "--format", "json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(victim.stdout.utf8)) as? [String: Any])
+        #expect(object["role"] as? String == "victim")
+        #expect(((object["live"] as? [String: Any])?["systemComment"] as? String)?.contains("by JobId=\(infer)") == true)
         #expect(try cluster.controllerIsUp())
     }
 

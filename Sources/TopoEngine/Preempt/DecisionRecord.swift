@@ -188,3 +188,83 @@ struct JSONObjectWriter {
         return out + "\""
     }
 }
+
+// MARK: - Reading records back (`topo-preempt explain`, audits)
+
+extension DecisionRecord: Decodable {
+    enum CodingKeys: String, CodingKey {
+        case time, event, job, other, reason, mode, level, reached, targets, victims, cost, message, details, count
+        case planMicroseconds = "plan_us", preemptMode = "preempt_mode", lostGPUSeconds = "lost_gpu_seconds"
+    }
+
+    enum CostKeys: String, CodingKey {
+        case victims, priority
+        case gpuSeconds = "lost_gpu_seconds", collateral = "collateral_gpus"
+    }
+
+    enum TargetKeys: String, CodingKey { case node, gpus }
+
+    /// A line of the decision log; unknown keys are ignored (newer writers may add some).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let name = try c.decode(String.self, forKey: .event)
+        guard let event = Event(rawValue: name) else {
+            throw DecodingError.dataCorruptedError(forKey: .event, in: c, debugDescription: "unknown event '\(name)'")
+        }
+        self.init(event, time: try c.decode(Int64.self, forKey: .time), job: try c.decode(UInt32.self, forKey: .job),
+                  message: try c.decodeIfPresent(String.self, forKey: .message) ?? "",
+                  reason: try c.decodeIfPresent(String.self, forKey: .reason))
+        other = try c.decodeIfPresent(UInt32.self, forKey: .other)
+        func named<T>(_ key: CodingKeys, _ make: (String) -> T?) throws -> T? {
+            guard let text = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
+            guard let value = make(text) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "unknown \(key.stringValue) '\(text)'")
+            }
+            return value
+        }
+        mode = try named(.mode, PlacementMode.init(name:))
+        level = try named(.level, AffinityLevel.init(name:))
+        reached = try named(.reached, AffinityLevel.init(name:))
+        if c.contains(.targets) {
+            var list = try c.nestedUnkeyedContainer(forKey: .targets)
+            while !list.isAtEnd {
+                let t = try list.nestedContainer(keyedBy: TargetKeys.self)
+                let text = try t.decode(String.self, forKey: .gpus)
+                guard let indices = try? RangeList.parse(text, maxValue: GPUSet.capacity - 1) else {
+                    throw DecodingError.dataCorruptedError(forKey: .gpus, in: t, debugDescription: "GPUs '\(text)' are not a range list")
+                }
+                targets.append(Target(node: try t.decode(String.self, forKey: .node), gpus: GPUSet(indices)))
+            }
+        }
+        victims = try c.decodeIfPresent([UInt32].self, forKey: .victims) ?? []
+        if c.contains(.cost) {
+            let k = try c.nestedContainer(keyedBy: CostKeys.self, forKey: .cost)
+            cost = PlanCost(maxPriority: try k.decodeIfPresent(Int.self, forKey: .priority), victims: try k.decode(Int.self, forKey: .victims),
+                            gpuSeconds: try k.decode(Int64.self, forKey: .gpuSeconds), collateral: try k.decode(Int.self, forKey: .collateral),
+                            victimIDs: victims.sorted())
+        }
+        planMicroseconds = try c.decodeIfPresent(UInt64.self, forKey: .planMicroseconds)
+        details = try c.decodeIfPresent([String].self, forKey: .details) ?? []
+        preemptMode = try c.decodeIfPresent(String.self, forKey: .preemptMode)
+        lostGPUSeconds = try c.decodeIfPresent(Int64.self, forKey: .lostGPUSeconds)
+        count = try c.decodeIfPresent(UInt64.self, forKey: .count)
+    }
+}
+
+/// Seconds since the epoch as `2026-12-02T18:41:29Z` (UTC; the engine has no Foundation).
+public func utcTimestamp(_ seconds: Int64) -> String {
+    let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+    let rest = seconds - days * 86_400
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / 146_097
+    let doe = z - era * 146_097
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let day = doy - (153 * mp + 2) / 5 + 1
+    let month = mp < 10 ? mp + 3 : mp - 9
+    let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+    func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    return "\(year)-\(two(month))-\(two(day))T\(two(rest / 3600)):\(two(rest % 3600 / 60)):\(two(rest % 60))Z"
+}

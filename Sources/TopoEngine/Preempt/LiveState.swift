@@ -53,6 +53,10 @@ public struct LiveState: Sendable, Equatable {
         public var excludedNodeIndices: [Int]
         /// The job's owner (uid); nil when not known.
         public var userID: UInt32?
+        /// Slurm's name of its state (`PENDING`, `RUNNING`, `PREEMPTED`, ...), and the
+        /// SystemComment preempt/topo_aware writes its provenance into; nil when not read.
+        public var stateName: String?
+        public var systemComment: String?
 
         public init(id: UInt32, name: String? = nil, state: State, partition: String?, qos: String? = nil,
                     adminComment: String? = nil, priority: Int = 0, startTime: Int64, preempted: Bool = false,

@@ -1,0 +1,170 @@
+import ArgumentParser
+import Foundation
+import SlurmClient
+import TopoEngine
+
+struct ExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Say what preempt/topo_aware decided about a job: its plan, its victims, why it waits, or who preempted it.",
+        discussion: """
+            Reads the decision log (DecisionLog= in topo_aware.conf, with its rotated files FILE.1, \
+            FILE.2, ...; or --records) and, unless --no-live, the job's live record through libslurm \
+            ($SLURM_CONF). Works for pending, running and finished jobs: once Slurm has purged a job, \
+            the log still has its records. Exit status: 0 explained, 1 no record names the job and \
+            Slurm does not know it, or an input is wrong (a line of the log that is not a record is \
+            reported with its file and line and skipped).
+            """)
+
+    @Argument(help: "The job id.") var jobID: UInt32
+    @Option(name: .customLong("records"), help: ArgumentHelp("The decision log to read (default: DecisionLog= of topo_aware.conf).", valueName: "file"))
+    var records: String?
+    @Flag(name: .customLong("no-live"), help: "Do not ask slurmctld; the decision log only.") var noLive = false
+    @OptionGroup var config: ConfigPathOption
+    @OptionGroup var output: FormatOption
+
+    func run() throws {
+        let path: String
+        if let records {
+            path = records
+        } else {
+            let parsed: ParsedConfig
+            do { parsed = try config.load() } catch let error as CLIError { throw error.exit() }
+            guard let log = parsed.config.decisionLog else {
+                throw CLIError.input("\(config.resolved()): no DecisionLog= is set, so no decision is recorded; set it (see README \"Decision records\") or give --records FILE").exit()
+            }
+            path = log
+        }
+        let (all, problems) = DecisionLogReader.read(path)
+        for problem in problems { printError("warning: \(problem)") }
+        var live: Explanation.LiveFacts?
+        if !noLive {
+            do { live = try Self.liveFacts(jobID, config: config) } catch { printError("warning: \(error); the decision log only") }
+        }
+        let explanation = Explanation(job: jobID, records: all, live: live)
+        if explanation.role == .none && live == nil {
+            if output.format == .json { try printJSON(ExplainReport(explanation)) }
+            throw CLIError.input("JobId=\(jobID): no record of \(path) names it and Slurm does not know it").exit()
+        }
+        switch output.format {
+        case .json: try printJSON(ExplainReport(explanation))
+        case .text:
+            for line in explanation.summary { print(line) }
+            if let live, let comment = live.systemComment { print("SystemComment: \(comment)") }
+            if !explanation.records.isEmpty {
+                print("Records (\(path)):")
+                for record in explanation.records {
+                    print("  \(utcTimestamp(record.time)) \(record.event.rawValue)\(record.reason.map { " [\($0)]" } ?? ""): \(record.message)")
+                }
+            }
+        }
+    }
+
+    /// The job as Slurm reports it now; nil when Slurm does not know it.
+    static func liveFacts(_ id: UInt32, config: ConfigPathOption) throws -> Explanation.LiveFacts? {
+        let live = try LiveCluster.load(config: config)
+        guard let job = live.state.jobs.first(where: { $0.id == id }) else { return nil }
+        let tables = Dictionary(live.topology.nodes.map { ($0.name, $0.table) }, uniquingKeysWith: { first, _ in first })
+        var gpus: [DecisionRecord.Target] = []
+        var reached: AffinityLevel? = nil
+        if job.state == .running {
+            for (position, node) in job.nodeIndices.enumerated() where live.state.nodes.indices.contains(node) {
+                let name = live.state.nodes[node].name
+                guard let held = job.gpus(atPosition: position), !held.isEmpty else { continue }
+                gpus.append(.init(node: name, gpus: held))
+                let level = tables[name].map { $0.alignment(of: held) } ?? .node
+                reached = max(reached ?? level, level)
+            }
+        }
+        return .init(state: job.stateName ?? "\(job.state)", adminComment: job.adminComment, systemComment: job.systemComment,
+                     gpus: gpus, reached: reached)
+    }
+}
+
+/// Reads a decision log and its rotated files, oldest first.
+enum DecisionLogReader {
+    static func read(_ path: String) -> (records: [DecisionRecord], problems: [String]) {
+        var files: [String] = []
+        var k = 1
+        while k <= 1000, FileManager.default.fileExists(atPath: "\(path).\(k)") {
+            files.insert("\(path).\(k)", at: 0)
+            k += 1
+        }
+        files.append(path)
+        var records: [DecisionRecord] = []
+        var problems: [String] = []
+        let decoder = JSONDecoder()
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                if file == path && files.count == 1 { problems.append("\(file): cannot be read (no decision recorded yet?)") }
+                continue
+            }
+            for (n, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
+                do {
+                    records.append(try decoder.decode(DecisionRecord.self, from: Data(line)))
+                } catch {
+                    if problems.count < 20 { problems.append("\(file):\(n + 1): not a decision record (\(Self.describe(error))); skipped") }
+                }
+            }
+        }
+        return (records, problems)
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case let DecodingError.dataCorrupted(context): context.debugDescription
+        case let DecodingError.keyNotFound(key, _): "no \(key.stringValue)"
+        case let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context):
+            "\(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
+        default: "\(error)"
+        }
+    }
+}
+
+/// JSON shape of `explain` (documented in README "Decision records").
+struct ExplainReport: Encodable {
+    struct Record: Encodable {
+        var time: String
+        var event: String
+        var job: UInt32
+        var other: UInt32?
+        var reason: String?
+        var message: String
+        var targets: [String: String]?
+        var victims: [UInt32]?
+        var level: String?
+        var reached: String?
+        var details: [String]?
+    }
+
+    struct Live: Encodable {
+        var state: String
+        var adminComment: String?
+        var systemComment: String?
+        var gpus: [String: String]?
+        var reached: String?
+    }
+
+    var job: UInt32
+    var role: String
+    var summary: [String]
+    var live: Live?
+    var records: [Record]
+
+    init(_ e: Explanation) {
+        job = e.job
+        role = e.role.rawValue
+        summary = e.summary
+        live = e.live.map { l in
+            Live(state: l.state, adminComment: l.adminComment, systemComment: l.systemComment,
+                 gpus: l.gpus.isEmpty ? nil : Dictionary(l.gpus.map { ($0.node, $0.gpus.description) }, uniquingKeysWith: { a, _ in a }),
+                 reached: l.reached?.name)
+        }
+        records = e.records.map { r in
+            Record(time: utcTimestamp(r.time), event: r.event.rawValue, job: r.job, other: r.other, reason: r.reason, message: r.message,
+                   targets: r.targets.isEmpty ? nil : Dictionary(r.targets.map { ($0.node, $0.gpus.description) }, uniquingKeysWith: { a, _ in a }),
+                   victims: r.victims.isEmpty ? nil : r.victims, level: r.level?.name, reached: r.reached?.name,
+                   details: r.details.isEmpty ? nil : r.details)
+        }
+    }
+}
