@@ -201,6 +201,22 @@ typedef struct {
     char preemptor_admin[TOPO_PREEMPT_COMMENT_MAX];
 } topo_preempt_provenance_t;
 
+/* The plugin's counters for the decision log (a `stats` record): every StatsInterval and at
+ * fini. Deciding times as a cumulative histogram: buckets[i] decisions took less than
+ * 2^(4+i) microseconds (16 us ... 8.4 s). Optional, found with dlsym(). */
+#define TOPO_PREEMPT_STATS_BUCKETS 20u
+typedef struct {
+    topo_preempt_stats_t stats;
+    uint64_t p50_us, p99_us, max_us;
+    uint64_t buckets[TOPO_PREEMPT_STATS_BUCKETS];
+} topo_preempt_stats_record_t;
+
+void TopoAwareSwift_preemptRecordStats(const topo_preempt_stats_record_t *record);
+
+/* A fallback the C side decides (index overflow, a victim at odds with its live record): a
+ * `fallback` record with a reason code and the log line's text. Optional, found with dlsym(). */
+void TopoAwareSwift_preemptRecordFallback(uint32_t job_id, const char *reason, const char *message);
+
 /* Records the preemption and writes the provenance: SystemComment (scontrol) gets a sentence,
  * the AdminComment tag (scontrol; stored by slurmdbd with the run, so sacct keeps it) its keys. */
 int TopoAwareSwift_preemptVictim(const topo_preempt_victim_t *victim, topo_preempt_provenance_t *out);

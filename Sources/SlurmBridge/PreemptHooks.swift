@@ -373,7 +373,7 @@ enum PreemptPlugin {
     static func victim(_ v: topo_preempt_victim_t, _ out: UnsafeMutablePointer<topo_preempt_provenance_t>) -> Int32 {
         ensureLoaded()
         let cap = Int(TOPO_PREEMPT_COMMENT_MAX)
-        withUnsafeMutableBytes(of: &out.pointee) { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        out.pointee = topo_preempt_provenance_t()
         var gpus: [DecisionRecord.Target] = []
         if let names = v.node_names, let masks = v.gpus {
             for i in 0..<Int(min(v.alloc_count, 64)) {
@@ -415,6 +415,40 @@ enum PreemptPlugin {
         buffer[bytes.count] = 0
     }
 
+    /// The C plugin's counters as a `stats` record.
+    static func recordStats(_ r: topo_preempt_stats_record_t) {
+        _ = decisionInputs()
+        var stats = DecisionRecord.PluginStats()
+        stats.decisions = r.stats.decisions
+        stats.kept = r.stats.kept
+        stats.partial = r.stats.partial
+        stats.full = r.stats.full
+        stats.disagreements = r.stats.disagreements
+        let names = ["start", "reconfigure", "period", "disagreement", "overflow"]
+        withUnsafeBytes(of: r.stats.rebuilds) { raw in
+            for (i, count) in raw.bindMemory(to: UInt64.self).enumerated() where i < names.count { stats.rebuilds[names[i]] = count }
+        }
+        stats.indexedJobs = UInt64(r.stats.indexed_jobs)
+        stats.indexedGPUJobs = UInt64(r.stats.indexed_gpu_jobs)
+        stats.p50Microseconds = r.p50_us
+        stats.p99Microseconds = r.p99_us
+        stats.maxMicroseconds = r.max_us
+        stats.sumMicroseconds = r.stats.decide_ns / 1000
+        withUnsafeBytes(of: r.buckets) { raw in
+            for (i, count) in raw.bindMemory(to: UInt64.self).enumerated() { stats.buckets.append((UInt64(1) << (4 + UInt64(i)), count)) }
+        }
+        var record = DecisionRecord(.stats, time: Int64(time(nil)), job: 0,
+                                    message: "since start: \(stats.decisions) decisions, deciding p50 \(stats.p50Microseconds)us p99 \(stats.p99Microseconds)us")
+        record.stats = stats
+        DecisionLog.shared.append([record])
+    }
+
+    /// A fallback the C side decided, as a record.
+    static func recordFallback(_ job: UInt32, reason: String, message: String) {
+        _ = decisionInputs()
+        DecisionLog.shared.append([DecisionRecord(.fallback, time: Int64(time(nil)), job: job, message: message, reason: reason)])
+    }
+
     static func monotonicNanoseconds() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -453,6 +487,17 @@ public func topoAwareSwiftPreemptVictim(_ victim: UnsafePointer<topo_preempt_vic
                                         _ out: UnsafeMutablePointer<topo_preempt_provenance_t>?) -> Int32 {
     guard let victim, let out else { return -1 }
     return PreemptPlugin.victim(victim.pointee, out)
+}
+
+@_cdecl("TopoAwareSwift_preemptRecordStats")
+public func topoAwareSwiftPreemptRecordStats(_ raw: UnsafePointer<topo_preempt_stats_record_t>?) {
+    guard let raw else { return }
+    PreemptPlugin.recordStats(raw.pointee)
+}
+
+@_cdecl("TopoAwareSwift_preemptRecordFallback")
+public func topoAwareSwiftPreemptRecordFallback(_ job: UInt32, _ reason: UnsafePointer<CChar>?, _ message: UnsafePointer<CChar>?) {
+    PreemptPlugin.recordFallback(job, reason: CStrings.read(reason, limit: 64) ?? "?", message: CStrings.read(message, limit: 1024) ?? "")
 }
 
 @_cdecl("TopoAwareSwift_preemptReset")

@@ -109,10 +109,30 @@ extension TopoAwareIslandsTests {
         @Test func controllerRestartWhileVictimsDrain() throws {
             let drain = try startDrain()
             defer { try? finish(drain) }
+            let log = cluster.directory + "/log/decisions.jsonl"
+            func records() -> [[String: Any]] {
+                ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                    (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+                }
+            }
+            let planned = cluster.waitUntil(seconds: 10) {
+                records().contains { $0["event"] as? String == "plan" && $0["job"] as? Int == Int(drain.infer) }
+            }
+            #expect(planned, "no plan record for \(drain.infer) before the restart")
+            let before = records().count
             try cluster.restartController()
             try expectInferAligned(drain)
             try expectPlanCarriedOut(drain)
             #expect(cluster.logLines(from: drain.offset).contains { $0.contains("JobId=\(drain.infer) waits for draining jobs to free node1 gpus=0-3") })
+            // The decision log survives the restart: the records before it are kept, the
+            // restarted controller appends (its writer numbers from 1 again) and records the wait.
+            let after = records()
+            #expect(after.count > before, "\(after.count) records after the restart, \(before) before")
+            #expect(after.prefix(before).contains { $0["event"] as? String == "plan" && $0["job"] as? Int == Int(drain.infer) })
+            let restarted = after.dropFirst(before)
+            #expect(restarted.contains { $0["event"] as? String == "wait" && $0["job"] as? Int == Int(drain.infer) && $0["reason"] as? String == "victims-draining" },
+                    "\(restarted)")
+            #expect(restarted.contains { $0["seq"] as? Int == 1 })
         }
 
         /// The slurmd of the victims' node killed (SIGKILL) during the drain, restarted when the

@@ -240,6 +240,46 @@ struct TopoAwareIslandsTests {
         #expect(try cluster.controllerIsUp())
     }
 
+    /// A full disk under the decision log (a 64 KiB tmpfs, filled): slurmctld goes on deciding
+    /// and preempting as before, logs one error naming the file, and once there is room again the
+    /// log goes on with a `records-lost` line counting what it could not write.
+    @Test func fullDiskUnderTheDecisionLog() throws {
+        let mount = cluster.directory + "/full-disk"
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        let mounted = try cluster.run(["mount", "-t", "tmpfs", "-o", "size=64k", "topo-preempt-full", mount])
+        try #require(mounted.status == 0, "mount: \(mounted.stderr)")
+        defer { _ = try? cluster.run(["umount", mount]) }
+        let filled = try cluster.run(["dd", "if=/dev/zero", "of=\(mount)/filler", "bs=4k"])
+        #expect(filled.status != 0 && filled.stderr.contains("No space left on device"), "\(filled.stderr)")
+        let conf = cluster.topoAwareConf
+        let original = try String(contentsOfFile: conf, encoding: .utf8)
+        defer { try? original.write(toFile: conf, atomically: true, encoding: .utf8) }
+        let path = mount + "/decisions.jsonl"
+        try original.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.hasPrefix("DecisionLog=") ? "DecisionLog=\(path)" : String($0) }.joined(separator: "\n")
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let offset = cluster.logSize()
+        let first = try ProvenanceCheck.preemptOnce(on: cluster)
+        #expect(first.victims == [first.batch[0], first.batch[2]], "preemption changed under a full disk")
+        try cluster.finish(first.batch + [first.infer])
+        let errors = cluster.logLines(from: offset).filter { $0.contains("preempt/topo_aware: decision log: cannot") }
+        #expect(errors.count == 1, "\(errors)")
+        #expect(errors.first?.contains(path) == true && errors.first?.contains("No space left on device") == true, "\(errors)")
+        #expect(try cluster.controllerIsUp())
+        // Room again: the next decisions are written, after the count of those lost.
+        try FileManager.default.removeItem(atPath: mount + "/filler")
+        let second = try ProvenanceCheck.preemptOnce(on: cluster)
+        defer { try? cluster.finish(second.batch + [second.infer]) }
+        var lines: [String] = []
+        let resumed = cluster.waitUntil(seconds: 10) {
+            lines = ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            return lines.contains { $0.contains(#""event":"preempted""#) && $0.contains(#""other":\#(second.infer)"#) }
+        }
+        #expect(resumed, "\(lines)")
+        #expect(lines.first?.contains(#""event":"records-lost""#) == true, "\(lines.first ?? "(empty)")")
+        #expect(cluster.logLines(from: offset).contains { $0.contains("preempt/topo_aware: decision log: writing \(path) again") })
+    }
+
     /// Batch jobs already waiting for node1 when the victims' GPUs are freed do not take them:
     /// the infer job does (kept plan, then Slurm's priority order).
     @Test func freedGPUsGoToThePreemptor() throws {

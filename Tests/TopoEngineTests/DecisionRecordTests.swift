@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import TopoEngine
 
@@ -77,6 +78,38 @@ import Testing
         #expect(high.map(\.event) == [.takeover, .plan], "\(high)")
         #expect(high.first?.job == 101 && high.first?.other == 100 && high.first?.victims == [1, 3])
     }
+
+    /// What the writer writes, the reader reads back: every record kind, every field.
+    @Test func linesReadBack() throws {
+        var controller = PreemptController()
+        var records = decide(&controller, Controller.snapshot(Self.lab)).records
+        var stats = DecisionRecord.PluginStats()
+        stats.decisions = 55
+        stats.rebuilds = ["start": 1, "period": 2]
+        stats.p50Microseconds = 447
+        stats.sumMicroseconds = 30_000
+        stats.buckets = [(16, 0), (32, 3), (1024, 55)]
+        var record = DecisionRecord(.stats, time: 9, job: 0, message: "since start")
+        record.stats = stats
+        records.append(record)
+        var lost = DecisionRecord(.recordsLost, time: 10, job: 0, message: "3 lost")
+        lost.count = 3
+        records.append(lost)
+        let decoder = JSONDecoder()
+        for (i, original) in records.enumerated() {
+            let line = original.jsonLine(sequence: UInt64(i + 1))
+            let back = try decoder.decode(DecisionRecord.self, from: Data(line.utf8))
+            var expected = original
+            expected.cost?.victimIDs = original.victims.sorted()
+            #expect(back == expected, "\(line)")
+        }
+        #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"nope","job":1}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"plan","job":1,"level":"x"}"#.utf8)) }
+    }
+
+    @Test(arguments: [(0, "1970-01-01T00:00:00Z"), (1_796_236_889, "2026-12-02T18:41:29Z"), (951_782_400, "2000-02-29T00:00:00Z"),
+                      (-1, "1969-12-31T23:59:59Z")] as [(Int64, String)])
+    func timestamps(seconds: Int64, text: String) { #expect(utcTimestamp(seconds) == text) }
 
     /// The JSON line: fixed key order, the sequence number first, strings escaped.
     @Test func jsonLine() {

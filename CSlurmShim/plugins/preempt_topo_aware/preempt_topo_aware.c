@@ -176,6 +176,8 @@ static struct {
 	void (*reset)(void);
 	/* optional: the decision log's preempted records and the jobs' provenance */
 	int (*victim)(const topo_preempt_victim_t *, topo_preempt_provenance_t *);
+	void (*record_stats)(const topo_preempt_stats_record_t *);
+	void (*record_fallback)(uint32_t, const char *, const char *);
 } swift;
 
 /* Finds job_submit_topo_aware.so in PluginDir: the handle slurmctld already holds when
@@ -212,6 +214,8 @@ static bool _swift_resolve(void)
 		    (swift.settings(&s) == 0) && (s.abi_version == TOPO_PREEMPT_ABI_VERSION)) {
 			swift.found = true;
 			swift.victim = dlsym(handle, "TopoAwareSwift_preemptVictim");
+			swift.record_stats = dlsym(handle, "TopoAwareSwift_preemptRecordStats");
+			swift.record_fallback = dlsym(handle, "TopoAwareSwift_preemptRecordFallback");
 			base_policy = s.base_policy;
 			info("%s: planner found in %s (base policy %s)", plugin_type, path,
 			     (base_policy == TOPO_PREEMPT_BASE_QOS) ? "qos" : "partition_prio");
@@ -1465,8 +1469,13 @@ static void _decide(void)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	_sweep(p);
 	if (idx.overflow) {
-		info("%s: JobId=%u more than %u running jobs or %u GPU allocations; base policy",
-		     plugin_type, q.preemptor_id, MAX_JOBS, MAX_ALLOCS);
+		char line[160];
+
+		snprintf(line, sizeof(line), "JobId=%u more than %u running jobs or %u GPU allocations; base policy",
+			 q.preemptor_id, MAX_JOBS, MAX_ALLOCS);
+		info("%s: %s", plugin_type, line);
+		if (swift.record_fallback)
+			swift.record_fallback(q.preemptor_id, "index-overflow", line);
 		return;
 	}
 	request = _request_of(p);
@@ -1489,9 +1498,15 @@ static void _decide(void)
 	}
 	if (!_verify(&q.decision, &bad)) {
 		/* The index disagrees with the live records: never answer from it. */
+		char line[160];
+
 		q.disagreements++;
-		info("%s: JobId=%u victim JobId=%u differs from the job index; base policy for this pass, index rebuilt at the next walk",
-		     plugin_type, p->job_id, bad);
+		snprintf(line, sizeof(line),
+			 "JobId=%u victim JobId=%u differs from the job index; base policy for this pass, index rebuilt at the next walk",
+			 p->job_id, bad);
+		info("%s: %s", plugin_type, line);
+		if (swift.record_fallback)
+			swift.record_fallback(p->job_id, "index-disagreement", line);
 		idx.rebuild = R_DISAGREEMENT;
 		if ((k = _kept_of(p->job_id)))
 			memset(k, 0, sizeof(*k));
@@ -1602,8 +1617,47 @@ static void _record(uint64_t ns)
 		hist_max_us = us;
 }
 
+static void _fill_stats(topo_preempt_stats_t *out)
+{
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	out->walks = q.walks;
+	out->decisions = q.decisions;
+	out->kept = q.reused;
+	out->partial = q.partial_plans;
+	out->full = q.full_plans;
+	out->disagreements = q.disagreements;
+	for (r = 0; r < R_COUNT; r++)
+		out->rebuilds[r] = idx.rebuilds[r];
+	out->decide_ns = q.decide_ns;
+	out->last_decide_ns = q.last_decide_ns;
+	out->indexed_jobs = idx.count;
+	out->indexed_gpu_jobs = idx.gpu_jobs;
+}
+
+/* The counters as a `stats` record of the decision log (the Swift side writes it). */
+static void _record_stats(void)
+{
+	topo_preempt_stats_record_t r;
+	uint32_t b, i;
+
+	if (!swift.found || !swift.record_stats)
+		return;
+	memset(&r, 0, sizeof(r));
+	_fill_stats(&r.stats);
+	r.p50_us = _percentile(0.5);
+	r.p99_us = _percentile(0.99);
+	r.max_us = hist_max_us;
+	for (b = 0; b < HIST_BUCKETS; b++)
+		for (i = 0; i < TOPO_PREEMPT_STATS_BUCKETS; i++)
+			if (_bucket_high(b) < (1ull << (4 + i)))
+				r.buckets[i] += hist[b];
+	swift.record_stats(&r);
+}
+
 /* Every StatsInterval seconds (when there were decisions): one line summing up all decisions
- * since the plugin started. */
+ * since the plugin started, and the same as a decision record. */
 static void _summary(bool force)
 {
 	time_t now = time(NULL);
@@ -1625,28 +1679,15 @@ static void _summary(bool force)
 	     "us; job index %u running jobs, %u with GPUs; %" PRIu64 " disagreements; index rebuilds: %s",
 	     plugin_type, q.decisions, q.reused, q.partial_plans, q.full_plans, _percentile(0.5),
 	     _percentile(0.99), hist_max_us, idx.count, idx.gpu_jobs, q.disagreements, counts);
+	_record_stats();
 }
 
 extern void topo_aware_preempt_stats(topo_preempt_stats_t *out)
 {
-	int r;
-
 	if (!out)
 		return;
 	slurm_mutex_lock(&q_lock);
-	memset(out, 0, sizeof(*out));
-	out->walks = q.walks;
-	out->decisions = q.decisions;
-	out->kept = q.reused;
-	out->partial = q.partial_plans;
-	out->full = q.full_plans;
-	out->disagreements = q.disagreements;
-	for (r = 0; r < R_COUNT; r++)
-		out->rebuilds[r] = idx.rebuilds[r];
-	out->decide_ns = q.decide_ns;
-	out->last_decide_ns = q.last_decide_ns;
-	out->indexed_jobs = idx.count;
-	out->indexed_gpu_jobs = idx.gpu_jobs;
+	_fill_stats(out);
 	slurm_mutex_unlock(&q_lock);
 }
 

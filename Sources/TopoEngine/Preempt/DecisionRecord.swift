@@ -26,6 +26,60 @@ public struct DecisionRecord: Sendable, Equatable {
         case preempted
         /// The writer could not write `count` records (full disk, queue full); written once it can.
         case recordsLost = "records-lost"
+        /// preempt/topo_aware's counters since slurmctld started (`stats`), every StatsInterval
+        /// and at shutdown: what its summary log line says.
+        case stats
+    }
+
+    /// The C plugin's counters since it started, and its deciding times (the whole hook's
+    /// decision: snapshot, planner, answer) as a cumulative histogram.
+    public struct PluginStats: Sendable, Equatable {
+        public var decisions: UInt64 = 0
+        public var kept: UInt64 = 0
+        public var partial: UInt64 = 0
+        public var full: UInt64 = 0
+        public var disagreements: UInt64 = 0
+        /// Job index rebuilds by reason (start, reconfigure, period, disagreement, overflow).
+        public var rebuilds: [String: UInt64] = [:]
+        public var indexedJobs: UInt64 = 0
+        public var indexedGPUJobs: UInt64 = 0
+        public var p50Microseconds: UInt64 = 0
+        public var p99Microseconds: UInt64 = 0
+        public var maxMicroseconds: UInt64 = 0
+        public var sumMicroseconds: UInt64 = 0
+        /// (upper bound in microseconds, decisions that took at most that), ascending.
+        public var buckets: [(le: UInt64, count: UInt64)] = []
+
+        public init() {}
+
+        public static func == (a: PluginStats, b: PluginStats) -> Bool {
+            a.decisions == b.decisions && a.kept == b.kept && a.partial == b.partial && a.full == b.full
+                && a.disagreements == b.disagreements && a.rebuilds == b.rebuilds && a.indexedJobs == b.indexedJobs
+                && a.indexedGPUJobs == b.indexedGPUJobs && a.p50Microseconds == b.p50Microseconds
+                && a.p99Microseconds == b.p99Microseconds && a.maxMicroseconds == b.maxMicroseconds
+                && a.sumMicroseconds == b.sumMicroseconds && a.buckets.map(\.le) == b.buckets.map(\.le)
+                && a.buckets.map(\.count) == b.buckets.map(\.count)
+        }
+
+        func json() -> String {
+            var o = JSONObjectWriter()
+            o.number("decisions", decisions)
+            o.number("kept", kept)
+            o.number("partial", partial)
+            o.number("full", full)
+            o.number("disagreements", disagreements)
+            o.raw("rebuilds", "{" + rebuilds.keys.sorted().map { "\(JSONObjectWriter.quoted($0)):\(rebuilds[$0] ?? 0)" }.joined(separator: ",") + "}")
+            o.number("indexed_jobs", indexedJobs)
+            o.number("indexed_gpu_jobs", indexedGPUJobs)
+            var hook = JSONObjectWriter()
+            hook.number("p50", p50Microseconds)
+            hook.number("p99", p99Microseconds)
+            hook.number("max", maxMicroseconds)
+            hook.number("sum", sumMicroseconds)
+            hook.raw("buckets", "[" + buckets.map { "[\($0.le),\($0.count)]" }.joined(separator: ",") + "]")
+            o.raw("hook_us", hook.finish())
+            return o.finish()
+        }
     }
 
     /// One node of a plan: the GPUs the job is expected to get there.
@@ -67,6 +121,8 @@ public struct DecisionRecord: Sendable, Equatable {
     public var lostGPUSeconds: Int64?
     /// `records-lost`: how many.
     public var count: UInt64?
+    /// `stats`: the plugin's counters.
+    public var stats: PluginStats?
 
     public init(_ event: Event, time: Int64, job: UInt32, message: String, reason: String? = nil) {
         self.event = event
@@ -126,6 +182,7 @@ public struct DecisionRecord: Sendable, Equatable {
         if let preemptMode { out.string("preempt_mode", preemptMode) }
         if let lostGPUSeconds { out.number("lost_gpu_seconds", lostGPUSeconds) }
         if let count { out.number("count", count) }
+        if let stats { out.raw("stats", stats.json()) }
         out.string("message", message)
         if !details.isEmpty { out.raw("details", "[" + details.map(JSONObjectWriter.quoted).joined(separator: ",") + "]") }
         return out.finish()
@@ -193,7 +250,7 @@ struct JSONObjectWriter {
 
 extension DecisionRecord: Decodable {
     enum CodingKeys: String, CodingKey {
-        case time, event, job, other, reason, mode, level, reached, targets, victims, cost, message, details, count
+        case time, event, job, other, reason, mode, level, reached, targets, victims, cost, message, details, count, stats
         case planMicroseconds = "plan_us", preemptMode = "preempt_mode", lostGPUSeconds = "lost_gpu_seconds"
     }
 
@@ -203,6 +260,13 @@ extension DecisionRecord: Decodable {
     }
 
     enum TargetKeys: String, CodingKey { case node, gpus }
+
+    enum StatsKeys: String, CodingKey {
+        case decisions, kept, partial, full, disagreements, rebuilds
+        case indexedJobs = "indexed_jobs", indexedGPUJobs = "indexed_gpu_jobs", hook = "hook_us"
+    }
+
+    enum HookKeys: String, CodingKey { case p50, p99, max, sum, buckets }
 
     /// A line of the decision log; unknown keys are ignored (newer writers may add some).
     public init(from decoder: any Decoder) throws {
@@ -248,6 +312,25 @@ extension DecisionRecord: Decodable {
         preemptMode = try c.decodeIfPresent(String.self, forKey: .preemptMode)
         lostGPUSeconds = try c.decodeIfPresent(Int64.self, forKey: .lostGPUSeconds)
         count = try c.decodeIfPresent(UInt64.self, forKey: .count)
+        if c.contains(.stats) {
+            let k = try c.nestedContainer(keyedBy: StatsKeys.self, forKey: .stats)
+            var s = PluginStats()
+            s.decisions = try k.decode(UInt64.self, forKey: .decisions)
+            s.kept = try k.decode(UInt64.self, forKey: .kept)
+            s.partial = try k.decode(UInt64.self, forKey: .partial)
+            s.full = try k.decode(UInt64.self, forKey: .full)
+            s.disagreements = try k.decode(UInt64.self, forKey: .disagreements)
+            s.rebuilds = try k.decode([String: UInt64].self, forKey: .rebuilds)
+            s.indexedJobs = try k.decode(UInt64.self, forKey: .indexedJobs)
+            s.indexedGPUJobs = try k.decode(UInt64.self, forKey: .indexedGPUJobs)
+            let h = try k.nestedContainer(keyedBy: HookKeys.self, forKey: .hook)
+            s.p50Microseconds = try h.decode(UInt64.self, forKey: .p50)
+            s.p99Microseconds = try h.decode(UInt64.self, forKey: .p99)
+            s.maxMicroseconds = try h.decode(UInt64.self, forKey: .max)
+            s.sumMicroseconds = try h.decode(UInt64.self, forKey: .sum)
+            s.buckets = try h.decode([[UInt64]].self, forKey: .buckets).compactMap { $0.count == 2 ? ($0[0], $0[1]) : nil }
+            stats = s
+        }
     }
 }
 

@@ -110,7 +110,7 @@ public struct Explanation: Sendable {
             summary.append("Last decision (\(utcTimestamp(last.time))): its plan was dropped (\(last.reason ?? "?")) and it is planned again.")
         case .released:
             summary.append("Its plan was released at \(utcTimestamp(last.time)): it left the pending queue.")
-        case .plan, .executing, .takeover, .preempted, .recordsLost:
+        case .plan, .executing, .takeover, .preempted, .recordsLost, .stats:
             break
         }
     }
