@@ -9,17 +9,19 @@ struct ExplainCommand: ParsableCommand {
         abstract: "Say what preempt/topo_aware decided about a job: its plan, its victims, why it waits, or who preempted it.",
         discussion: """
             Reads the decision log (DecisionLog= in topo_aware.conf, with its rotated files FILE.1, \
-            FILE.2, ...; or --records) and, unless --no-live, the job's live record through libslurm \
-            ($SLURM_CONF). Works for pending, running and finished jobs: once Slurm has purged a job, \
-            the log still has its records. Exit status: 0 explained, 1 no record names the job and \
-            Slurm does not know it, or an input is wrong (a line of the log that is not a record is \
-            reported with its file and line and skipped).
+            FILE.2, ...; or --records), unless --no-live the job's live record through libslurm \
+            ($SLURM_CONF), and unless --no-history its runs as slurmdbd keeps them (sacct -D: the \
+            provenance keys of each run's AdminComment). Works for pending, running and finished \
+            jobs: once Slurm has purged a job, the log and slurmdbd still have it. Exit status: 0 \
+            explained, 1 nothing names the job, or an input is wrong (a line of the log that is not a \
+            record is reported with its file and line and skipped).
             """)
 
     @Argument(help: "The job id.") var jobID: UInt32
     @Option(name: .customLong("records"), help: ArgumentHelp("The decision log to read (default: DecisionLog= of topo_aware.conf).", valueName: "file"))
     var records: String?
-    @Flag(name: .customLong("no-live"), help: "Do not ask slurmctld; the decision log only.") var noLive = false
+    @Flag(name: .customLong("no-live"), help: "Do not ask slurmctld for the job's live record.") var noLive = false
+    @Flag(name: .customLong("no-history"), help: "Do not ask slurmdbd (sacct) for the job's runs.") var noHistory = false
     @OptionGroup var config: ConfigPathOption
     @OptionGroup var output: FormatOption
 
@@ -41,8 +43,15 @@ struct ExplainCommand: ParsableCommand {
         if !noLive {
             do { live = try Self.liveFacts(jobID, config: config) } catch { printError("warning: \(error); the decision log only") }
         }
-        let explanation = Explanation(job: jobID, records: all, live: live)
-        if explanation.role == .none && live == nil {
+        var history: [Explanation.Run] = []
+        if !noHistory {
+            switch SacctHistory.runs(of: jobID) {
+            case let .success(runs): history = runs
+            case let .failure(problem): if live == nil { printError("warning: \(problem)") }
+            }
+        }
+        let explanation = Explanation(job: jobID, records: all, live: live, history: history)
+        if explanation.role == .none && live == nil && history.isEmpty {
             if output.format == .json { try printJSON(ExplainReport(explanation)) }
             throw CLIError.input("JobId=\(jobID): no record of \(path) names it and Slurm does not know it").exit()
         }
@@ -51,6 +60,9 @@ struct ExplainCommand: ParsableCommand {
         case .text:
             for line in explanation.summary { print(line) }
             if let live, let comment = live.systemComment { print("SystemComment: \(comment)") }
+            for run in history {
+                print("slurmdbd run: \(run.state) \(run.start) - \(run.end)\(run.adminComment.map { " AdminComment=\($0)" } ?? "")")
+            }
             if !explanation.records.isEmpty {
                 print("Records (\(path)):")
                 for record in explanation.records {
@@ -78,6 +90,38 @@ struct ExplainCommand: ParsableCommand {
         }
         return .init(state: job.stateName ?? "\(job.state)", adminComment: job.adminComment, systemComment: job.systemComment,
                      gpus: gpus, reached: reached)
+    }
+}
+
+/// The job's runs as slurmdbd keeps them: `sacct -D -X -n -P` (the same client a site uses;
+/// its own errors, e.g. no accounting storage, come back as the failure).
+enum SacctHistory {
+    struct Problem: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func runs(of job: UInt32) -> Result<[Explanation.Run], Problem> {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["sacct", "-D", "-X", "-n", "-P", "-j", String(job), "--format=JobID,State,Start,End,AdminComment"]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        do { try process.run() } catch { return .failure(Problem(description: "sacct: \(error)")) }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let text = String(decoding: errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return .failure(Problem(description: "sacct exited \(process.terminationStatus)\(text.isEmpty ? "" : ": \(text)")"))
+        }
+        var runs: [Explanation.Run] = []
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: "|", maxSplits: 4, omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == 5, fields[0] == String(job) else { continue }
+            runs.append(.init(state: fields[1], start: fields[2], end: fields[3], adminComment: fields[4].isEmpty ? nil : fields[4]))
+        }
+        return .success(runs)
     }
 }
 
@@ -150,6 +194,15 @@ struct ExplainReport: Encodable {
     var summary: [String]
     var live: Live?
     var records: [Record]
+    var history: [Run]?
+
+    struct Run: Encodable {
+        var state: String
+        var start: String
+        var end: String
+        var adminComment: String?
+        var provenance: [String: String]?
+    }
 
     init(_ e: Explanation) {
         job = e.job
@@ -159,6 +212,10 @@ struct ExplainReport: Encodable {
             Live(state: l.state, adminComment: l.adminComment, systemComment: l.systemComment,
                  gpus: l.gpus.isEmpty ? nil : Dictionary(l.gpus.map { ($0.node, $0.gpus.description) }, uniquingKeysWith: { a, _ in a }),
                  reached: l.reached?.name)
+        }
+        history = e.history.isEmpty ? nil : e.history.map {
+            Run(state: $0.state, start: $0.start, end: $0.end, adminComment: $0.adminComment,
+                provenance: $0.provenance.isEmpty ? nil : $0.provenance)
         }
         records = e.records.map { r in
             Record(time: utcTimestamp(r.time), event: r.event.rawValue, job: r.job, other: r.other, reason: r.reason, message: r.message,

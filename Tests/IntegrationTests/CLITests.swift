@@ -34,23 +34,23 @@ struct CLITests {
               #"{"seq":3,"time":1796236890,"event":"bogus","job":3}"#,
               #"{"seq":4,"time":1796236891,"event":"wait","job":7,"reason":"no-aligned-plan","message":"JobId=7 no plan"}"#].joined(separator: "\n") + "\n")
             .write(toFile: log, atomically: true, encoding: .utf8)
-        let preemptor = try CLI.run(["explain", "6", "--records", log, "--no-live"])
+        let preemptor = try CLI.run(["explain", "6", "--records", log, "--no-live", "--no-history"])
         #expect(preemptor.status == 0, "\(preemptor.stderr)")
         #expect(preemptor.stdout.contains("Plan made at 2026-12-02T18:41:29Z (guaranteed mode): node1 gpus=0-3, nvlink-aligned, victims 1,3"))
         #expect(preemptor.stdout.contains("  - on node1: requeue 1 GPUs 0-1, 3 GPUs 2-3"))
         #expect(preemptor.stdout.contains("Preempted for it: JobId=1 (REQUEUE, node1 gpus=0-1, chosen by plan)."))
         #expect(preemptor.stderr.contains("\(log):2: not a decision record (unknown event 'bogus'); skipped"), "\(preemptor.stderr)")
-        let victim = try CLI.run(["explain", "1", "--records", log, "--no-live", "--format", "json"])
+        let victim = try CLI.run(["explain", "1", "--records", log, "--no-live", "--no-history", "--format", "json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(victim.stdout.utf8)) as? [String: Any])
         #expect(object["role"] as? String == "victim")
         #expect((object["records"] as? [[String: Any]])?.first?["other"] as? Int == 6)
-        let waiting = try CLI.run(["explain", "7", "--records", log, "--no-live"])
+        let waiting = try CLI.run(["explain", "7", "--records", log, "--no-live", "--no-history"])
         #expect(waiting.stdout.contains("Last decision (2026-12-02T18:41:31Z): it waits, no-aligned-plan: JobId=7 no plan."))
-        let unknown = try CLI.run(["explain", "99", "--records", log, "--no-live"])
+        let unknown = try CLI.run(["explain", "99", "--records", log, "--no-live", "--no-history"])
         #expect(unknown.status == 1 && unknown.stderr.contains("JobId=99: no record of \(log) names it"))
         let conf = directory + "/topo_aware.conf"
         try "PreemptorClass=a Partitions=p\n".write(toFile: conf, atomically: true, encoding: .utf8)
-        let unset = try CLI.run(["explain", "6", "--config", conf, "--no-live"])
+        let unset = try CLI.run(["explain", "6", "--config", conf, "--no-live", "--no-history"])
         #expect(unset.status == 1 && unset.stderr.contains("\(conf): no DecisionLog= is set"), "\(unset.stderr)")
     }
 

@@ -421,6 +421,14 @@ struct TopoAwareQOSTests {
             }
             #expect(stored, "sacct rows of \(victim): \(rows)")
         }
+        // explain reads the same runs back (sacct -D): the victim's preempted run and who took it.
+        let explained = try cluster.cli(["explain", victims[0], "--format", "json"])
+        #expect(explained.status == 0, "\(explained.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(explained.stdout.utf8)) as? [String: Any])
+        let runs = object["history"] as? [[String: Any]] ?? []
+        #expect(runs.contains { ($0["provenance"] as? [String: String])?["preempted_by"] == infer && ($0["state"] as? String) == "PREEMPTED" },
+                "\(runs)")
+        #expect((object["summary"] as? [String])?.contains { $0.hasPrefix("slurmdbd: its run ") && $0.contains("preempted by JobId=\(infer) on node1:") } == true)
     }
 
     /// QOS decides, not the partition: a batch-QOS job in the infer partition (PriorityTier 10)

@@ -198,3 +198,25 @@ import Testing
         #expect(AdminCommentTag.merge(existing: "a topo_aware:preemptible=batch", tag: nil) == "a")
     }
 }
+
+/// explain's reading of slurmdbd's runs: a purged job whose records rotated away is still
+/// explained from its runs' AdminComment keys.
+@Suite struct ExplanationHistoryTests {
+    @Test func runsSayWhoPreemptedAndWhichPlanRan() {
+        let victim = Explanation(job: 1, records: [], live: nil, history: [
+            .init(state: "PREEMPTED", start: "2026-12-02T18:49:20", end: "2026-12-02T18:49:33",
+                  adminComment: "topo_aware:preemptible=batch,preempted_by=6,preempted_gpus=node1:0-1,preempted_at=1796236890,chosen_by=plan"),
+            .init(state: "CANCELLED by 0", start: "2026-12-02T18:50:00", end: "2026-12-02T18:51:00", adminComment: "topo_aware:preemptible=batch"),
+        ])
+        #expect(victim.role == .none)
+        #expect(victim.summary.contains("slurmdbd: its run 2026-12-02T18:49:20 - 2026-12-02T18:49:33 ended PREEMPTED: preempted by JobId=6 on node1:0-1, chosen by plan."))
+        #expect(!victim.summary.contains { $0.hasPrefix("No decision") })
+        let preemptor = Explanation(job: 6, records: [], live: nil, history: [
+            .init(state: "COMPLETED", start: "a", end: "b",
+                  adminComment: "topo_aware:preemptor=inference,level=nvlink,mode=guaranteed,plan=node1:0-3,reached=nvlink,victims=1+3"),
+        ])
+        #expect(preemptor.summary.contains("slurmdbd: its run a - b (COMPLETED) ran on the plan node1:0-3, nvlink-aligned, victims 1,3."))
+        let nothing = Explanation(job: 9, records: [], live: nil, history: [.init(state: "COMPLETED", start: "a", end: "b", adminComment: nil)])
+        #expect(nothing.summary.last?.hasPrefix("No decision of preempt/topo_aware names this job") == true)
+    }
+}

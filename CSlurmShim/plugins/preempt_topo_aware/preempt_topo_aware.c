@@ -859,6 +859,7 @@ static struct {
 	kept_t kept[MAX_KEPT_DECISIONS];
 	uint64_t walks, decisions, reused, disagreements, full_plans, partial_plans;
 	uint64_t decide_ns, last_decide_ns;
+	bool overflow_recorded;  /* the index overflow's fallback record is written */
 } q;
 
 /* GPUs per node the preemptor asks for (0: none readable), and whether per socket. */
@@ -1474,10 +1475,13 @@ static void _decide(void)
 		snprintf(line, sizeof(line), "JobId=%u more than %u running jobs or %u GPU allocations; base policy",
 			 q.preemptor_id, MAX_JOBS, MAX_ALLOCS);
 		info("%s: %s", plugin_type, line);
-		if (swift.record_fallback)
+		/* Recorded once per overflow, not at every decision while it lasts. */
+		if (swift.record_fallback && !q.overflow_recorded)
 			swift.record_fallback(q.preemptor_id, "index-overflow", line);
+		q.overflow_recorded = true;
 		return;
 	}
+	q.overflow_recorded = false;
 	request = _request_of(p);
 	k = _kept_of(p->job_id);
 	/* last_part_update counts seconds: a decision made in the same second as the last

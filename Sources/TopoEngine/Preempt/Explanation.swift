@@ -19,6 +19,26 @@ public struct Explanation: Sendable {
     public var records: [DecisionRecord]
     /// The job as Slurm reports it now (nil: Slurm no longer knows it).
     public var live: LiveFacts?
+    /// Its runs as slurmdbd keeps them (`sacct -D`), oldest first; empty when not asked or none.
+    public var history: [Run]
+
+    /// One run of the job in slurmdbd: its state and the provenance keys of its AdminComment
+    /// (slurmctld sends AdminComment with each run's end).
+    public struct Run: Sendable, Equatable {
+        public var state: String
+        public var start: String
+        public var end: String
+        public var adminComment: String?
+
+        public init(state: String, start: String, end: String, adminComment: String?) {
+            self.state = state
+            self.start = start
+            self.end = end
+            self.adminComment = adminComment
+        }
+
+        public var provenance: [String: String] { AdminCommentTag.provenance(adminComment: adminComment) }
+    }
 
     /// What the live record adds: state, the provenance preempt/topo_aware wrote on the job.
     public struct LiveFacts: Sendable, Equatable {
@@ -40,9 +60,10 @@ public struct Explanation: Sendable {
         }
     }
 
-    public init(job: UInt32, records all: [DecisionRecord], live: LiveFacts?) {
+    public init(job: UInt32, records all: [DecisionRecord], live: LiveFacts?, history: [Run] = []) {
         self.job = job
         self.live = live
+        self.history = history
         records = all.filter { $0.job == job || $0.other == job }
         let preempted = records.filter { $0.event == .preempted && $0.job == job }
         let own = records.filter { $0.job == job && $0.event != .preempted }
@@ -66,7 +87,17 @@ public struct Explanation: Sendable {
                 + (record.lostGPUSeconds.map { "; \($0) GPU-seconds of its run lost" } ?? "") + ".")
         }
         if asPreemptor { explainPreemptor(own) }
-        if role == .none {
+        for run in history {
+            let keys = run.provenance
+            if let by = keys["preempted_by"], run.state.hasPrefix("PREEMPTED") || run.state.hasPrefix("REQUEUE") {
+                summary.append("slurmdbd: its run \(run.start) - \(run.end) ended \(run.state): preempted by JobId=\(by) on "
+                    + "\(keys["preempted_gpus"] ?? "?"), chosen by \(keys["chosen_by"] ?? "?").")
+            } else if let plan = keys["plan"] {
+                summary.append("slurmdbd: its run \(run.start) - \(run.end) (\(run.state)) ran on the plan \(plan), \(keys["reached"] ?? "?")-aligned, "
+                    + "victims \(keys["victims"]?.split(separator: "+").joined(separator: ",") ?? "?").")
+            }
+        }
+        if role == .none && !history.contains(where: { !$0.provenance.isEmpty }) {
             let keys = AdminCommentTag.provenance(adminComment: live?.adminComment)
             if let by = keys["preempted_by"] {
                 summary.append("Its AdminComment says it was preempted by JobId=\(by) on \(keys["preempted_gpus"] ?? "?") "
