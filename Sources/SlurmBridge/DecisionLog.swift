@@ -15,6 +15,8 @@ import TopoEngine
 ///   ..., the oldest beyond DecisionLogKeep is removed) and a new FILE is opened. A reader that
 ///   keeps its descriptor open reads the renamed file to its end and then opens FILE again:
 ///   nothing is lost between them (`topo-preempt` follows the log this way).
+/// - A file moved away or removed under it (logrotate, an administrator) is noticed at the next
+///   records, which go to a new file at the configured path.
 /// - Every line carries `seq`, counting from 1 at each start of the writer.
 final class DecisionLog: @unchecked Sendable {
     struct Settings: Equatable {
@@ -35,6 +37,9 @@ final class DecisionLog: @unchecked Sendable {
     private var queuedBytes = 0
     private var lost: UInt64 = 0
     private var writing = false
+    /// The settings changed: the writer lets go of the old file at once (not at the next record),
+    /// so an old directory can be removed or unmounted after a reconfiguration.
+    private var changed = false
     private var threadStarted = false
     private var lostSince: Int64 = 0
     // Writer thread only.
@@ -67,7 +72,11 @@ final class DecisionLog: @unchecked Sendable {
     /// The file in force (nil: none; records are then dropped silently). Cheap when unchanged.
     func configure(_ new: Settings?) {
         let start: Bool = locked {
-            if settings != new { settings = new }
+            if settings != new {
+                settings = new
+                changed = true
+                pthread_cond_signal(wake)
+            }
             guard new != nil, !threadStarted else { return false }
             threadStarted = true
             return true
@@ -104,7 +113,7 @@ final class DecisionLog: @unchecked Sendable {
         clock_gettime(CLOCK_REALTIME, &deadline)
         deadline.tv_sec += seconds
         return locked {
-            while threadStarted && (!queue.isEmpty || writing) {
+            while threadStarted && (!queue.isEmpty || writing || changed) {
                 if pthread_cond_timedwait(idle, mutex, &deadline) == ETIMEDOUT { return false }
             }
             return true
@@ -139,7 +148,9 @@ final class DecisionLog: @unchecked Sendable {
             var dropped: UInt64 = 0
             var since: Int64 = 0
             pthread_mutex_lock(mutex)
-            while queue.isEmpty && lost == 0 { pthread_cond_wait(wake, mutex) }
+            while queue.isEmpty && lost == 0 && !changed { pthread_cond_wait(wake, mutex) }
+            let reconfigured = changed
+            changed = false
             swap(&batch, &queue)
             queuedBytes = 0
             current = settings
@@ -149,7 +160,8 @@ final class DecisionLog: @unchecked Sendable {
             writing = true
             pthread_mutex_unlock(mutex)
 
-            let unwritten = write(batch, lost: dropped, since: since, settings: current)
+            if reconfigured && current?.path != openPath { closeFile() }
+            let unwritten = batch.isEmpty && dropped == 0 ? 0 : write(batch, lost: dropped, since: since, settings: current)
 
             pthread_mutex_lock(mutex)
             if unwritten > 0 {
@@ -173,7 +185,7 @@ final class DecisionLog: @unchecked Sendable {
             closeFile()
             return 0
         }
-        if openPath != settings.path { closeFile() }
+        if openPath != settings.path || !stillAtPath(settings.path) { closeFile() }
         guard fd >= 0 || openFile(settings.path) else { return lost + UInt64(batch.count) }
         var text = ""
         if lost > 0 {
@@ -203,7 +215,8 @@ final class DecisionLog: @unchecked Sendable {
     private func writeAll(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
         var offset = 0
         while offset < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            guard let base = bytes.baseAddress else { return nil }
+            let n = Glibc.write(fd, base + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 return String(cString: strerror(errno))
@@ -228,6 +241,15 @@ final class DecisionLog: @unchecked Sendable {
         fd = descriptor
         openPath = path
         return true
+    }
+
+    /// The open file is still the one at `path` (not moved away by logrotate, removed, or
+    /// under a directory mounted over since): else the next lines go to a new file at `path`.
+    private func stillAtPath(_ path: String) -> Bool {
+        guard fd >= 0 else { return true }
+        var named = stat(), open = stat()
+        guard stat(path, &named) == 0, fstat(fd, &open) == 0 else { return false }
+        return named.st_ino == open.st_ino && named.st_dev == open.st_dev
     }
 
     private func closeFile() {

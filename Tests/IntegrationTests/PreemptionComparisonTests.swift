@@ -248,7 +248,12 @@ struct TopoAwareIslandsTests {
         try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
         let mounted = try cluster.run(["mount", "-t", "tmpfs", "-o", "size=64k", "topo-preempt-full", mount])
         try #require(mounted.status == 0, "mount: \(mounted.stderr)")
-        defer { _ = try? cluster.run(["umount", mount]) }
+        // Lazily: slurmctld's writer lets go of the file when it next reads topo_aware.conf.
+        defer {
+            let unmounted = try? cluster.run(["umount", "-l", mount])
+            #expect(unmounted?.status == 0, "umount -l \(mount): \(unmounted?.stderr ?? "?")")
+            try? FileManager.default.removeItem(atPath: mount)
+        }
         let filled = try cluster.run(["dd", "if=/dev/zero", "of=\(mount)/filler", "bs=4k"])
         #expect(filled.status != 0 && filled.stderr.contains("No space left on device"), "\(filled.stderr)")
         let conf = cluster.topoAwareConf

@@ -99,7 +99,48 @@ import TopoEngine
         #expect(reports.all.first?.contains("cannot write /dev/full: No space left on device") == true, "\(reports.all)")
     }
 
-    /// More than the queue holds while the writer is stuck is counted, not queued.
+    /// A new DecisionLog= (or none) makes the writer let go of the old file at once, not at the
+    /// next record: the old directory can be unmounted or removed.
+    @Test func reconfigurationLetsGoOfTheOldFile() throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let reports = Reports()
+        let log = writer(reports)
+        let old = dir + "/old.jsonl"
+        log.configure(.init(path: old, maxBytes: 1 << 20, keep: 2))
+        log.append(records(1))
+        #expect(log.flush())
+        func holds(_ path: String) -> Bool {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+            return fds.contains { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) == path }
+        }
+        #expect(holds(old))
+        log.configure(.init(path: dir + "/new.jsonl", maxBytes: 1 << 20, keep: 2))
+        #expect(log.flush())
+        #expect(!holds(old), "the old file is still open")
+        log.configure(nil)
+        #expect(log.flush())
+        #expect(reports.all.isEmpty)
+    }
+
+    /// A log moved away by logrotate (or removed): the next records start a new file at the path.
+    @Test func fileMovedAwayIsReopened() throws {
+        let dir = try directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let reports = Reports()
+        let log = writer(reports)
+        let path = dir + "/decisions.jsonl"
+        log.configure(.init(path: path, maxBytes: 1 << 20, keep: 2))
+        log.append(records(2))
+        #expect(log.flush())
+        try FileManager.default.moveItem(atPath: path, toPath: path + ".rotated")
+        log.append(records(1, from: 9))
+        #expect(log.flush())
+        #expect(lines(path + ".rotated").count == 2)
+        #expect(lines(path).count == 1 && lines(path).first?.contains(#""job":9"#) == true)
+        #expect(reports.all.isEmpty)
+    }
+
     @Test func noPathWritesNothing() {
         let reports = Reports()
         let log = writer(reports)

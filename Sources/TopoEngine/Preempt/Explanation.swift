@@ -113,7 +113,8 @@ public struct Explanation: Sendable {
         if let plan = own.last(where: { $0.event == .plan }) {
             let targets = plan.targets.map { "\($0.node) gpus=\($0.gpus)" }.joined(separator: " ")
             let level = plan.reached.map { reached in
-                reached == plan.level || plan.level == nil ? "\(reached.name)-aligned" : "\(reached.name)-aligned (degraded: \(plan.level!.name) required)"
+                guard let required = plan.level, required != reached else { return "\(reached.name)-aligned" }
+                return "\(reached.name)-aligned (degraded: \(required.name) required)"
             } ?? "?"
             summary.append("Plan made at \(utcTimestamp(plan.time)) (\(plan.mode?.name ?? "?") mode): \(targets), \(level), "
                 + "victims \(plan.victims.isEmpty ? "none" : plan.victims.map(String.init).joined(separator: ","))"
