@@ -15,9 +15,14 @@ let package = Package(
         // job_submit_topo_aware.so (Slurm derives the file name from `JobSubmitPlugins=topo_aware`).
         .library(name: "job_submit_topo_aware", type: .dynamic, targets: ["JobSubmitTopoAware"]),
         .executable(name: "topo-preempt", targets: ["topo-preempt"]),
+        // The Prometheus exporter: decision records and `topo-preempt fragmentation` as metrics.
+        // No libslurm: it runs the release's topo-preempt for the cluster's state.
+        .executable(name: "topo-preempt-exporter", targets: ["topo-preempt-exporter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C: Slurm plugin entry points, logger wrappers, xmalloc helpers. No policy.
@@ -60,6 +65,23 @@ let package = Package(
             // The live-cluster commands (plan --job, audit) call libslurm's client API.
             linkerSettings: [.linkedLibrary("slurm")]
         ),
+        // The exporter's parts: the decision log followed across rotation, records turned into
+        // Prometheus metrics (swift-prometheus), the cluster's gauges, the HTTP endpoint (SwiftNIO).
+        .target(
+            name: "ExporterCore",
+            dependencies: [
+                "TopoEngine",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "topo-preempt-exporter",
+            dependencies: ["ExporterCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // Test-only C target: the slurm_* symbols the shim reaches, with recorded calls.
         .target(name: "CSlurmMock", path: "Tests/CSlurmMock", publicHeadersPath: "include"),
         // The hooks fuzzed against the mocked Slurm API: a generator of its own (this build), or
@@ -74,6 +96,7 @@ let package = Package(
         // its suites run serialized, so they share a target).
         .testTarget(name: "SlurmBridgeTests",
                     dependencies: ["SlurmBridge", "CSlurmShim", "SlurmClient", "CSlurmClient", "CSlurmMock"]),
+        .testTarget(name: "ExporterTests", dependencies: ["ExporterCore", "TopoEngine"]),
         .testTarget(name: "IntegrationTests", dependencies: ["TopoEngine"]),
     ]
 )

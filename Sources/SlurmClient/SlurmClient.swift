@@ -110,6 +110,7 @@ public enum SlurmClient {
                 excludedNodeIndices: indexPairs(record.exc_node_inx, nodeCount: nodeCount), userID: record.user_id))
             jobs[jobs.count - 1].stateName = Self.stateNames[base] ?? "UNKNOWN"
             jobs[jobs.count - 1].systemComment = CStrings.read(record.system_comment)
+            jobs[jobs.count - 1].submitTime = record.submit_time > 0 ? Int64(record.submit_time) : nil
         }
         // A node slurmctld sent without GresUsed: its allocated GPUs are those its jobs hold.
         for n in withoutUsage {

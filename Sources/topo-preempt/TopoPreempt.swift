@@ -10,6 +10,6 @@ struct TopoPreempt: ParsableCommand {
             configuration, a rejected job), 64 bad usage.
             """,
         version: "0.1.0",
-        subcommands: [TopoCommand.self, PlanCommand.self, ExplainCommand.self, AuditCommand.self, ConfigCommand.self, ClassifyCommand.self, SimulateCommand.self, BenchCommand.self]
+        subcommands: [TopoCommand.self, PlanCommand.self, ExplainCommand.self, AuditCommand.self, FragmentationCommand.self, ExporterCommand.self, ConfigCommand.self, ClassifyCommand.self, SimulateCommand.self, BenchCommand.self]
     )
 }

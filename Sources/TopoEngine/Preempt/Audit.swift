@@ -9,6 +9,9 @@ public struct AuditEntry: Sendable, Equatable {
     public var gpus: [(node: String, gpus: GPUSet)]
     public var reached: AffinityLevel
     public var aligned: Bool
+    /// When it started, and the seconds from its submission to its start (nil when not known).
+    public var startTime: Int64 = 0
+    public var waitSeconds: Int64?
 
     public static func == (a: AuditEntry, b: AuditEntry) -> Bool {
         a.jobID == b.jobID && a.className == b.className && a.required == b.required && a.mode == b.mode
@@ -35,8 +38,11 @@ public enum Audit {
                 held.append((name, gpus))
                 if let table = tables[name] { reached = max(reached, table.alignment(of: gpus)) } else { reached = .node }
             }
-            entries.append(AuditEntry(jobID: job.id, name: job.name, className: Self.className(of: job, config: config),
-                                      required: level, mode: mode, gpus: held, reached: reached, aligned: reached <= level))
+            var entry = AuditEntry(jobID: job.id, name: job.name, className: Self.className(of: job, config: config),
+                                   required: level, mode: mode, gpus: held, reached: reached, aligned: reached <= level)
+            entry.startTime = job.startTime
+            if let submitted = job.submitTime, job.startTime >= submitted { entry.waitSeconds = job.startTime - submitted }
+            entries.append(entry)
         }
         return entries
     }

@@ -57,6 +57,8 @@ public struct LiveState: Sendable, Equatable {
         /// SystemComment preempt/topo_aware writes its provenance into; nil when not read.
         public var stateName: String?
         public var systemComment: String?
+        /// When the job was submitted (seconds since the epoch); nil when not read.
+        public var submitTime: Int64?
 
         public init(id: UInt32, name: String? = nil, state: State, partition: String?, qos: String? = nil,
                     adminComment: String? = nil, priority: Int = 0, startTime: Int64, preempted: Bool = false,

@@ -90,8 +90,9 @@ public struct PreemptController: Sendable {
         /// Slurm has acted on it: at least one victim stopped running.
         public var executed: Bool
         public var line: String
-        /// The level the plan reaches.
+        /// The level the plan reaches, and the level the job's class requires.
         public var level: AffinityLevel = .node
+        public var required: AffinityLevel = .node
 
         public struct Target: Sendable, Equatable {
             public var node: String
@@ -442,7 +443,7 @@ public struct PreemptController: Sendable {
             let kept = KeptPlan(owner: p.id, rank: rank, mode: mode,
                                 targets: plan.nodes.map { .init(node: $0.node, gpus: $0.expectedGPUs.reduce(GPUSet()) { $0.union($1) }) },
                                 victims: plan.victims, created: snapshot.time, executed: false,
-                                line: Self.describe(plan), level: plan.level)
+                                line: Self.describe(plan), level: plan.level, required: plan.request.level)
             let previous = plans[p.id]
             // Takeover: lower-ranked kept plans whose GPUs this one needs are dropped.
             for other in plans.values where other.owner != p.id && other.rank < rank && Self.overlaps(other.targets, kept.targets) {
@@ -828,6 +829,8 @@ extension PreemptController {
             ]
             record.reason = "plan"
             record.mode = kept.mode
+            record.level = kept.required
+            record.reached = kept.level
             record.victims = kept.victims
             record.message = "\(head): a victim of its plan \(kept.line)"
             let others = kept.victims.filter { $0 != p.victim }.map(String.init).joined(separator: ",")
