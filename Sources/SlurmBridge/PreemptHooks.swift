@@ -105,13 +105,18 @@ enum PreemptPlugin {
     /// topo_aware.conf in force, the preempt settings it gives, and the node layouts.
     static func decisionInputs() -> (TopoAwareConfig?, PreemptSettings, ControllerTopology?) {
         let current = config
+        configureLog(current)
+        let settings = PreemptSettings(planTimeoutSeconds: Int64(current?.planTimeoutSeconds ?? 300),
+                                       planBudgetMicroseconds: UInt64(current?.planTimeBudgetMilliseconds ?? 200) * 1000)
+        return (current, settings, PluginImage.topology.controllerTopology(logPrefix: type))
+    }
+
+    /// The decision log writer follows `DecisionLog=` of the topo_aware.conf in force.
+    static func configureLog(_ current: TopoAwareConfig?) {
         DecisionLog.shared.configure(current?.decisionLog.map { path in
             DecisionLog.Settings(path: path, maxBytes: Int64(current?.decisionLogMaxSizeMiB ?? 100) << 20,
                                  keep: current?.decisionLogKeep ?? 5)
         })
-        let settings = PreemptSettings(planTimeoutSeconds: Int64(current?.planTimeoutSeconds ?? 300),
-                                       planBudgetMicroseconds: UInt64(current?.planTimeBudgetMilliseconds ?? 200) * 1000)
-        return (current, settings, PluginImage.topology.controllerTopology(logPrefix: type))
     }
 
     /// A slot snapshot: the controller's kept state follows the plugin's index.
@@ -417,7 +422,7 @@ enum PreemptPlugin {
 
     /// The C plugin's counters as a `stats` record.
     static func recordStats(_ r: topo_preempt_stats_record_t) {
-        _ = decisionInputs()
+        configureLog(config)
         var stats = DecisionRecord.PluginStats()
         stats.decisions = r.stats.decisions
         stats.kept = r.stats.kept
@@ -445,7 +450,7 @@ enum PreemptPlugin {
 
     /// A fallback the C side decided, as a record.
     static func recordFallback(_ job: UInt32, reason: String, message: String) {
-        _ = decisionInputs()
+        configureLog(config)
         DecisionLog.shared.append([DecisionRecord(.fallback, time: Int64(time(nil)), job: job, message: message, reason: reason)])
     }
 

@@ -80,13 +80,9 @@ struct ExplainCommand: ParsableCommand {
         var gpus: [DecisionRecord.Target] = []
         var reached: AffinityLevel? = nil
         if job.state == .running {
-            for (position, node) in job.nodeIndices.enumerated() where live.state.nodes.indices.contains(node) {
-                let name = live.state.nodes[node].name
-                guard let held = job.gpus(atPosition: position), !held.isEmpty else { continue }
-                gpus.append(.init(node: name, gpus: held))
-                let level = tables[name].map { $0.alignment(of: held) } ?? .node
-                reached = max(reached ?? level, level)
-            }
+            let held = Audit.held(by: job, in: live.state, tables: tables)
+            gpus = held.gpus.map { .init(node: $0.node, gpus: $0.gpus) }
+            reached = held.reached
         }
         return .init(state: job.stateName ?? "\(job.state)", adminComment: job.adminComment, systemComment: job.systemComment,
                      gpus: gpus, reached: reached)

@@ -30,14 +30,8 @@ public enum Audit {
             let preemptor = ControllerSnapshot.Preemptor(id: job.id, basePriority: 0, gpusPerNode: 0, adminComment: job.adminComment,
                                                          partitions: SubmittedJob.partitionList(job.partition), qos: job.qos)
             guard let (level, mode) = PreemptController.preemptorClass(preemptor, config: config) else { continue }
-            var held: [(node: String, gpus: GPUSet)] = []
-            var reached = AffinityLevel.nvlink
-            for (position, node) in job.nodeIndices.enumerated() where state.nodes.indices.contains(node) {
-                let name = state.nodes[node].name
-                let gpus = job.gpus(atPosition: position) ?? GPUSet()
-                held.append((name, gpus))
-                if let table = tables[name] { reached = max(reached, table.alignment(of: gpus)) } else { reached = .node }
-            }
+            let (held, worst) = Self.held(by: job, in: state, tables: tables)
+            let reached = worst ?? .nvlink
             var entry = AuditEntry(jobID: job.id, name: job.name, className: Self.className(of: job, config: config),
                                    required: level, mode: mode, gpus: held, reached: reached, aligned: reached <= level)
             entry.startTime = job.startTime
@@ -45,6 +39,22 @@ public enum Audit {
             entries.append(entry)
         }
         return entries
+    }
+
+    /// The GPUs `job` holds, per node (nodes where it holds none left out), and their alignment:
+    /// the worst over its nodes, `node` on a node of unknown topology; nil when it holds none.
+    public static func held(by job: LiveState.Job, in state: LiveState,
+                            tables: [String: AffinityTable]) -> (gpus: [(node: String, gpus: GPUSet)], reached: AffinityLevel?) {
+        var held: [(node: String, gpus: GPUSet)] = []
+        var reached: AffinityLevel?
+        for (position, node) in job.nodeIndices.enumerated() where state.nodes.indices.contains(node) {
+            let name = state.nodes[node].name
+            guard let gpus = job.gpus(atPosition: position), !gpus.isEmpty else { continue }
+            held.append((name, gpus))
+            let level = tables[name].map { $0.alignment(of: gpus) } ?? .node
+            reached = max(reached ?? level, level)
+        }
+        return (held, reached)
     }
 
     /// The class name: from the AdminComment tag, else the matching class line.

@@ -98,6 +98,9 @@ public struct PreemptController: Sendable {
             public var node: String
             public var gpus: GPUSet
         }
+
+        /// The targets as a decision record states them.
+        var recordTargets: [DecisionRecord.Target] { targets.map { DecisionRecord.Target(node: $0.node, gpus: $0.gpus) } }
     }
 
     /// Preemptors compete for GPUs by base priority, then Slurm's job priority, then age (lower id).
@@ -452,7 +455,7 @@ public struct PreemptController: Sendable {
                 log.append(.init(.info, "\(Self.prefix) \(message)"))
                 var record = DecisionRecord(.takeover, time: recordTime, job: p.id, message: message)
                 record.other = other.owner
-                record.targets = other.targets.map { .init(node: $0.node, gpus: $0.gpus) }
+                record.targets = other.recordTargets
                 record.victims = other.victims
                 records.append(record)
             }
@@ -525,7 +528,7 @@ public struct PreemptController: Sendable {
             let message = "JobId=\(owner) is no longer pending: its plan is released"
             log.append(.init(.debug, "\(Self.prefix) \(message)"))
             var record = DecisionRecord(.released, time: recordTime, job: owner, message: message)
-            record.targets = kept?.targets.map { .init(node: $0.node, gpus: $0.gpus) } ?? []
+            record.targets = kept?.recordTargets ?? []
             record.victims = kept?.victims ?? []
             records.append(record)
         }
@@ -541,7 +544,7 @@ public struct PreemptController: Sendable {
             let message = "\(job) plan \(kept.line) dropped: \(why); planning again"
             log.append(.init(.info, "\(Self.prefix) \(message)"))
             var record = DecisionRecord(.dropped, time: recordTime, job: kept.owner, message: message, reason: reason)
-            record.targets = kept.targets.map { .init(node: $0.node, gpus: $0.gpus) }
+            record.targets = kept.recordTargets
             record.victims = kept.victims
             records.append(record)
             return nil
@@ -573,7 +576,7 @@ public struct PreemptController: Sendable {
             log.append(.init(.verbose, "\(Self.prefix) \(message)"))
             var record = DecisionRecord(.executing, time: recordTime, job: kept.owner, message: message)
             record.mode = kept.mode
-            record.targets = kept.targets.map { .init(node: $0.node, gpus: $0.gpus) }
+            record.targets = kept.recordTargets
             record.victims = kept.victims.filter { !running.contains($0) }
             records.append(record)
         }
@@ -824,7 +827,7 @@ extension PreemptController {
         if let kept = plans[p.preemptor], kept.victims.contains(p.victim) {
             victimTag.append(("chosen_by", "plan"))
             let preemptorTag: [(key: String, value: String)] = [
-                ("plan", tagGPUs(kept.targets.map { .init(node: $0.node, gpus: $0.gpus) })), ("reached", kept.level.name),
+                ("plan", tagGPUs(kept.recordTargets)), ("reached", kept.level.name),
                 ("victims", kept.victims.map(String.init).joined(separator: "+")),
             ]
             record.reason = "plan"
