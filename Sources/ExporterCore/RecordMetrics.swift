@@ -6,10 +6,10 @@ import TopoEngine
 /// "Metrics" list). Fed one record at a time by one thread (the exporter's follower); scrapes read
 /// the registry concurrently, which swift-prometheus allows.
 ///
-/// A *preemption* is a preemptor's victims being stopped together: the `preempted` records of one
-/// preemptor for one plan (chosen_by=plan), or, for the base policy, within the same two seconds.
-/// It is counted when the next record shows it complete (its victims are all in, or two seconds of
-/// record time passed), or by `flush(now:)`.
+/// A *preemption* is counted as `PreemptionGrouper` (the engine's, shared with `audit --since`)
+/// completes it: the `preempted` records of one preemptor for one plan, or, for the base policy,
+/// within the same two seconds; when its victims are all in, two seconds of record time passed,
+/// its plan is released, or at `flush(now:)`.
 public final class RecordMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
 
@@ -36,34 +36,9 @@ public final class RecordMetrics: @unchecked Sendable {
     /// (powers of two from 16 us to 8.4 s, the plugin's `TOPO_PREEMPT_STATS_BUCKETS`).
     public static let hookBucketsMicroseconds: [UInt64] = (0..<20).map { UInt64(1) << (4 + UInt64($0)) }
 
-    /// What the exporter keeps per pending preemptor: its first plan's time, its latest plan (for
-    /// the labels of its preemption).
-    struct Pending {
-        var firstPlan: Int64
-        var mode: PlacementMode?
-        var level: AffinityLevel?
-        var reached: AffinityLevel?
-    }
-
-    struct OpenPreemption {
-        var preemptor: UInt32
-        var time: Int64
-        var chosenBy: String
-        var mode: String
-        var level: AffinityLevel?
-        var reached: AffinityLevel?
-        var planVictims: [UInt32]
-        var seen: Set<UInt32>
-    }
-
     private let decoder = JSONDecoder()
-    private var pending: [UInt32: Pending] = [:]
-    private var open: [UInt32: OpenPreemption] = [:]
-    /// Plans already counted as a preemption (preemptor, its victims), so that a victim preempted
-    /// later for the same plan does not count it twice.
-    private var counted: [UInt32: [UInt32]] = [:]
+    private var grouper = PreemptionGrouper()
     private var lastStats: DecisionRecord.PluginStats?
-    static let maxTracked = 100_000
     /// A stats delta above this many decisions is taken as a new baseline (bounded work).
     static let maxHookDelta: UInt64 = 10_000_000
 
@@ -128,20 +103,16 @@ public final class RecordMetrics: @unchecked Sendable {
     }
 
     public func apply(_ record: DecisionRecord) {
-        close(before: record.time, except: record.event == .preempted ? record.other : nil)
+        for preemption in grouper.add(record) { count(preemption) }
         switch record.event {
         case .plan:
             let level = record.level?.name ?? "unknown", reached = record.reached?.name ?? "unknown"
             plans.counter(record.mode?.name ?? "unknown", level, reached).increment()
             if let micros = record.planMicroseconds { planDuration.histogram().record(Double(micros) / 1_000_000) }
-            track(record.job, Pending(firstPlan: pending[record.job]?.firstPlan ?? record.time, mode: record.mode,
-                                      level: record.level, reached: record.reached))
-        case .released:
-            pending[record.job] = nil
-            if let group = open.removeValue(forKey: record.job) { count(group) }
-            counted[record.job] = nil
         case .preempted:
-            preempted(record)
+            let chosenBy = record.reason == "plan" ? "plan" : "base-policy"
+            victims.counter(chosenBy).increment()
+            if let lost = record.lostGPUSeconds, lost > 0 { lostGPUSeconds.counter(chosenBy).increment(by: lost) }
         case .fallback:
             fallbacks.counter(record.reason ?? "unknown").increment()
         case .wait:
@@ -154,68 +125,21 @@ public final class RecordMetrics: @unchecked Sendable {
             recordsLost.counter().increment(by: Int64(clamping: record.count ?? 0))
         case .stats:
             if let stats = record.stats { apply(stats) }
-        case .executing:
+        case .executing, .released:
             break
         }
     }
 
     /// Counts the preemptions whose records are complete by record time `now` (two seconds later).
     public func flush(now: Int64) {
-        close(before: now, except: nil)
+        for preemption in grouper.flush(now: now) { count(preemption) }
     }
 
-    private func track(_ job: UInt32, _ entry: Pending) {
-        if pending.count >= Self.maxTracked, pending[job] == nil {
-            // Bounded: forget the oldest half (a preemptor that never leaves the queue).
-            let cut = pending.values.map(\.firstPlan).sorted()[pending.count / 2]
-            pending = pending.filter { $0.value.firstPlan > cut }
-        }
-        pending[job] = entry
-    }
-
-    private func preempted(_ record: DecisionRecord) {
-        let chosenBy = record.reason == "plan" ? "plan" : "base-policy"
-        victims.counter(chosenBy).increment()
-        if let lost = record.lostGPUSeconds, lost > 0 { lostGPUSeconds.counter(chosenBy).increment(by: lost) }
-        guard let preemptor = record.other else { return }
-        if chosenBy == "plan", counted[preemptor] == record.victims { return }
-        if var group = open[preemptor], group.chosenBy == chosenBy, chosenBy == "base-policy" || group.planVictims == record.victims {
-            group.seen.insert(record.job)
-            open[preemptor] = group
-        } else {
-            if let group = open.removeValue(forKey: preemptor) { count(group) }
-            let known = pending[preemptor]
-            open[preemptor] = OpenPreemption(preemptor: preemptor, time: record.time, chosenBy: chosenBy,
-                                             mode: chosenBy == "plan" ? (record.mode ?? known?.mode)?.name ?? "unknown" : "base-policy",
-                                             level: record.level ?? known?.level, reached: record.reached ?? known?.reached,
-                                             planVictims: chosenBy == "plan" ? record.victims : [], seen: [record.job])
-        }
-        if let group = open[preemptor], group.chosenBy == "plan", !group.planVictims.isEmpty, Set(group.planVictims).isSubset(of: group.seen) {
-            open[preemptor] = nil
-            count(group)
-        }
-    }
-
-    /// Closes the open preemptions older than two seconds of record time.
-    private func close(before now: Int64, except: UInt32?) {
-        guard !open.isEmpty else { return }
-        for (preemptor, group) in open where preemptor != except && now - group.time >= 2 {
-            open[preemptor] = nil
-            count(group)
-        }
-    }
-
-    private func count(_ group: OpenPreemption) {
-        let reached = group.chosenBy == "plan" ? group.reached?.name ?? "unknown" : "unknown"
-        preemptions.counter(group.chosenBy, group.mode, reached).increment()
-        victimsPerPreemption.histogram().record(Double(max(group.seen.count, group.planVictims.count)))
-        if group.chosenBy == "plan", let level = group.level, let reached = group.reached {
-            affinity.counter(group.mode, reached.satisfies(level) ? "hit" : "miss").increment()
-        }
-        if group.chosenBy == "plan" {
-            if counted.count >= Self.maxTracked { counted = [:] }
-            counted[group.preemptor] = group.planVictims
-        }
+    private func count(_ p: PreemptionGrouper.Preemption) {
+        let mode = p.chosenBy == "plan" ? p.mode?.name ?? "unknown" : "base-policy"
+        preemptions.counter(p.chosenBy, mode, p.chosenBy == "plan" ? p.reached?.name ?? "unknown" : "unknown").increment()
+        victimsPerPreemption.histogram().record(Double(p.victimCount))
+        if let hit = p.hit { affinity.counter(mode, hit ? "hit" : "miss").increment() }
     }
 
     /// The plugin's counters are cumulative since slurmctld started: the exporter adds what grew

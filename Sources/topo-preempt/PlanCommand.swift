@@ -463,11 +463,43 @@ extension PreemptAction {
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
-        abstract: "List running preemptor jobs and how aligned the GPUs they hold are.",
-        discussion: "Reads the live cluster through libslurm ($SLURM_CONF). Exit status 0 also when jobs are misaligned.")
+        abstract: "List running preemptors and their alignment, or (--since) report a period's decisions.",
+        discussion: """
+            Without --since: reads the live cluster through libslurm ($SLURM_CONF) and lists running \
+            preemptor jobs and how aligned their GPUs are. With --since: reads the decision log \
+            (DecisionLog= of topo_aware.conf and its rotated files, or --records) and reports the \
+            period: preemptions, the affinity hit rate of planned ones, victims and GPU-hours lost per \
+            preemption, guaranteed waits, fallbacks, per --bucket; unless --no-history, the preemptors' \
+            waits from slurmdbd (sacct). Times: now, 90m, 24h, 7d (that long ago), or UTC dates \
+            (2026-12-01, 2026-12-01T10:00[:00][Z]). Exit status 0 also when jobs are misaligned.
+            """)
 
     @OptionGroup var config: ConfigPathOption
     @OptionGroup var output: FormatOption
+
+    @Option(help: ArgumentHelp("Report the period from this time on (e.g. 24h, 7d, 2026-12-01).", valueName: "time"))
+    var since: String?
+
+    @Option(help: ArgumentHelp("The period's end (default: now).", valueName: "time"))
+    var until: String?
+
+    @Option(help: ArgumentHelp("The period's buckets: hour, day, or seconds (default: hour up to 3 days, else day).", valueName: "width"))
+    var bucket: String?
+
+    @Option(name: .customLong("records"), help: ArgumentHelp("The decision log to read (default: DecisionLog= of topo_aware.conf).", valueName: "file"))
+    var records: String?
+
+    @Option(help: ArgumentHelp("Also write the period's plot (SVG) to this file.", valueName: "file"))
+    var svg: String?
+
+    @Flag(name: .customLong("no-history"), help: "Do not ask slurmdbd (sacct) for the preemptors' waits.")
+    var noHistory = false
+
+    func validate() throws {
+        if since == nil, until != nil || bucket != nil || records != nil || svg != nil || noHistory {
+            throw ValidationError("--until, --bucket, --records, --svg and --no-history report a period: give --since")
+        }
+    }
 
     struct Entry: Encodable {
         var job: UInt32
@@ -483,6 +515,7 @@ struct AuditCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let since { return try period(since) }
         let live: LiveCluster
         do { live = try LiveCluster.load(config: config) } catch let error as CLIError { throw error.exit() }
         let entries = Audit.preemptors(live.state, topology: live.topology, config: live.config).map { entry in
@@ -503,5 +536,68 @@ struct AuditCommand: ParsableCommand {
             print("\(entries.count) running preemptor(s), \(misaligned) misaligned")
         }
         for warning in live.warnings { printError("warning: \(warning)") }
+    }
+
+    /// `audit --since`: the period's report.
+    func period(_ since: String) throws {
+        let now = Int64(Date().timeIntervalSince1970)
+        guard let from = PeriodAudit.parseTime(since, now: now) else {
+            throw ValidationError("--since: '\(since)' is not a time (now, 90m, 24h, 7d, 2026-12-01, 2026-12-01T10:00:00Z)")
+        }
+        let to = try until.map { (text: String) throws -> Int64 in
+            guard let t = PeriodAudit.parseTime(text, now: now) else {
+                throw ValidationError("--until: '\(text)' is not a time (now, 90m, 24h, 7d, 2026-12-01, 2026-12-01T10:00:00Z)")
+            }
+            return t
+        } ?? now
+        guard to > from else { throw ValidationError("--until (\(utcTimestamp(to))) is not after --since (\(utcTimestamp(from)))") }
+        let width: Int64
+        switch bucket {
+        case nil: width = to - from <= 3 * 86_400 ? 3600 : 86_400
+        case "hour"?: width = 3600
+        case "day"?: width = 86_400
+        case let text?:
+            guard let seconds = Int64(text), seconds >= 1, seconds <= 366 * 86_400 else {
+                throw ValidationError("--bucket: '\(text)' is not hour, day or a number of seconds (1 to 31622400)")
+            }
+            width = seconds
+        }
+        let path: String
+        // topo_aware.conf: DecisionLog= (unless --records) and the classes (preemptors in sacct).
+        var site: TopoAwareConfig?
+        if FileManager.default.fileExists(atPath: config.resolved()) || records == nil {
+            do { site = try config.load().config } catch let error as CLIError { throw error.exit() }
+        }
+        if let records {
+            path = records
+        } else {
+            guard let log = site?.decisionLog else {
+                throw CLIError.input("\(config.resolved()): no DecisionLog= is set, so no decision is recorded; set it (see README \"Decision records\") or give --records FILE").exit()
+            }
+            path = log
+        }
+        var audit = PeriodAudit(from: from, to: to, bucketSeconds: width)
+        var warnings = DecisionLogReader.forEach(path) { audit.add($0) }
+        audit.finish()
+        var waits: AuditPeriodReport.PreemptorWaits?
+        if !noHistory {
+            switch SacctPreemptorWaits.read(from: from, to: to, config: site) {
+            case let .success(value): waits = value
+            case let .failure(problem): warnings.append("preemptor waits left out: \(problem)")
+            }
+        }
+        let report = AuditPeriodReport(audit, records: path, waits: waits, warnings: warnings)
+        if let svg {
+            do { try report.svg().write(toFile: svg, atomically: true, encoding: .utf8) } catch {
+                throw CLIError.input("\(svg): cannot write: \(error.localizedDescription)").exit()
+            }
+        }
+        switch output.format {
+        case .json: try printJSON(report)
+        case .text:
+            print(report.text(), terminator: "")
+            if let svg { print("plot: \(svg)") }
+            for warning in warnings { printError("warning: \(warning)") }
+        }
     }
 }
