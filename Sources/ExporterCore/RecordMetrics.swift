@@ -112,7 +112,8 @@ public final class RecordMetrics: @unchecked Sendable {
         case .preempted:
             let chosenBy = record.reason == "plan" ? "plan" : "base-policy"
             victims.counter(chosenBy).increment()
-            if let lost = record.lostGPUSeconds, lost > 0 { lostGPUSeconds.counter(chosenBy).increment(by: lost) }
+            // A float counter: an absurd value in a record cannot wrap it negative.
+            if let lost = record.lostGPUSeconds, lost > 0 { lostGPUSeconds.counter(chosenBy).increment(by: Double(lost)) }
         case .fallback:
             fallbacks.counter(record.reason ?? "unknown").increment()
         case .wait:

@@ -77,7 +77,7 @@ public struct PreemptionGrouper: Sendable {
         var done: [Preemption] = []
         if var group = open[preemptor], group.chosenBy == chosenBy, chosenBy == "base-policy" || group.planVictims == record.victims {
             group.victims.insert(record.job)
-            group.lostGPUSeconds = group.lostGPUSeconds.addingReportingOverflow(max(0, record.lostGPUSeconds ?? 0)).partialValue
+            group.lostGPUSeconds = saturatingSum(group.lostGPUSeconds, max(0, record.lostGPUSeconds ?? 0))
             open[preemptor] = group
         } else {
             if let group = open.removeValue(forKey: preemptor) { done.append(finish(group)) }
@@ -198,9 +198,9 @@ public struct PeriodAudit: Sendable, Equatable {
         case .preempted:
             victims += 1
             let lost = max(0, record.lostGPUSeconds ?? 0)
-            lostGPUSeconds = lostGPUSeconds.addingReportingOverflow(lost).partialValue
+            lostGPUSeconds = saturatingSum(lostGPUSeconds, lost)
             buckets[b].victims += 1
-            buckets[b].lostGPUSeconds = buckets[b].lostGPUSeconds.addingReportingOverflow(lost).partialValue
+            buckets[b].lostGPUSeconds = saturatingSum(buckets[b].lostGPUSeconds, lost)
         case .wait:
             waits[record.reason ?? "unknown", default: 0] += 1
             buckets[b].waits += 1
@@ -280,4 +280,10 @@ public struct PeriodAudit: Sendable, Equatable {
         guard utcTimestamp(seconds).hasPrefix(String(decoding: t[0..<10], as: UTF8.self)) else { return nil }
         return seconds
     }
+}
+
+/// `a + b`, or Int64.max where that overflows (GPU-seconds from records are not trusted to be small).
+func saturatingSum(_ a: Int64, _ b: Int64) -> Int64 {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? (b > 0 ? Int64.max : Int64.min) : sum
 }
