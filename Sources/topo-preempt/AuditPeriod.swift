@@ -51,18 +51,47 @@ struct AuditPeriodReport: Encodable {
     var firstRecord: String?
     var lastRecord: String?
     var preemptorWaits: PreemptorWaits?
+    var replay: Replay?
     var buckets: [Bucket]
     var warnings: [String]
+
+    /// `--replay`: the period's jobs through the simulator, per policy (modelled).
+    struct Replay: Encodable {
+        struct Row: Encodable {
+            var policy: String
+            var preemptions: Int
+            var hitRate: Double?
+            var victims: Int
+            var lostGPUHours: Double
+            var inferenceStarted: Int
+            var inferenceAligned: Int
+            var inferenceWaitP50Seconds: Int64
+            var inferenceWaitP99Seconds: Int64
+            enum CodingKeys: String, CodingKey {
+                case policy, preemptions, hitRate = "hit_rate", victims, lostGPUHours = "lost_gpu_hours"
+                case inferenceStarted = "inference_started", inferenceAligned = "inference_aligned"
+                case inferenceWaitP50Seconds = "inference_wait_p50_seconds", inferenceWaitP99Seconds = "inference_wait_p99_seconds"
+            }
+        }
+
+        var jobs: Int
+        var leftOut: Int
+        /// Jobs of the period without `gres/gpu` in their TRES (AccountingStorageTRES lacks it).
+        var withoutGPUs: Int
+        var level: String
+        var rows: [Row]
+        enum CodingKeys: String, CodingKey { case jobs, leftOut = "left_out", withoutGPUs = "without_gpus", level, rows }
+    }
 
     enum CodingKeys: String, CodingKey {
         case since, until, bucketSeconds = "bucket_seconds", records, preemptions, byChosen = "by_chosen", byMode = "by_mode", hits, misses
         case hitRate = "hit_rate", victims, victimsPerPreemption = "victims_per_preemption", lostGPUHours = "lost_gpu_hours"
         case lostGPUHoursPerPreemption = "lost_gpu_hours_per_preemption", plans, waits, waitingJobs = "waiting_jobs", fallbacks, dropped
         case recordsLost = "records_lost", firstRecord = "first_record", lastRecord = "last_record", preemptorWaits = "preemptor_waits"
-        case buckets, warnings
+        case replay, buckets, warnings
     }
 
-    init(_ a: PeriodAudit, records: String, waits: PreemptorWaits?, warnings: [String]) {
+    init(_ a: PeriodAudit, records: String, waits: PreemptorWaits?, replay: Replay? = nil, warnings: [String]) {
         since = utcTimestamp(a.from)
         until = utcTimestamp(a.to)
         bucketSeconds = a.bucketSeconds
@@ -86,6 +115,7 @@ struct AuditPeriodReport: Encodable {
         firstRecord = a.firstRecord.map(utcTimestamp)
         lastRecord = a.lastRecord.map(utcTimestamp)
         preemptorWaits = waits
+        self.replay = replay
         buckets = a.buckets.map { b in
             Bucket(start: utcTimestamp(b.start), preemptions: b.preemptions, hits: b.hits, misses: b.misses,
                    hitRate: b.hits + b.misses == 0 ? nil : Double(b.hits) / Double(b.hits + b.misses), victims: b.victims,
@@ -113,6 +143,21 @@ struct AuditPeriodReport: Encodable {
                 + "p90 \(w.p90Seconds.map { "\($0) s" } ?? "-"), max \(w.maxSeconds.map { "\($0) s" } ?? "-") (sacct)\n"
         }
         if recordsLost > 0 { out += "  records lost           \(recordsLost) (the plugin could not write them)\n" }
+        if let replay {
+            out += "\n  the same period's \(replay.jobs) job(s) replayed (simulator, level \(replay.level); \(replay.leftOut) left out"
+            if replay.withoutGPUs > 0 {
+                out += ", \(replay.withoutGPUs) of them without gres/gpu in their TRES: slurm.conf needs AccountingStorageTRES=gres/gpu"
+            }
+            out += "):\n"
+            out += "  " + pad("policy", 24) + pad("preempt", 9) + pad("hit rate", 10) + pad("victims", 9) + pad("GPU-h lost", 12)
+                + pad("aligned starts", 16) + "inference wait p50/p99\n"
+            for row in replay.rows {
+                out += "  " + pad(row.policy, 24) + pad(String(row.preemptions), 9)
+                    + pad(row.hitRate.map { String(format: "%.1f%%", $0 * 100) } ?? "-", 10) + pad(String(row.victims), 9)
+                    + pad(fixed(row.lostGPUHours), 12) + pad("\(row.inferenceAligned)/\(row.inferenceStarted)", 16)
+                    + "\(row.inferenceWaitP50Seconds) s / \(row.inferenceWaitP99Seconds) s\n"
+            }
+        }
         out += "\n  " + pad("bucket start (UTC)", 22) + pad("preempt", 9) + pad("hit", 5) + pad("miss", 6) + pad("victims", 9)
             + pad("GPU-h lost", 12) + pad("waits", 7) + "fallbacks\n"
         for b in buckets where b.preemptions + b.victims + b.waits + b.fallbacks > 0 {
@@ -221,17 +266,17 @@ extension DecisionLogReader {
     }
 }
 
-/// Preemptor runs that started in a period, from slurmdbd (`sacct -X`, times in UTC): those whose
-/// AdminComment carries job_submit's preemptor tag, or, without a tag (slurmctld sends the
-/// AdminComment to slurmdbd when a run ends, so a running job has none there yet), whose
-/// partition or QOS a preemptor class of topo_aware.conf names.
-enum SacctPreemptorWaits {
-    static func read(from: Int64, to: Int64, config: TopoAwareConfig?) -> Result<AuditPeriodReport.PreemptorWaits, SacctHistory.Problem> {
+/// The period's jobs from slurmdbd (`sacct -a -X`, times in UTC): each job's last run. A job is
+/// a preemptor when its AdminComment carries job_submit's preemptor tag, or, without a tag
+/// (slurmctld sends the AdminComment to slurmdbd when a run ends, so a running job has none
+/// there yet), when a preemptor class of topo_aware.conf names its partition or QOS.
+enum SacctPeriod {
+    static func read(from: Int64, to: Int64, config: TopoAwareConfig?) -> Result<[PeriodReplay.Job], SacctHistory.Problem> {
         func time(_ t: Int64) -> String { String(utcTimestamp(t).dropLast()) }  // sacct takes no zone
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["sacct", "-a", "-X", "-n", "-P", "-S", time(from), "-E", time(to),
-                             "--format=JobID,Submit,Start,Partition,QOS,AdminComment"]
+                             "--format=JobID,Submit,Start,End,NNodes,AllocTRES,ReqTRES,Partition,QOS,AdminComment"]
         var environment = ProcessInfo.processInfo.environment
         environment["TZ"] = "UTC"
         environment["SLURM_TIME_FORMAT"] = "%Y-%m-%dT%H:%M:%S"
@@ -248,28 +293,48 @@ enum SacctPreemptorWaits {
             let text = String(decoding: errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             return .failure(.init(description: "sacct exited \(process.terminationStatus)\(text.isEmpty ? "" : ": \(text)")"))
         }
-        var waits: [Int64] = []
+        var jobs: [PeriodReplay.Job] = []
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            let fields = line.split(separator: "|", maxSplits: 5, omittingEmptySubsequences: false).map(String.init)
-            guard fields.count == 6, let submit = PeriodAudit.parseTime(fields[1], now: 0),
-                  let start = PeriodAudit.parseTime(fields[2], now: 0), start >= from, start < to, start >= submit else { continue }
+            let fields = line.split(separator: "|", maxSplits: 9, omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == 10, let id = UInt32(fields[0].prefix { $0.isASCII && $0.isNumber }),
+                  let submit = PeriodAudit.parseTime(fields[1], now: 0) else { continue }
             let isPreemptor: Bool
-            if let tag = AdminCommentTag.parse(adminComment: fields[5]) {
+            if let tag = AdminCommentTag.parse(adminComment: fields[9]) {
                 if case .preemptor = tag { isPreemptor = true } else { isPreemptor = false }
-            } else if let (rule, _) = config?.rule(for: SubmittedJob(partitions: SubmittedJob.partitionList(fields[3]),
-                                                                     qos: fields[4].isEmpty ? nil : fields[4])),
+            } else if let (rule, _) = config?.rule(for: SubmittedJob(partitions: SubmittedJob.partitionList(fields[7]),
+                                                                     qos: fields[8].isEmpty ? nil : fields[8])),
                       case .preemptor = rule.kind {
                 isPreemptor = true
             } else {
                 isPreemptor = false
             }
-            guard isPreemptor else { continue }
-            waits.append(start - submit)
+            let gpus = gpuCount(fields[5]) ?? gpuCount(fields[6]) ?? 0
+            jobs.append(.init(id: id, submit: submit, start: PeriodAudit.parseTime(fields[2], now: 0),
+                              end: PeriodAudit.parseTime(fields[3], now: 0), gpus: gpus, nodes: Int(fields[4]) ?? 1,
+                              preemptor: isPreemptor))
+        }
+        return .success(jobs)
+    }
+
+    /// The untyped GPU count of a TRES list (`cpu=1,gres/gpu=4,node=1`; 22.05 spells it the same).
+    static func gpuCount(_ tres: String) -> Int? {
+        for item in tres.split(separator: ",") where item.hasPrefix("gres/gpu=") {
+            return Int(item.dropFirst("gres/gpu=".count))
+        }
+        return nil
+    }
+
+    /// Preemptor jobs that started in the period: seconds from submission to start.
+    static func waits(_ jobs: [PeriodReplay.Job], from: Int64, to: Int64) -> AuditPeriodReport.PreemptorWaits {
+        var waits: [Int64] = []
+        for job in jobs where job.preemptor {
+            guard let start = job.start, start >= from, start < to, start >= job.submit else { continue }
+            waits.append(start - job.submit)
         }
         waits.sort()
         func quantile(_ q: Double) -> Int64? {
             waits.isEmpty ? nil : waits[min(waits.count - 1, Int((q * Double(waits.count - 1)).rounded(.up)))]
         }
-        return .success(.init(started: waits.count, p50Seconds: quantile(0.5), p90Seconds: quantile(0.9), maxSeconds: waits.last))
+        return .init(started: waits.count, p50Seconds: quantile(0.5), p90Seconds: quantile(0.9), maxSeconds: waits.last)
     }
 }

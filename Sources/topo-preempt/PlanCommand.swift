@@ -495,10 +495,15 @@ struct AuditCommand: ParsableCommand {
     @Flag(name: .customLong("no-history"), help: "Do not ask slurmdbd (sacct) for the preemptors' waits.")
     var noHistory = false
 
+    @Flag(help: ArgumentHelp("Also replay the period's jobs (sacct) through the simulator under stock Slurm and preempt/topo_aware.",
+                             discussion: "Modelled: see README \"audit --since\". Its time grows with the period's jobs and the cluster's nodes."))
+    var replay = false
+
     func validate() throws {
-        if since == nil, until != nil || bucket != nil || records != nil || svg != nil || noHistory {
-            throw ValidationError("--until, --bucket, --records, --svg and --no-history report a period: give --since")
+        if since == nil, until != nil || bucket != nil || records != nil || svg != nil || noHistory || replay {
+            throw ValidationError("--until, --bucket, --records, --svg, --no-history and --replay report a period: give --since")
         }
+        if replay && noHistory { throw ValidationError("--replay reads the period's jobs from slurmdbd: it cannot go with --no-history") }
     }
 
     struct Entry: Encodable {
@@ -580,13 +585,18 @@ struct AuditCommand: ParsableCommand {
         var warnings = DecisionLogReader.forEach(path) { audit.add($0) }
         audit.finish()
         var waits: AuditPeriodReport.PreemptorWaits?
+        var replayed: AuditPeriodReport.Replay?
         if !noHistory {
-            switch SacctPreemptorWaits.read(from: from, to: to, config: site) {
-            case let .success(value): waits = value
-            case let .failure(problem): warnings.append("preemptor waits left out: \(problem)")
+            switch SacctPeriod.read(from: from, to: to, config: site) {
+            case let .success(jobs):
+                waits = SacctPeriod.waits(jobs, from: from, to: to)
+                if replay { replayed = try self.replay(jobs, from: from, to: to, config: site) }
+            case let .failure(problem):
+                warnings.append("preemptor waits left out: \(problem)")
+                if replay { throw CLIError.input("--replay: cannot read the period's jobs: \(problem)").exit() }
             }
         }
-        let report = AuditPeriodReport(audit, records: path, waits: waits, warnings: warnings)
+        let report = AuditPeriodReport(audit, records: path, waits: waits, replay: replayed, warnings: warnings)
         if let svg {
             do { try report.svg().write(toFile: svg, atomically: true, encoding: .utf8) } catch {
                 throw CLIError.input("\(svg): cannot write: \(error.localizedDescription)").exit()
@@ -599,5 +609,47 @@ struct AuditCommand: ParsableCommand {
             if let svg { print("plot: \(svg)") }
             for warning in warnings { printError("warning: \(warning)") }
         }
+    }
+
+    /// The period's jobs through the simulator on the cluster's own layouts (slurm.conf and
+    /// gres.conf, as `plan --job` reads them): the stock variants and the site's topo_aware mode.
+    func replay(_ jobs: [PeriodReplay.Job], from: Int64, to: Int64, config site: TopoAwareConfig?) throws -> AuditPeriodReport.Replay {
+        let paths = config.paths()
+        let topology: ClusterTopology
+        do {
+            let nodes = try SlurmConfNodes.parse(try readInput(paths.slurmConf), file: paths.slurmConf)
+            let gres = try GresConf.parse(try readInput(paths.gresConf), file: paths.gresConf)
+            topology = ClusterTopology(slurmNodes: nodes, gresConf: gres)
+        } catch let error as TextDiagnostic {
+            throw CLIError.input("--replay: \(error.description)").exit()
+        } catch let error as CLIError {
+            throw error.exit()
+        }
+        let types = PeriodReplay.nodeTypes(topology)
+        guard !types.isEmpty else { throw CLIError.input("--replay: no GPU node with a topology in \(paths.gresConf)").exit() }
+        let maxGPUs = topology.nodes.map { $0.table.topology.gpuCount }.max() ?? 0
+        let (simJobs, leftOut) = PeriodReplay.simJobs(jobs, from: from, to: to, maxGPUsPerNode: maxGPUs)
+        var level = site?.defaultLevel ?? .nvlink
+        var mode = site?.defaultMode ?? .guaranteed
+        if let first = site?.classes.first(where: { if case .preemptor = $0.kind { true } else { false } }),
+           case let .preemptor(classLevel, classMode) = first.kind {
+            (level, mode) = (classLevel, classMode)
+        }
+        let setup = SimulationSetup(nodeTypes: types, level: level, slurm: SlurmClient.built, drain: .lab)
+        var rows: [AuditPeriodReport.Replay.Row] = []
+        for policy in [SimPolicy.stock, .stockShaped, .stockYoungest, .stockShapedYoungest, mode == .guaranteed ? .topoGuaranteed : .topoBestEffort] {
+            let result: SimResult
+            do { result = try Simulator.run(setup: setup, policy: policy, jobs: simJobs, until: to - from) } catch {
+                throw CLIError.input("--replay: \(error)").exit()
+            }
+            let m = result.metrics
+            rows.append(.init(policy: policy.rawValue, preemptions: m.preemptions,
+                              hitRate: m.preemptions == 0 ? nil : Double(m.alignedPreemptions) / Double(m.preemptions),
+                              victims: m.victims, lostGPUHours: Double(m.gpuSecondsLost) / 3600, inferenceStarted: m.inferenceStarted,
+                              inferenceAligned: m.inferenceAligned, inferenceWaitP50Seconds: m.inferenceWaitP50,
+                              inferenceWaitP99Seconds: m.inferenceWaitP99))
+        }
+        let withoutGPUs = jobs.filter { $0.gpus == 0 && $0.submit >= from && $0.submit < to }.count
+        return .init(jobs: simJobs.count, leftOut: leftOut, withoutGPUs: withoutGPUs, level: level.name, rows: rows)
     }
 }

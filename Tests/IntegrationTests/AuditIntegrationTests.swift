@@ -35,6 +35,16 @@ extension TopoAwareQOSTests {
         #expect((waits?["p50_seconds"] as? Int ?? -1) >= 0, "\(String(describing: waits))")
         let plot = (try? String(contentsOfFile: svg, encoding: .utf8)) ?? ""
         #expect(plot.hasPrefix("<svg") && plot.contains("1 preemptions, hit rate 100.0%"), "\(plot.prefix(300))")
+        // --replay: the period's jobs (the fill and the infer job) through the simulator; the
+        // site's guaranteed mode starts its one inference job aligned.
+        let replayed = try cluster.cli(["audit", "--since", since, "--replay", "--format", "json"])
+        #expect(replayed.status == 0, "\(replayed.stderr)")
+        let replay = (try? JSONSerialization.jsonObject(with: Data(replayed.stdout.utf8)) as? [String: Any])?["replay"] as? [String: Any]
+        #expect(replay?["jobs"] as? Int == batch.count + 1 && replay?["left_out"] as? Int == 0, "\(replayed.stdout)")
+        let rows = replay?["rows"] as? [[String: Any]] ?? []
+        #expect(rows.compactMap { $0["policy"] as? String } == ["stock", "stock-shaped", "stock-youngest", "stock-shaped-youngest", "topo-guaranteed"])
+        let topo = rows.last
+        #expect(topo?["inference_started"] as? Int == 1 && topo?["inference_aligned"] as? Int == 1, "\(String(describing: topo))")
         // The text form, and a bad time named as such.
         let text = try cluster.cli(["audit", "--since", since])
         #expect(text.status == 0 && text.stdout.contains("affinity hit rate      100.0% (1 hit, 0 miss"), "\(text.stdout)\(text.stderr)")

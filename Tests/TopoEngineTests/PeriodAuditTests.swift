@@ -98,4 +98,26 @@ import Testing
             #expect(PeriodAudit.parseTime(bad, now: now) == nil, "\(bad)")
         }
     }
+
+    /// `--replay`'s input: the period's jobs as simulator jobs (times from the period's start,
+    /// work = the last run's length, still running: to the period's end), the left-out ones
+    /// counted; one node type per layout.
+    @Test func replayJobsAndNodeTypes() throws {
+        let jobs: [PeriodReplay.Job] = [
+            .init(id: 1, submit: 100, start: 110, end: 200, gpus: 2, nodes: 1, preemptor: false),
+            .init(id: 2, submit: 150, start: 160, end: nil, gpus: 8, nodes: 2, preemptor: true),   // runs past the end
+            .init(id: 3, submit: 50, start: 60, end: 70, gpus: 1, nodes: 1, preemptor: false),     // before the period
+            .init(id: 4, submit: 120, start: nil, end: nil, gpus: 1, nodes: 1, preemptor: false),  // never started
+            .init(id: 5, submit: 130, start: 140, end: 150, gpus: 0, nodes: 1, preemptor: false),  // no GPUs
+            .init(id: 6, submit: 130, start: 140, end: 150, gpus: 3, nodes: 2, preemptor: false),  // 3 GPUs over 2 nodes
+            .init(id: 7, submit: 130, start: 140, end: 150, gpus: 16, nodes: 1, preemptor: false), // more than a node holds
+        ]
+        let (sim, leftOut) = PeriodReplay.simJobs(jobs, from: 100, to: 1000, maxGPUsPerNode: 8)
+        #expect(leftOut == 5)
+        #expect(sim == [SimJob(submit: 0, gpus: 2, duration: 90, kind: .batch, priority: 1),
+                        SimJob(submit: 50, gpus: 4, duration: 840, kind: .inference, priority: 100, nodes: 2)])
+        let types = PeriodReplay.nodeTypes(try FragmentationTests.topology())
+        #expect(types.map(\.name) == ["8gpu:nvlink=4x2"] && types.map(\.count) == [2])
+        #expect((try? types[0].type.topology().gpuCount) == 8)
+    }
 }
