@@ -6,7 +6,7 @@
  * Included by C files only (never by a header Swift imports: it is not in include/), after <slurm/slurm.h> of the
  * release being built against (scripts/build-plugins puts that release's include/ first).
  * Each entry names the release that changed and how it was found (S: read in that release's
- * source; C: confirmed on a running controller of it, see README's support matrix).
+ * source; C: confirmed on a running controller of it, see docs/admin-guide.md, "Slurm releases").
  *
  * Sections: all sides; slurmctld's internals (TOPO_COMPAT_SLURMCTLD: preempt/topo_aware,
  * compiled against the release's configured source tree); the libslurm client (the CLI).

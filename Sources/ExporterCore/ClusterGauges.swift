@@ -6,7 +6,7 @@ import Prometheus
 /// release reads libslurm; the exporter links none). Series of node types or classes that are
 /// gone are removed.
 public final class ClusterGauges: @unchecked Sendable {
-    /// The JSON of `topo-preempt fragmentation --format json` (README "fragmentation").
+    /// The JSON of `topo-preempt fragmentation --format json` (docs/reference.md, "fragmentation").
     public struct Report: Decodable, Sendable {
         public struct NodeType: Decodable, Sendable {
             public var name: String

@@ -2,7 +2,7 @@ import Foundation
 import Prometheus
 import TopoEngine
 
-/// Decision records turned into Prometheus metrics (names, units and label sets are the README's
+/// Decision records turned into Prometheus metrics (names, units and label sets are docs/reference.md's
 /// "Metrics" list). Fed one record at a time by one thread (the exporter's follower); scrapes read
 /// the registry concurrently, which swift-prometheus allows.
 ///

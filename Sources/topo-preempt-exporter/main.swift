@@ -14,7 +14,7 @@ struct Exporter: ParsableCommand {
             Follows the decision log (DecisionLog= of topo_aware.conf, across its rotation) and reads \
             the cluster every --cluster-interval seconds with `topo-preempt fragmentation --format json` \
             (libslurm, $SLURM_CONF). Serves GET /metrics in the Prometheus text format on --listen \
-            (loopback by default). Runs until stopped (SIGTERM, SIGINT). The metrics are listed in README.
+            (loopback by default). Runs until stopped (SIGTERM, SIGINT). The metrics are listed in docs/reference.md ("Metrics for Prometheus").
             """,
         version: "0.1.0")
 

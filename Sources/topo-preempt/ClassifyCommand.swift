@@ -88,7 +88,7 @@ struct ClassifyCommand: ParsableCommand {
     }
 }
 
-/// JSON shape of `classify` (documented in README).
+/// JSON shape of `classify` (documented in docs/reference.md).
 struct ClassifyReport: Encodable {
     var verdict: String
     var role: String?

@@ -50,7 +50,7 @@ struct ConfigCommand: ParsableCommand {
     }
 }
 
-/// JSON shape of `config check` (documented in README).
+/// JSON shape of `config check` (documented in docs/reference.md).
 struct ConfigReport: Encodable {
     struct Class: Encodable {
         var name: String

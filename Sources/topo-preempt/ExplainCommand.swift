@@ -33,7 +33,7 @@ struct ExplainCommand: ParsableCommand {
             let parsed: ParsedConfig
             do { parsed = try config.load() } catch let error as CLIError { throw error.exit() }
             guard let log = parsed.config.decisionLog else {
-                throw CLIError.input("\(config.resolved()): no DecisionLog= is set, so no decision is recorded; set it (see README \"Decision records\") or give --records FILE").exit()
+                throw CLIError.input("\(config.resolved()): no DecisionLog= is set, so no decision is recorded; set it (see topo_aware.conf(5)) or give --records FILE").exit()
             }
             path = log
         }
@@ -161,7 +161,7 @@ enum DecisionLogReader {
     }
 }
 
-/// JSON shape of `explain` (documented in README "Decision records").
+/// JSON shape of `explain` (documented in docs/reference.md, "Decision records").
 struct ExplainReport: Encodable {
     struct Record: Encodable {
         var time: String

@@ -18,7 +18,7 @@ struct FragmentationCommand: ParsableCommand {
     @OptionGroup var config: ConfigPathOption
     @OptionGroup var output: FormatOption
 
-    /// JSON shape (documented in README).
+    /// JSON shape (documented in docs/reference.md).
     struct Report: Encodable {
         struct NodeType: Encodable {
             var name: String

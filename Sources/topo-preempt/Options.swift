@@ -8,7 +8,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 }
 
 struct FormatOption: ParsableArguments {
-    @Option(help: "Output format: text or json (JSON keys sorted; the shapes are documented in README).")
+    @Option(help: "Output format: text or json (JSON keys sorted; the shapes are in docs/reference.md).")
     var format: OutputFormat = .text
 }
 

@@ -21,7 +21,7 @@ struct PlanCommand: ParsableCommand {
         commandName: "plan",
         abstract: "Plan a topology-aware preemption for a GPU request and explain it.",
         discussion: """
-            Reads a cluster snapshot (JSON, see README; --example-snapshot prints one) and prints \
+            Reads a cluster snapshot (JSON, see docs/reference.md; --example-snapshot prints one) and prints \
             which jobs would be requeued, the GPUs they free, what Slurm's GPU pick then gives the \
             job, the level reached and why, for the Slurm release the snapshot names ("slurm", \
             default 22.05.8) or --slurm-release gives: stock Slurm's GPU pick changed in 24.05. \
@@ -288,7 +288,7 @@ struct PlanCommand: ParsableCommand {
     }()
 }
 
-/// JSON shape of `plan` (documented in README).
+/// JSON shape of `plan` (documented in docs/reference.md).
 struct PlanReport: Encodable {
     struct Cost: Encodable {
         var maxPriority: Int?
@@ -496,7 +496,7 @@ struct AuditCommand: ParsableCommand {
     var noHistory = false
 
     @Flag(help: ArgumentHelp("Also replay the period's jobs (sacct) through the simulator under stock Slurm and preempt/topo_aware.",
-                             discussion: "Modelled: see README \"audit --since\". Its time grows with the period's jobs and the cluster's nodes."))
+                             discussion: "Modelled: see docs/reference.md, \"audit --since\". Its time grows with the period's jobs and the cluster's nodes."))
     var replay = false
 
     func validate() throws {
@@ -577,7 +577,7 @@ struct AuditCommand: ParsableCommand {
             path = records
         } else {
             guard let log = site?.decisionLog else {
-                throw CLIError.input("\(config.resolved()): no DecisionLog= is set, so no decision is recorded; set it (see README \"Decision records\") or give --records FILE").exit()
+                throw CLIError.input("\(config.resolved()): no DecisionLog= is set, so no decision is recorded; set it (see topo_aware.conf(5)) or give --records FILE").exit()
             }
             path = log
         }

@@ -223,7 +223,7 @@ struct TopoCommand: ParsableCommand {
     }
 }
 
-/// JSON shape of `topo check` (documented in README).
+/// JSON shape of `topo check` (documented in docs/reference.md).
 struct CheckReport: Encodable {
     struct Finding: Encodable {
         var severity: String
@@ -246,7 +246,7 @@ struct CheckReport: Encodable {
     var warnings: Int
 }
 
-/// JSON shape of `topo show` (documented in README).
+/// JSON shape of `topo show` (documented in docs/reference.md).
 struct TopologyReport: Encodable {
     struct GPU: Encodable {
         var index: Int

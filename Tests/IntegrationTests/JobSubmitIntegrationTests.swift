@@ -88,7 +88,7 @@ extension LiveCluster {
         }
 
         /// 200 seeded random submissions, valid and malformed: each is judged against
-        /// `ExpectedVerdict`, what an administrator reading README and this cluster's
+        /// `ExpectedVerdict`, what an administrator reading the documentation and this cluster's
         /// topo_aware.conf expects (written out, not computed by the plugin's policy code);
         /// garbage Slurm itself refuses is refused; the controller is up and answering afterwards.
         @Test func randomAndMalformedSubmissionsGetTheVerdictAnAdministratorExpects() throws {
@@ -221,7 +221,7 @@ struct RandomSubmission {
 
 
 /// What a Slurm administrator expects job_submit/topo_aware to answer on the test cluster, read
-/// from README and the cluster's topo_aware.conf (`PreemptorClass=inference Partitions=infer
+/// from the documentation and the cluster's topo_aware.conf (`PreemptorClass=inference Partitions=infer
 /// Level=nvlink Mode=guaranteed`, `PreemptibleClass=batch Partitions=batch`, user overrides and
 /// shaping on) and its topology (NVLink islands of 4 GPUs, one per socket: at every level but
 /// `node` the largest group is 4 GPUs and exactly one socket). Written out case by case, apart

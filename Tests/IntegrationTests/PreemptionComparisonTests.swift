@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import TopoEngine
 
-/// The lab's preemption scenarios (../shared/slurm-lab), README's table row by row, each under
+/// The lab's preemption scenarios (../shared/slurm-lab), README's demo table row by row, each under
 /// the three configurations: stock Slurm with the plain request, stock Slurm with the request
 /// shaped to one socket (`--gpus-per-socket=N --sockets-per-node=1`), and PreemptType=
 /// preempt/topo_aware. Stock outcomes are recorded as measured (so a change in Slurm shows up

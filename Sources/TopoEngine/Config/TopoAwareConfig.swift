@@ -1,7 +1,7 @@
 /// What topo_aware.conf says: which jobs are preemptors (latency-sensitive inference) and which
 /// are preemptible (batch), and the GPU affinity each preemptor class needs.
 ///
-/// Syntax (Slurm `Key=Value` style, keys case-insensitive, see README "Configuration"):
+/// Syntax (Slurm `Key=Value` style, keys case-insensitive, see topo_aware.conf(5), man/topo_aware.conf.5):
 ///
 ///     DefaultLevel=nvlink
 ///     DefaultMode=guaranteed

@@ -1,6 +1,6 @@
 /// What the planner sees of the cluster at one moment: node layouts, nodes and running jobs.
 /// Built by SlurmBridge from slurmctld's state, or decoded from JSON for offline use
-/// (`topo-preempt plan --snapshot FILE`; the JSON shape is documented in README).
+/// (`topo-preempt plan --snapshot FILE`; the JSON shape is documented in docs/reference.md).
 public struct ClusterSnapshot: Sendable, Codable, Equatable {
     /// Distinct node layouts; nodes refer to them by index.
     public var layouts: [LayoutSpec]

@@ -199,7 +199,7 @@ public struct StockSettings: Sendable, Hashable, Codable {
         return negative ? -value : value
     }
 
-    /// How README and the tools name it: `oldest-first` or `youngest-first`, with any
+    /// How the documentation and the tools name it: `oldest-first` or `youngest-first`, with any
     /// non-default reorder settings.
     public var name: String {
         var parts = [order.rawValue]

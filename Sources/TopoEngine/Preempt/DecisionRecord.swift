@@ -4,7 +4,7 @@
 /// Records are made where the decision's log line is made, and as rarely: a plan when it is new,
 /// a fallback or a wait the first time it is said for the job (the same as its `info` line).
 /// Rendered as one JSON object per line (`jsonLine`); the keys are a documented contract
-/// (README "Decision records"): new keys may be added, none is renamed.
+/// (docs/reference.md, "Decision records"): new keys may be added, none is renamed.
 public struct DecisionRecord: Sendable, Equatable {
     public enum Event: String, Sendable, CaseIterable {
         /// A new plan: the victims chosen for `job`, where it lands, the level reached, the cost.

@@ -2,7 +2,7 @@
 /// simulator on the cluster's own node layouts under stock Slurm's variants and
 /// preempt/topo_aware: what stock Slurm would have done with the same jobs (modelled).
 ///
-/// The model is the simulator's (README "Simulator"): preemptor jobs are its inference jobs
+/// The model is the simulator's (docs/measurements.md, "Simulator"): preemptor jobs are its inference jobs
 /// (one affinity level for all), every other GPU job is preemptible batch work; a job's work is
 /// its last run's length (a requeued job's final run, the time it ran to the period's end if it
 /// still runs); jobs that never started in the period are left out and counted.

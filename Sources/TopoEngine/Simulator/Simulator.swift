@@ -66,7 +66,7 @@ public struct SimulationSetup: Sendable {
     public var retryInterval: Int64
     /// Seconds between timeline samples.
     public var sampleInterval: Int64
-    /// Performance factor of an inference job by the alignment of its GPUs (see README).
+    /// Performance factor of an inference job by the alignment of its GPUs (see docs/measurements.md, "Simulator").
     public var factors: [AffinityLevel: Double]
     /// The Slurm release modelled: its GPU pick places every job (stock and planned alike).
     public var slurm: SlurmRelease
@@ -142,7 +142,7 @@ public struct DrainModel: Sendable, Equatable, Codable {
     /// The local cluster's (scripts/slurm-local: KillWait=2, no GraceTime on `batch`, no
     /// epilog; victims are `sleep` jobs that exit on SIGTERM): from a victim's requeue to its
     /// preemptor's allocation slurmctld logged 32-337 ms (p50 46 ms, 30 preemptions on 22.05.8,
-    /// README "Simulator"), which is 0 s at the simulator's 1 s resolution.
+    /// docs/measurements.md, "Simulator"), which is 0 s at the simulator's 1 s resolution.
     public static let lab = DrainModel(graceTime: 0, killWait: 2, exitMean: 0, epilog: 0)
 
     public var isInstant: Bool { epilog == 0 && (exitMean == 0 || graceTime + killWait == 0) }
