@@ -4,8 +4,11 @@ import Synchronization
 import TopoEngine
 
 /// The cluster's GPU topology as the plugins see it (one store for both: `PluginImage`):
-/// slurm.conf `NodeName=` lines and gres.conf `Name=gpu` lines, read at `init` and again whenever
-/// either file changes (a stat of each per call, the same rule as topo_aware.conf).
+/// slurm.conf `NodeName=` lines and gres.conf `Name=gpu` lines, and with
+/// `TopologyPlugin=topology/block` the blocks of topology.conf (beside slurm.conf, as Slurm reads
+/// it), read at `init` and again whenever a file changes (a stat of each per call, the same rule
+/// as topo_aware.conf). A topology.conf that cannot be read or parsed is logged and leaves the
+/// planner without blocks (multi-node plans then ignore them); the GPU topology stays.
 ///
 /// Never fatal: a missing or unreadable file, or one that does not parse, is logged once and
 /// leaves the plugin without topology (no rejections, no shaping: stock behaviour). Nodes whose
@@ -14,7 +17,7 @@ public final class TopologyStore: Sendable {
     private struct State {
         var slurmConf = ""
         var gresConf = ""
-        var stamps: [FileStamp?] = [nil, nil]
+        var stamps: [FileStamp?] = [nil, nil, nil]
         var summary: TopologySummary?
         var layouts: ControllerTopology?
         var loaded = false
@@ -50,7 +53,7 @@ public final class TopologyStore: Sendable {
     private func refreshed<T: Sendable>(_ logPrefix: String, _ read: (State) -> T?) -> T? {
         state.withLock { state -> T? in
             guard state.loaded else { return nil }
-            let stamps = [Self.stamp(state.slurmConf), Self.stamp(state.gresConf)]
+            let stamps = Self.stamps(state)
             if stamps != state.stamps && stamps != state.reported { reload(&state, initial: false, logPrefix: logPrefix) }
             return read(state)
         }
@@ -62,7 +65,7 @@ public final class TopologyStore: Sendable {
 
     private func reload(_ state: inout State, initial: Bool, logPrefix: String) {
         state.loaded = true
-        let stamps = [Self.stamp(state.slurmConf), Self.stamp(state.gresConf)]
+        let stamps = Self.stamps(state)
         do {
             let (slurmText, slurmStamp) = try ConfigStore.read(state.slurmConf, limit: 1 << 20)
             let (gresText, gresStamp) = try ConfigStore.read(state.gresConf, limit: 1 << 20)
@@ -79,6 +82,10 @@ public final class TopologyStore: Sendable {
             if cluster.warnings.count > 20 { SlurmLog.info("\(logPrefix): topology: \(cluster.warnings.count - 20) more warnings") }
             state.summary = summary.nodeCount > 0 ? summary : nil
             state.layouts = summary.nodeCount > 0 ? ControllerTopology(cluster) : nil
+            if state.layouts != nil {
+                state.layouts?.blockOfNode = Self.blocks(slurmText: slurmText, topologyConf: Self.topologyConf(state.slurmConf),
+                                                         logPrefix: logPrefix, initial: initial)
+            }
             state.layouts?.generation = Self.loads.withLock { count in
                 count &+= 1
                 return count
@@ -91,7 +98,7 @@ public final class TopologyStore: Sendable {
                 }
                 if leftOut.count > 20 { SlurmLog.error("\(prefix): \(leftOut.count - 20) more nodes left to the base policy for their Links=") }
             }
-            state.stamps = [slurmStamp, gresStamp]
+            state.stamps = [slurmStamp, gresStamp, Self.stamp(Self.topologyConf(state.slurmConf))]
             state.reported = nil
             SlurmLog.info("\(logPrefix): \(initial ? "" : "re")loaded GPU topology from \(state.gresConf): \(Self.describe(summary, layouts: cluster.layoutCount))")
         } catch {
@@ -109,6 +116,30 @@ public final class TopologyStore: Sendable {
         let shaped = AffinityLevel.allCases.filter { summary.socketLevel[$0.rawValue] }.map(\.name)
         return "\(summary.nodeCount) GPU node\(summary.nodeCount == 1 ? "" : "s"), \(layouts) layout\(layouts == 1 ? "" : "s"); "
             + "largest group \(largest); levels one socket wide: \(shaped.isEmpty ? "none" : shaped.joined(separator: ", "))"
+    }
+
+    static func topologyConf(_ slurmConf: String) -> String { BlockTopology.path(besideSlurmConf: slurmConf) }
+
+    private static func stamps(_ state: State) -> [FileStamp?] {
+        [stamp(state.slurmConf), stamp(state.gresConf), stamp(topologyConf(state.slurmConf))]
+    }
+
+    /// Node -> base block, when slurm.conf names `topology/block` and its topology.conf parses;
+    /// else empty (logged when the file is wanted but unusable).
+    private static func blocks(slurmText: String, topologyConf: String, logPrefix: String, initial: Bool) -> [String: String] {
+        guard BlockTopology.isSelected(bySlurmConf: slurmText) else { return [:] }
+        do {
+            let (text, _) = try ConfigStore.read(topologyConf, limit: 1 << 20)
+            let topology: BlockTopology
+            do { topology = try BlockTopology.parse(text, file: topologyConf) } catch {
+                throw ConfigLoadError(description: error.description)
+            }
+            SlurmLog.info("\(logPrefix): \(initial ? "" : "re")loaded \(topology.blocks.count) blocks of \(topology.baseBlockNodes) nodes from \(topologyConf)")
+            return topology.blockOfNode
+        } catch {
+            SlurmLog.error("\(logPrefix): blocks unavailable (\(error)); multi-node plans ignore blocks until the file is fixed")
+            return [:]
+        }
     }
 
     private static func stamp(_ path: String) -> FileStamp? {

@@ -189,7 +189,9 @@ struct PlanCommand: ParsableCommand {
         let settings = PreemptSettings(planTimeoutSeconds: Int64(live.config?.planTimeoutSeconds ?? 300),
                                        planBudgetMicroseconds: UInt64(live.config?.planTimeBudgetMilliseconds ?? 200) * 1000,
                                        costOrder: try order())
-        let decision = controller.decide(snapshot, config: live.config, topology: ControllerTopology(live.topology),
+        var topology = ControllerTopology(live.topology)
+        topology.blockOfNode = live.blockOfNode
+        let decision = controller.decide(snapshot, config: live.config, topology: topology,
                                          settings: settings, clock: { DispatchTime.now().uptimeNanoseconds })
         var report: PlanReport
         var stock: StockPreemption.Outcome?
@@ -401,22 +403,31 @@ struct PlanReport: Encodable {
 }
 
 /// The live cluster as the CLI sees it: libslurm's state, the topology from slurm.conf and
-/// gres.conf (the files slurmctld reads) and topo_aware.conf if present.
+/// gres.conf (the files slurmctld reads), the blocks of topology.conf with topology/block (as
+/// preempt/topo_aware reads them) and topo_aware.conf if present.
 struct LiveCluster {
     var state: LiveState
     /// SlurmUser's uid (the controller's configuration, read with the state).
     var slurmUserID: UInt32
     var topology: ClusterTopology
+    /// Each node's block, with TopologyPlugin=topology/block; else empty.
+    var blockOfNode: [String: String] = [:]
     var config: TopoAwareConfig?
     var warnings: [String]
 
     static func load(config option: ConfigPathOption) throws -> LiveCluster {
         let paths = option.paths()
         let topology: ClusterTopology
+        var blockOfNode: [String: String] = [:]
         do {
-            let nodes = try SlurmConfNodes.parse(try readInput(paths.slurmConf), file: paths.slurmConf)
+            let slurmText = try readInput(paths.slurmConf)
+            let nodes = try SlurmConfNodes.parse(slurmText, file: paths.slurmConf)
             let gres = try GresConf.parse(try readInput(paths.gresConf), file: paths.gresConf)
             topology = TopologySummary.build(slurmNodes: nodes, gresConf: gres).cluster
+            if BlockTopology.isSelected(bySlurmConf: slurmText) {
+                let file = BlockTopology.path(besideSlurmConf: paths.slurmConf)
+                blockOfNode = try BlockTopology.parse(try readInput(file), file: file).blockOfNode
+            }
         } catch let error as TextDiagnostic {
             throw CLIError.input(error.description)
         }
@@ -426,8 +437,8 @@ struct LiveCluster {
         do { reading = try SlurmClient.load(qos: config?.basePolicy == .qos) } catch {
             throw CLIError.input("cannot read the cluster: \(error)")
         }
-        return LiveCluster(state: reading.state, slurmUserID: reading.slurmUserID, topology: topology, config: config,
-                           warnings: topology.warnings.map(\.description) + reading.warnings)
+        return LiveCluster(state: reading.state, slurmUserID: reading.slurmUserID, topology: topology, blockOfNode: blockOfNode,
+                           config: config, warnings: topology.warnings.map(\.description) + reading.warnings)
     }
 }
 

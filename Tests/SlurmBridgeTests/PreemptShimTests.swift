@@ -3,6 +3,7 @@ import CSlurmShim
 import Foundation
 @testable import SlurmBridge
 import Testing
+import TopoEngine
 
 extension MockedSlurm {
     /// preempt/topo_aware's Swift side through the C entry points the preempt plugin calls
@@ -258,6 +259,31 @@ extension MockedSlurm {
             #expect(mock.logs.contains { $0.contains("node node1: Slurm counts 6 GPUs") })
             #expect(mock.logs.contains { $0.contains("JobId=6 no plan on nodes of known topology") && $0.contains("base policy on node(s) node1") })
             snapshot.release()
+            TopoAwareSwift_preemptReset()
+            #expect(mock.finish(fini: false) == .clean)
+        }
+
+        /// With TopologyPlugin=topology/block the store reads topology.conf beside slurm.conf and
+        /// gives the planner each node's block; a broken file is logged (file:line:column) and
+        /// leaves the planner without blocks, the GPU topology in force.
+        @Test func blocksFromTopologyConf() throws {
+            let mock = try mock()
+            let slurmConf = mock.directory + "/slurm.conf", gresConf = mock.directory + "/gres.conf"
+            try (TopologySubmitShimTests.slurmConf + "\nTopologyPlugin=topology/block\n").write(toFile: slurmConf, atomically: true, encoding: .utf8)
+            try "BlockName=b1 Nodes=node1\nBlockName=b2 Nodes=node2\n".write(toFile: mock.directory + "/topology.conf", atomically: true, encoding: .utf8)
+            let store = TopologyStore()
+            store.load(slurmConf: slurmConf, gresConf: gresConf, logPrefix: "preempt/topo_aware")
+            #expect(store.controllerTopology(logPrefix: "preempt/topo_aware")?.blockOfNode == ["node1": "b1", "node2": "b2"])
+            #expect(mock.logs.contains("info: preempt/topo_aware: loaded 2 blocks of 1 nodes from \(mock.directory)/topology.conf"), "\(mock.logs)")
+            // Broken: logged with its place, no blocks; the GPU topology stays.
+            try "BlockName=b1 Nodes=node1\nBlockName=b1 Nodes=node2\n".write(toFile: mock.directory + "/topology.conf", atomically: true, encoding: .utf8)
+            let broken = try #require(store.controllerTopology(logPrefix: "preempt/topo_aware"))
+            #expect(broken.blockOfNode.isEmpty)
+            #expect(broken.layoutOfNode.count == 2)
+            #expect(mock.logs.contains { $0.hasPrefix("error: preempt/topo_aware: blocks unavailable (\(mock.directory)/topology.conf:2:11: block 'b1' is already defined on line 1)") }, "\(mock.logs)")
+            // Another topology plugin: topology.conf is not read for blocks.
+            try (TopologySubmitShimTests.slurmConf + "\nTopologyPlugin=topology/tree\n").write(toFile: slurmConf, atomically: true, encoding: .utf8)
+            #expect(store.controllerTopology(logPrefix: "preempt/topo_aware")?.blockOfNode.isEmpty == true)
             TopoAwareSwift_preemptReset()
             #expect(mock.finish(fini: false) == .clean)
         }

@@ -14,6 +14,26 @@ public struct SlurmNodeSpec: Sendable, Hashable {
 }
 
 public enum SlurmConfNodes {
+    /// The value of a one-line slurm.conf parameter (`TopologyPlugin=topology/block`), the last
+    /// one when given twice (as Slurm reads it); nil when absent. Only lines starting with the
+    /// key are read, so words of other lines cannot disturb it.
+    public static func parameter(_ key: String, in text: String) -> String? {
+        let wanted = asciiLowercased(key) + "="
+        var value: String?
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = raw.drop { $0 == " " || $0 == "\t" }
+            guard asciiLowercased(String(line.prefix(wanted.count))) == wanted else { continue }
+            var rest = line.dropFirst(wanted.count)
+            if rest.first == "\"" {
+                rest = rest.dropFirst()
+                value = String(rest.prefix { $0 != "\"" })
+            } else {
+                value = String(rest.prefix { $0 != " " && $0 != "\t" && $0 != "#" && $0 != "\r" })
+            }
+        }
+        return value
+    }
+
     /// Reads the `NodeName=` lines of slurm.conf (other lines are left to Slurm), applying
     /// `NodeName=DEFAULT` values to the lines after them.
     public static func parse(_ text: String, file: String) throws(TextDiagnostic) -> [SlurmNodeSpec] {

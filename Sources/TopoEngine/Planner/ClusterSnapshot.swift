@@ -87,6 +87,9 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
         public var otherAllocated: GPUSet?
         /// The node's leaf switch in topology.conf, when the site has one.
         public var leafSwitch: String?
+        /// The node's base block in topology.conf (`topology/block`: one multi-node NVLink
+        /// domain), when the site has one.
+        public var block: String?
         /// CPUs Slurm allocates on the node (CPUTot less specialised cores); nil: CPUs are not
         /// a constraint the planner checks.
         public var cpus: Int?
@@ -99,12 +102,13 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
         public var otherMemoryMB: Int64?
 
         public init(name: String, layout: Int, available: Bool = true, otherAllocated: GPUSet? = nil, leafSwitch: String? = nil,
-                    cpus: Int? = nil, memoryMB: Int64? = nil, otherCPUs: Int? = nil, otherMemoryMB: Int64? = nil) {
+                    block: String? = nil, cpus: Int? = nil, memoryMB: Int64? = nil, otherCPUs: Int? = nil, otherMemoryMB: Int64? = nil) {
             self.name = name
             self.layout = layout
             self.available = available
             self.otherAllocated = otherAllocated
             self.leafSwitch = leafSwitch
+            self.block = block
             self.cpus = cpus
             self.memoryMB = memoryMB
             self.otherCPUs = otherCPUs
@@ -119,6 +123,7 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
             available = try c.decodeIfPresent(Bool.self, forKey: .available) ?? true
             otherAllocated = try c.decodeIfPresent(GPUSet.self, forKey: .otherAllocated)
             leafSwitch = try c.decodeIfPresent(String.self, forKey: .leafSwitch)
+            block = try c.decodeIfPresent(String.self, forKey: .block)
             cpus = try c.decodeIfPresent(Int.self, forKey: .cpus)
             memoryMB = try c.decodeIfPresent(Int64.self, forKey: .memoryMB)
             otherCPUs = try c.decodeIfPresent(Int.self, forKey: .otherCPUs)

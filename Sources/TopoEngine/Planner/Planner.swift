@@ -346,36 +346,45 @@ public enum Planner {
         // Guaranteed: the required level only. Best-effort: the required level first, then each
         // looser level until one has a plan (tighter than required is not preferred).
         let levels = request.mode == .guaranteed ? [request.level] : AffinityLevel.allCases.filter { $0 >= request.level }
-        // Multi-node jobs: nodes under one leaf switch (topology.conf) first, the cheapest such set.
-        var leaves: [String: [Int]] = [:]
+        // Multi-node jobs: nodes of one block (topology/block: one NVLink domain) first, then
+        // under one leaf switch (topology/tree), the cheapest such set; then anywhere.
+        var groupings: [(kind: String, groups: [String: [Int]])] = []
         if request.nodeCount > 1 {
+            var blocks: [String: [Int]] = [:], leaves: [String: [Int]] = [:]
             for node in candidates {
+                if let block = snapshot.nodes[node].block { blocks[block, default: []].append(node) }
                 if let leaf = snapshot.nodes[node].leafSwitch { leaves[leaf, default: []].append(node) }
             }
+            if !blocks.isEmpty { groupings.append(("block", blocks)) }
+            if !leaves.isEmpty { groupings.append(("leaf switch", leaves)) }
         }
         for level in levels {
-            var bestLeaf: (leaf: String, plans: [NodePlan], searched: Int, cost: PlanCost)?
-            for (leaf, members) in leaves.sorted(by: { $0.key < $1.key }) where members.count >= request.nodeCount {
-                let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
-                                                candidates: members, policy: policy, bounded: &bounded)
-                guard chosen.count >= request.nodeCount else { continue }
-                let cost = aggregate(chosen)
-                if bestLeaf.map({ cost.compare($0.cost, order: policy.order) < 0 }) ?? true {
-                    bestLeaf = (leaf, chosen, searched, cost)
+            for grouping in groupings {
+                var best: (name: String, plans: [NodePlan], searched: Int, cost: PlanCost)?
+                for (name, members) in grouping.groups.sorted(by: { $0.key < $1.key }) where members.count >= request.nodeCount {
+                    let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
+                                                    candidates: members, policy: policy, bounded: &bounded)
+                    guard chosen.count >= request.nodeCount else { continue }
+                    let cost = aggregate(chosen)
+                    if best.map({ cost.compare($0.cost, order: policy.order) < 0 }) ?? true {
+                        best = (name, chosen, searched, cost)
+                    }
                 }
-            }
-            if let bestLeaf {
-                var plan = assemble(bestLeaf.plans, request: request, index: index, candidates: candidates.count,
-                                    searched: bestLeaf.searched)
-                plan.reasons.insert("all \(request.nodeCount) nodes under leaf switch \(bestLeaf.leaf) (topology.conf)", at: 0)
-                return .plan(plan)
+                if let best {
+                    var plan = assemble(best.plans, request: request, index: index, candidates: candidates.count,
+                                        searched: best.searched)
+                    let which = grouping.kind == "block" ? "in block \(best.name)" : "under leaf switch \(best.name)"
+                    plan.reasons.insert("all \(request.nodeCount) nodes \(which) (topology.conf)", at: 0)
+                    return .plan(plan)
+                }
             }
             let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
                                             candidates: candidates, policy: policy, bounded: &bounded)
             if chosen.count >= request.nodeCount {
                 var plan = assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched)
-                if !leaves.isEmpty {
-                    plan.reasons.insert("no leaf switch can host all \(request.nodeCount) nodes: the plan spans switches", at: 0)
+                if let grouping = groupings.last {
+                    let what = grouping.kind == "block" ? "block" : "leaf switch"
+                    plan.reasons.insert("no \(what) can host all \(request.nodeCount) nodes: the plan spans \(what == "block" ? "blocks" : "switches")", at: 0)
                 }
                 return .plan(plan)
             }

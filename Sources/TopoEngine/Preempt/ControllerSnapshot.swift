@@ -121,6 +121,9 @@ public struct ControllerTopology: Sendable {
     /// Nodes left to the base policy because their gres.conf `Links=` contradict themselves,
     /// with the first problem found (file:line: message), in node order.
     public var leftOut: [(node: String, problem: String)] = []
+    /// Each node's base block (topology.conf of `topology/block`), when the site has blocks:
+    /// multi-node plans keep a job inside one block where they can.
+    public var blockOfNode: [String: String] = [:]
     /// Which load of the topology files this is (the loader numbers them): what the planner
     /// derived from an earlier load is derived again.
     public var generation: UInt64 = 0

@@ -655,7 +655,8 @@ public struct PreemptController: Sendable {
             clusterNodeOf[i] = planned.count
             controllerNodeOf.append(i)
             nodeByName[node.name] = planned.count
-            planned.append(.init(name: node.name, layout: layout, available: node.available, otherAllocated: node.allocated))
+            planned.append(.init(name: node.name, layout: layout, available: node.available, otherAllocated: node.allocated,
+                                 block: topology.blockOfNode[node.name]))
         }
         let built = Built(nodeByName: nodeByName, clusterNodeOf: clusterNodeOf, controllerNodeOf: controllerNodeOf,
                           draining: Array(repeating: GPUSet(), count: planned.count))

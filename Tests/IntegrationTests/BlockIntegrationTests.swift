@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+import TopoEngine
+
+/// Multi-node NVLink domains on real controllers with `TopologyPlugin=topology/block` (Slurm
+/// 23.11 and later; scripts/test runs these on 24.11.5 and 26.05.3): 8 nodes of 4 NVSwitch GPUs,
+/// blocks b1 = node[1-4] and b2 = node[5-8]; a 4-node inference job of 4 GPUs per node.
+extension Cluster {
+    /// Stock preemption (partition_prio) with blocks.
+    static let stockBlocks: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_STOCK_BLOCKS")
+    /// preempt/topo_aware with blocks.
+    static let topoAwareBlocks: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE_BLOCKS")
+
+    /// The nodes of a job as Slurm lists them (`squeue %N`), expanded.
+    func nodes(of id: String) throws -> [String] {
+        let list = try run(["squeue", "-h", "-j", id, "-o", "%N"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !list.isEmpty else { return [] }
+        return try BracketList.expandList(list)
+    }
+
+    /// Fills the nodes in the order given with batch jobs of the given sizes (each started
+    /// before the next), then submits the 4-node inference job and waits up to a minute for it
+    /// to run. Returns every batch job with its node, the inference job, its nodes, the victims.
+    func blockScenario(_ fill: [(node: Int, sizes: [Int])]) throws
+        -> (batch: [(id: String, node: String)], infer: String, inferNodes: [String], victims: [(id: String, node: String)]) {
+        var batch: [(id: String, node: String)] = []
+        var ids: [String] = []
+        try finishingOnError(&ids) { ids in
+            for (node, sizes) in fill {
+                for size in sizes {
+                    let result = try run(["sbatch", "--parsable", "-p", "batch", "-w", "node\(node)", "-c", "1",
+                                          "--gres=gpu:\(size)", "-o", "/dev/null", "--wrap", "sleep 600"])
+                    try #require(result.status == 0, "\(result.stderr)")
+                    let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                    ids.append(id)
+                    batch.append((id, "node\(node)"))
+                    let running = try waitUntil(seconds: 30) { try state(id) == "RUNNING" }
+                    let reason = running ? "" : (try job(id)["Reason"] ?? "?")
+                    try #require(running, "batch job \(id) on node\(node) did not start (\(reason))")
+                }
+            }
+        }
+        let submitted = try run(["sbatch", "--parsable", "-p", "infer", "-N", "4", "--gres=gpu:4", "-c", "1",
+                                 "-o", "/dev/null", "--wrap", "sleep 600"])
+        try #require(submitted.status == 0, "\(submitted.stderr)")
+        let infer = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        var all = ids + [infer]
+        try finishingOnError(&all) { _ in
+            let started = try waitUntil(seconds: 60) { try state(infer) == "RUNNING" }
+            let reason = started ? "" : (try job(infer)["Reason"] ?? "?")
+            try #require(started, "the inference job did not start (\(reason))")
+        }
+        let victims = try batch.filter { try restarts($0.id) > 0 || state($0.id) != "RUNNING" }
+        return (batch, infer, try nodes(of: infer), victims)
+    }
+
+    /// The scenario: block b2 first, sixteen 1-GPU jobs; then b1, eight 2-GPU jobs.
+    static let sixteenAndEight: [(node: Int, sizes: [Int])] =
+        (5...8).map { ($0, [1, 1, 1, 1]) } + (1...4).map { ($0, [2, 2]) }
+    /// The four cheapest nodes (one 4-GPU job each: node1, node2, node5, node6) span both
+    /// blocks; b1 costs 6 victims (1 + 1 + 2 + 2), b2 10 (1 + 1 + 4 + 4). A planner blind to
+    /// blocks would take the four across blocks.
+    static let cheapestAcrossBlocks: [(node: Int, sizes: [Int])] =
+        [(1, [4]), (2, [4]), (5, [4]), (6, [4]), (3, [2, 2]), (4, [2, 2]), (7, [1, 1, 1, 1]), (8, [1, 1, 1, 1])]
+}
+
+/// What stock Slurm does, recorded on the real controller: the baseline of the comparison.
+@Suite(.serialized, .needs("the stock cluster with topology/block (scripts/test, 24.11 and later)", Cluster.stockBlocks != nil))
+struct StockBlocksTests {
+    let cluster: Cluster
+    init() throws { cluster = try #require(Cluster.stockBlocks) }
+
+    @Test func sixteenAndEight() throws {
+        let outcome = try cluster.blockScenario(Cluster.sixteenAndEight)
+        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+        print("stock, sixteen and eight: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
+        #expect(outcome.victims.count == StockBlocksTests.observed.sixteenAndEight)
+    }
+
+    @Test func cheapestAcrossBlocks() throws {
+        let outcome = try cluster.blockScenario(Cluster.cheapestAcrossBlocks)
+        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+        print("stock, cheapest across blocks: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
+        #expect(outcome.victims.count == StockBlocksTests.observed.cheapestAcrossBlocks)
+    }
+
+    /// Victims stock Slurm took (26.05.3 by hand on 2026-12-03, then every scripts/test run on
+    /// 24.11.5 and 26.05.3): all sixteen of b2 in the first scenario (its jobs are older, so
+    /// they go first, and they free a whole block); b1's six in the second, as the planner.
+    static let observed = (sixteenAndEight: 16, cheapestAcrossBlocks: 6)
+}
+
+/// preempt/topo_aware: the whole cheapest block, never more victims than stock.
+@Suite(.serialized, .needs("the preempt/topo_aware cluster with topology/block (scripts/test, 24.11 and later)", Cluster.topoAwareBlocks != nil))
+struct TopoAwareBlocksTests {
+    let cluster: Cluster
+    init() throws { cluster = try #require(Cluster.topoAwareBlocks) }
+
+    @Test func blocksAreLoaded() throws {
+        #expect(cluster.logLines().contains { $0.contains("preempt/topo_aware: loaded 2 blocks of 4 nodes from \(cluster.directory)/etc/topology.conf") })
+    }
+
+    @Test func sixteenAndEightTakesBlockOne() throws {
+        let outcome = try cluster.blockScenario(Cluster.sixteenAndEight)
+        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+        #expect(outcome.inferNodes == ["node1", "node2", "node3", "node4"])
+        #expect(outcome.victims.count == 8)
+        #expect(outcome.victims.allSatisfy { ["node1", "node2", "node3", "node4"].contains($0.node) })
+        #expect(outcome.victims.count <= StockBlocksTests.observed.sixteenAndEight)
+        #expect(try cluster.controllerIsUp())
+    }
+
+    @Test func cheapestAcrossBlocksStaysInOneBlock() throws {
+        let outcome = try cluster.blockScenario(Cluster.cheapestAcrossBlocks)
+        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+        #expect(outcome.inferNodes == ["node1", "node2", "node3", "node4"])
+        #expect(outcome.victims.count == 6)
+        #expect(outcome.victims.count <= StockBlocksTests.observed.cheapestAcrossBlocks)
+        #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") })
+        #expect(try cluster.controllerIsUp())
+    }
+}
