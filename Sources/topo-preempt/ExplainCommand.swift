@@ -174,6 +174,8 @@ struct ExplainReport: Encodable {
         var victims: [UInt32]?
         var level: String?
         var reached: String?
+        /// `block b1`, `leaf switch s1`, `across blocks` (multi-node plans).
+        var domain: String?
         var details: [String]?
     }
 
@@ -217,7 +219,7 @@ struct ExplainReport: Encodable {
             Record(time: utcTimestamp(r.time), event: r.event.rawValue, job: r.job, other: r.other, reason: r.reason, message: r.message,
                    targets: r.targets.isEmpty ? nil : Dictionary(r.targets.map { ($0.node, $0.gpus.description) }, uniquingKeysWith: { a, _ in a }),
                    victims: r.victims.isEmpty ? nil : r.victims, level: r.level?.name, reached: r.reached?.name,
-                   details: r.details.isEmpty ? nil : r.details)
+                   domain: r.domain?.description, details: r.details.isEmpty ? nil : r.details)
         }
     }
 }

@@ -116,7 +116,122 @@ struct TopoAwareBlocksTests {
         #expect(outcome.inferNodes == ["node1", "node2", "node3", "node4"])
         #expect(outcome.victims.count == 6)
         #expect(outcome.victims.count <= StockBlocksTests.observed.cheapestAcrossBlocks)
-        #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") })
+        #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b1 victims=") })
         #expect(try cluster.controllerIsUp())
+    }
+}
+
+extension Cluster {
+    /// The GPU indices a running job holds on each of its nodes (`scontrol show job -d`, whose
+    /// lines `Nodes=node[1-2] CPU_IDs=... GRES=gpu:4(IDX:0-3)` cover nodes with the same GPUs).
+    func gpusPerNode(_ id: String) throws -> [String: GPUSet] {
+        let detail = try run(["scontrol", "show", "job", "-d", id]).stdout
+        var held: [String: GPUSet] = [:]
+        for line in detail.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard let nodes = words.first(where: { $0.hasPrefix("Nodes=") })?.dropFirst("Nodes=".count),
+                  let gres = words.first(where: { $0.hasPrefix("GRES=") })?.dropFirst("GRES=".count), gres.contains("IDX:"),
+                  let indices = try GresString.parse(String(gres)).first?.indices else { continue }
+            for node in try BracketList.expandList(String(nodes)) { held[node] = GPUSet(indices) }
+        }
+        return held
+    }
+
+    /// Each node's affinity table, read from the cluster's slurm.conf and gres.conf.
+    func affinityTables() throws -> [String: AffinityTable] {
+        let etc = directory + "/etc/"
+        let nodes = try SlurmConfNodes.parse(String(contentsOfFile: etc + "slurm.conf", encoding: .utf8), file: "slurm.conf")
+        let gres = try GresConf.parse(String(contentsOfFile: etc + "gres.conf", encoding: .utf8), file: "gres.conf")
+        return Dictionary(ClusterTopology(slurmNodes: nodes, gresConf: gres).nodes.map { ($0.name, $0.table) },
+                          uniquingKeysWith: { first, _ in first })
+    }
+
+    /// A seeded random fill of the 8 block nodes and a multi-node inference job: per node (in a
+    /// random order) a random split of its 4 GPUs into batch jobs, sometimes leaving one or two
+    /// free; then an inference job of 2-4 nodes and 2 or 4 GPUs per node.
+    struct RandomFill: CustomStringConvertible {
+        var seed: UInt64
+        var fill: [(node: Int, sizes: [Int])]
+        var nodes: Int
+        var gpusPerNode: Int
+
+        init(seed: UInt64) {
+            var rng = SplitMix64(seed: seed)
+            let splits = [[4], [2, 2], [2, 1, 1], [1, 1, 2], [1, 1, 1, 1], [2, 1], [1, 1, 1], [2]]
+            self.seed = seed
+            fill = (1...8).shuffled(using: &rng).map { ($0, splits.randomElement(using: &rng)!) }
+            nodes = Int.random(in: 2...4, using: &rng)
+            gpusPerNode = [2, 4].randomElement(using: &rng)!
+        }
+
+        var description: String {
+            "seed \(seed): " + fill.map { "node\($0.node):\($0.sizes.map(String.init).joined(separator: "+"))" }.joined(separator: " ")
+                + ", inference -N \(nodes) --gres=gpu:\(gpusPerNode)"
+        }
+    }
+
+    /// Runs a fill: each node's batch jobs submitted together and running before the next
+    /// node's (so their ages follow the fill's order), then the inference job, which must run
+    /// within a minute. Returns the victims (batch jobs requeued or no longer running), the
+    /// inference job's nodes and GPUs per node; ends every job before returning.
+    func replay(_ fill: RandomFill) throws -> (victims: [(id: String, node: String)], nodes: [String], gpus: [String: GPUSet]) {
+        var batch: [(id: String, node: String)] = []
+        var ids: [String] = []
+        defer { try? finish(ids) }
+        for (node, sizes) in fill.fill {
+            var started: [String] = []
+            for size in sizes {
+                let result = try run(["sbatch", "--parsable", "-p", "batch", "-w", "node\(node)", "-c", "1",
+                                      "--gres=gpu:\(size)", "-o", "/dev/null", "--wrap", "sleep 600"])
+                try #require(result.status == 0, "\(result.stderr)")
+                let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                ids.append(id)
+                started.append(id)
+                batch.append((id, "node\(node)"))
+            }
+            let running = try waitUntil(seconds: 30) { try started.allSatisfy { try state($0) == "RUNNING" } }
+            try #require(running, "\(fill): the batch jobs on node\(node) did not all start")
+        }
+        let submitted = try run(["sbatch", "--parsable", "-p", "infer", "-N", "\(fill.nodes)", "--gres=gpu:\(fill.gpusPerNode)",
+                                 "-c", "1", "-o", "/dev/null", "--wrap", "sleep 600"])
+        try #require(submitted.status == 0, "\(submitted.stderr)")
+        let infer = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        ids.append(infer)
+        let started = try waitUntil(seconds: 60) { try state(infer) == "RUNNING" }
+        let reason = started ? "" : (try job(infer)["Reason"] ?? "?")
+        try #require(started, "\(fill): the inference job did not start (\(reason))")
+        let victims = try batch.filter { try restarts($0.id) > 0 || state($0.id) != "RUNNING" }
+        return (victims, try nodes(of: infer), try gpusPerNode(infer))
+    }
+}
+
+/// Seeded random fills on both block clusters, the same fill on each: preempt/topo_aware keeps
+/// the inference job inside one block with every node's GPUs NVLink-aligned, and never takes
+/// more victims than stock Slurm took for the same fill.
+@Suite(.serialized, .needs("the stock and preempt/topo_aware clusters with topology/block (scripts/test, 24.11 and later)",
+                           Cluster.stockBlocks != nil && Cluster.topoAwareBlocks != nil))
+struct RandomBlockFillsTests {
+    static let seeds: [UInt64] = [1, 2, 3, 4, 5]
+
+    @Test(arguments: seeds) func neverMoreVictimsThanStock(seed: UInt64) throws {
+        let stock = try #require(Cluster.stockBlocks), ours = try #require(Cluster.topoAwareBlocks)
+        let fill = Cluster.RandomFill(seed: seed)
+        let base = try stock.replay(fill), mine = try ours.replay(fill)
+        func blocks(_ nodes: [String]) -> [String] {
+            Set(nodes.compactMap { Int($0.dropFirst("node".count)) }.map { $0 <= 4 ? "b1" : "b2" }).sorted()
+        }
+        print("block fill \(fill): stock \(base.victims.count) victims, job in \(blocks(base.nodes)) \(base.nodes); "
+              + "topo_aware \(mine.victims.count) victims, job in \(blocks(mine.nodes)) \(mine.nodes)")
+        #expect(blocks(mine.nodes).count == 1, "\(fill): preempt/topo_aware placed the job across blocks: \(mine.nodes)")
+        #expect(mine.victims.count <= base.victims.count, "\(fill): \(mine.victims.count) victims, stock \(base.victims.count)")
+        #expect(Set(mine.gpus.keys) == Set(mine.nodes), "\(fill): GPUs of \(mine.gpus.keys.sorted()), nodes \(mine.nodes)")
+        // In-node alignment by the cluster's own slurm.conf and gres.conf (NVSwitch nodes: any
+        // GPUs of a node are NVLinked, so this guards the parsing of Slurm's per-node GPUs).
+        let tables = try ours.affinityTables()
+        for (node, gpus) in mine.gpus {
+            let table = try #require(tables[node], "no topology for \(node)")
+            #expect(gpus.count == fill.gpusPerNode && table.alignment(of: gpus) == .nvlink, "\(fill): \(node) GPUs \(gpus)")
+        }
+        #expect(try ours.controllerIsUp())
     }
 }

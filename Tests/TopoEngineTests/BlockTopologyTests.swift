@@ -80,12 +80,120 @@ import Testing
         var five = request
         five.nodeCount = 5
         guard case let .plan(spanning) = try Lab.plan(snapshot, five) else { Issue.record("no plan"); return }
-        #expect(spanning.reasons.first == "no block can host all 5 nodes: the plan spans blocks")
+        #expect(spanning.reasons.first == "no block of the cluster has 5 nodes: the plan spans blocks")
+        #expect(spanning.domain == NodeDomain(kind: .block, name: nil))
+        #expect(plan.domain == NodeDomain(kind: .block, name: "b1"))
         #expect(spanning.victims.count == 12)
+    }
+
+    /// Two blocks of four 4-GPU nodes; `held` lists, per node (0-7), the GPU counts of its jobs
+    /// (priority 1 unless given in `priorities` by job id), started in node order.
+    static func fill(_ held: [[Int]], priorities: [UInt32: Int] = [:], preemptible: Set<UInt32>? = nil) throws -> ClusterSnapshot {
+        let four = ClusterSnapshot.LayoutSpec(paths: (0..<4).map { i in (0..<4).map { $0 == i ? "X" : "NV4" } },
+                                              sockets: [0, 0, 1, 1])
+        let nodes = (1...8).map { ClusterSnapshot.NodeState(name: "node\($0)", layout: 0, block: $0 <= 4 ? "b1" : "b2") }
+        var jobs: [ClusterSnapshot.RunningJob] = []
+        for (node, sizes) in held.enumerated() {
+            var next = 0
+            for size in sizes {
+                let id = UInt32(jobs.count + 1)
+                jobs.append(.init(id: id, priority: priorities[id] ?? 1, startTime: Int64(jobs.count),
+                                  preemptible: preemptible?.contains(id) ?? true,
+                                  allocations: [.init(node: node, gpus: GPUSet(next..<(next + size)))]))
+                next += size
+            }
+        }
+        return ClusterSnapshot(layouts: [four], nodes: nodes, jobs: jobs, time: 3600)
+    }
+
+    /// Guaranteed holds above the node as inside it: while a block could hold the job, a plan
+    /// across blocks is refused (the job waits); best-effort takes it and says so.
+    @Test func guaranteedDoesNotSpanBlocksBestEffortDoes() throws {
+        // Only node1, node2 (b1) and node5, node6 (b2) can be freed: node3, node4, node7, node8
+        // run jobs that may not be preempted.
+        let snapshot = try Self.fill([[4], [4], [4], [4], [4], [4], [4], [4]], preemptible: [1, 2, 5, 6])
+        let request = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, mode: .guaranteed, priority: 10)
+        guard case let .noPlan(code, reason) = try Lab.plan(snapshot, request) else { Issue.record("a plan across blocks"); return }
+        #expect(code == .noAlignedPlan)
+        #expect(reason == "no block can free 4 nodes of nvlink-aligned GPUs, and guaranteed mode does not span blocks; the best reachable is nvlink-aligned across blocks (best-effort mode would take it)")
+        var loose = request
+        loose.mode = .bestEffort
+        guard case let .plan(plan) = try Lab.plan(snapshot, loose) else { Issue.record("no plan"); return }
+        #expect(plan.domain == NodeDomain(kind: .block, name: nil))
+        #expect(plan.reasons.first == "no block can host all 4 nodes: the plan spans blocks")
+        #expect(plan.victims == [1, 2, 5, 6])
+        // Without blocks (another cluster) guaranteed spans nodes as before.
+        var flat = snapshot
+        for n in flat.nodes.indices { flat.nodes[n].block = nil }
+        guard case let .plan(anywhere) = try Lab.plan(flat, request) else { Issue.record("no plan"); return }
+        #expect(anywhere.domain == nil && anywhere.victims == [1, 2, 5, 6])
+    }
+
+    /// A node's cheapest plan is not always the best part of a multi-node plan: the aggregate's
+    /// priority is the highest over its nodes. node1 can only give up job 1 (priority 5);
+    /// node2 either jobs 3 and 4 (priority 1, two victims: its own cheapest) or job 5
+    /// (priority 3, one victim). With node1's priority 5 in the plan anyway, job 5 alone is the
+    /// cheaper part: 2 victims in all, not 3.
+    @Test func aNodesCheapestPlanIsNotAlwaysTheBestPart() throws {
+        let snapshot = try Self.fill([[2, 2], [1, 1, 2], [4], [4], [4], [4], [4], [4]],
+                                     priorities: [1: 5, 5: 3], preemptible: [1, 3, 4, 5])
+        let request = PreemptorRequest(gpusPerNode: 2, nodeCount: 2, level: .nvlink, priority: 10)
+        guard case let .plan(plan) = try Lab.plan(snapshot, request) else { Issue.record("no plan"); return }
+        #expect(plan.victims == [1, 5])
+        #expect(plan.cost.maxPriority == 5 && plan.cost.victims == 2)
+        #expect(plan.domain == NodeDomain(kind: .block, name: "b1"))
+        // One node alone: node2's own cheapest (priority 1) is the plan.
+        var one = request
+        one.nodeCount = 1
+        one.candidateNodes = ["node2"]
+        guard case let .plan(single) = try Lab.plan(snapshot, one) else { Issue.record("no plan"); return }
+        #expect(single.victims == [3, 4])
     }
 }
 
 @Suite struct ControllerBlocksTests {
+    /// A 2-node, 4-GPU-per-node preemptor inside preempt/topo_aware: nodes 1-2 (b1) hold two
+    /// 2-GPU batch jobs each on island 0-3, nodes 3-4 (b2) one 4-GPU job each there (the other
+    /// island runs jobs that may not be preempted): the plan takes b2's two jobs, and its log
+    /// line and record name the block. In guaranteed mode with node2's and node4's jobs not
+    /// preemptible either, only node1 and node3 can be freed: nothing spans blocks, the job
+    /// waits and the record says why.
+    @Test func multiNodePlansNameTheirBlock() throws {
+        var topology = ControllerTopology(layouts: [Lab.islands], gpuCounts: [8],
+                                          layoutOfNode: Dictionary(uniqueKeysWithValues: (1...4).map { ("node\($0)", 0) }))
+        topology.blockOfNode = ["node1": "b1", "node2": "b1", "node3": "b2", "node4": "b2"]
+        func snapshot(spanOnly: Bool) -> ControllerSnapshot {
+            let held: [(node: Int, gpus: [Int], eligible: Bool)] = [
+                (0, [0, 1], true), (0, [2, 3], true), (0, [4, 5, 6, 7], false),
+                (1, [0, 1], !spanOnly), (1, [2, 3], !spanOnly), (1, [4, 5, 6, 7], false),
+                (2, [0, 1, 2, 3], true), (2, [4, 5, 6, 7], false),
+                (3, [0, 1, 2, 3], !spanOnly), (3, [4, 5, 6, 7], false),
+            ]
+            let jobs = held.enumerated().map { i, h in
+                ControllerSnapshot.Job(id: UInt32(i + 1), basePriority: Controller.batchPriority, eligible: h.eligible,
+                                       startTime: Int64(i * 60), allocations: [.init(node: h.node, gpus: GPUSet(h.gpus))])
+            }
+            var preemptor = Controller.infer(4)
+            preemptor.nodeCount = 2
+            return ControllerSnapshot(time: 3600, nodes: (1...4).map { .init(name: "node\($0)", available: true, gpuCount: 8, allocated: GPUSet(0...7)) },
+                                      jobs: jobs, preemptor: preemptor)
+        }
+        var controller = PreemptController()
+        let decision = controller.decide(snapshot(spanOnly: false), config: Controller.config, topology: topology,
+                                         settings: PreemptSettings(), clock: Controller.Clock().read)
+        let record = try #require(decision.records.first { $0.event == .plan }, "\(decision.log.map(\.text))")
+        #expect(record.victims == [7, 9])
+        #expect(record.domain == NodeDomain(kind: .block, name: "b2"))
+        #expect(decision.log.contains { $0.text.contains("100 plan node4 gpus=0-3 node3 gpus=0-3 level=nvlink block=b2 victims=7,9 ") }, "\(decision.log.map(\.text))")
+        var waiting = PreemptController()
+        let wait = waiting.decide(snapshot(spanOnly: true), config: Controller.config, topology: topology,
+                                  settings: PreemptSettings(), clock: Controller.Clock().read)
+        let said = try #require(wait.records.first)
+        #expect(said.event == .wait)
+        #expect(said.message.contains("guaranteed mode does not span blocks"))
+    }
+
+
     /// preempt/topo_aware's planning nodes carry the blocks the topology store read.
     @Test func planningNodesCarryTheirBlocks() {
         var topology = ControllerTopology(layouts: [Lab.islands], gpuCounts: [8], layoutOfNode: ["node1": 0, "node2": 0, "node3": 0])

@@ -95,6 +95,12 @@ import Testing
         var lost = DecisionRecord(.recordsLost, time: 10, job: 0, message: "3 lost")
         lost.count = 3
         records.append(lost)
+        for domain in [NodeDomain(kind: .block, name: "b1"), NodeDomain(kind: .leafSwitch, name: "s1"),
+                       NodeDomain(kind: .block, name: nil), NodeDomain(kind: .leafSwitch, name: nil)] {
+            var multi = DecisionRecord(.plan, time: 11, job: 5, message: "plan")
+            multi.domain = domain
+            records.append(multi)
+        }
         let decoder = JSONDecoder()
         for (i, original) in records.enumerated() {
             let line = original.jsonLine(sequence: UInt64(i + 1))
@@ -105,6 +111,19 @@ import Testing
         }
         #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"nope","job":1}"#.utf8)) }
         #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"plan","job":1,"level":"x"}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"plan","job":1,"across":"racks"}"#.utf8)) }
+    }
+
+    /// Multi-node plans say where their nodes lie: `block`, `switch` or `across`.
+    @Test func domainKeys() {
+        var record = DecisionRecord(.plan, time: 1, job: 3, message: "m")
+        record.domain = NodeDomain(kind: .block, name: "b1")
+        #expect(record.jsonLine() == #"{"time":1,"event":"plan","job":3,"block":"b1","victims":[],"message":"m"}"#)
+        record.domain = NodeDomain(kind: .leafSwitch, name: nil)
+        #expect(record.jsonLine() == #"{"time":1,"event":"plan","job":3,"across":"switches","victims":[],"message":"m"}"#)
+        #expect(PreemptController.domain(NodeDomain(kind: .block, name: nil)) == " across=blocks")
+        #expect(PreemptController.domain(NodeDomain(kind: .leafSwitch, name: "s2")) == " switch=s2")
+        #expect(PreemptController.domain(nil) == "")
     }
 
     @Test(arguments: [(0, "1970-01-01T00:00:00Z"), (1_796_236_889, "2026-12-02T18:41:29Z"), (951_782_400, "2000-02-29T00:00:00Z"),

@@ -290,7 +290,7 @@ enum Lab {
         var three = request
         three.nodeCount = 3
         guard case let .plan(spanning) = try Lab.plan(snapshot, three) else { Issue.record("no plan"); return }
-        #expect(spanning.reasons.first == "no leaf switch can host all 3 nodes: the plan spans switches")
+        #expect(spanning.reasons.first == "no leaf switch of the cluster has 3 nodes: the plan spans leaf switches")
         #expect(throws: TextDiagnostic.self) { try SwitchTopology.parse("SwitchName=s1 Nodes=a\nSwitchName=s1 Nodes=b", file: "t") }
         #expect(throws: TextDiagnostic.self) { try SwitchTopology.parse("Switch=s1", file: "t") }
     }
@@ -376,58 +376,8 @@ enum Lab {
         let snapshot = index.snapshot
         var best: (level: AffinityLevel, cost: PlanCost, node: String)?
         for node in snapshot.nodes.indices where snapshot.nodes[node].available {
-            let jobs = snapshot.jobs.enumerated().filter { _, job in
-                job.preemptible && job.priority < request.priority && snapshot.time - job.startTime >= policy.exemptSeconds
-                    && job.allocations.contains { $0.node == node }
-            }
-            let topology = index.topology(ofNode: node)
-            for mask in 0..<(1 << jobs.count) {
-                let victims = jobs.indices.filter { mask & (1 << $0) != 0 }.map { jobs[$0].element }
-                var freed = GPUSet()
-                for job in victims { for a in job.allocations where a.node == node { freed = freed.union(a.gpus) } }
-                let free = index.freeGPUs(ofNode: node)
-                // CPUs and memory, where the node gives them: what is left after every job on
-                // the node, plus what the victims free.
-                func resourcesFit(without excluded: UInt32?) -> Bool {
-                    let state = snapshot.nodes[node]
-                    func held(_ job: ClusterSnapshot.RunningJob) -> (Int, Int64) {
-                        let a = job.allocations.filter { $0.node == node }
-                        return (a.reduce(0) { $0 + ($1.cpus ?? 0) }, a.reduce(0) { $0 + ($1.memoryMB ?? 0) })
-                    }
-                    var cpus = (state.cpus ?? 0) - (state.otherCPUs ?? 0), memory = (state.memoryMB ?? 0) - (state.otherMemoryMB ?? 0)
-                    for job in snapshot.jobs where !victims.contains(where: { $0.id == job.id && $0.id != excluded }) {
-                        cpus -= held(job).0
-                        memory -= held(job).1
-                    }
-                    return (state.cpus == nil || cpus >= request.cpusPerNode) && (state.memoryMB == nil || memory >= request.memoryPerNode)
-                }
-                guard resourcesFit(without: nil) else { continue }
-                guard free.count + freed.count >= request.gpusPerNode,
-                      let (level, _) = SlurmGPUPick.worstAlignment(topology, model: snapshot.slurm.gpuPick, free: free.union(freed),
-                                                                    count: request.gpusPerNode,
-                                                                    shape: request.shape, cpus: request.cpusPerNode)
-                else { continue }
-                if request.mode == .guaranteed && level > request.level { continue }
-                if policy.requireEveryVictim {
-                    // Slurm must need every victim: without any one of them the job does not fit
-                    // by count (per socket for per-socket requests).
-                    func fits(_ gpus: GPUSet) -> Bool {
-                        if request.shape == .perNode { return gpus.count >= request.gpusPerNode }
-                        let sockets = Dictionary(grouping: gpus, by: { topology.gpus[$0].socket ?? -1 })
-                        return sockets.values.contains { $0.count >= request.gpusPerNode }
-                    }
-                    let unneeded = victims.contains { victim in
-                        let own = victim.allocations.filter { $0.node == node }.reduce(GPUSet()) { $0.union($1.gpus) }
-                        return fits(free.union(freed.subtracting(own))) && resourcesFit(without: victim.id)
-                    }
-                    if unneeded { continue }
-                }
-                let shortfall = max(0, request.gpusPerNode - free.count)
-                let cost = PlanCost(maxPriority: victims.map(\.priority).max(), victims: victims.count,
-                                    gpuSeconds: victims.reduce(0) { $0 + Int64($1.gpuCount) * max(0, snapshot.time - $1.startTime) },
-                                    collateral: max(0, victims.reduce(0) { $0 + $1.gpuCount } - shortfall),
-                                    victimIDs: victims.map(\.id).sorted())
-                let name = snapshot.nodes[node].name
+            let name = snapshot.nodes[node].name
+            for (level, cost) in options(request, index, policy, node: node) {
                 // Best-effort: any level at or tighter than required counts the same.
                 let rank = max(level, request.level)
                 if let current = best {
@@ -444,6 +394,67 @@ enum Lab {
             }
         }
         return best
+    }
+
+    /// Every acceptable victim set on `node` (every subset of its eligible jobs, checked with
+    /// the same Slurm pick model), with the level Slurm's pick reaches and its cost.
+    static func options(_ request: PreemptorRequest, _ index: PlanningIndex, _ policy: PlannerPolicy, node: Int) -> [(level: AffinityLevel, cost: PlanCost)] {
+        let snapshot = index.snapshot
+        var found: [(level: AffinityLevel, cost: PlanCost)] = []
+        let jobs = snapshot.jobs.enumerated().filter { _, job in
+            job.preemptible && job.priority < request.priority && snapshot.time - job.startTime >= policy.exemptSeconds
+                && job.allocations.contains { $0.node == node }
+        }
+        let topology = index.topology(ofNode: node)
+        for mask in 0..<(1 << jobs.count) {
+            let victims = jobs.indices.filter { mask & (1 << $0) != 0 }.map { jobs[$0].element }
+            var freed = GPUSet()
+            for job in victims { for a in job.allocations where a.node == node { freed = freed.union(a.gpus) } }
+            let free = index.freeGPUs(ofNode: node)
+            // CPUs and memory, where the node gives them: what is left after every job on
+            // the node, plus what the victims free.
+            func resourcesFit(without excluded: UInt32?) -> Bool {
+                let state = snapshot.nodes[node]
+                func held(_ job: ClusterSnapshot.RunningJob) -> (Int, Int64) {
+                    let a = job.allocations.filter { $0.node == node }
+                    return (a.reduce(0) { $0 + ($1.cpus ?? 0) }, a.reduce(0) { $0 + ($1.memoryMB ?? 0) })
+                }
+                var cpus = (state.cpus ?? 0) - (state.otherCPUs ?? 0), memory = (state.memoryMB ?? 0) - (state.otherMemoryMB ?? 0)
+                for job in snapshot.jobs where !victims.contains(where: { $0.id == job.id && $0.id != excluded }) {
+                    cpus -= held(job).0
+                    memory -= held(job).1
+                }
+                return (state.cpus == nil || cpus >= request.cpusPerNode) && (state.memoryMB == nil || memory >= request.memoryPerNode)
+            }
+            guard resourcesFit(without: nil) else { continue }
+            guard free.count + freed.count >= request.gpusPerNode,
+                  let (level, _) = SlurmGPUPick.worstAlignment(topology, model: snapshot.slurm.gpuPick, free: free.union(freed),
+                                                                count: request.gpusPerNode,
+                                                                shape: request.shape, cpus: request.cpusPerNode)
+            else { continue }
+            if request.mode == .guaranteed && level > request.level { continue }
+            if policy.requireEveryVictim {
+                // Slurm must need every victim: without any one of them the job does not fit
+                // by count (per socket for per-socket requests).
+                func fits(_ gpus: GPUSet) -> Bool {
+                    if request.shape == .perNode { return gpus.count >= request.gpusPerNode }
+                    let sockets = Dictionary(grouping: gpus, by: { topology.gpus[$0].socket ?? -1 })
+                    return sockets.values.contains { $0.count >= request.gpusPerNode }
+                }
+                let unneeded = victims.contains { victim in
+                    let own = victim.allocations.filter { $0.node == node }.reduce(GPUSet()) { $0.union($1.gpus) }
+                    return fits(free.union(freed.subtracting(own))) && resourcesFit(without: victim.id)
+                }
+                if unneeded { continue }
+            }
+            let shortfall = max(0, request.gpusPerNode - free.count)
+            let cost = PlanCost(maxPriority: victims.map(\.priority).max(), victims: victims.count,
+                                gpuSeconds: victims.reduce(0) { $0 + Int64($1.gpuCount) * max(0, snapshot.time - $1.startTime) },
+                                collateral: max(0, victims.reduce(0) { $0 + $1.gpuCount } - shortfall),
+                                victimIDs: victims.map(\.id).sorted())
+            found.append((level, cost))
+        }
+        return found
     }
 
     static let layouts: [ClusterSnapshot.LayoutSpec] = [
@@ -558,6 +569,148 @@ enum Lab {
         }
         #expect(planned > 3000 && refused > 300, "planned \(planned), refused \(refused)")
         if resources { #expect(resourcesDecided > 1000, "CPUs or memory changed \(resourcesDecided) outcomes") }
+    }
+}
+
+/// Multi-node plans against an exhaustive oracle on random small clusters with blocks: every
+/// set of nodes, every acceptable victim set on each, blocks first as the planner's contract
+/// says (one block at the level tried, then across blocks unless guaranteed mode forbids it).
+@Suite struct MultiNodeOracleTests {
+    typealias Option = (level: AffinityLevel, cost: PlanCost)
+
+    /// The numeric cost of several nodes' options together (victims hold GPUs on one node each).
+    static func aggregate(_ parts: [PlanCost]) -> PlanCost {
+        PlanCost(maxPriority: parts.compactMap(\.maxPriority).max(), victims: parts.reduce(0) { $0 + $1.victims },
+                 gpuSeconds: parts.reduce(0) { $0 + $1.gpuSeconds }, collateral: parts.reduce(0) { $0 + $1.collateral },
+                 victimIDs: parts.flatMap(\.victimIDs).sorted())
+    }
+
+    /// Compared without the job-id tiebreak (equal numeric costs may pick other nodes).
+    static func numeric(_ a: PlanCost, _ b: PlanCost, _ order: [CostCriterion]) -> Int {
+        var x = a, y = b
+        (x.victimIDs, y.victimIDs) = ([], [])
+        return x.compare(y, order: order)
+    }
+
+    /// The cheapest choice of `k` of `nodes`, one option each, at `level` or tighter.
+    static func cheapest(_ nodes: [Int], k: Int, options: [Int: [Option]], level: AffinityLevel,
+                         order: [CostCriterion]) -> PlanCost? {
+        var best: PlanCost?
+        func choose(_ start: Int, _ picked: [PlanCost]) {
+            if picked.count == k {
+                let cost = aggregate(picked)
+                if best.map({ numeric(cost, $0, order) < 0 }) ?? true { best = cost }
+                return
+            }
+            guard start < nodes.count else { return }
+            for i in start..<nodes.count {
+                for option in options[nodes[i]] ?? [] where option.level <= level { choose(i + 1, picked + [option.cost]) }
+            }
+        }
+        choose(0, [])
+        return best
+    }
+
+    static func oracle(_ request: PreemptorRequest, _ index: PlanningIndex, _ policy: PlannerPolicy)
+        -> (cost: PlanCost, level: AffinityLevel, inBlock: Bool)? {
+        let snapshot = index.snapshot
+        let available = snapshot.nodes.indices.filter { snapshot.nodes[$0].available }
+        var options: [Int: [Option]] = [:]
+        for node in available { options[node] = PlannerOracleTests.options(request, index, policy, node: node) }
+        var blocks: [String: [Int]] = [:]
+        for node in available { if let b = snapshot.nodes[node].block { blocks[b, default: []].append(node) } }
+        var sizes: [String: Int] = [:]
+        for node in snapshot.nodes { if let b = node.block { sizes[b, default: 0] += 1 } }
+        let spanAllowed = request.mode == .bestEffort || blocks.isEmpty || (sizes.values.max() ?? 0) < request.nodeCount
+        let levels = request.mode == .guaranteed ? [request.level] : AffinityLevel.allCases.filter { $0 >= request.level }
+        for level in levels {
+            var best: PlanCost?
+            for members in blocks.values where members.count >= request.nodeCount {
+                if let cost = cheapest(members, k: request.nodeCount, options: options, level: level, order: policy.order),
+                   best.map({ numeric(cost, $0, policy.order) < 0 }) ?? true {
+                    best = cost
+                }
+            }
+            if let best { return (best, level, true) }
+            if spanAllowed, let cost = cheapest(available, k: request.nodeCount, options: options, level: level, order: policy.order) {
+                return (cost, level, false)
+            }
+        }
+        return nil
+    }
+
+    static func randomInstance(_ rng: inout SplitMix64) -> (ClusterSnapshot, PreemptorRequest, PlannerPolicy) {
+        let nodeCount = Int.random(in: 3...6, using: &rng)
+        let blocked = Int.random(in: 0..<5, using: &rng) > 0
+        var layouts: [ClusterSnapshot.LayoutSpec] = []
+        var nodes: [ClusterSnapshot.NodeState] = []
+        var jobs: [ClusterSnapshot.RunningJob] = []
+        for n in 0..<nodeCount {
+            layouts.append(layouts.isEmpty || Bool.random(using: &rng) ? PlannerOracleTests.layouts.randomElement(using: &rng)! : layouts[0])
+            let block = blocked ? "b\(Int.random(in: 1...2, using: &rng))" : nil
+            nodes.append(.init(name: "n\(n)", layout: layouts.count - 1, available: Int.random(in: 0..<8, using: &rng) > 0, block: block))
+            var free = Array(0..<8).shuffled(using: &rng)
+            let target = Int.random(in: 3...8, using: &rng)
+            while 8 - free.count < target, !free.isEmpty, jobs.count < 60 {
+                let size = min(free.count, [1, 1, 2, 2, 3, 4].randomElement(using: &rng)!)
+                let gpus = GPUSet(free.prefix(size))
+                free.removeFirst(size)
+                jobs.append(.init(id: UInt32(jobs.count + 1), priority: [1, 1, 2, 5].randomElement(using: &rng)!,
+                                  startTime: Int64.random(in: 0...3600, using: &rng),
+                                  preemptible: Int.random(in: 0..<6, using: &rng) > 0,
+                                  allocations: [.init(node: n, gpus: gpus)]))
+            }
+        }
+        let slurm = Bool.random(using: &rng) ? SlurmRelease.debianBookworm : SlurmRelease(26, 5, 3)
+        let snapshot = ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: jobs, time: 3600, slurm: slurm)
+        let request = PreemptorRequest(gpusPerNode: Int.random(in: 1...5, using: &rng), nodeCount: Int.random(in: 2...3, using: &rng),
+                                       level: AffinityLevel.allCases.randomElement(using: &rng)!,
+                                       mode: Bool.random(using: &rng) ? .guaranteed : .bestEffort,
+                                       priority: [3, 10].randomElement(using: &rng)!)
+        var policy = PlannerPolicy(exemptSeconds: Bool.random(using: &rng) ? 0 : 600)
+        if Int.random(in: 0..<3, using: &rng) == 0 { policy.order = CostCriterion.allCases.shuffled(using: &rng) }
+        return (snapshot, request, policy)
+    }
+
+    @Test func plannerMatchesTheOracleOn3000MultiNodeInstances() throws {
+        var rng = SplitMix64(seed: 1_919)
+        var planned = 0, refused = 0, inBlock = 0, across = 0, capsDecided = 0
+        var bounds: [(bound: Planner.CostBound, node: Int)] = []
+        for round in 0..<3_000 {
+            let (snapshot, request, policy) = Self.randomInstance(&rng)
+            let index = try PlanningIndex(snapshot)
+            let expected = Self.oracle(request, index, policy)
+            switch Planner.plan(request, in: index, policy: policy) {
+            case let .plan(plan):
+                planned += 1
+                guard let expected else {
+                    Issue.record("round \(round): planner found \(plan.victims), oracle none")
+                    continue
+                }
+                if plan.domain?.name != nil { inBlock += 1 } else if plan.domain != nil { across += 1 }
+                #expect(Self.numeric(plan.cost, expected.cost, policy.order) == 0
+                            && max(plan.level, request.level) == max(expected.level, request.level)
+                            && (plan.domain?.name != nil) == expected.inBlock,
+                        "round \(round): planner \(plan.cost) \(plan.level.name) \(plan.domain.map(\.description) ?? "-"), oracle \(expected.cost) \(expected.level.name) in block: \(expected.inBlock)")
+                #expect(plan.nodes.count == request.nodeCount && Set(plan.nodes.map(\.node)).count == request.nodeCount)
+                if let block = plan.domain?.name {
+                    #expect(plan.nodes.allSatisfy { node in snapshot.nodes.first { $0.name == node.node }?.block == block })
+                }
+                // Each node's cheapest plan alone would have been dearer here.
+                let greedy = Planner.search(level: plan.level, request: request, index: index,
+                                            eligible: Planner.eligibility(request, index: index, policy: policy),
+                                            candidates: plan.nodes.compactMap { index.nodeByName[$0.node] }, policy: policy,
+                                            bounded: &bounds)
+                if greedy.plans.count == request.nodeCount,
+                   Self.numeric(Planner.aggregate(greedy.plans), plan.cost, policy.order) > 0 { capsDecided += 1 }
+            case .noPlan:
+                refused += 1
+                #expect(expected == nil, "round \(round): oracle found \(expected.map { "\($0.cost) in block: \($0.inBlock)" } ?? "")")
+            }
+        }
+        print("multi-node oracle: \(planned) planned (\(inBlock) in one block, \(across) across blocks), \(refused) refused, \(capsDecided) decided by priority caps")
+        #expect(planned > 1000 && refused > 200 && inBlock > 500 && across > 50 && capsDecided > 5,
+                "planned \(planned), refused \(refused), in block \(inBlock), across \(across), caps \(capsDecided)")
     }
 }
 

@@ -141,12 +141,39 @@ public struct Plan: Sendable, Equatable {
     public var reasons: [String]
     /// Machine-readable reason code.
     public var code: Code
+    /// Multi-node plans on a cluster with blocks or switches: the one block (leaf switch) all
+    /// its nodes are in, or which kind of domain it spans; nil otherwise.
+    public var domain: NodeDomain? = nil
 
     public enum Code: String, Sendable {
         case fitsWithoutPreemption = "fits-without-preemption"
         case aligned
         case degraded
     }
+}
+
+/// Where a multi-node plan's nodes lie above the node: inside one block of topology/block (one
+/// NVLink domain), under one leaf switch of topology/tree, or across several.
+public struct NodeDomain: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case block
+        case leafSwitch = "switch"
+        /// The plural, for "across blocks" (also the value of the records' `across` key).
+        public var plural: String { self == .block ? "blocks" : "switches" }
+        var noun: String { self == .block ? "block" : "leaf switch" }
+        var nounPlural: String { self == .block ? "blocks" : "leaf switches" }
+    }
+    public var kind: Kind
+    /// The block or switch holding every node; nil when the plan spans several.
+    public var name: String?
+
+    public init(kind: Kind, name: String?) {
+        self.kind = kind
+        self.name = name
+    }
+
+    /// `block b1`, `leaf switch s2`, `across blocks`.
+    public var description: String { name.map { "\(kind.noun) \($0)" } ?? "across \(kind.nounPlural)" }
 }
 
 public enum PlanOutcome: Sendable, Equatable {
@@ -347,23 +374,29 @@ public enum Planner {
         // looser level until one has a plan (tighter than required is not preferred).
         let levels = request.mode == .guaranteed ? [request.level] : AffinityLevel.allCases.filter { $0 >= request.level }
         // Multi-node jobs: nodes of one block (topology/block: one NVLink domain) first, then
-        // under one leaf switch (topology/tree), the cheapest such set; then anywhere.
-        var groupings: [(kind: String, groups: [String: [Int]])] = []
+        // under one leaf switch (topology/tree), the cheapest such set; then anywhere, except
+        // in guaranteed mode while some block (switch) of the cluster is large enough to hold
+        // the job: guaranteed holds at the level above the node as at the level inside it.
+        var groupings: [(kind: NodeDomain.Kind, groups: [String: [Int]])] = []
+        var spanAllowed = true
         if request.nodeCount > 1 {
             var blocks: [String: [Int]] = [:], leaves: [String: [Int]] = [:]
             for node in candidates {
                 if let block = snapshot.nodes[node].block { blocks[block, default: []].append(node) }
                 if let leaf = snapshot.nodes[node].leafSwitch { leaves[leaf, default: []].append(node) }
             }
-            if !blocks.isEmpty { groupings.append(("block", blocks)) }
-            if !leaves.isEmpty { groupings.append(("leaf switch", leaves)) }
+            if !blocks.isEmpty { groupings.append((.block, blocks)) }
+            if !leaves.isEmpty { groupings.append((.leafSwitch, leaves)) }
+            if request.mode == .guaranteed, let tightest = groupings.first?.kind {
+                spanAllowed = largestDomain(tightest, in: snapshot) < request.nodeCount
+            }
         }
         for level in levels {
             for grouping in groupings {
                 var best: (name: String, plans: [NodePlan], searched: Int, cost: PlanCost)?
                 for (name, members) in grouping.groups.sorted(by: { $0.key < $1.key }) where members.count >= request.nodeCount {
-                    let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
-                                                    candidates: members, policy: policy, bounded: &bounded)
+                    let (chosen, searched) = searchNodes(level: level, request: request, index: index, eligible: eligible,
+                                                         candidates: members, policy: policy, bounded: &bounded)
                     guard chosen.count >= request.nodeCount else { continue }
                     let cost = aggregate(chosen)
                     if best.map({ cost.compare($0.cost, order: policy.order) < 0 }) ?? true {
@@ -373,21 +406,37 @@ public enum Planner {
                 if let best {
                     var plan = assemble(best.plans, request: request, index: index, candidates: candidates.count,
                                         searched: best.searched)
-                    let which = grouping.kind == "block" ? "in block \(best.name)" : "under leaf switch \(best.name)"
-                    plan.reasons.insert("all \(request.nodeCount) nodes \(which) (topology.conf)", at: 0)
+                    let domain = NodeDomain(kind: grouping.kind, name: best.name)
+                    plan.domain = domain
+                    plan.reasons.insert("all \(request.nodeCount) nodes \(grouping.kind == .block ? "in" : "under") \(domain) (topology.conf)", at: 0)
                     return .plan(plan)
                 }
             }
-            let (chosen, searched) = search(level: level, request: request, index: index, eligible: eligible,
-                                            candidates: candidates, policy: policy, bounded: &bounded)
+            guard spanAllowed else { continue }
+            let (chosen, searched) = searchNodes(level: level, request: request, index: index, eligible: eligible,
+                                                 candidates: candidates, policy: policy, bounded: &bounded)
             if chosen.count >= request.nodeCount {
                 var plan = assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched)
-                if let grouping = groupings.last {
-                    let what = grouping.kind == "block" ? "block" : "leaf switch"
-                    plan.reasons.insert("no \(what) can host all \(request.nodeCount) nodes: the plan spans \(what == "block" ? "blocks" : "switches")", at: 0)
+                if let kind = groupings.first?.kind {
+                    plan.domain = NodeDomain(kind: kind, name: nil)
+                    let why = request.mode == .guaranteed ? "no \(kind.noun) of the cluster has \(request.nodeCount) nodes"
+                                                          : "no \(kind.noun) can host all \(request.nodeCount) nodes"
+                    plan.reasons.insert("\(why): the plan spans \(kind.nounPlural)", at: 0)
                 }
                 return .plan(plan)
             }
+        }
+        if !spanAllowed, let kind = groupings.first?.kind {
+            var loose = request
+            loose.mode = .bestEffort
+            let reachable: String
+            if case let .plan(plan) = plan(loose, in: index, policy: policy) {
+                reachable = "; the best reachable is \(plan.level.name)-aligned \(plan.domain.map(\.description) ?? "") (best-effort mode would take it)"
+            } else {
+                reachable = ""
+            }
+            return .noPlan(code: .noAlignedPlan,
+                           reason: "no \(kind.noun) can free \(request.nodeCount) nodes of \(request.level.name)-aligned GPUs, and guaranteed mode does not span \(kind.nounPlural)\(reachable)")
         }
         if request.mode == .guaranteed {
             var loose = request
@@ -405,6 +454,63 @@ public enum Planner {
         let resources = with.isEmpty ? "" : " and \(with.joined(separator: " and "))"
         return .noPlan(code: .notEnoughPreemptible,
                        reason: "fewer than \(request.nodeCount) of \(candidates.count) candidate node(s) can free \(request.gpusPerNode) GPUs\(whereTo)\(resources) from \(whose)")
+    }
+
+    /// Nodes in the largest block (leaf switch) of the cluster, available or not.
+    static func largestDomain(_ kind: NodeDomain.Kind, in snapshot: ClusterSnapshot) -> Int {
+        var sizes: [String: Int] = [:]
+        for node in snapshot.nodes {
+            if let name = kind == .block ? node.block : node.leafSwitch { sizes[name, default: 0] += 1 }
+        }
+        return sizes.values.max() ?? 0
+    }
+
+    /// Victim priorities tried as caps in one multi-node search; above this many distinct ones,
+    /// only the lowest are tried as caps, then all together (bounded work in slurmctld).
+    static let maxPriorityCaps = 8
+
+    /// The `nodeCount` node plans aligned at `level` whose aggregate cost is least. One node's
+    /// cheapest plan is not always the best part of a multi-node plan: the aggregate's priority
+    /// is the highest over its nodes, so a node may better take more victims of a lower priority
+    /// when another node needs a high one anyway. So for each victim priority `p` (ascending) the
+    /// search runs with victims of priority at most `p`, ranking by the other criteria (which add
+    /// up over nodes, so the cheapest nodes make the cheapest sum), and keeps the best aggregate;
+    /// with priority first in the order the first cap that gives a plan is the optimum. Exact
+    /// where victims hold GPUs on one node each (a job on several nodes is one victim but its
+    /// per-node costs add up) and with at most `maxPriorityCaps` distinct priorities.
+    static func searchNodes(level: AffinityLevel, request: PreemptorRequest, index: PlanningIndex, eligible: [Bool],
+                            candidates: [Int], policy: PlannerPolicy,
+                            bounded: inout [(bound: CostBound, node: Int)]) -> (plans: [NodePlan], searched: Int) {
+        guard request.nodeCount > 1, let position = policy.order.firstIndex(of: .priority) else {
+            return search(level: level, request: request, index: index, eligible: eligible, candidates: candidates,
+                          policy: policy, bounded: &bounded)
+        }
+        var priorities = Set<Int>()
+        for node in candidates {
+            for entry in index.jobsOnNode[node] where eligible[entry.job] { priorities.insert(index.jobPriority[entry.job]) }
+        }
+        guard priorities.count > 1 else {
+            return search(level: level, request: request, index: index, eligible: eligible, candidates: candidates,
+                          policy: policy, bounded: &bounded)
+        }
+        var caps = priorities.sorted()
+        if caps.count > maxPriorityCaps { caps = Array(caps.prefix(maxPriorityCaps - 1)) + [caps[caps.count - 1]] }
+        var additive = policy
+        additive.order.remove(at: position)
+        var best: (plans: [NodePlan], cost: PlanCost)?
+        var searched = 0
+        var capped = eligible
+        for cap in caps {
+            for j in capped.indices { capped[j] = eligible[j] && index.jobPriority[j] <= cap }
+            let (plans, count) = search(level: level, request: request, index: index, eligible: capped,
+                                        candidates: candidates, policy: additive, bounded: &bounded)
+            searched += count
+            guard plans.count >= request.nodeCount else { continue }
+            let cost = aggregate(plans)
+            if best.map({ cost.compare($0.cost, order: policy.order) < 0 }) ?? true { best = (plans, cost) }
+            if position == 0 { break }
+        }
+        return (best?.plans ?? [], searched)
     }
 
     /// Seconds from `start` to `time`, 0 when `start` is later, saturated (snapshots may carry

@@ -107,6 +107,9 @@ public struct DecisionRecord: Sendable, Equatable {
     public var level: AffinityLevel?
     /// The level the plan reaches (below `level` only for a degraded best-effort plan).
     public var reached: AffinityLevel?
+    /// Multi-node plans on a cluster with blocks (switches): the block or leaf switch holding
+    /// all the plan's nodes (`block`, `switch` keys), or which kind it spans (`across`).
+    public var domain: NodeDomain?
     public var targets: [Target] = []
     public var victims: [UInt32] = []
     public var cost: PlanCost?
@@ -138,6 +141,7 @@ public struct DecisionRecord: Sendable, Equatable {
         self.mode = mode
         self.level = plan.request.level
         self.reached = plan.level
+        self.domain = plan.domain
         self.targets = plan.nodes.map { node in
             Target(node: node.node, gpus: node.expectedGPUs.reduce(GPUSet()) { $0.union($1) })
         }
@@ -161,6 +165,9 @@ public struct DecisionRecord: Sendable, Equatable {
         if let level { out.string("level", level.name) }
         if let reached { out.string("reached", reached.name) }
         if let level, let reached { out.bool("degraded", reached > level) }
+        if let domain {
+            if let name = domain.name { out.string(domain.kind.rawValue, name) } else { out.string("across", domain.kind.plural) }
+        }
         if !targets.isEmpty {
             out.raw("targets", "[" + targets.map { t in
                 var o = JSONObjectWriter()
@@ -251,6 +258,7 @@ struct JSONObjectWriter {
 extension DecisionRecord: Decodable {
     enum CodingKeys: String, CodingKey {
         case time, event, job, other, reason, mode, level, reached, targets, victims, cost, message, details, count, stats
+        case block, leafSwitch = "switch", across
         case planMicroseconds = "plan_us", preemptMode = "preempt_mode", lostGPUSeconds = "lost_gpu_seconds"
     }
 
@@ -289,6 +297,15 @@ extension DecisionRecord: Decodable {
         mode = try named(.mode, PlacementMode.init(name:))
         level = try named(.level, AffinityLevel.init(name:))
         reached = try named(.reached, AffinityLevel.init(name:))
+        if let name = try c.decodeIfPresent(String.self, forKey: .block) {
+            domain = NodeDomain(kind: .block, name: name)
+        } else if let name = try c.decodeIfPresent(String.self, forKey: .leafSwitch) {
+            domain = NodeDomain(kind: .leafSwitch, name: name)
+        } else {
+            domain = try named(.across) { text in
+                [NodeDomain.Kind.block, .leafSwitch].first { $0.plural == text }.map { NodeDomain(kind: $0, name: nil) }
+            }
+        }
         if c.contains(.targets) {
             var list = try c.nestedUnkeyedContainer(forKey: .targets)
             while !list.isAtEnd {

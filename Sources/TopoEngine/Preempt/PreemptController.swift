@@ -93,6 +93,8 @@ public struct PreemptController: Sendable {
         /// The level the plan reaches, and the level the job's class requires.
         public var level: AffinityLevel = .node
         public var required: AffinityLevel = .node
+        /// Multi-node plans: the block (leaf switch) holding its nodes, or which kind it spans.
+        public var domain: NodeDomain? = nil
 
         public struct Target: Sendable, Equatable {
             public var node: String
@@ -446,7 +448,8 @@ public struct PreemptController: Sendable {
             let kept = KeptPlan(owner: p.id, rank: rank, mode: mode,
                                 targets: plan.nodes.map { .init(node: $0.node, gpus: $0.expectedGPUs.reduce(GPUSet()) { $0.union($1) }) },
                                 victims: plan.victims, created: snapshot.time, executed: false,
-                                line: Self.describe(plan), level: plan.level, required: plan.request.level)
+                                line: Self.describe(plan), level: plan.level, required: plan.request.level,
+                                domain: plan.domain)
             let previous = plans[p.id]
             // Takeover: lower-ranked kept plans whose GPUs this one needs are dropped.
             for other in plans.values where other.owner != p.id && other.rank < rank && Self.overlaps(other.targets, kept.targets) {
@@ -753,7 +756,14 @@ public struct PreemptController: Sendable {
 
     /// `node1 gpus=0-3 level=nvlink victims=1,3 cost=...` (several nodes: `node1 gpus=0-3 node2 gpus=4-7`).
     static func describe(_ plan: Plan) -> String {
-        "\(targets(plan)) level=\(plan.level.name)\(plan.degraded ? " (degraded, required \(plan.request.level.name))" : "") victims=\(plan.victims.map(String.init).joined(separator: ",")) cost=victims:\(plan.cost.victims),prio:\(plan.cost.maxPriority.map(String.init) ?? "-"),lost:\(plan.cost.gpuSeconds)gpu-s,collateral:\(plan.cost.collateral)"
+        "\(targets(plan)) level=\(plan.level.name)\(plan.degraded ? " (degraded, required \(plan.request.level.name))" : "")\(domain(plan.domain)) victims=\(plan.victims.map(String.init).joined(separator: ",")) cost=victims:\(plan.cost.victims),prio:\(plan.cost.maxPriority.map(String.init) ?? "-"),lost:\(plan.cost.gpuSeconds)gpu-s,collateral:\(plan.cost.collateral)"
+    }
+
+    /// ` block=b1`, ` switch=s1`, ` across=blocks` (multi-node plans on a cluster with blocks or
+    /// switches); empty otherwise.
+    static func domain(_ domain: NodeDomain?) -> String {
+        guard let domain else { return "" }
+        return domain.name.map { " \(domain.kind.rawValue)=\($0)" } ?? " across=\(domain.kind.plural)"
     }
 
     static func recordTargets(_ plan: Plan) -> [DecisionRecord.Target] {
@@ -835,6 +845,7 @@ extension PreemptController {
             record.mode = kept.mode
             record.level = kept.required
             record.reached = kept.level
+            record.domain = kept.domain
             record.victims = kept.victims
             record.message = "\(head): a victim of its plan \(kept.line)"
             let others = kept.victims.filter { $0 != p.victim }.map(String.init).joined(separator: ",")
