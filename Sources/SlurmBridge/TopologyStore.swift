@@ -83,8 +83,8 @@ public final class TopologyStore: Sendable {
             state.summary = summary.nodeCount > 0 ? summary : nil
             state.layouts = summary.nodeCount > 0 ? ControllerTopology(cluster) : nil
             if state.layouts != nil {
-                state.layouts?.blockOfNode = Self.blocks(slurmText: slurmText, topologyConf: Self.topologyConf(state.slurmConf),
-                                                         logPrefix: logPrefix, initial: initial)
+                state.layouts?.setBlocks(Self.blocks(slurmText: slurmText, topologyConf: Self.topologyConf(state.slurmConf),
+                                                     logPrefix: logPrefix, initial: initial))
             }
             state.layouts?.generation = Self.loads.withLock { count in
                 count &+= 1
@@ -124,10 +124,10 @@ public final class TopologyStore: Sendable {
         [stamp(state.slurmConf), stamp(state.gresConf), stamp(topologyConf(state.slurmConf))]
     }
 
-    /// Node -> base block, when slurm.conf names `topology/block` and its topology.conf parses;
-    /// else empty (logged when the file is wanted but unusable).
-    private static func blocks(slurmText: String, topologyConf: String, logPrefix: String, initial: Bool) -> [String: String] {
-        guard BlockTopology.isSelected(bySlurmConf: slurmText) else { return [:] }
+    /// The blocks, when slurm.conf names `topology/block` and its topology.conf parses; else nil
+    /// (logged when the file is wanted but unusable).
+    private static func blocks(slurmText: String, topologyConf: String, logPrefix: String, initial: Bool) -> BlockTopology? {
+        guard BlockTopology.isSelected(bySlurmConf: slurmText) else { return nil }
         do {
             let (text, _) = try ConfigStore.read(topologyConf, limit: 1 << 20)
             let topology: BlockTopology
@@ -135,10 +135,10 @@ public final class TopologyStore: Sendable {
                 throw ConfigLoadError(description: error.description)
             }
             SlurmLog.info("\(logPrefix): \(initial ? "" : "re")loaded \(topology.blocks.count) blocks of \(topology.baseBlockNodes) nodes from \(topologyConf)")
-            return topology.blockOfNode
+            return topology
         } catch {
             SlurmLog.error("\(logPrefix): blocks unavailable (\(error)); multi-node plans ignore blocks until the file is fixed")
-            return [:]
+            return nil
         }
     }
 

@@ -190,7 +190,7 @@ struct PlanCommand: ParsableCommand {
                                        planBudgetMicroseconds: UInt64(live.config?.planTimeBudgetMilliseconds ?? 200) * 1000,
                                        costOrder: try order())
         var topology = ControllerTopology(live.topology)
-        topology.blockOfNode = live.blockOfNode
+        topology.setBlocks(live.blocks)
         let decision = controller.decide(snapshot, config: live.config, topology: topology,
                                          settings: settings, clock: { DispatchTime.now().uptimeNanoseconds })
         var report: PlanReport
@@ -410,15 +410,15 @@ struct LiveCluster {
     /// SlurmUser's uid (the controller's configuration, read with the state).
     var slurmUserID: UInt32
     var topology: ClusterTopology
-    /// Each node's block, with TopologyPlugin=topology/block; else empty.
-    var blockOfNode: [String: String] = [:]
+    /// The blocks, with TopologyPlugin=topology/block; else nil.
+    var blocks: BlockTopology?
     var config: TopoAwareConfig?
     var warnings: [String]
 
     static func load(config option: ConfigPathOption) throws -> LiveCluster {
         let paths = option.paths()
         let topology: ClusterTopology
-        var blockOfNode: [String: String] = [:]
+        var blocks: BlockTopology?
         do {
             let slurmText = try readInput(paths.slurmConf)
             let nodes = try SlurmConfNodes.parse(slurmText, file: paths.slurmConf)
@@ -426,7 +426,7 @@ struct LiveCluster {
             topology = TopologySummary.build(slurmNodes: nodes, gresConf: gres).cluster
             if BlockTopology.isSelected(bySlurmConf: slurmText) {
                 let file = BlockTopology.path(besideSlurmConf: paths.slurmConf)
-                blockOfNode = try BlockTopology.parse(try readInput(file), file: file).blockOfNode
+                blocks = try BlockTopology.parse(try readInput(file), file: file)
             }
         } catch let error as TextDiagnostic {
             throw CLIError.input(error.description)
@@ -437,7 +437,7 @@ struct LiveCluster {
         do { reading = try SlurmClient.load(qos: config?.basePolicy == .qos) } catch {
             throw CLIError.input("cannot read the cluster: \(error)")
         }
-        return LiveCluster(state: reading.state, slurmUserID: reading.slurmUserID, topology: topology, blockOfNode: blockOfNode,
+        return LiveCluster(state: reading.state, slurmUserID: reading.slurmUserID, topology: topology, blocks: blocks,
                            config: config, warnings: topology.warnings.map(\.description) + reading.warnings)
     }
 }

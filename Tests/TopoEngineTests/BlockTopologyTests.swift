@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import TopoEngine
 
@@ -30,6 +31,27 @@ import Testing
         #expect(topology.alignment(of: ["n1", "n4"]) == .aggregate(size: 2, blocks: ["b1", "b2"]))
         #expect(topology.alignment(of: ["n4", "n5"]) == .aggregate(size: 4, blocks: ["b1", "b2", "b3", "b4"]))
         #expect(topology.alignment(of: ["n1", "n10"]) == .none)
+    }
+
+    /// Where Slurm may place a job of n nodes (eval_nodes_block.c's _get_block_level): one
+    /// base block up to its nodes, then the aggregate of the next configured level.
+    @Test func unitsFollowSlurmsBlockLevel() throws {
+        let text = (1...5).map { "BlockName=b\($0) Nodes=n[\($0 * 2 - 1)-\($0 * 2)]" }.joined(separator: "\n") + "\nBlockSizes=2,8\n"
+        let levels = try BlockTopology.parse(text, file: "t").blockLevels
+        #expect(levels.levels == [1, 4])
+        #expect(levels.level(forNodes: 2) == 1 && levels.level(forNodes: 3) == 4 && levels.level(forNodes: 8) == 4)
+        #expect(levels.level(forNodes: 9) == nil)
+        #expect(levels.units(forNodes: 2).map(\.name) == ["b1", "b2", "b3", "b4", "b5"])
+        #expect(levels.units(forNodes: 5).map(\.name) == ["b1,b2,b3,b4"])  // b5 alone: no trailing aggregate
+        #expect(levels.units(forNodes: 10).map(\.name) == ["all blocks"])
+        let derived = try #require(BlockLevels.derived(from: ["b2", "b2", "b1", "b1", nil].enumerated().map {
+            ClusterSnapshot.NodeState(name: "n\($0.offset)", layout: 0, block: $0.element)
+        }))
+        #expect(derived == BlockLevels(order: ["b2", "b1"], baseNodes: 2, levels: [1, 2]))
+        let json = #"{"order":["b1","b1"],"baseNodes":4,"levels":[1]}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(BlockLevels.self, from: Data(json.utf8)) }
+        let three = #"{"order":["b1"],"baseNodes":4,"levels":[3]}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(BlockLevels.self, from: Data(three.utf8)) }
     }
 
     @Test(arguments: [
@@ -76,12 +98,13 @@ import Testing
         #expect(plan.victims.sorted() == Array(17...24))
         #expect(plan.reasons.first == "all 4 nodes in block b1 (topology.conf)")
         // Without blocks the planner also takes the cheapest nodes (fewest victims): b1's.
-        // Five nodes fit in no block: the plan spans blocks and says so.
+        // Five nodes fit in no base block: Slurm places them in the aggregated block of b1 and
+        // b2 (levels 1 and 2 base blocks), and so does the plan.
         var five = request
         five.nodeCount = 5
         guard case let .plan(spanning) = try Lab.plan(snapshot, five) else { Issue.record("no plan"); return }
-        #expect(spanning.reasons.first == "no block of the cluster has 5 nodes: the plan spans blocks")
-        #expect(spanning.domain == NodeDomain(kind: .block, name: nil))
+        #expect(spanning.reasons.first == "all 5 nodes in the aggregated block b1,b2 (topology.conf)")
+        #expect(spanning.domain == NodeDomain(kind: .block, name: "b1,b2"))
         #expect(plan.domain == NodeDomain(kind: .block, name: "b1"))
         #expect(spanning.victims.count == 12)
     }
@@ -106,22 +129,21 @@ import Testing
         return ClusterSnapshot(layouts: [four], nodes: nodes, jobs: jobs, time: 3600)
     }
 
-    /// Guaranteed holds above the node as inside it: while a block could hold the job, a plan
-    /// across blocks is refused (the job waits); best-effort takes it and says so.
-    @Test func guaranteedDoesNotSpanBlocksBestEffortDoes() throws {
+    /// topology/block places a job of at most a block's nodes inside one block: a plan across
+    /// blocks would requeue jobs for nothing, so neither mode makes one; without blocks the
+    /// same nodes are planned as before.
+    @Test func noPlanSpansBlocks() throws {
         // Only node1, node2 (b1) and node5, node6 (b2) can be freed: node3, node4, node7, node8
         // run jobs that may not be preempted.
         let snapshot = try Self.fill([[4], [4], [4], [4], [4], [4], [4], [4]], preemptible: [1, 2, 5, 6])
         let request = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, mode: .guaranteed, priority: 10)
         guard case let .noPlan(code, reason) = try Lab.plan(snapshot, request) else { Issue.record("a plan across blocks"); return }
         #expect(code == .noAlignedPlan)
-        #expect(reason == "no block can free 4 nodes of nvlink-aligned GPUs, and guaranteed mode does not span blocks; the best reachable is nvlink-aligned across blocks (best-effort mode would take it)")
+        #expect(reason == "no block can free 4 nvlink-aligned GPUs on each of 4 nodes; topology/block places a job of 4 nodes in one block, and victims across blocks would free nothing it uses")
         var loose = request
         loose.mode = .bestEffort
-        guard case let .plan(plan) = try Lab.plan(snapshot, loose) else { Issue.record("no plan"); return }
-        #expect(plan.domain == NodeDomain(kind: .block, name: nil))
-        #expect(plan.reasons.first == "no block can host all 4 nodes: the plan spans blocks")
-        #expect(plan.victims == [1, 2, 5, 6])
+        guard case let .noPlan(_, looseReason) = try Lab.plan(snapshot, loose) else { Issue.record("a plan across blocks"); return }
+        #expect(looseReason == "no block can free 4 GPUs on each of 4 nodes; topology/block places a job of 4 nodes in one block, and victims across blocks would free nothing it uses")
         // Without blocks (another cluster) guaranteed spans nodes as before.
         var flat = snapshot
         for n in flat.nodes.indices { flat.nodes[n].block = nil }
@@ -155,9 +177,9 @@ import Testing
     /// A 2-node, 4-GPU-per-node preemptor inside preempt/topo_aware: nodes 1-2 (b1) hold two
     /// 2-GPU batch jobs each on island 0-3, nodes 3-4 (b2) one 4-GPU job each there (the other
     /// island runs jobs that may not be preempted): the plan takes b2's two jobs, and its log
-    /// line and record name the block. In guaranteed mode with node2's and node4's jobs not
-    /// preemptible either, only node1 and node3 can be freed: nothing spans blocks, the job
-    /// waits and the record says why.
+    /// line and record name the block. With node2's and node4's jobs not preemptible either,
+    /// only node1 and node3 can be freed: nothing spans blocks, the job waits (guaranteed) and
+    /// the record says why.
     @Test func multiNodePlansNameTheirBlock() throws {
         var topology = ControllerTopology(layouts: [Lab.islands], gpuCounts: [8],
                                           layoutOfNode: Dictionary(uniqueKeysWithValues: (1...4).map { ("node\($0)", 0) }))
@@ -190,7 +212,7 @@ import Testing
                                   settings: PreemptSettings(), clock: Controller.Clock().read)
         let said = try #require(wait.records.first)
         #expect(said.event == .wait)
-        #expect(said.message.contains("guaranteed mode does not span blocks"))
+        #expect(said.message.contains("topology/block places a job of 2 nodes in one block"), "\(said.message)")
     }
 
 

@@ -50,21 +50,11 @@ public struct BlockTopology: Sendable, Equatable {
     /// Base block index of each node.
     public var blockIndex: [String: Int]
 
+    /// The levels as the planner takes them.
+    public var blockLevels: BlockLevels { BlockLevels(order: blocks.map(\.name), baseNodes: baseBlockNodes, levels: levels) }
+
     /// The aggregated blocks of `size` base blocks, as base block index ranges.
-    public func aggregates(of size: Int) -> [Range<Int>] {
-        guard let j = levels.firstIndex(of: size) else { return [] }
-        if size == 1 { return blocks.indices.map { $0..<($0 + 1) } }
-        var result: [Range<Int>] = []
-        var start = 0
-        while start < blocks.count {
-            let remaining = blocks.count - start
-            // Slurm skips a trailing aggregate the next smaller size already covers.
-            if size > remaining, j > 0, levels[j - 1] >= remaining { break }
-            result.append(start..<min(start + size, blocks.count))
-            start += size
-        }
-        return result
-    }
+    public func aggregates(of size: Int) -> [Range<Int>] { blockLevels.aggregates(of: size) }
 
     /// The tightest block level holding every node of `nodes`.
     public func alignment(of nodes: [String]) -> Alignment {
@@ -179,11 +169,7 @@ public struct BlockTopology: Sendable, Equatable {
             throw TextDiagnostic(file: file, location: SourceLocation(line: blocks[0].line, column: 1),
                                  message: "blocks hold no nodes and BlockSizes is not set")
         }
-        levels.sort()
-        // As Slurm: levels beyond the first that reaches the number of blocks are not used.
-        if let covering = levels.firstIndex(where: { $0 >= blocks.count }) {
-            levels = Array(levels[...covering])
-        }
+        levels = BlockLevels.cut(levels, blocks: blocks.count)
         return BlockTopology(blocks: blocks, baseBlockNodes: base, levels: levels, blockIndex: blockIndex)
     }
 }

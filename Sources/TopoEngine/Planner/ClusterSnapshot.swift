@@ -11,17 +11,21 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
     /// The Slurm release the cluster runs: its GPU pick is what the planner and the stock model
     /// predict (JSON `"slurm": "24.11.5"`; absent: 22.05.8, Debian bookworm's).
     public var slurm: SlurmRelease
+    /// topology/block's levels (JSON `"blockLevels": {"order": ["b1", "b2"], "baseNodes": 4,
+    /// "levels": [1, 2]}`); nil with blocks on nodes: Slurm's defaults for them.
+    public var blockLevels: BlockLevels?
 
     public init(layouts: [LayoutSpec], nodes: [NodeState], jobs: [RunningJob], time: Int64,
-                slurm: SlurmRelease = .debianBookworm) {
+                slurm: SlurmRelease = .debianBookworm, blockLevels: BlockLevels? = nil) {
         self.layouts = layouts
         self.nodes = nodes
         self.jobs = jobs
         self.time = time
         self.slurm = slurm
+        self.blockLevels = blockLevels
     }
 
-    enum CodingKeys: String, CodingKey { case layouts, nodes, jobs, time, slurm }
+    enum CodingKeys: String, CodingKey { case layouts, nodes, jobs, time, slurm, blockLevels }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -30,6 +34,7 @@ public struct ClusterSnapshot: Sendable, Codable, Equatable {
         jobs = try c.decode([RunningJob].self, forKey: .jobs)
         time = try c.decode(Int64.self, forKey: .time)
         slurm = try c.decodeIfPresent(SlurmRelease.self, forKey: .slurm) ?? .debianBookworm
+        blockLevels = try c.decodeIfPresent(BlockLevels.self, forKey: .blockLevels)
     }
 
     /// A node layout in JSON-friendly form: the link matrix as `nvidia-smi topo -m` cells and

@@ -373,22 +373,37 @@ public enum Planner {
         // Guaranteed: the required level only. Best-effort: the required level first, then each
         // looser level until one has a plan (tighter than required is not preferred).
         let levels = request.mode == .guaranteed ? [request.level] : AffinityLevel.allCases.filter { $0 >= request.level }
-        // Multi-node jobs: nodes of one block (topology/block: one NVLink domain) first, then
-        // under one leaf switch (topology/tree), the cheapest such set; then anywhere, except
-        // in guaranteed mode while some block (switch) of the cluster is large enough to hold
-        // the job: guaranteed holds at the level above the node as at the level inside it.
+        // Multi-node jobs on a cluster with blocks (topology/block: NVLink domains): Slurm places
+        // the job inside one block of the level its node count needs, so plans stay inside one
+        // such unit, the cheapest (in either mode: victims elsewhere would free nothing Slurm
+        // uses). Else, with leaf switches (topology/tree), one switch's nodes first, then any,
+        // except in guaranteed mode while some switch of the cluster could hold the job.
         var groupings: [(kind: NodeDomain.Kind, groups: [String: [Int]])] = []
         var spanAllowed = true
         if request.nodeCount > 1 {
-            var blocks: [String: [Int]] = [:], leaves: [String: [Int]] = [:]
-            for node in candidates {
-                if let block = snapshot.nodes[node].block { blocks[block, default: []].append(node) }
-                if let leaf = snapshot.nodes[node].leafSwitch { leaves[leaf, default: []].append(node) }
-            }
-            if !blocks.isEmpty { groupings.append((.block, blocks)) }
-            if !leaves.isEmpty { groupings.append((.leafSwitch, leaves)) }
-            if request.mode == .guaranteed, let tightest = groupings.first?.kind {
-                spanAllowed = largestDomain(tightest, in: snapshot) < request.nodeCount
+            if let blocks = snapshot.blockLevels ?? BlockLevels.derived(from: snapshot.nodes),
+               candidates.contains(where: { snapshot.nodes[$0].block != nil }) {
+                var position: [String: Int] = [:]
+                for (i, name) in blocks.order.enumerated() where position[name] == nil { position[name] = i }
+                var units: [String: [Int]] = [:]
+                let all = blocks.units(forNodes: request.nodeCount)
+                var unitOfBlock = [Int](repeating: -1, count: blocks.order.count)
+                for (u, unit) in all.enumerated() { for b in unit.blocks where b < unitOfBlock.count { unitOfBlock[b] = u } }
+                for node in candidates {
+                    guard let block = snapshot.nodes[node].block, let b = position[block], unitOfBlock[b] >= 0 else { continue }
+                    units[all[unitOfBlock[b]].name, default: []].append(node)
+                }
+                groupings.append((.block, units))
+                spanAllowed = false
+            } else {
+                var leaves: [String: [Int]] = [:]
+                for node in candidates {
+                    if let leaf = snapshot.nodes[node].leafSwitch { leaves[leaf, default: []].append(node) }
+                }
+                if !leaves.isEmpty {
+                    groupings.append((.leafSwitch, leaves))
+                    if request.mode == .guaranteed { spanAllowed = largestDomain(.leafSwitch, in: snapshot) < request.nodeCount }
+                }
             }
         }
         for level in levels {
@@ -408,7 +423,9 @@ public enum Planner {
                                         searched: best.searched)
                     let domain = NodeDomain(kind: grouping.kind, name: best.name)
                     plan.domain = domain
-                    plan.reasons.insert("all \(request.nodeCount) nodes \(grouping.kind == .block ? "in" : "under") \(domain) (topology.conf)", at: 0)
+                    let place = grouping.kind == .leafSwitch ? "under \(domain)"
+                        : best.name.contains(",") ? "in the aggregated block \(best.name)" : best.name == "all blocks" ? "in the blocks (no level holds them)" : "in \(domain)"
+                    plan.reasons.insert("all \(request.nodeCount) nodes \(place) (topology.conf)", at: 0)
                     return .plan(plan)
                 }
             }
@@ -427,6 +444,13 @@ public enum Planner {
             }
         }
         if !spanAllowed, let kind = groupings.first?.kind {
+            if kind == .block {
+                let blocks = snapshot.blockLevels ?? BlockLevels.derived(from: snapshot.nodes)
+                let size = blocks?.level(forNodes: request.nodeCount).map { $0 == 1 ? "one block" : "one aggregated block of \($0) blocks" } ?? "the blocks"
+                let aligned = request.mode == .guaranteed ? "\(request.level.name)-aligned " : ""
+                return .noPlan(code: .noAlignedPlan,
+                               reason: "no block can free \(request.gpusPerNode) \(aligned)GPUs on each of \(request.nodeCount) nodes; topology/block places a job of \(request.nodeCount) nodes in \(size), and victims across blocks would free nothing it uses")
+            }
             var loose = request
             loose.mode = .bestEffort
             let reachable: String

@@ -124,6 +124,14 @@ public struct ControllerTopology: Sendable {
     /// Each node's base block (topology.conf of `topology/block`), when the site has blocks:
     /// multi-node plans keep a job inside one block where they can.
     public var blockOfNode: [String: String] = [:]
+    /// The levels of those blocks (where Slurm may place a job of so many nodes).
+    public var blockLevels: BlockLevels?
+
+    /// Takes the blocks of topology.conf (nil: none).
+    public mutating func setBlocks(_ blocks: BlockTopology?) {
+        blockOfNode = blocks?.blockOfNode ?? [:]
+        blockLevels = blocks?.blockLevels
+    }
     /// Which load of the topology files this is (the loader numbers them): what the planner
     /// derived from an earlier load is derived again.
     public var generation: UInt64 = 0

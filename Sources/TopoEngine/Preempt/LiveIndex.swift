@@ -108,7 +108,8 @@ struct LiveIndex {
             }
             jobs.append(Self.runningJob(slot, clusterNodeOf: built.clusterNodeOf) ?? Self.placeholder(slot.id))
         }
-        let snapshot = ClusterSnapshot(layouts: topology.layouts, nodes: planned.nodes, jobs: jobs, time: max(time, 0), slurm: slurm)
+        let snapshot = ClusterSnapshot(layouts: topology.layouts, nodes: planned.nodes, jobs: jobs, time: max(time, 0), slurm: slurm,
+                                       blockLevels: topology.blockLevels)
         do { index = try PlanningIndex(snapshot) } catch { throw .inconsistent(error.description) }
         for n in planned.nodes.indices { try derive(n) }
     }

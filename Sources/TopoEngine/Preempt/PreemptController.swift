@@ -725,7 +725,8 @@ public struct PreemptController: Sendable {
         for n in nodes.indices {
             nodes[n].otherAllocated = (nodes[n].otherAllocated ?? GPUSet()).subtracting(held[n])
         }
-        return .success((built, ClusterSnapshot(layouts: topology.layouts, nodes: nodes, jobs: jobs, time: time, slurm: s.slurm)))
+        return .success((built, ClusterSnapshot(layouts: topology.layouts, nodes: nodes, jobs: jobs, time: time, slurm: s.slurm,
+                                                       blockLevels: topology.blockLevels)))
     }
 
     // MARK: - Logging
