@@ -174,7 +174,8 @@ extension Cluster {
     /// node's (so their ages follow the fill's order), then the inference job, which must run
     /// within a minute. Returns the victims (batch jobs requeued or no longer running), the
     /// inference job's nodes and GPUs per node; ends every job before returning.
-    func replay(_ fill: RandomFill) throws -> (victims: [(id: String, node: String)], nodes: [String], gpus: [String: GPUSet]) {
+    func replay(_ fill: RandomFill) throws
+        -> (victims: [(id: String, node: String)], nodes: [String], gpus: [String: GPUSet], held: [(id: String, node: String, gpus: GPUSet)]) {
         var batch: [(id: String, node: String)] = []
         var ids: [String] = []
         defer { try? finish(ids) }
@@ -192,6 +193,7 @@ extension Cluster {
             let running = try waitUntil(seconds: 30) { try started.allSatisfy { try state($0) == "RUNNING" } }
             try #require(running, "\(fill): the batch jobs on node\(node) did not all start")
         }
+        let held = try batch.map { job in (job.id, job.node, try #require(try gpuIndices(job.id), "GPUs of \(job.id)")) }
         let submitted = try run(["sbatch", "--parsable", "-p", "infer", "-N", "\(fill.nodes)", "--gres=gpu:\(fill.gpusPerNode)",
                                  "-c", "1", "-o", "/dev/null", "--wrap", "sleep 600"])
         try #require(submitted.status == 0, "\(submitted.stderr)")
@@ -201,7 +203,7 @@ extension Cluster {
         let reason = started ? "" : (try job(infer)["Reason"] ?? "?")
         try #require(started, "\(fill): the inference job did not start (\(reason))")
         let victims = try batch.filter { try restarts($0.id) > 0 || state($0.id) != "RUNNING" }
-        return (victims, try nodes(of: infer), try gpusPerNode(infer))
+        return (victims, try nodes(of: infer), try gpusPerNode(infer), held)
     }
 }
 
@@ -233,5 +235,32 @@ struct RandomBlockFillsTests {
             #expect(gpus.count == fill.gpusPerNode && table.alignment(of: gpus) == .nvlink, "\(fill): \(node) GPUs \(gpus)")
         }
         #expect(try ours.controllerIsUp())
+        // The simulator's stock model (StockPreemption.simulateMultiNode) on the same fill takes
+        // the victims the stock controller took.
+        let predicted = try stock.stockModel(base.held, fill: fill)
+        #expect(predicted == Set(base.victims.map(\.id)), "\(fill): the stock model takes \(predicted.sorted()), the controller took \(base.victims.map(\.id))")
+    }
+}
+
+extension Cluster {
+    /// Stock preemption as the simulator models it, for the jobs `held` (started in that
+    /// order) and the fill's inference job, on this cluster's nodes and blocks.
+    func stockModel(_ held: [(id: String, node: String, gpus: GPUSet)], fill: RandomFill) throws -> Set<String> {
+        let etc = directory + "/etc/"
+        let blocks = try BlockTopology.parse(String(contentsOfFile: etc + "topology.conf", encoding: .utf8), file: "topology.conf")
+        let tables = try affinityTables()
+        let names = tables.keys.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
+        let layout = ClusterSnapshot.LayoutSpec(paths: (0..<4).map { i in (0..<4).map { $0 == i ? "X" : "NV4" } }, sockets: [0, 0, 1, 1])
+        let nodes = names.map { ClusterSnapshot.NodeState(name: $0, layout: 0, block: blocks.blockOfNode[$0]) }
+        let jobs = try held.enumerated().map { i, job in
+            ClusterSnapshot.RunningJob(id: try #require(UInt32(job.id)), priority: 1, startTime: Int64(i),
+                                       allocations: [.init(node: try #require(names.firstIndex(of: job.node)), gpus: job.gpus)])
+        }
+        let snapshot = ClusterSnapshot(layouts: [layout], nodes: nodes, jobs: jobs, time: Int64(held.count),
+                                       slurm: try #require(SlurmRelease(slurmRelease)), blockLevels: blocks.blockLevels)
+        let request = PreemptorRequest(gpusPerNode: fill.gpusPerNode, nodeCount: fill.nodes, level: .nvlink, priority: 10)
+        let outcome = try #require(StockPreemption.simulateMultiNode(request, in: try PlanningIndex(snapshot),
+                                                                     settings: StockSettings(order: victimOrder == "youngest-first" ? .youngestFirst : .oldestFirst)))
+        return Set(outcome.victims.map(String.init))
     }
 }

@@ -129,6 +129,44 @@ import Testing
         return ClusterSnapshot(layouts: [four], nodes: nodes, jobs: jobs, time: 3600)
     }
 
+    /// Two blocks of four 4-GPU nodes filled in the order given (each node's jobs on GPUs 0..,
+    /// started one after another): the block clusters' fills.
+    static func ordered(_ fill: [(node: Int, sizes: [Int])]) -> ClusterSnapshot {
+        let four = ClusterSnapshot.LayoutSpec(paths: (0..<4).map { i in (0..<4).map { $0 == i ? "X" : "NV4" } },
+                                              sockets: [0, 0, 1, 1])
+        let nodes = (1...8).map { ClusterSnapshot.NodeState(name: "node\($0)", layout: 0, block: $0 <= 4 ? "b1" : "b2") }
+        var jobs: [ClusterSnapshot.RunningJob] = []
+        for (node, sizes) in fill {
+            var next = 0
+            for size in sizes {
+                jobs.append(.init(id: UInt32(jobs.count + 1), priority: 1, startTime: Int64(jobs.count),
+                                  allocations: [.init(node: node - 1, gpus: GPUSet(next..<(next + size)))]))
+                next += size
+            }
+        }
+        return ClusterSnapshot(layouts: [four], nodes: nodes, jobs: jobs, time: 3600,
+                               blockLevels: BlockLevels(order: ["b1", "b2"], baseNodes: 4, levels: [1, 2]))
+    }
+
+    /// The stock model of a multi-node preemption with blocks against what stock 26.05.3 and
+    /// 24.11.5 did (StockBlocksTests): all sixteen of b2 in the scenario, b1's six when
+    /// the four cheapest nodes span both blocks.
+    @Test func stockModelTakesWhatTheControllerTook() throws {
+        let request = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10)
+        let sixteen = Self.ordered((5...8).map { ($0, [1, 1, 1, 1]) } + (1...4).map { ($0, [2, 2]) })
+        let first = try #require(StockPreemption.simulateMultiNode(request, in: try PlanningIndex(sixteen)))
+        #expect(first.victims == Array(1...16))
+        #expect(first.nodes.map(\.name) == ["node5", "node6", "node7", "node8"])
+        let across = Self.ordered([(1, [4]), (2, [4]), (5, [4]), (6, [4]), (3, [2, 2]), (4, [2, 2]), (7, [1, 1, 1, 1]), (8, [1, 1, 1, 1])])
+        let second = try #require(StockPreemption.simulateMultiNode(request, in: try PlanningIndex(across)))
+        #expect(second.victims == [1, 2, 5, 6, 7, 8])
+        #expect(second.nodes.map(\.name) == ["node1", "node2", "node3", "node4"])
+        // Youngest first: b1's 2-GPU jobs are younger, and free b1 with eight.
+        let youngest = try #require(StockPreemption.simulateMultiNode(request, in: try PlanningIndex(sixteen),
+                                                                      settings: StockSettings(order: .youngestFirst)))
+        #expect(youngest.victims == Array(17...24))
+    }
+
     /// topology/block places a job of at most a block's nodes inside one block: a plan across
     /// blocks would requeue jobs for nothing, so neither mode makes one; without blocks the
     /// same nodes are planned as before.

@@ -118,6 +118,127 @@ public enum StockPreemption {
         }
     }
 
+    /// A multi-node job's outcome: each node with the GPUs Slurm's pick gives the job there.
+    public struct MultiOutcome: Sendable, Equatable {
+        public var nodes: [(name: String, gpus: GPUSet)]
+        public var victims: [UInt32]
+        public static func == (a: MultiOutcome, b: MultiOutcome) -> Bool {
+            a.victims == b.victims && a.nodes.map(\.name) == b.nodes.map(\.name) && a.nodes.map(\.gpus) == b.nodes.map(\.gpus)
+        }
+    }
+
+    /// Where Slurm may place a job of `nodes` nodes: the units of topology/block (one block, or
+    /// one aggregate for a job larger than a block), as node indices; without blocks, all nodes.
+    public static func units(forNodes nodes: Int, in snapshot: ClusterSnapshot) -> [[Int]] {
+        guard let levels = snapshot.blockLevels ?? BlockLevels.derived(from: snapshot.nodes) else {
+            return [Array(snapshot.nodes.indices)]
+        }
+        var position: [String: Int] = [:]
+        for (i, name) in levels.order.enumerated() where position[name] == nil { position[name] = i }
+        return levels.units(forNodes: nodes).map { unit in
+            snapshot.nodes.indices.filter { n in
+                snapshot.nodes[n].block.flatMap { position[$0] }.map(unit.blocks.contains) ?? false
+            }
+        }
+    }
+
+    /// Stock Slurm's preemption for a job of several nodes: the same candidate order and
+    /// `_run_now` passes as `simulate`, the job fitting once some unit Slurm may place it in
+    /// (`units`) has `nodeCount` nodes where its GPUs fit; the victims are the removed jobs on
+    /// the nodes it then uses (the first fitting nodes of the first such unit). Checked against
+    /// stock 24.11.5 and 26.05.3 controllers with topology/block (RandomBlockFillsTests: the
+    /// model's victims are the controller's, fill by fill).
+    public static func simulateMultiNode(_ request: PreemptorRequest, in index: PlanningIndex,
+                                         policy: PlannerPolicy = PlannerPolicy(), settings: StockSettings = StockSettings(),
+                                         first: Set<UInt32> = []) -> MultiOutcome? {
+        let snapshot = index.snapshot
+        let k = request.gpusPerNode
+        let units = units(forNodes: request.nodeCount, in: snapshot)
+        func usable(_ node: Int) -> Bool {
+            let state = snapshot.nodes[node]
+            return state.available && (request.candidateNodes?.contains(state.name) ?? true)
+        }
+        var freedCPUs = [Int](repeating: 0, count: snapshot.nodes.count)
+        var freedMemory = [Int64](repeating: 0, count: snapshot.nodes.count)
+        func pick(_ node: Int, _ free: GPUSet) -> GPUSet? {
+            guard free.count >= k, usable(node),
+                  index.resourcesFit(request, node: node, freedCPUs: freedCPUs[node], freedMemory: freedMemory[node])
+            else { return nil }
+            let layout = index.layoutOfNode[node]
+            let sockets = SlurmGPUPick.sockets(index.pickContexts[layout].topology)
+            switch request.shape {
+            case .perNode:
+                return SlurmGPUPick.pickPerNode(index.pickContexts[layout], free: free, count: k, usedSockets: Set(sockets.prefix(1)))
+            case .perSocket:
+                for socket in sockets {
+                    if let p = SlurmGPUPick.pickPerSocket(index.pickContexts[layout], free: free, count: k, socket: socket) { return p }
+                }
+                return nil
+            }
+        }
+        func fit(_ free: [GPUSet]) -> [(node: Int, gpus: GPUSet)]? {
+            for unit in units {
+                var chosen: [(node: Int, gpus: GPUSet)] = []
+                for node in unit {
+                    if let gpus = pick(node, free[node]) { chosen.append((node, gpus)) }
+                    if chosen.count == request.nodeCount { return chosen }
+                }
+            }
+            return nil
+        }
+        func outcome(_ chosen: [(node: Int, gpus: GPUSet)], _ victims: [UInt32]) -> MultiOutcome {
+            MultiOutcome(nodes: chosen.map { (snapshot.nodes[$0.node].name, $0.gpus) }, victims: victims.sorted())
+        }
+        if let chosen = fit(index.free) { return outcome(chosen, []) }
+        let eligible = Planner.eligibility(request, index: index, policy: policy)
+        var order = snapshot.jobs.indices.filter { eligible[$0] }.sorted { a, b in
+            let ja = snapshot.jobs[a], jb = snapshot.jobs[b]
+            let fa = first.contains(ja.id), fb = first.contains(jb.id)
+            if fa != fb { return fa }
+            switch settings.order {
+            case .oldestFirst:
+                if ja.priority != jb.priority { return ja.priority < jb.priority }
+                if ja.startTime != jb.startTime { return ja.startTime < jb.startTime }
+            case .youngestFirst:
+                if ja.startTime != jb.startTime { return ja.startTime > jb.startTime }
+            }
+            return ja.id < jb.id
+        }
+        var passCount = 0
+        while true {
+            var trial = index.free
+            for node in freedCPUs.indices { (freedCPUs[node], freedMemory[node]) = (0, 0) }
+            var fitted: (position: Int, chosen: [(node: Int, gpus: GPUSet)])?
+            for (position, j) in order.enumerated() {
+                for allocation in snapshot.jobs[j].allocations {
+                    trial[allocation.node] = trial[allocation.node].union(allocation.gpus)
+                    freedCPUs[allocation.node] += allocation.cpus ?? 0
+                    freedMemory[allocation.node] += allocation.memoryMB ?? 0
+                }
+                if let chosen = fit(trial) {
+                    fitted = (position, chosen)
+                    break
+                }
+            }
+            guard let (position, chosen) = fitted else { return nil }
+            let nodes = Set(chosen.map(\.node))
+            let onChosen = { (r: Int) in snapshot.jobs[r].allocations.contains { nodes.contains($0.node) } }
+            let old = passCount
+            passCount += 1
+            if old > settings.reorderCount || order.count <= passCount {
+                return outcome(chosen, order[...position].filter(onChosen).map { snapshot.jobs[$0].id })
+            }
+            let last = order[position]
+            if settings.strictOrder {
+                order.remove(at: position)
+                order.insert(last, at: 0)
+                continue
+            }
+            let before = order[..<position]
+            order = [last] + before.filter(onChosen) + before.filter { !onChosen($0) } + order[(position + 1)...]
+        }
+    }
+
     /// The GPUs Slurm's pick gives the job on the outcome's node once its victims are gone, for
     /// each socket its core may be placed on (a plain request; shaped requests do not depend on
     /// it). `simulate` assumes the first socket; Slurm puts a 1-CPU job's core on the socket with
