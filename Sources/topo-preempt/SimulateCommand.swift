@@ -16,7 +16,7 @@ struct SimulateCommand: ParsableCommand {
             comparison table and writes a plot of the metrics over simulated time (SVG).
             """)
 
-    @Option(help: "Node types and counts: islands, pairs, pcie, nvswitch, or an nvidia-smi topo -m file (NAME:COUNT, comma-separated).")
+    @Option(help: "Node types and counts: islands, pairs, pcie, nvswitch, gb200 (4 GPUs), or an nvidia-smi topo -m file (NAME:COUNT, comma-separated).")
     var nodes: String = "islands:500,pairs:500"
 
     @Option(help: "Simulated days.")
@@ -33,6 +33,15 @@ struct SimulateCommand: ParsableCommand {
 
     @Option(name: .customLong("inference-gpus"), help: "GPUs per inference instance, drawn uniformly (comma-separated).")
     var inferenceGPUs: String = "2,4"
+
+    @Option(name: .customLong("inference-nodes"), help: "Nodes per inference instance, drawn uniformly (comma-separated; several: multi-node inference, e.g. in NVLink domains with --blocks).")
+    var inferenceNodes: String = "1"
+
+    @Option(help: "topology/block: consecutive nodes in blocks of this many (NVLink domains such as NVL72 racks of 18 gb200 nodes); 0: none.")
+    var blocks: Int = 0
+
+    @Option(name: .customLong("batch-gpus"), help: "GPUs per batch job with weights, GPUS:WEIGHT comma-separated (the multi-node batch jobs of --multi-node are of the largest size).")
+    var batchGPUs: String = "1:45,2:25,4:20,8:10"
 
     @Option(name: .customLong("batch-load"), help: "Batch load offered, as a multiple of the cluster's GPUs.")
     var batchLoad: Double = 1.3
@@ -86,7 +95,7 @@ struct SimulateCommand: ParsableCommand {
     @Option(name: .customLong("inference-memory-per-gpu"), help: "Memory per GPU of inference jobs, GB, as --cpus-per-gpu.")
     var inferenceMemoryPerGPU: String?
 
-    @Option(name: .customLong("multi-node"), help: "Fraction of the largest batch jobs (8 GPUs) that span several nodes (0 to 1).")
+    @Option(name: .customLong("multi-node"), help: "Fraction of the largest batch jobs (--batch-gpus) that span several nodes (0 to 1).")
     var multiNode: Double = 0
 
     @Option(name: .customLong("multi-node-nodes"), help: "Node counts of multi-node batch jobs, drawn uniformly (comma-separated).")
@@ -123,10 +132,16 @@ struct SimulateCommand: ParsableCommand {
                 throw CLIError.input("--planner-view: '\(plannerView)' is neither gpus nor full")
             }
             guard multiNode >= 0, multiNode <= 1 else { throw CLIError.input("--multi-node must be a fraction from 0 to 1, not \(multiNode)") }
-            setup = SimulationSetup(nodeTypes: try Self.parseNodes(nodes), level: level,
-                                    slurm: try slurmRelease.release(or: SlurmClient.built),
-                                    drain: DrainModel(graceTime: graceTime, killWait: killWait, exitMean: victimExit, epilog: epilog),
-                                    coresPerSocket: coresPerSocket, memoryPerNodeMB: memoryPerNode.map { $0 * 1000 }, plannerView: view)
+            var built = SimulationSetup(nodeTypes: try Self.parseNodes(nodes), level: level,
+                                        slurm: try slurmRelease.release(or: SlurmClient.built),
+                                        drain: DrainModel(graceTime: graceTime, killWait: killWait, exitMean: victimExit, epilog: epilog),
+                                        coresPerSocket: coresPerSocket, memoryPerNodeMB: memoryPerNode.map { $0 * 1000 }, plannerView: view)
+            guard blocks >= 0, blocks <= 100_000 else { throw CLIError.input("--blocks must be 0 to 100000 nodes, not \(blocks)") }
+            built.blockNodes = blocks
+            if blocks > 0, built.slurm < SlurmRelease(23, 11, 0) {
+                throw CLIError.input("--blocks needs topology/block, Slurm 23.11 or later: add --slurm-release (e.g. 24.11.5), not \(built.slurm)")
+            }
+            setup = built
             chosen = try policies.split(separator: ",").map { name in
                 guard let policy = SimPolicy(rawValue: String(name)) else {
                     throw CLIError.input("unknown policy '\(name)' (expected \(SimPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -153,6 +168,12 @@ struct SimulateCommand: ParsableCommand {
                 spec.inferenceResources = ResourceDraw(cpusPerGPU: try Self.weighted(inferenceCPUsPerGPU, "--inference-cpus-per-gpu", 1...1024),
                                                        memoryPerGPU: try Self.weighted(inferenceMemoryPerGPU, "--inference-memory-per-gpu", 0...65_536).map { (Int64($0.value) * 1000, $0.weight) })
                 spec.multiNodeFraction = multiNode
+                spec.inferenceNodes = try inferenceNodes.split(separator: ",").map { text -> Int in
+                    guard let n = Int(text), n >= 1, n <= 1024 else { throw CLIError.input("--inference-nodes: '\(text)' is not a node count from 1 to 1024") }
+                    return n
+                }
+                spec.batchSizes = try Self.weighted(batchGPUs, "--batch-gpus", 1...64).map { (gpus: $0.value, weight: $0.weight) }
+                guard !spec.batchSizes.isEmpty else { throw CLIError.input("--batch-gpus: no sizes") }
                 let sockets = setup.nodeTypes.map { type in (try? type.type.topology()).map { SlurmGPUPick.sockets($0).count } ?? 1 }
                 spec.nodeCPUs = coresPerSocket * max(1, sockets.min() ?? 1)
                 spec.nodeMemoryMB = setup.memoryPerNodeMB
@@ -225,11 +246,12 @@ struct SimulateCommand: ParsableCommand {
     /// The synthetic workload's parameters, as the report names them.
     func workloadText() -> String {
         "synthetic, seed \(seed): \(inferencePerDay) inference instances per day and 1,000 GPUs (daily curve, peak 14:00, "
-            + "\(inferenceGPUs) GPUs each, 4 h mean run time), batch load \(batchLoad)x the cluster's GPUs "
-            + "(1/2/4/8 GPUs at 45/25/20/10%, log-normal run times, 30 min median)"
+            + "\(inferenceGPUs) GPUs each\(inferenceNodes == "1" ? "" : " on \(inferenceNodes) nodes"), 4 h mean run time), "
+            + "batch load \(batchLoad)x the cluster's GPUs (GPUs:weight \(batchGPUs), log-normal run times, 30 min median)"
+            + (blocks > 0 ? "; topology/block, blocks of \(blocks) nodes" : "")
             + (cpusPerGPU.map { "; batch CPUs per GPU \($0)" } ?? "") + (memoryPerGPU.map { ", memory per GPU \($0) GB" } ?? "")
             + (inferenceCPUsPerGPU.map { "; inference CPUs per GPU \($0)" } ?? "") + (inferenceMemoryPerGPU.map { ", memory per GPU \($0) GB" } ?? "")
-            + (multiNode > 0 ? "; \(multiNode) of 8-GPU batch jobs on \(multiNodeNodes) nodes" : "")
+            + (multiNode > 0 ? "; \(multiNode) of the largest batch jobs on \(multiNodeNodes) nodes" : "")
             + (cpusPerGPU != nil || memoryPerGPU != nil || inferenceCPUsPerGPU != nil || inferenceMemoryPerGPU != nil
                 ? "; requests capped at a whole node" : "")
     }
@@ -447,8 +469,9 @@ struct SimulationReport {
     func resourcesText() -> String? {
         guard modelsResources else { return nil }
         let memory = setup.memoryPerNodeMB.map { "\($0 / 1000) GB of memory" } ?? "memory not consumable"
-        let multi = jobs.filter { $0.nodes > 1 }.count
-        return "nodes: \(setup.coresPerSocket) cores per socket, \(memory); \(multi) multi-node batch jobs; "
+        let multi = jobs.filter { $0.nodes > 1 && $0.kind == .batch }.count
+        let multiInference = jobs.filter { $0.nodes > 1 && $0.kind == .inference }.count
+        return "nodes: \(setup.coresPerSocket) cores per socket, \(memory); \(multi) multi-node batch jobs\(multiInference > 0 ? ", \(multiInference) multi-node inference jobs" : "")\(setup.blockNodes > 0 ? ", blocks of \(setup.blockNodes) nodes" : ""); "
             + "TopoPreempt's planner given \(setup.plannerView == .full ? "GPUs, CPUs and memory (--planner-view full)" : "GPUs only, as preempt/topo_aware gives it (--planner-view gpus)")"
     }
 

@@ -66,12 +66,9 @@ import Testing
         } catch {
             #expect(error.description == "t.csv:2:1: cpus '0' is not a whole number from 1 to 65535")
         }
-        do {
-            _ = try WorkloadSpec.parseCSV("submit,gpus,duration,class,nodes\n0,4,10,inference,2\n", file: "t.csv")
-            Issue.record("a 2-node inference job was accepted")
-        } catch {
-            #expect(error.description == "t.csv:2:1: nodes '2': multi-node inference jobs are not modelled (inference runs on one node)")
-        }
+        // Multi-node inference (NVLink domains of topology/block).
+        let multi = try WorkloadSpec.parseCSV("submit,gpus,duration,class,nodes\n0,4,10,inference,2\n", file: "t.csv")
+        #expect(multi == [SimJob(submit: 0, gpus: 4, duration: 10, kind: .inference, priority: 10, nodes: 2)])
     }
 
     /// CPUs, memory and nodes are drawn only when asked for: the default trace is the one
@@ -123,6 +120,58 @@ import Testing
         // Victims were running 600 s less their submit offsets: 2 jobs x 2 GPUs.
         let lost: Int64 = 2 * 600 + 2 * 598
         #expect(results[.topoGuaranteed].map(\.gpuSecondsLost) == lost)
+    }
+
+    /// Blocks (topology/block) and a multi-node inference job, the issue's scenario mirrored by
+    /// best-fit placement: sixteen 1-GPU jobs fill b1 = node1-4 first, eight 2-GPU jobs fill b2;
+    /// a 4-node, 4-GPU-per-node job takes b1's sixteen under stock Slurm (oldest first), b2's
+    /// eight under TopoPreempt and under youngest-first.
+    @Test func multiNodeInferenceInBlocks() throws {
+        var jobs = (0..<16).map { SimJob(submit: Int64($0), gpus: 1, duration: 86_400, kind: .batch, priority: 1) }
+        jobs += (0..<8).map { SimJob(submit: Int64(16 + $0), gpus: 2, duration: 86_400, kind: .batch, priority: 1) }
+        jobs.append(SimJob(submit: 600, gpus: 4, duration: 3600, kind: .inference, priority: 10, nodes: 4))
+        var setup = Self.setup([(.gb200, 8)])
+        setup.blockNodes = 4
+        setup.slurm = SlurmRelease(26, 5, 3)
+        var victims: [SimPolicy: Int] = [:]
+        for policy in SimPolicy.standard {
+            var sim = Simulator(setup: setup, policy: policy, jobs: jobs)
+            try sim.prepare()
+            sim.loop(until: 700, progress: nil)
+            #expect(sim.metrics.preemptions == 1 && sim.metrics.inferenceStarted == 1 && sim.conflicts == 0, "\(policy)")
+            victims[policy] = sim.metrics.victims
+            // The job runs on the four nodes of one block.
+            let parts = sim.running.filter { sim.jobs[$0.key].kind == .inference }.flatMap { sim.parts($0.key, $0.value) }
+            let blocks = Set(parts.map { sim.baseNodes[$0.node].block })
+            #expect(parts.count == 4 && blocks.count == 1, "\(policy): \(parts.map(\.node))")
+        }
+        #expect(victims[.stock] == 16 && victims[.stockShaped] == 16)
+        #expect(victims[.stockYoungest] == 8 && victims[.topoGuaranteed] == 8 && victims[.topoBestEffort] == 8)
+        // The oracle plans single-node jobs only.
+        #expect(throws: SnapshotError.self) { try Simulator.run(setup: setup, policy: .oracle, jobs: jobs, until: 700) }
+    }
+
+    /// A day on NVL72-like racks (blocks of 18 gb200 nodes) with 2- to 8-node inference: every
+    /// policy keeps its GPUs consistent and starts every inference job inside one block.
+    @Test func nvl72DayIsConsistent() throws {
+        var setup = Self.setup([(.gb200, 36)])
+        setup.blockNodes = 18
+        setup.slurm = SlurmRelease(24, 11, 5)
+        var spec = WorkloadSpec(seconds: 86_400, seed: 3, inferencePerDay: 12, inferenceGPUs: [4],
+                                batchSizes: [(1, 0.45), (2, 0.3), (4, 0.25)])
+        spec.inferenceNodes = [2, 4, 8]
+        let jobs = spec.generate(totalGPUs: 144)
+        #expect(Set(jobs.filter { $0.kind == .inference }.map(\.nodes)) == [2, 4, 8])
+        for policy in SimPolicy.standard {
+            var sim = Simulator(setup: setup, policy: policy, jobs: jobs)
+            try sim.prepare()
+            sim.loop(until: spec.seconds, progress: nil)
+            #expect(sim.metrics.preemptions >= 8 && sim.conflicts == 0, "\(policy): \(sim.metrics.preemptions) preemptions")
+            #expect(sim.metrics.inferenceUnstarted <= 2, "\(policy)")
+            for (j, run) in sim.running where sim.jobs[j].kind == .inference {
+                #expect(Set(sim.parts(j, run).map { sim.baseNodes[$0.node].block }).count == 1, "\(policy) job \(j)")
+            }
+        }
     }
 
     /// Drain time: the victims hold their GPUs for the epilog, the plan's GPUs are held for the

@@ -1,4 +1,4 @@
-/// A built-in GPU node type for simulated clusters (8 GPUs, 2 sockets).
+/// A built-in GPU node type for simulated clusters (8 GPUs, 2 sockets; gb200: 4 GPUs).
 public enum SimNodeType: String, Sendable, CaseIterable {
     /// Two NVLink islands of 4, one per socket (the local cluster's `islands`).
     case islands
@@ -8,12 +8,17 @@ public enum SimNodeType: String, Sendable, CaseIterable {
     case pcie
     /// NVSwitch: all 8 GPUs NVLink-connected.
     case nvswitch
+    /// A GB200 NVL72-class compute tray: 4 GPUs on the rack's NVLink switches (NV18 to each
+    /// other), two Grace sockets of 2 GPUs each; racks are blocks of topology/block.
+    case gb200
 
     public var layout: ClusterSnapshot.LayoutSpec {
         func build(_ cell: (Int, Int) -> String) -> ClusterSnapshot.LayoutSpec {
             .init(paths: (0..<8).map { i in (0..<8).map { j in i == j ? "X" : cell(i, j) } }, sockets: (0..<8).map { $0 / 4 })
         }
         switch self {
+        case .gb200:
+            return .init(paths: (0..<4).map { i in (0..<4).map { j in i == j ? "X" : "NV18" } }, sockets: [0, 0, 1, 1])
         case .islands: return build { i, j in i / 4 == j / 4 ? "NV4" : "SYS" }
         case .pairs: return build { i, j in i / 2 == j / 2 ? "NV4" : (i / 4 == j / 4 ? "PXB" : "SYS") }
         case .pcie: return build { i, j in i / 2 == j / 2 ? "PIX" : (i / 4 == j / 4 ? "PHB" : "SYS") }
@@ -78,6 +83,10 @@ public struct SimulationSetup: Sendable {
     public var memoryPerNodeMB: Int64?
     /// What TopoPreempt's planner is given of each node.
     public var plannerView: PlannerView
+    /// topology/block: consecutive nodes in blocks of this many (b1 = the first, ...), with
+    /// Slurm's default levels; 0: no blocks. Slurm places a multi-node job inside one block of
+    /// the level its node count needs (`BlockLevels`), stock and planned alike.
+    public var blockNodes: Int = 0
 
     public static let defaultFactors: [AffinityLevel: Double] = [
         .nvlink: 1.0, .pcieSwitch: 0.8, .hostBridge: 0.7, .numa: 0.65, .socket: 0.6, .node: 0.5,
@@ -274,7 +283,7 @@ public struct Simulator {
     var held: [GPUSet] = []
     /// Preemptors waiting for their victims: their allocation (CPUs and memory already taken),
     /// when the plan was made.
-    var waitingPlans: [Int: (part: Part, since: Int64)] = [:]
+    var waitingPlans: [Int: (parts: [Part], since: Int64)] = [:]
     var preemptionWaits: [Int64] = []
     /// GPUs of running jobs per node, and how often a job was started on GPUs a running job
     /// held (a model error: the tests require none).
@@ -283,6 +292,13 @@ public struct Simulator {
     /// Whether job_submit/topo_aware would shape the inference request (level one socket wide
     /// on every node).
     var shapeForTopo = false
+    /// topology/block's levels (`setup.blockNodes`), and per node count the units a job of that
+    /// many nodes may be placed in (node indices).
+    var blockLevels: BlockLevels?
+    var unitsByNodeCount: [Int: [[Int]]] = [:]
+    /// The most GPUs one socket of every node type has: a request is shaped to one socket only
+    /// up to that many GPUs (no user asks `--gpus-per-socket` for more than a socket holds).
+    var socketGPUs = Int.max
 
     // Jobs
     /// What a job holds on one node: GPUs, cores per socket, memory (MB). Plain values (the
@@ -408,6 +424,16 @@ public struct Simulator {
         totalGPUs = gpuCount.reduce(0, +)
         maxCores = freeCoreTotal.max() ?? 0
         baseNodes = free.indices.map { ClusterSnapshot.NodeState(name: nodeNames[$0], layout: nodeLayout[$0]) }
+        if setup.blockNodes > 0 {
+            let size = setup.blockNodes
+            for n in baseNodes.indices { baseNodes[n].block = "b\(n / size + 1)" }
+            let count = (free.count + size - 1) / size
+            blockLevels = BlockLevels(order: (1...count).map { "b\($0)" }, baseNodes: size,
+                                      levels: BlockLevels.cut([1, 2, 4, 8, 16], blocks: count))
+        }
+        if policy == .oracle && jobs.contains(where: { $0.kind == .inference && $0.nodes > 1 }) {
+            throw SnapshotError("the oracle plans single-node inference jobs only")
+        }
         resourcesBind = setup.memoryPerNodeMB != nil || jobs.contains { $0.cpus > $0.gpus }
             || free.indices.contains { freeCoreTotal[$0] < gpuCount[$0] }
         let maxGPUs = gpuCount.max() ?? 0
@@ -422,6 +448,11 @@ public struct Simulator {
             let groups = Set(table.groups(at: setup.level).map(\.gpus))
             let socketSets = Set(sockets.map { s in GPUSet(topology.gpus.indices.filter { topology.gpus[$0].socket == s }) })
             if sockets.isEmpty || groups != socketSets { shapeForTopo = false }
+        }
+        for topology in topologies {
+            var perSocket: [Int: Int] = [:]
+            for gpu in topology.gpus { perSocket[gpu.socket ?? -1, default: 0] += 1 }
+            socketGPUs = min(socketGPUs, perSocket.values.max() ?? 0)
         }
         serial = Array(repeating: 0, count: jobs.count)
         firstSubmit = jobs.map(\.submit)
@@ -460,8 +491,8 @@ public struct Simulator {
                 setFree(release.node, free[release.node].union(release.gpus.subtracting(held[release.node])))
             case .planReady:
                 guard let plan = waitingPlans.removeValue(forKey: event.job) else { break }
-                held[plan.part.node] = held[plan.part.node].subtracting(plan.part.gpus)
-                startPreemptor(event.job, part: plan.part, now: event.time, since: plan.since, taken: true)
+                for part in plan.parts { held[part.node] = held[part.node].subtracting(part.gpus) }
+                startPreemptor(event.job, parts: plan.parts, now: event.time, since: plan.since, taken: true)
             case .sample:
                 sample(event.time)
                 if event.time + setup.sampleInterval <= until { push(event.time + setup.sampleInterval, .sample, -1) }
@@ -551,11 +582,11 @@ public struct Simulator {
         running[j] = Run(part: first, start: now, serial: serial[j], gpuCount: parts.reduce(0) { $0 + $1.gpus.count })
         if parts.count > 1 { moreParts[j] = Array(parts.dropFirst()) }
         push(now + max(1, jobs[j].duration), .completion, j, serial: serial[j])
-        if jobs[j].kind == .inference, let part = parts.first {
+        if jobs[j].kind == .inference {
             runningInference += 1
             waits.append(now - firstSubmit[j])
             metrics.inferenceStarted += 1
-            let level = contexts[nodeLayout[part.node]].topology.alignment(of: part.gpus)
+            let level = worstAlignment(parts)
             if level <= setup.level { metrics.inferenceAligned += 1 }
             let factor = setup.factors[level] ?? 0.5
             let seconds = Double(jobs[j].duration)
@@ -651,9 +682,12 @@ public struct Simulator {
 
     /// Best fit: the nodes with the fewest free GPUs that fit (lowest index among equals), one
     /// per node the job asks for.
-    func bestFit(_ job: SimJob, perSocket: Bool) -> [Part]? {
+    mutating func bestFit(_ job: SimJob, perSocket: Bool) -> [Part]? {
         let k = job.gpus
         guard k < byFree.count else { return nil }
+        if job.nodes > 1, let levels = blockLevels {
+            return bestFitInBlocks(job, perSocket: perSocket, levels: levels)
+        }
         var parts: [Part] = []
         for count in k..<byFree.count {
             for node in byFree[count].sorted() {
@@ -663,6 +697,31 @@ public struct Simulator {
             }
         }
         return nil
+    }
+
+    /// A multi-node job with blocks: inside one unit of its block level (`BlockLevels`), the
+    /// unit where it fits with the fewest nodes to spare (Slurm's block choice avoids
+    /// fragmenting the larger ones; a reading of eval_nodes_block.c's `_choose_best_bblock`),
+    /// and there the nodes with the fewest free GPUs (best fit, lowest index among equals).
+    mutating func bestFitInBlocks(_ job: SimJob, perSocket: Bool, levels: BlockLevels) -> [Part]? {
+        if unitsByNodeCount[job.nodes] == nil {
+            unitsByNodeCount[job.nodes] = StockPreemption.units(
+                forNodes: job.nodes,
+                in: ClusterSnapshot(layouts: layouts, nodes: baseNodes, jobs: [], time: 0, slurm: setup.slurm, blockLevels: levels))
+        }
+        var best: [Part]?
+        var bestSpare = Int.max
+        for unit in unitsByNodeCount[job.nodes] ?? [] where unit.count >= job.nodes {
+            var fitting: [Part] = []
+            for node in unit where free[node].count >= job.gpus {
+                if let part = pick(node, job: job, perSocket: perSocket, free: free[node]) { fitting.append(part) }
+            }
+            guard fitting.count >= job.nodes, fitting.count - job.nodes < bestSpare else { continue }
+            bestSpare = fitting.count - job.nodes
+            fitting.sort { (free[$0.node].count, $0.node) < (free[$1.node].count, $1.node) }
+            best = Array(fitting.prefix(job.nodes))
+        }
+        return best
     }
 
     // MARK: - Scheduling
@@ -719,16 +778,17 @@ public struct Simulator {
     /// Starts an inference job now, preempting per policy; false when it must wait.
     mutating func placeInference(_ j: Int, now: Int64) -> Bool {
         let job = jobs[j]
-        let shaped: Bool
+        var shaped: Bool
         switch policy {
         case .stock, .stockYoungest: shaped = false
         case .stockShaped, .stockShapedYoungest: shaped = true
         case .topoGuaranteed, .oracle: shaped = shapeForTopo
         case .topoBestEffort: shaped = false
         }
-        if let parts = bestFit(job, perSocket: shaped), let part = parts.first {
-            start(j, parts: [part], now: now)
-            if contexts[nodeLayout[part.node]].topology.alignment(of: part.gpus) > setup.level { metrics.misalignedFreeStarts += 1 }
+        if job.gpus > socketGPUs { shaped = false }
+        if let parts = bestFit(job, perSocket: shaped), !parts.isEmpty {
+            start(j, parts: parts, now: now)
+            if worstAlignment(parts) > setup.level { metrics.misalignedFreeStarts += 1 }
             return true
         }
         // Preemption: a snapshot of the running jobs, then the policy's choice. Stock Slurm sees
@@ -736,9 +796,10 @@ public struct Simulator {
         let full = resourcesBind && (policy.stockSettings != nil || policy == .oracle || setup.plannerView == .full)
         let (snapshot, ids) = snapshotNow(now, resources: full)
         guard let index = try? PlanningIndex(snapshot) else { return false }
-        let request = PreemptorRequest(jobID: UInt32.max, gpusPerNode: job.gpus, level: setup.level,
+        let request = PreemptorRequest(jobID: UInt32.max, gpusPerNode: job.gpus, nodeCount: job.nodes, level: setup.level,
                                        mode: policy == .topoBestEffort ? .bestEffort : .guaranteed, priority: job.priority,
                                        shape: shaped ? .perSocket : .perNode, cpusPerNode: job.cpus, memoryPerNode: job.memoryMB)
+        if job.nodes > 1 { return placeMultiNode(j, request, index: index, ids: ids, now: now) }
         var victims: [UInt32] = []
         var target: (node: Int, gpus: GPUSet)?
         switch policy {
@@ -792,7 +853,57 @@ public struct Simulator {
             // the base policy's order.
             return basePolicy(j, request, now: now, first: Set(victims))
         }
-        return preempt(j, victims: victims, ids: ids, node: node, gpus: gpus, now: now)
+        return preempt(j, victims: victims, ids: ids, targets: [(node, gpus)], now: now)
+    }
+
+    /// A multi-node inference job that does not fit: stock Slurm's multi-node preemption or
+    /// TopoPreempt's multi-node plan (both inside one block unit where there are blocks).
+    mutating func placeMultiNode(_ j: Int, _ request: PreemptorRequest, index: PlanningIndex, ids: [UInt32: Int], now: Int64) -> Bool {
+        let job = jobs[j]
+        var victims: [UInt32] = []
+        var targets: [(node: Int, gpus: GPUSet)] = []
+        switch policy {
+        case .stock, .stockShaped, .stockYoungest, .stockShapedYoungest:
+            guard let outcome = StockPreemption.simulateMultiNode(request, in: index, settings: policy.stockSettings ?? StockSettings())
+            else { return false }
+            victims = outcome.victims
+            targets = outcome.nodes.compactMap { n in index.nodeByName[n.name].map { ($0, n.gpus) } }
+        case .topoGuaranteed, .topoBestEffort:
+            guard case let .plan(plan) = Planner.plan(request, in: index, policy: PlannerPolicy(requireEveryVictim: true)) else { return false }
+            victims = plan.victims
+            targets = plan.nodes.compactMap { n in
+                guard let node = index.nodeByName[n.node], let gpus = n.expectedGPUs.first else { return nil }
+                return (node, gpus)
+            }
+        case .oracle:
+            return false
+        }
+        guard !victims.isEmpty, targets.count == job.nodes else { return false }
+        for (node, gpus) in targets {
+            var victimGPUs = GPUSet()
+            var victimCPUs = 0
+            var victimMemory: Int64 = 0
+            for id in victims {
+                guard let victim = ids[id], let run = running[victim] else { continue }
+                for part in parts(victim, run) where part.node == node {
+                    victimGPUs = victimGPUs.union(part.gpus)
+                    victimCPUs += part.cpus
+                    victimMemory += part.memory
+                }
+            }
+            guard gpus.isSubset(of: free[node].union(victimGPUs)) else { return false }
+            if freeCoreTotal[node] + victimCPUs < job.cpus
+                || (freeMemory[node] != Int64.max && freeMemory[node] + victimMemory < job.memoryMB) {
+                metrics.unexecutablePlans += 1
+                return false
+            }
+        }
+        return preempt(j, victims: victims, ids: ids, targets: targets, now: now)
+    }
+
+    /// The worst in-node alignment over a job's parts.
+    func worstAlignment(_ parts: [Part]) -> AffinityLevel {
+        parts.map { contexts[nodeLayout[$0.node]].topology.alignment(of: $0.gpus) }.max() ?? .nvlink
     }
 
     /// Stock Slurm's preemption for the job (the base policy's order, `first` ranked before the
@@ -803,17 +914,17 @@ public struct Simulator {
         guard let index = try? PlanningIndex(whole), let outcome = StockPreemption.simulate(request, in: index, first: first),
               let node = index.nodeByName[outcome.node], !outcome.victims.isEmpty
         else { return false }
-        return preempt(j, victims: outcome.victims, ids: ids, node: node, gpus: outcome.gpus, now: now)
+        return preempt(j, victims: outcome.victims, ids: ids, targets: [(node, outcome.gpus)], now: now)
     }
 
-    /// Requeues the victims and starts the preemptor on `gpus` of `node` once the victims there
-    /// have drained (at once without drain time).
-    mutating func preempt(_ j: Int, victims: [UInt32], ids: [UInt32: Int], node: Int, gpus: GPUSet, now: Int64) -> Bool {
+    /// Requeues the victims and starts the preemptor on its targets (GPUs of each node) once
+    /// the victims there have drained (at once without drain time).
+    mutating func preempt(_ j: Int, victims: [UInt32], ids: [UInt32: Int], targets: [(node: Int, gpus: GPUSet)], now: Int64) -> Bool {
         let job = jobs[j]
         metrics.preemptions += 1
         metrics.victims += victims.count
         // The preemptor waits for its slowest victim holding some of the plan's GPUs.
-        var drained: [(gpus: GPUSet, at: Int64)] = []
+        var drained: [(node: Int, gpus: GPUSet, at: Int64)] = []
         for id in victims {
             guard let victim = ids[id], let run = running[victim] else { continue }
             metrics.gpuSecondsLost += Int64(run.gpuCount) * (now - run.start)
@@ -828,41 +939,47 @@ public struct Simulator {
                 push(now + drain, .released, part.node, serial: nextRelease)
                 nextRelease += 1
                 metrics.drainGPUSeconds += Int64(part.gpus.count) * drain
-                if part.node == node { drained.append((part.gpus.intersection(gpus), now + drain)) }
+                for target in targets where target.node == part.node {
+                    drained.append((part.node, part.gpus.intersection(target.gpus), now + drain))
+                }
             }
         }
         // The preemptor's cores: starting on the first socket, as the stock model and the
         // planner assume (for a shaped request Slurm would put them on its GPUs' socket: not
         // modelled, a reading).
-        let taken = cores(node, cpus: job.cpus, first: 0) ?? {
-            conflicts += 1  // checked before: the victims' cores are free now
-            return Array(repeating: 0, count: freeCores[node].count)
-        }()
-        let part = Part(node: node, gpus: gpus, cores: taken, memory: job.memoryMB)
+        let preemptorParts = targets.map { target in
+            let taken = cores(target.node, cpus: job.cpus, first: 0) ?? {
+                conflicts += 1  // checked before: the victims' cores are free now
+                return Array(repeating: 0, count: freeCores[target.node].count)
+            }()
+            return Part(node: target.node, gpus: target.gpus, cores: taken, memory: job.memoryMB)
+        }
         let ready = drained.filter { !$0.gpus.isEmpty }.map(\.at).max() ?? now
         if ready == now {
-            startPreemptor(j, part: part, now: now, since: now)
+            startPreemptor(j, parts: preemptorParts, now: now, since: now)
             return true
         }
         // Held for the preemptor until then: the GPUs free now (victims without drain time
         // included) wait idle, those of draining victims from the moment each has drained; its
         // CPUs and memory are taken now.
-        let freeNow = gpus.intersection(free[node])
-        metrics.drainGPUSeconds += Int64(freeNow.count) * (ready - now)
-        for (victimGPUs, at) in drained { metrics.drainGPUSeconds += Int64(victimGPUs.count) * (ready - at) }
-        setFree(node, free[node].subtracting(freeNow))
-        held[node] = held[node].union(gpus)
-        account(part, -1)
-        waitingPlans[j] = (part, now)
+        for part in preemptorParts {
+            let freeNow = part.gpus.intersection(free[part.node])
+            metrics.drainGPUSeconds += Int64(freeNow.count) * (ready - now)
+            setFree(part.node, free[part.node].subtracting(freeNow))
+            held[part.node] = held[part.node].union(part.gpus)
+            account(part, -1)
+        }
+        for entry in drained { metrics.drainGPUSeconds += Int64(entry.gpus.count) * (ready - entry.at) }
+        waitingPlans[j] = (preemptorParts, now)
         push(ready, .planReady, j)
         return true
     }
 
     /// Starts a preemptor on its plan's GPUs (freed by its victims, or held for it since).
-    mutating func startPreemptor(_ j: Int, part: Part, now: Int64, since: Int64, taken: Bool = false) {
-        start(j, parts: [part], now: now, taken: taken)
+    mutating func startPreemptor(_ j: Int, parts: [Part], now: Int64, since: Int64, taken: Bool = false) {
+        start(j, parts: parts, now: now, taken: taken)
         preemptionWaits.append(now - since)
-        if contexts[nodeLayout[part.node]].topology.alignment(of: part.gpus) <= setup.level { metrics.alignedPreemptions += 1 }
+        if worstAlignment(parts) <= setup.level { metrics.alignedPreemptions += 1 }
     }
 
     /// The planner's snapshot; `resources`: with each node's CPUs and memory and what every
@@ -904,7 +1021,7 @@ public struct Simulator {
                 }
             }
         }
-        return (ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: list, time: now, slurm: setup.slurm), ids)
+        return (ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: list, time: now, slurm: setup.slurm, blockLevels: blockLevels), ids)
     }
 
     mutating func finishMetrics() {

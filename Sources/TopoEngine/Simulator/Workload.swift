@@ -99,6 +99,10 @@ public struct WorkloadSpec: Sendable, Equatable {
     /// nodes, and how many (drawn uniformly): a 2-node 8-GPU job holds 8 GPUs on each node.
     public var multiNodeFraction: Double = 0
     public var multiNodeCounts: [Int] = [2]
+    /// Nodes per inference instance, drawn uniformly (each with `inferenceGPUs` GPUs): several
+    /// for multi-node inference in NVLink domains (topology/block). [1]: single-node, and no
+    /// draw (traces of earlier versions stay the same).
+    public var inferenceNodes: [Int] = [1]
     /// A node's CPUs and memory (MB): drawn requests are capped at them, as a user asks for at
     /// most a whole node (nil: no cap).
     public var nodeCPUs: Int?
@@ -130,6 +134,7 @@ public struct WorkloadSpec: Sendable, Equatable {
             && a.batchSigma == b.batchSigma && a.batchMaxSeconds == b.batchMaxSeconds
             && a.batchResources == b.batchResources && a.inferenceResources == b.inferenceResources
             && a.multiNodeFraction == b.multiNodeFraction && a.multiNodeCounts == b.multiNodeCounts
+            && a.inferenceNodes == b.inferenceNodes
             && a.nodeCPUs == b.nodeCPUs && a.nodeMemoryMB == b.nodeMemoryMB
     }
 
@@ -153,8 +158,10 @@ public struct WorkloadSpec: Sendable, Equatable {
                 let gpus = inferenceGPUs[Int(rng.next() % UInt64(inferenceGPUs.count))]
                 let duration = max(60, Self.exponential(&rng, rate: 1 / max(1, inferenceMeanSeconds)))
                 let (cpus, memory) = capped(inferenceResources.draw(&rng, gpus: gpus))
+                var nodes = inferenceNodes.first ?? 1
+                if inferenceNodes.count > 1 { nodes = inferenceNodes[Int(rng.next() % UInt64(inferenceNodes.count))] }
                 jobs.append(SimJob(submit: Int64(t), gpus: gpus, duration: Int64(duration), kind: .inference,
-                                   priority: inferencePriority, cpus: cpus, memoryMB: memory))
+                                   priority: inferencePriority, nodes: max(1, nodes), cpus: cpus, memoryMB: memory))
             }
         }
         // Batch: Poisson at the rate that offers `batchLoad` x the cluster's GPUs.
@@ -310,9 +317,6 @@ extension WorkloadSpec {
             if let text = cell("nodes"), !text.isEmpty { nodes = try integer("nodes", 1...1024) }
             if let text = cell("cpus"), !text.isEmpty { cpus = try integer("cpus", 1...65_535) }
             if let text = cell("memory"), !text.isEmpty { memory = try integer("memory", 0...(1 << 32)) }
-            if kind == .inference && nodes > 1 {
-                throw fail("nodes '\(nodes)': multi-node inference jobs are not modelled (inference runs on one node)")
-            }
             jobs.append(SimJob(submit: submit, gpus: Int(gpus), duration: duration, kind: kind, priority: priority,
                                nodes: Int(nodes), cpus: Int(cpus), memoryMB: memory))
         }
