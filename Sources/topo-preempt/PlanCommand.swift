@@ -162,7 +162,7 @@ struct PlanCommand: ParsableCommand {
         let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime ?? 0)
         let outcome = Planner.plan(request, in: index, policy: policy)
         let settings = StockSettings(order: stockOrder ?? .oldestFirst)
-        let stock = compareStock ? StockPreemption.simulate(request, in: index, policy: policy, settings: settings) : nil
+        let stock = compareStock ? StockPreemption.simulateAny(request, in: index, policy: policy, settings: settings) : nil
         let report = PlanReport(outcome, stock: stock, comparedStock: compareStock, stockSettings: settings,
                                 stockByCoreSocket: stock.map { StockPreemption.gpusByCoreSocket($0, request: request, in: index) },
                                 slurm: index.snapshot.slurm)
@@ -200,7 +200,7 @@ struct PlanCommand: ParsableCommand {
         if let stockOrder { stockSettings.order = stockOrder }
         if let planning = decision.planning {
             if compareStock, let index = try? PlanningIndex(planning.snapshot) {
-                stock = StockPreemption.simulate(planning.request, in: index, policy: PlannerPolicy(order: try order(),
+                stock = StockPreemption.simulateAny(planning.request, in: index, policy: PlannerPolicy(order: try order(),
                                                  exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true),
                                                  settings: stockSettings)
                 byCoreSocket = stock.map { StockPreemption.gpusByCoreSocket($0, request: planning.request, in: index) }
@@ -326,6 +326,8 @@ struct PlanReport: Encodable {
     var victims: [UInt32]?
     var level: String?
     var degraded: Bool?
+    /// Multi-node plans with blocks or switches: `block b1`, `leaf switch s1`, `across leaf switches`.
+    var domain: String?
     var cost: Cost?
     var graceSeconds: Int?
     var nodes: [Node]?
@@ -352,6 +354,7 @@ struct PlanReport: Encodable {
             victims = plan.victims
             level = plan.level.name
             degraded = plan.degraded
+            domain = plan.domain?.description
             cost = Cost(maxPriority: plan.cost.maxPriority, victims: plan.cost.victims, gpuSeconds: plan.cost.gpuSeconds,
                         collateral: plan.cost.collateral)
             graceSeconds = plan.graceSeconds

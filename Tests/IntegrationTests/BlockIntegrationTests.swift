@@ -18,6 +18,14 @@ extension Cluster {
         return try BracketList.expandList(list)
     }
 
+    /// Submits a 1-CPU batch job of `gpus` GPUs to `node<node>`; its id.
+    func submitBatch(node: Int, gpus: Int) throws -> String {
+        let result = try run(["sbatch", "--parsable", "-p", "batch", "-w", "node\(node)", "-c", "1",
+                              "--gres=gpu:\(gpus)", "-o", "/dev/null", "--wrap", "sleep 600"])
+        try #require(result.status == 0, "\(result.stderr)")
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Fills the nodes in the order given with batch jobs of the given sizes (each started
     /// before the next), then submits the 4-node inference job and waits up to a minute for it
     /// to run. Returns every batch job with its node, the inference job, its nodes, the victims.
@@ -28,10 +36,7 @@ extension Cluster {
         try finishingOnError(&ids) { ids in
             for (node, sizes) in fill {
                 for size in sizes {
-                    let result = try run(["sbatch", "--parsable", "-p", "batch", "-w", "node\(node)", "-c", "1",
-                                          "--gres=gpu:\(size)", "-o", "/dev/null", "--wrap", "sleep 600"])
-                    try #require(result.status == 0, "\(result.stderr)")
-                    let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                    let id = try submitBatch(node: node, gpus: size)
                     ids.append(id)
                     batch.append((id, "node\(node)"))
                     let running = try waitUntil(seconds: 30) { try state(id) == "RUNNING" }
@@ -64,60 +69,67 @@ extension Cluster {
         [(1, [4]), (2, [4]), (5, [4]), (6, [4]), (3, [2, 2]), (4, [2, 2]), (7, [1, 1, 1, 1]), (8, [1, 1, 1, 1])]
 }
 
-/// What stock Slurm does, recorded on the real controller: the baseline of the comparison.
-@Suite(.serialized, .needs("the stock cluster with topology/block (scripts/test, 24.11 and later)", Cluster.stockBlocks != nil))
-struct StockBlocksTests {
-    let cluster: Cluster
-    init() throws { cluster = try #require(Cluster.stockBlocks) }
+/// The suites on the two block clusters, one at a time: the random fills use both clusters.
+@Suite(.serialized) struct BlockClusterTests {}
 
-    @Test func sixteenAndEight() throws {
-        let outcome = try cluster.blockScenario(Cluster.sixteenAndEight)
-        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
-        print("stock, sixteen and eight: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
-        #expect(outcome.victims.count == StockBlocksTests.observed.sixteenAndEight)
+extension BlockClusterTests {
+    /// What stock Slurm does, recorded on the real controller: the baseline of the comparison.
+    @Suite(.serialized, .needs("the stock cluster with topology/block (scripts/test, 24.11 and later)", Cluster.stockBlocks != nil))
+    struct StockBlocksTests {
+        let cluster: Cluster
+        init() throws { cluster = try #require(Cluster.stockBlocks) }
+
+        @Test func sixteenAndEight() throws {
+            let outcome = try cluster.blockScenario(Cluster.sixteenAndEight)
+            defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+            print("stock, sixteen and eight: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
+            #expect(outcome.victims.count == StockBlocksTests.observed.sixteenAndEight)
+        }
+
+        @Test func cheapestAcrossBlocks() throws {
+            let outcome = try cluster.blockScenario(Cluster.cheapestAcrossBlocks)
+            defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+            print("stock, cheapest across blocks: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
+            #expect(outcome.victims.count == StockBlocksTests.observed.cheapestAcrossBlocks)
+        }
+
+        /// Victims stock Slurm took (26.05.3 by hand on 2026-12-03, then every scripts/test run on
+        /// 24.11.5 and 26.05.3): all sixteen of b2 in the first scenario (its jobs are older, so
+        /// they go first, and they free a whole block); b1's six in the second, as the planner.
+        static let observed = (sixteenAndEight: 16, cheapestAcrossBlocks: 6)
     }
-
-    @Test func cheapestAcrossBlocks() throws {
-        let outcome = try cluster.blockScenario(Cluster.cheapestAcrossBlocks)
-        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
-        print("stock, cheapest across blocks: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
-        #expect(outcome.victims.count == StockBlocksTests.observed.cheapestAcrossBlocks)
-    }
-
-    /// Victims stock Slurm took (26.05.3 by hand on 2026-12-03, then every scripts/test run on
-    /// 24.11.5 and 26.05.3): all sixteen of b2 in the first scenario (its jobs are older, so
-    /// they go first, and they free a whole block); b1's six in the second, as the planner.
-    static let observed = (sixteenAndEight: 16, cheapestAcrossBlocks: 6)
 }
 
-/// preempt/topo_aware: the whole cheapest block, never more victims than stock.
-@Suite(.serialized, .needs("the preempt/topo_aware cluster with topology/block (scripts/test, 24.11 and later)", Cluster.topoAwareBlocks != nil))
-struct TopoAwareBlocksTests {
-    let cluster: Cluster
-    init() throws { cluster = try #require(Cluster.topoAwareBlocks) }
+extension BlockClusterTests {
+    /// preempt/topo_aware: the whole cheapest block, never more victims than stock.
+    @Suite(.serialized, .needs("the preempt/topo_aware cluster with topology/block (scripts/test, 24.11 and later)", Cluster.topoAwareBlocks != nil))
+    struct TopoAwareBlocksTests {
+        let cluster: Cluster
+        init() throws { cluster = try #require(Cluster.topoAwareBlocks) }
 
-    @Test func blocksAreLoaded() throws {
-        #expect(cluster.logLines().contains { $0.contains("preempt/topo_aware: loaded 2 blocks of 4 nodes from \(cluster.directory)/etc/topology.conf") })
-    }
+        @Test func blocksAreLoaded() throws {
+            #expect(cluster.logLines().contains { $0.contains("preempt/topo_aware: loaded 2 blocks of 4 nodes from \(cluster.directory)/etc/topology.conf") })
+        }
 
-    @Test func sixteenAndEightTakesBlockOne() throws {
-        let outcome = try cluster.blockScenario(Cluster.sixteenAndEight)
-        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
-        #expect(outcome.inferNodes == ["node1", "node2", "node3", "node4"])
-        #expect(outcome.victims.count == 8)
-        #expect(outcome.victims.allSatisfy { ["node1", "node2", "node3", "node4"].contains($0.node) })
-        #expect(outcome.victims.count <= StockBlocksTests.observed.sixteenAndEight)
-        #expect(try cluster.controllerIsUp())
-    }
+        @Test func sixteenAndEightTakesBlockOne() throws {
+            let outcome = try cluster.blockScenario(Cluster.sixteenAndEight)
+            defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+            #expect(outcome.inferNodes == ["node1", "node2", "node3", "node4"])
+            #expect(outcome.victims.count == 8)
+            #expect(outcome.victims.allSatisfy { ["node1", "node2", "node3", "node4"].contains($0.node) })
+            #expect(outcome.victims.count <= StockBlocksTests.observed.sixteenAndEight)
+            #expect(try cluster.controllerIsUp())
+        }
 
-    @Test func cheapestAcrossBlocksStaysInOneBlock() throws {
-        let outcome = try cluster.blockScenario(Cluster.cheapestAcrossBlocks)
-        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
-        #expect(outcome.inferNodes == ["node1", "node2", "node3", "node4"])
-        #expect(outcome.victims.count == 6)
-        #expect(outcome.victims.count <= StockBlocksTests.observed.cheapestAcrossBlocks)
-        #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b1 victims=") })
-        #expect(try cluster.controllerIsUp())
+        @Test func cheapestAcrossBlocksStaysInOneBlock() throws {
+            let outcome = try cluster.blockScenario(Cluster.cheapestAcrossBlocks)
+            defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+            #expect(outcome.inferNodes == ["node1", "node2", "node3", "node4"])
+            #expect(outcome.victims.count == 6)
+            #expect(outcome.victims.count <= StockBlocksTests.observed.cheapestAcrossBlocks)
+            #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b1 victims=") })
+            #expect(try cluster.controllerIsUp())
+        }
     }
 }
 
@@ -182,10 +194,7 @@ extension Cluster {
         for (node, sizes) in fill.fill {
             var started: [String] = []
             for size in sizes {
-                let result = try run(["sbatch", "--parsable", "-p", "batch", "-w", "node\(node)", "-c", "1",
-                                      "--gres=gpu:\(size)", "-o", "/dev/null", "--wrap", "sleep 600"])
-                try #require(result.status == 0, "\(result.stderr)")
-                let id = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let id = try submitBatch(node: node, gpus: size)
                 ids.append(id)
                 started.append(id)
                 batch.append((id, "node\(node)"))
@@ -207,38 +216,40 @@ extension Cluster {
     }
 }
 
-/// Seeded random fills on both block clusters, the same fill on each: preempt/topo_aware keeps
-/// the inference job inside one block with every node's GPUs NVLink-aligned, and never takes
-/// more victims than stock Slurm took for the same fill.
-@Suite(.serialized, .needs("the stock and preempt/topo_aware clusters with topology/block (scripts/test, 24.11 and later)",
-                           Cluster.stockBlocks != nil && Cluster.topoAwareBlocks != nil))
-struct RandomBlockFillsTests {
-    static let seeds: [UInt64] = [1, 2, 3, 4, 5]
+extension BlockClusterTests {
+    /// Seeded random fills on both block clusters, the same fill on each: preempt/topo_aware keeps
+    /// the inference job inside one block with every node's GPUs NVLink-aligned, and never takes
+    /// more victims than stock Slurm took for the same fill.
+    @Suite(.serialized, .needs("the stock and preempt/topo_aware clusters with topology/block (scripts/test, 24.11 and later)",
+                               Cluster.stockBlocks != nil && Cluster.topoAwareBlocks != nil))
+    struct RandomBlockFillsTests {
+        static let seeds: [UInt64] = [1, 2, 3, 4, 5]
 
-    @Test(arguments: seeds) func neverMoreVictimsThanStock(seed: UInt64) throws {
-        let stock = try #require(Cluster.stockBlocks), ours = try #require(Cluster.topoAwareBlocks)
-        let fill = Cluster.RandomFill(seed: seed)
-        let base = try stock.replay(fill), mine = try ours.replay(fill)
-        func blocks(_ nodes: [String]) -> [String] {
-            Set(nodes.compactMap { Int($0.dropFirst("node".count)) }.map { $0 <= 4 ? "b1" : "b2" }).sorted()
+        @Test(arguments: seeds) func neverMoreVictimsThanStock(seed: UInt64) throws {
+            let stock = try #require(Cluster.stockBlocks), ours = try #require(Cluster.topoAwareBlocks)
+            let fill = Cluster.RandomFill(seed: seed)
+            let base = try stock.replay(fill), mine = try ours.replay(fill)
+            func blocks(_ nodes: [String]) -> [String] {
+                Set(nodes.compactMap { Int($0.dropFirst("node".count)) }.map { $0 <= 4 ? "b1" : "b2" }).sorted()
+            }
+            print("block fill \(fill): stock \(base.victims.count) victims, job in \(blocks(base.nodes)) \(base.nodes); "
+                  + "topo_aware \(mine.victims.count) victims, job in \(blocks(mine.nodes)) \(mine.nodes)")
+            #expect(blocks(mine.nodes).count == 1, "\(fill): preempt/topo_aware placed the job across blocks: \(mine.nodes)")
+            #expect(mine.victims.count <= base.victims.count, "\(fill): \(mine.victims.count) victims, stock \(base.victims.count)")
+            #expect(Set(mine.gpus.keys) == Set(mine.nodes), "\(fill): GPUs of \(mine.gpus.keys.sorted()), nodes \(mine.nodes)")
+            // In-node alignment by the cluster's own slurm.conf and gres.conf (NVSwitch nodes: any
+            // GPUs of a node are NVLinked, so this guards the parsing of Slurm's per-node GPUs).
+            let tables = try ours.affinityTables()
+            for (node, gpus) in mine.gpus {
+                let table = try #require(tables[node], "no topology for \(node)")
+                #expect(gpus.count == fill.gpusPerNode && table.alignment(of: gpus) == .nvlink, "\(fill): \(node) GPUs \(gpus)")
+            }
+            #expect(try ours.controllerIsUp())
+            // The simulator's stock model (StockPreemption.simulateMultiNode) on the same fill takes
+            // the victims the stock controller took.
+            let predicted = try stock.stockModel(base.held, fill: fill)
+            #expect(predicted == Set(base.victims.map(\.id)), "\(fill): the stock model takes \(predicted.sorted()), the controller took \(base.victims.map(\.id))")
         }
-        print("block fill \(fill): stock \(base.victims.count) victims, job in \(blocks(base.nodes)) \(base.nodes); "
-              + "topo_aware \(mine.victims.count) victims, job in \(blocks(mine.nodes)) \(mine.nodes)")
-        #expect(blocks(mine.nodes).count == 1, "\(fill): preempt/topo_aware placed the job across blocks: \(mine.nodes)")
-        #expect(mine.victims.count <= base.victims.count, "\(fill): \(mine.victims.count) victims, stock \(base.victims.count)")
-        #expect(Set(mine.gpus.keys) == Set(mine.nodes), "\(fill): GPUs of \(mine.gpus.keys.sorted()), nodes \(mine.nodes)")
-        // In-node alignment by the cluster's own slurm.conf and gres.conf (NVSwitch nodes: any
-        // GPUs of a node are NVLinked, so this guards the parsing of Slurm's per-node GPUs).
-        let tables = try ours.affinityTables()
-        for (node, gpus) in mine.gpus {
-            let table = try #require(tables[node], "no topology for \(node)")
-            #expect(gpus.count == fill.gpusPerNode && table.alignment(of: gpus) == .nvlink, "\(fill): \(node) GPUs \(gpus)")
-        }
-        #expect(try ours.controllerIsUp())
-        // The simulator's stock model (StockPreemption.simulateMultiNode) on the same fill takes
-        // the victims the stock controller took.
-        let predicted = try stock.stockModel(base.held, fill: fill)
-        #expect(predicted == Set(base.victims.map(\.id)), "\(fill): the stock model takes \(predicted.sorted()), the controller took \(base.victims.map(\.id))")
     }
 }
 
@@ -264,3 +275,4 @@ extension Cluster {
         return Set(outcome.victims.map(String.init))
     }
 }
+

@@ -58,20 +58,7 @@ public enum StockPreemption {
         for node in snapshot.nodes.indices where usable(node) {
             if let pick = fits(node) { return outcome(node, pick, []) }
         }
-        let eligible = Planner.eligibility(request, index: index, policy: policy)
-        let candidates = snapshot.jobs.indices.filter { eligible[$0] }.sorted { a, b in
-            let ja = snapshot.jobs[a], jb = snapshot.jobs[b]
-            let fa = first.contains(ja.id), fb = first.contains(jb.id)
-            if fa != fb { return fa }
-            switch settings.order {
-            case .oldestFirst:
-                if ja.priority != jb.priority { return ja.priority < jb.priority }
-                if ja.startTime != jb.startTime { return ja.startTime < jb.startTime }
-            case .youngestFirst:
-                if ja.startTime != jb.startTime { return ja.startTime > jb.startTime }
-            }
-            return ja.id < jb.id
-        }
+        let candidates = candidateOrder(request, index: index, policy: policy, settings: settings, first: first)
         // _run_now: remove candidates in order until the job fits; then (reorder count times)
         // move the last removed job to the front, the earlier removed ones on the chosen node
         // next (strict order: the others as they were), and try again; the victims are the
@@ -116,6 +103,38 @@ public enum StockPreemption {
             let before = order[..<position]
             order = [last] + before.filter(onNode) + before.filter { !onNode($0) } + order[(position + 1)...]
         }
+    }
+
+    /// The preemptable jobs (indices) in the order `slurm_find_preemptable_jobs` sorts them,
+    /// `first` ahead of all.
+    static func candidateOrder(_ request: PreemptorRequest, index: PlanningIndex, policy: PlannerPolicy,
+                               settings: StockSettings, first: Set<UInt32>) -> [Int] {
+        let snapshot = index.snapshot
+        let eligible = Planner.eligibility(request, index: index, policy: policy)
+        return snapshot.jobs.indices.filter { eligible[$0] }.sorted { a, b in
+            let ja = snapshot.jobs[a], jb = snapshot.jobs[b]
+            let fa = first.contains(ja.id), fb = first.contains(jb.id)
+            if fa != fb { return fa }
+            switch settings.order {
+            case .oldestFirst:
+                if ja.priority != jb.priority { return ja.priority < jb.priority }
+                if ja.startTime != jb.startTime { return ja.startTime < jb.startTime }
+            case .youngestFirst:
+                if ja.startTime != jb.startTime { return ja.startTime > jb.startTime }
+            }
+            return ja.id < jb.id
+        }
+    }
+
+    /// `simulate` for a job of one node; for several, `simulateMultiNode` told as one outcome:
+    /// its nodes comma-separated, the first node's GPUs, the worst level over the nodes.
+    public static func simulateAny(_ request: PreemptorRequest, in index: PlanningIndex, policy: PlannerPolicy = PlannerPolicy(),
+                                   settings: StockSettings = StockSettings()) -> Outcome? {
+        guard request.nodeCount > 1 else { return simulate(request, in: index, policy: policy, settings: settings) }
+        guard let multi = simulateMultiNode(request, in: index, policy: policy, settings: settings), let first = multi.nodes.first
+        else { return nil }
+        let level = multi.nodes.compactMap { n in index.nodeByName[n.name].map { index.topology(ofNode: $0).alignment(of: n.gpus) } }.max()
+        return Outcome(node: multi.nodes.map(\.name).joined(separator: ","), victims: multi.victims, gpus: first.gpus, level: level ?? .node)
     }
 
     /// A multi-node job's outcome: each node with the GPUs Slurm's pick gives the job there.
@@ -190,20 +209,7 @@ public enum StockPreemption {
             MultiOutcome(nodes: chosen.map { (snapshot.nodes[$0.node].name, $0.gpus) }, victims: victims.sorted())
         }
         if let chosen = fit(index.free) { return outcome(chosen, []) }
-        let eligible = Planner.eligibility(request, index: index, policy: policy)
-        var order = snapshot.jobs.indices.filter { eligible[$0] }.sorted { a, b in
-            let ja = snapshot.jobs[a], jb = snapshot.jobs[b]
-            let fa = first.contains(ja.id), fb = first.contains(jb.id)
-            if fa != fb { return fa }
-            switch settings.order {
-            case .oldestFirst:
-                if ja.priority != jb.priority { return ja.priority < jb.priority }
-                if ja.startTime != jb.startTime { return ja.startTime < jb.startTime }
-            case .youngestFirst:
-                if ja.startTime != jb.startTime { return ja.startTime > jb.startTime }
-            }
-            return ja.id < jb.id
-        }
+        var order = candidateOrder(request, index: index, policy: policy, settings: settings, first: first)
         var passCount = 0
         while true {
             var trial = index.free
@@ -245,7 +251,7 @@ public enum StockPreemption {
     /// the most free cores, which libslurm clients cannot read from 24.05 on (the per-node CPU ids
     /// of a job left the public API), so the tools report every case.
     public static func gpusByCoreSocket(_ outcome: Outcome, request: PreemptorRequest, in index: PlanningIndex) -> [Int: GPUSet] {
-        guard request.shape == .perNode, let node = index.nodeByName[outcome.node] else { return [:] }
+        guard request.shape == .perNode, request.nodeCount == 1, let node = index.nodeByName[outcome.node] else { return [:] }
         var free = index.free[node]
         let victims = Set(outcome.victims)
         for job in index.snapshot.jobs where victims.contains(job.id) {

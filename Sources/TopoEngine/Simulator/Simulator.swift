@@ -832,17 +832,7 @@ public struct Simulator {
         guard let (node, gpus) = target, !victims.isEmpty else { return false }
         // The plan's GPUs: free now, or held by its victims on that node; its CPUs and memory
         // likewise (Slurm tests the whole job once the victims are removed).
-        var victimGPUs = GPUSet()
-        var victimCPUs = 0
-        var victimMemory: Int64 = 0
-        for id in victims {
-            guard let victim = ids[id], let run = running[victim] else { continue }
-            for part in parts(victim, run) where part.node == node {
-                victimGPUs = victimGPUs.union(part.gpus)
-                victimCPUs += part.cpus
-                victimMemory += part.memory
-            }
-        }
+        let (victimGPUs, victimCPUs, victimMemory) = held(by: victims, ids: ids, on: node)
         guard gpus.isSubset(of: free[node].union(victimGPUs)) else { return false }
         if freeCoreTotal[node] + victimCPUs < job.cpus
             || (freeMemory[node] != Int64.max && freeMemory[node] + victimMemory < job.memoryMB) {
@@ -880,17 +870,7 @@ public struct Simulator {
         }
         guard !victims.isEmpty, targets.count == job.nodes else { return false }
         for (node, gpus) in targets {
-            var victimGPUs = GPUSet()
-            var victimCPUs = 0
-            var victimMemory: Int64 = 0
-            for id in victims {
-                guard let victim = ids[id], let run = running[victim] else { continue }
-                for part in parts(victim, run) where part.node == node {
-                    victimGPUs = victimGPUs.union(part.gpus)
-                    victimCPUs += part.cpus
-                    victimMemory += part.memory
-                }
-            }
+            let (victimGPUs, victimCPUs, victimMemory) = held(by: victims, ids: ids, on: node)
             guard gpus.isSubset(of: free[node].union(victimGPUs)) else { return false }
             if freeCoreTotal[node] + victimCPUs < job.cpus
                 || (freeMemory[node] != Int64.max && freeMemory[node] + victimMemory < job.memoryMB) {
@@ -899,6 +879,22 @@ public struct Simulator {
             }
         }
         return preempt(j, victims: victims, ids: ids, targets: targets, now: now)
+    }
+
+    /// The GPUs, CPUs and memory the victims hold on `node`.
+    func held(by victims: [UInt32], ids: [UInt32: Int], on node: Int) -> (gpus: GPUSet, cpus: Int, memory: Int64) {
+        var gpus = GPUSet()
+        var cpus = 0
+        var memory: Int64 = 0
+        for id in victims {
+            guard let victim = ids[id], let run = running[victim] else { continue }
+            for part in parts(victim, run) where part.node == node {
+                gpus = gpus.union(part.gpus)
+                cpus += part.cpus
+                memory += part.memory
+            }
+        }
+        return (gpus, cpus, memory)
     }
 
     /// The worst in-node alignment over a job's parts.
