@@ -6,9 +6,10 @@ import TopoEngine
 /// The cluster's GPU topology as the plugins see it (one store for both: `PluginImage`):
 /// slurm.conf `NodeName=` lines and gres.conf `Name=gpu` lines, and with
 /// `TopologyPlugin=topology/block` the blocks of topology.conf (beside slurm.conf, as Slurm reads
-/// it), read at `init` and again whenever a file changes (a stat of each per call, the same rule
-/// as topo_aware.conf). A topology.conf that cannot be read or parsed is logged and leaves the
-/// planner without blocks (multi-node plans then ignore them); the GPU topology stays.
+/// it), with `topology/tree` its leaf switches, read at `init` and again whenever a file changes
+/// (a stat of each per call, the same rule as topo_aware.conf). A topology.conf that cannot be
+/// read or parsed is logged and leaves the planner without blocks or switches (multi-node plans
+/// then ignore them); the GPU topology stays.
 ///
 /// Never fatal: a missing or unreadable file, or one that does not parse, is logged once and
 /// leaves the plugin without topology (no rejections, no shaping: stock behaviour). Nodes whose
@@ -85,6 +86,8 @@ public final class TopologyStore: Sendable {
             if state.layouts != nil {
                 state.layouts?.setBlocks(Self.blocks(slurmText: slurmText, topologyConf: Self.topologyConf(state.slurmConf),
                                                      logPrefix: logPrefix, initial: initial))
+                state.layouts?.leafSwitchOfNode = Self.switches(slurmText: slurmText, topologyConf: Self.topologyConf(state.slurmConf),
+                                                                logPrefix: logPrefix, initial: initial)?.leafOf ?? [:]
             }
             state.layouts?.generation = Self.loads.withLock { count in
                 count &+= 1
@@ -138,6 +141,25 @@ public final class TopologyStore: Sendable {
             return topology
         } catch {
             SlurmLog.error("\(logPrefix): blocks unavailable (\(error)); multi-node plans ignore blocks until the file is fixed")
+            return nil
+        }
+    }
+
+    /// The leaf switches, when slurm.conf names `topology/tree` and its topology.conf parses;
+    /// else nil (logged when the file is wanted but unusable).
+    private static func switches(slurmText: String, topologyConf: String, logPrefix: String, initial: Bool) -> SwitchTopology? {
+        guard SwitchTopology.isSelected(bySlurmConf: slurmText) else { return nil }
+        do {
+            let (text, _) = try ConfigStore.read(topologyConf, limit: 1 << 20)
+            let topology: SwitchTopology
+            do { topology = try SwitchTopology.parse(text, file: topologyConf) } catch {
+                throw ConfigLoadError(description: error.description)
+            }
+            let leaves = Set(topology.leafOf.values).count
+            SlurmLog.info("\(logPrefix): \(initial ? "" : "re")loaded \(leaves) leaf switches of \(topology.leafOf.count) nodes from \(topologyConf)")
+            return topology
+        } catch {
+            SlurmLog.error("\(logPrefix): switches unavailable (\(error)); multi-node plans ignore switches until the file is fixed")
             return nil
         }
     }

@@ -191,6 +191,7 @@ struct PlanCommand: ParsableCommand {
                                        costOrder: try order())
         var topology = ControllerTopology(live.topology)
         topology.setBlocks(live.blocks)
+        topology.leafSwitchOfNode = live.switches?.leafOf ?? [:]
         let decision = controller.decide(snapshot, config: live.config, topology: topology,
                                          settings: settings, clock: { DispatchTime.now().uptimeNanoseconds })
         var report: PlanReport
@@ -413,8 +414,9 @@ struct LiveCluster {
     /// SlurmUser's uid (the controller's configuration, read with the state).
     var slurmUserID: UInt32
     var topology: ClusterTopology
-    /// The blocks, with TopologyPlugin=topology/block; else nil.
+    /// The blocks, with TopologyPlugin=topology/block; the leaf switches, with topology/tree.
     var blocks: BlockTopology?
+    var switches: SwitchTopology?
     var config: TopoAwareConfig?
     var warnings: [String]
 
@@ -422,6 +424,7 @@ struct LiveCluster {
         let paths = option.paths()
         let topology: ClusterTopology
         var blocks: BlockTopology?
+        var switches: SwitchTopology?
         do {
             let slurmText = try readInput(paths.slurmConf)
             let nodes = try SlurmConfNodes.parse(slurmText, file: paths.slurmConf)
@@ -430,6 +433,9 @@ struct LiveCluster {
             if BlockTopology.isSelected(bySlurmConf: slurmText) {
                 let file = BlockTopology.path(besideSlurmConf: paths.slurmConf)
                 blocks = try BlockTopology.parse(try readInput(file), file: file)
+            } else if SwitchTopology.isSelected(bySlurmConf: slurmText) {
+                let file = BlockTopology.path(besideSlurmConf: paths.slurmConf)
+                switches = try SwitchTopology.parse(try readInput(file), file: file)
             }
         } catch let error as TextDiagnostic {
             throw CLIError.input(error.description)
@@ -440,7 +446,7 @@ struct LiveCluster {
         do { reading = try SlurmClient.load(qos: config?.basePolicy == .qos) } catch {
             throw CLIError.input("cannot read the cluster: \(error)")
         }
-        return LiveCluster(state: reading.state, slurmUserID: reading.slurmUserID, topology: topology, blocks: blocks,
+        return LiveCluster(state: reading.state, slurmUserID: reading.slurmUserID, topology: topology, blocks: blocks, switches: switches,
                            config: config, warnings: topology.warnings.map(\.description) + reading.warnings)
     }
 }

@@ -287,5 +287,26 @@ extension MockedSlurm {
             TopoAwareSwift_preemptReset()
             #expect(mock.finish(fini: false) == .clean)
         }
+
+        /// topology/tree: the leaf switches of topology.conf reach the planner's nodes; a broken
+        /// file is logged with its place and leaves plans without switches.
+        @Test func switchesFromTopologyConf() throws {
+            let mock = try mock()
+            let slurmConf = mock.directory + "/slurm.conf", gresConf = mock.directory + "/gres.conf"
+            try (TopologySubmitShimTests.slurmConf + "\nTopologyPlugin=topology/tree\n").write(toFile: slurmConf, atomically: true, encoding: .utf8)
+            try "SwitchName=s1 Nodes=node1\nSwitchName=s2 Nodes=node2\nSwitchName=top Switches=s[1-2]\n"
+                .write(toFile: mock.directory + "/topology.conf", atomically: true, encoding: .utf8)
+            let store = TopologyStore()
+            store.load(slurmConf: slurmConf, gresConf: gresConf, logPrefix: "preempt/topo_aware")
+            let topology = try #require(store.controllerTopology(logPrefix: "preempt/topo_aware"))
+            #expect(topology.leafSwitchOfNode == ["node1": "s1", "node2": "s2"] && topology.blockOfNode.isEmpty)
+            #expect(mock.logs.contains("info: preempt/topo_aware: loaded 2 leaf switches of 2 nodes from \(mock.directory)/topology.conf"), "\(mock.logs)")
+            try "SwitchName=s1 Nodes=node1\nSwitchName=s1 Nodes=node2\n".write(toFile: mock.directory + "/topology.conf", atomically: true, encoding: .utf8)
+            let broken = try #require(store.controllerTopology(logPrefix: "preempt/topo_aware"))
+            #expect(broken.leafSwitchOfNode.isEmpty && broken.layoutOfNode.count == 2)
+            #expect(mock.logs.contains { $0.hasPrefix("error: preempt/topo_aware: switches unavailable (\(mock.directory)/topology.conf:2:") }, "\(mock.logs)")
+            TopoAwareSwift_preemptReset()
+            #expect(mock.finish(fini: false) == .clean)
+        }
     }
 }

@@ -260,6 +260,10 @@ import Testing
         topology.blockOfNode = ["node1": "b1", "node2": "b2"]
         let nodes = (1...3).map { ControllerSnapshot.Node(name: "node\($0)", available: true, gpuCount: 8, allocated: GPUSet()) }
         #expect(PreemptController.planningNodes(nodes, topology: topology).nodes.map(\.block) == ["b1", "b2", nil])
+        // And their leaf switches (topology/tree).
+        var tree = ControllerTopology(layouts: [Lab.islands], gpuCounts: [8], layoutOfNode: ["node1": 0, "node2": 0, "node3": 0])
+        tree.leafSwitchOfNode = ["node1": "s1", "node3": "s2"]
+        #expect(PreemptController.planningNodes(nodes, topology: tree).nodes.map(\.leafSwitch) == ["s1", nil, "s2"])
     }
 }
 
@@ -271,6 +275,7 @@ import Testing
         #expect(SlurmConfNodes.parameter("TopologyPlugin", in: "NodeName=n TopologyPlugin=x") == nil)
         #expect(BlockTopology.isSelected(bySlurmConf: "TopologyPlugin=Topology/Block\n"))
         #expect(!BlockTopology.isSelected(bySlurmConf: "TopologyPlugin=topology/tree\n"))
+        #expect(SwitchTopology.isSelected(bySlurmConf: "TopologyPlugin=topology/tree\n") && !SwitchTopology.isSelected(bySlurmConf: "TopologyPlugin=topology/block\n"))
         #expect(BlockTopology.path(besideSlurmConf: "/etc/slurm/slurm.conf") == "/etc/slurm/topology.conf")
         #expect(try BlockTopology.parse(BlockTopologyTests.twoBlocks, file: "t").blockOfNode["node6"] == "b2")
     }

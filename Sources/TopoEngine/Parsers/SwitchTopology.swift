@@ -10,6 +10,11 @@ public struct SwitchTopology: Sendable, Equatable {
     /// Switch names in file order.
     public var switches: [String]
 
+    /// Whether slurm.conf (its text) selects `TopologyPlugin=topology/tree`.
+    public static func isSelected(bySlurmConf text: String) -> Bool {
+        SlurmConfNodes.parameter("TopologyPlugin", in: text).map { asciiLowercased($0) == "topology/tree" } ?? false
+    }
+
     public static func parse(_ text: String, file: String) throws(TextDiagnostic) -> SwitchTopology {
         try TextLines.check(size: text, file: file)
         let lines = try KeyValueLexer.lex(text, file: file)

@@ -127,6 +127,10 @@ public struct ControllerTopology: Sendable {
     /// The levels of those blocks (where Slurm may place a job of so many nodes).
     public var blockLevels: BlockLevels?
 
+    /// Each node's leaf switch (topology.conf of `topology/tree`): multi-node plans prefer the
+    /// nodes of one leaf switch.
+    public var leafSwitchOfNode: [String: String] = [:]
+
     /// Takes the blocks of topology.conf (nil: none).
     public mutating func setBlocks(_ blocks: BlockTopology?) {
         blockOfNode = blocks?.blockOfNode ?? [:]

@@ -659,7 +659,7 @@ public struct PreemptController: Sendable {
             controllerNodeOf.append(i)
             nodeByName[node.name] = planned.count
             planned.append(.init(name: node.name, layout: layout, available: node.available, otherAllocated: node.allocated,
-                                 block: topology.blockOfNode[node.name]))
+                                 leafSwitch: topology.leafSwitchOfNode[node.name], block: topology.blockOfNode[node.name]))
         }
         let built = Built(nodeByName: nodeByName, clusterNodeOf: clusterNodeOf, controllerNodeOf: controllerNodeOf,
                           draining: Array(repeating: GPUSet(), count: planned.count))
