@@ -61,6 +61,11 @@ int CSlurmClient_requeue(uint32_t job_id, uint32_t flags)
     return topo_compat_requeue(job_id, flags);
 }
 
+uint32_t CSlurmClient_job_segment_size(const slurm_job_info_t *job)
+{
+    return topo_compat_job_info_segment_size(job);
+}
+
 const char *CSlurmClient_error_text(void)
 {
     const char *text = slurm_strerror(topo_compat_errno());

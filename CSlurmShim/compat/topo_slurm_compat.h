@@ -92,6 +92,18 @@ static inline int topo_compat_node_name2bitmap(char *names, bool best_effort, bi
 #endif
 }
 
+/* A pending job's --segment: job_details_t.segment_size from 24.05 (S: job_record.h of 23.11
+ * and 24.11); 0 where the release has none. */
+static inline uint32_t topo_compat_segment_size(const job_record_t *job)
+{
+#if TOPO_SLURM_AT_LEAST(24, 5, 0)
+	return job->details ? job->details->segment_size : 0;
+#else
+	(void)job;
+	return 0;
+#endif
+}
+
 /* The preempt API: preempt_p_get_data(job, type, data) up to 24.11; from 25.05 one function
  * per datum: preempt_p_get_prio, preempt_p_get_mode, preempt_p_get_grace_time (S: the syms[]
  * of src/interfaces/preempt.c). TOPO_COMPAT_PREEMPT_DATA_API(prio, mode, grace) defines the
@@ -243,6 +255,18 @@ static inline const char *topo_compat_preempt_params(const slurm_conf_t *conf)
 #else
 	(void)conf;
 	return NULL;
+#endif
+}
+
+/* A job's --segment as libslurm reports it: slurm_job_info_t.segment_size from 24.05 (S: slurm.h
+ * of 23.11 and 24.11); 0 where the release has none. */
+static inline uint32_t topo_compat_job_info_segment_size(const slurm_job_info_t *job)
+{
+#if TOPO_SLURM_AT_LEAST(24, 5, 0)
+	return job->segment_size;
+#else
+	(void)job;
+	return 0;
 #endif
 }
 

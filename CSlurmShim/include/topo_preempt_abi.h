@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#define TOPO_PREEMPT_ABI_VERSION 4u
+#define TOPO_PREEMPT_ABI_VERSION 5u
 /* At most this many victims in one decision. */
 #define TOPO_PREEMPT_MAX_VICTIMS 256u
 /* At most this many target nodes reported with a decision. */
@@ -58,6 +58,11 @@ typedef struct {
     const char *admin_comment;
     const char *partition;    /* comma-separated as Slurm keeps it */
     const char *qos;
+    /* ABI 5: nodes named by -w when fewer than node_count (the others are chosen among the
+     * candidates; named nodes as many as node_count are the candidates themselves). */
+    uint32_t required_count;
+    const uint32_t *required_nodes;
+    uint32_t segment_size;    /* --segment (topology/block, Slurm 24.05+); 0: none */
 } topo_preempt_request_t;
 
 typedef struct {

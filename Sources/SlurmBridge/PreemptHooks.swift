@@ -363,6 +363,17 @@ enum PreemptPlugin {
             }
             candidates = list
         }
+        guard r.required_count <= r.node_count, Int(r.required_count) <= nodeCount,
+              r.required_count == 0 || r.required_nodes != nil else {
+            return .failure("required node list of \(r.required_count) for a job of \(r.node_count) nodes")
+        }
+        var required: [Int] = []
+        for i in 0..<Int(r.required_count) {
+            guard let node = r.required_nodes?[i], Int(node) < nodeCount else {
+                return .failure("required node index out of range")
+            }
+            required.append(Int(node))
+        }
         return .success(ControllerSnapshot.Preemptor(
             id: r.job_id, basePriority: Int(r.base_prio), jobPriority: Int(r.job_prio),
             gpusPerNode: r.gpus_per_node <= UInt32(GPUSet.capacity) ? Int(r.gpus_per_node) : 0,
@@ -370,7 +381,8 @@ enum PreemptPlugin {
             cpusPerNode: Int(min(r.cpus_per_node, 1 << 16)),
             adminComment: r.admin_comment.flatMap { CStrings.read($0, limit: 8192) },
             partitions: SubmittedJob.partitionList(r.partition.flatMap { CStrings.read($0, limit: 4096) }),
-            qos: r.qos.flatMap { CStrings.read($0, limit: 256) }, candidateNodes: candidates))
+            qos: r.qos.flatMap { CStrings.read($0, limit: 256) }, candidateNodes: candidates,
+            requiredNodes: required, segmentSize: Int(min(r.segment_size, UInt32(UInt16.max)))))
     }
 
     /// A job Slurm preempts now: recorded, and its provenance (and its preemptor's) written for

@@ -72,6 +72,14 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Nodes the job may use, comma-separated (default: all).")
     var candidates: String?
 
+    @Option(help: ArgumentHelp("Nodes the job must use (-w), comma-separated: fewer than --nodes, the rest are chosen.",
+                               valueName: "nodes"))
+    var required: String?
+
+    @Option(help: ArgumentHelp("--segment of topology/block: the nodes come in segments of this many, each inside one block.",
+                               valueName: "nodes"))
+    var segment: Int = 0
+
     @Option(name: .customLong("exempt-time"), help: ArgumentHelp(
         "PreemptExemptTime in seconds.", discussion: "Default: 0; with --job, the controller's PreemptExemptTime."))
     var exemptTime: Int64?
@@ -105,6 +113,7 @@ struct PlanCommand: ParsableCommand {
             for (given, name) in [(gpus != nil, "--gpus"), (level != nil, "--level"), (mode != nil, "--mode"),
                                   (priority != nil, "--priority"), (shape != .perNode, "--shape"), (cpus != 1, "--cpus"),
                                   (nodes != 1, "--nodes"), (candidates != nil, "--candidates"),
+                                  (required != nil, "--required"), (segment != 0, "--segment"),
                                   (slurmRelease.text != nil, "--slurm-release")] where given {
                 throw ValidationError("\(name) comes from the job and the cluster with --job")
             }
@@ -112,6 +121,12 @@ struct PlanCommand: ParsableCommand {
             guard let gpus, gpus >= 1, gpus <= GPUSet.capacity else { throw ValidationError("--gpus must be 1...\(GPUSet.capacity)") }
         }
         if nodes < 1 { throw ValidationError("--nodes must be at least 1") }
+        if segment < 0 || segment > Int(UInt16.max) { throw ValidationError("--segment must be 0...\(UInt16.max) nodes") }
+        if let required {
+            let names = required.split(separator: ",", omittingEmptySubsequences: false)
+            if names.contains(where: \.isEmpty) { throw ValidationError("--required: an empty node name in '\(required)'") }
+            if names.count > nodes { throw ValidationError("--required names \(names.count) nodes, more than --nodes \(nodes)") }
+        }
         if cpus < 1 { throw ValidationError("--cpus must be at least 1") }
         if memory < 0 { throw ValidationError("--memory must be 0 or more MB") }
         if let exemptTime, exemptTime < 0 { throw ValidationError("--exempt-time must not be negative") }
@@ -158,7 +173,8 @@ struct PlanCommand: ParsableCommand {
         let request = PreemptorRequest(
             gpusPerNode: gpus ?? 1, nodeCount: nodes, level: level ?? .nvlink, mode: mode ?? .guaranteed,
             priority: priority ?? 10, shape: shape, cpusPerNode: cpus, memoryPerNode: memory,
-            candidateNodes: candidates.map { Set($0.split(separator: ",").map(String.init)) })
+            candidateNodes: candidates.map { Set($0.split(separator: ",").map(String.init)) },
+            requiredNodes: Set((required ?? "").split(separator: ",").map(String.init)), segmentSize: segment)
         let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime ?? 0)
         let outcome = Planner.plan(request, in: index, policy: policy)
         let settings = StockSettings(order: stockOrder ?? .oldestFirst)
@@ -210,7 +226,10 @@ struct PlanCommand: ParsableCommand {
                                 stockByCoreSocket: byCoreSocket,
                                 slurm: planning.snapshot.slurm)
             let request = planning.request
-            report.request = "\(request.gpusPerNode) GPU(s) x \(request.nodeCount) node(s), \(request.level.name), \(request.mode.name), \(request.shape.rawValue)"
+            var asked = "\(request.gpusPerNode) GPU(s) x \(request.nodeCount) node(s), \(request.level.name), \(request.mode.name), \(request.shape.rawValue)"
+            if request.segmentSize > 0 { asked += ", segments of \(request.segmentSize)" }
+            if !request.requiredNodes.isEmpty { asked += ", on \(request.requiredNodes.sorted().joined(separator: ","))" }
+            report.request = asked
         } else {
             // The controller did not plan: not a preemptor class, no GPUs it can read, no topology.
             let why = decision.log.last?.text

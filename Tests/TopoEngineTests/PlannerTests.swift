@@ -721,6 +721,149 @@ enum Lab {
     }
 }
 
+/// Multi-node plans with nodes named by `-w` and with `--segment`, against an oracle that tries
+/// every set of nodes Slurm could place the job on (every node's every victim set).
+@Suite struct ConstrainedMultiNodeOracleTests {
+    typealias Option = MultiNodeOracleTests.Option
+
+    /// The cheapest choice of one option per node over every `k`-node set that `feasible` accepts.
+    static func cheapest(_ nodes: [Int], k: Int, options: [Int: [Option]], level: AffinityLevel, order: [CostCriterion],
+                         feasible: ([Int]) -> Bool) -> PlanCost? {
+        var best: PlanCost?
+        func pick(_ set: [Int], _ i: Int, _ picked: [PlanCost]) {
+            if i == set.count {
+                let cost = MultiNodeOracleTests.aggregate(picked)
+                if best.map({ MultiNodeOracleTests.numeric(cost, $0, order) < 0 }) ?? true { best = cost }
+                return
+            }
+            for option in options[set[i]] ?? [] where option.level <= level { pick(set, i + 1, picked + [option.cost]) }
+        }
+        func subsets(_ start: Int, _ set: [Int]) {
+            if set.count == k {
+                if feasible(set) { pick(set, 0, []) }
+                return
+            }
+            guard start < nodes.count else { return }
+            for i in start..<nodes.count { subsets(i + 1, set + [nodes[i]]) }
+        }
+        subsets(0, [])
+        return best
+    }
+
+    static func oracle(_ request: PreemptorRequest, _ index: PlanningIndex, _ policy: PlannerPolicy) -> (cost: PlanCost, level: AffinityLevel)? {
+        let snapshot = index.snapshot
+        let available = snapshot.nodes.indices.filter { snapshot.nodes[$0].available }
+        var options: [Int: [Option]] = [:]
+        for node in available { options[node] = PlannerOracleTests.options(request, index, policy, node: node) }
+        let named = Set(snapshot.nodes.indices.filter { request.requiredNodes.contains(snapshot.nodes[$0].name) })
+        guard let levels = BlockLevels.derived(from: snapshot.nodes) else { return nil }
+        func unitOf(_ node: Int, jobNodes: Int) -> String? {
+            levels.nodeUnits(forNodes: jobNodes, of: snapshot.nodes).first { $0.nodes.contains(node) }?.name
+        }
+        let feasible: ([Int]) -> Bool
+        if request.segmentSize > 0 {
+            let size = request.segmentSize
+            feasible = { set in
+                var counts: [String: Int] = [:]
+                for node in set {
+                    guard let unit = unitOf(node, jobNodes: size) else { return false }
+                    counts[unit, default: 0] += 1
+                }
+                return counts.values.allSatisfy { $0 % size == 0 }
+            }
+        } else {
+            feasible = { set in
+                guard named.isSubset(of: set), let unit = unitOf(set[0], jobNodes: request.nodeCount) else { return false }
+                return set.allSatisfy { unitOf($0, jobNodes: request.nodeCount) == unit }
+            }
+        }
+        let tried = request.mode == .guaranteed ? [request.level] : AffinityLevel.allCases.filter { $0 >= request.level }
+        for level in tried {
+            if let cost = cheapest(available, k: request.nodeCount, options: options, level: level, order: policy.order,
+                                   feasible: feasible) {
+                return (cost, level)
+            }
+        }
+        return nil
+    }
+
+    @Test func plannerMatchesTheOracleWithRequiredNodesAndSegments() throws {
+        var rng = SplitMix64(seed: 2_019)
+        var planned = 0, refused = 0, segmented = 0, severalUnits = 0, withRequired = 0
+        for round in 0..<1_500 {
+            var (snapshot, request, policy) = MultiNodeOracleTests.randomInstance(&rng)
+            // Every node in one of two or three blocks of equal size (Slurm's base blocks).
+            let blocks = Int.random(in: 2...3, using: &rng), perBlock = Int.random(in: 2...3, using: &rng)
+            snapshot.nodes = Array(snapshot.nodes.prefix(blocks * perBlock))
+            while snapshot.nodes.count < blocks * perBlock {
+                snapshot.nodes.append(.init(name: "n\(snapshot.nodes.count)", layout: 0, available: true))
+            }
+            for i in snapshot.nodes.indices { snapshot.nodes[i].block = "b\(i / perBlock + 1)" }
+            snapshot.jobs = snapshot.jobs.filter { $0.allocations.allSatisfy { $0.node < snapshot.nodes.count } }
+            snapshot.slurm = SlurmRelease(26, 5, 3)
+            request.nodeCount = Int.random(in: 2...4, using: &rng)
+            if Bool.random(using: &rng) {
+                request.segmentSize = [1, 2].randomElement(using: &rng)!
+                if request.nodeCount % request.segmentSize != 0 { request.nodeCount = 2 }
+            } else {
+                let names = snapshot.nodes.map(\.name).shuffled(using: &rng)
+                request.requiredNodes = Set(names.prefix(Int.random(in: 1..<request.nodeCount, using: &rng)))
+            }
+            let index = try PlanningIndex(snapshot)
+            let expected = Self.oracle(request, index, policy)
+            switch Planner.plan(request, in: index, policy: policy) {
+            case let .plan(plan):
+                planned += 1
+                guard let expected else {
+                    Issue.record("round \(round): planner found \(plan.victims), oracle none")
+                    continue
+                }
+                #expect(MultiNodeOracleTests.numeric(plan.cost, expected.cost, policy.order) == 0
+                            && max(plan.level, request.level) == max(expected.level, request.level),
+                        "round \(round): planner \(plan.cost) \(plan.level.name) \(plan.domain.map(\.description) ?? "-"), oracle \(expected.cost) \(expected.level.name)")
+                #expect(Set(plan.nodes.map(\.node)).count == request.nodeCount)
+                #expect(request.requiredNodes.isSubset(of: Set(plan.nodes.map(\.node))))
+                if request.segmentSize > 0 {
+                    segmented += 1
+                    if plan.domain?.name?.contains("+") == true { severalUnits += 1 }
+                } else {
+                    withRequired += 1
+                }
+            case .noPlan:
+                refused += 1
+                #expect(expected == nil, "round \(round): oracle found \(expected.map { "\($0.cost)" } ?? "")")
+            }
+        }
+        print("constrained multi-node oracle: \(planned) planned (\(withRequired) with -w, \(segmented) segmented, \(severalUnits) over several blocks), \(refused) refused")
+        #expect(planned > 400 && refused > 100 && withRequired > 150 && segmented > 150 && severalUnits > 30,
+                "planned \(planned), refused \(refused), -w \(withRequired), segmented \(segmented), several \(severalUnits)")
+    }
+
+    /// How each release takes `--segment` (read in its eval_nodes_block.c).
+    @Test func segmentRulesFollowTheRelease() {
+        func rule(_ size: Int, nodes: Int, named: Int = 0, _ release: SlurmRelease) -> String {
+            var request = PreemptorRequest(gpusPerNode: 1, nodeCount: nodes, level: .nvlink, priority: 10, segmentSize: size)
+            request.requiredNodes = Set((0..<named).map { "n\($0)" })
+            switch Planner.segments(request, baseNodes: 4, release: release) {
+            case let .success(s): return "\(s)"
+            case let .failure(refusal): return refusal.reason
+            }
+        }
+        let r24 = SlurmRelease(24, 11, 5), r25 = SlurmRelease(25, 11, 7), r26 = SlurmRelease(26, 5, 3)
+        #expect(rule(0, nodes: 4, r24) == "0")
+        #expect(rule(2, nodes: 4, r24) == "2" && rule(2, nodes: 4, r25) == "2" && rule(2, nodes: 4, r26) == "2")
+        #expect(rule(4, nodes: 4, r26) == "0")  // one segment: the job itself
+        #expect(rule(8, nodes: 16, r24).contains("larger than a base block (4 nodes): Slurm 24.11.5"))
+        #expect(rule(8, nodes: 16, r26) == "8")
+        #expect(rule(8, nodes: 4, r26) == "0")  // 26.05 ignores a segment larger than the job
+        #expect(rule(8, nodes: 4, r25).contains("does not divide the job's 4 nodes"))
+        #expect(rule(3, nodes: 4, r26).contains("--segment=3 does not divide"))
+        #expect(rule(2, nodes: 4, named: 4, r24).contains("nodes named by -w: Slurm 24.11.5"))
+        #expect(rule(2, nodes: 4, named: 4, r26) == "2")
+        #expect(rule(2, nodes: 4, named: 1, r26).contains("fewer nodes named by -w (1) than it asks for (4)"))
+    }
+}
+
 extension NodeTopology {
     func withSockets(_ sockets: [Int]) -> NodeTopology {
         var copy = self

@@ -44,6 +44,9 @@ const char *_Nullable CSlurmClient_preempt_params(const slurm_conf_t *_Nonnull c
 /* slurm_requeue(job, flags) (a step id from 26.05); Slurm's return code. */
 int CSlurmClient_requeue(uint32_t job_id, uint32_t flags);
 
+/* The job's --segment (0: none, or a release without it). */
+uint32_t CSlurmClient_job_segment_size(const slurm_job_info_t *_Nonnull job);
+
 /* Text of the error of the last failed libslurm call. */
 const char *_Nonnull CSlurmClient_error_text(void);
 

@@ -324,6 +324,7 @@ static struct {
 	uint32_t allocs_cap;
 	topo_preempt_node_t *nodes;
 	uint32_t *candidates;
+	uint32_t *required;
 	uint32_t nodes_cap;
 	uint32_t *owners;
 } idx = { .rebuild = R_START };
@@ -912,6 +913,7 @@ static uint64_t _request_of(job_record_t *p)
 		h = _mix(h, (uintptr_t)p->details->req_nodes);
 		h = _mix(h, (uintptr_t)p->details->exc_node_bitmap);
 	}
+	h = _mix(h, topo_compat_segment_size(p));
 	return h;
 }
 
@@ -1023,6 +1025,7 @@ static void _grow_nodes(uint32_t need)
 	idx.nodes_cap = need;
 	xrecalloc(idx.nodes, idx.nodes_cap, sizeof(*idx.nodes));
 	xrecalloc(idx.candidates, idx.nodes_cap, sizeof(uint32_t));
+	xrecalloc(idx.required, idx.nodes_cap, sizeof(uint32_t));
 }
 
 /* A node as the planner sees it. */
@@ -1101,8 +1104,18 @@ static void _add_job(const entry_t *e, topo_preempt_job_t *out, uint32_t *a, con
 	}
 }
 
-/* Asks the planner; the request part of the snapshot is filled here. */
-static void _ask(job_record_t *p, topo_preempt_snapshot_t *s, uint32_t candidate_count)
+/* Nodes named by -w that are fewer than the job's: NULL (the named nodes, when as many, are
+ * its candidates and pass _candidate). */
+static bitstr_t *_only_required(job_record_t *p, bitstr_t *required)
+{
+	uint32_t nodes = (p->details && p->details->min_nodes) ? p->details->min_nodes : 1;
+
+	return (required && ((uint32_t)bit_set_count(required) >= nodes)) ? required : NULL;
+}
+
+/* Asks the planner; the request part of the snapshot is filled here. `required_count` entries
+ * of idx.required are the nodes named by -w the job asks for more than. */
+static void _ask(job_record_t *p, topo_preempt_snapshot_t *s, uint32_t candidate_count, uint32_t required_count)
 {
 	uint32_t i, owner_count = 0, per_socket = 0;
 
@@ -1137,6 +1150,9 @@ static void _ask(job_record_t *p, topo_preempt_snapshot_t *s, uint32_t candidate
 	s->preemptor.admin_comment = p->admin_comment;
 	s->preemptor.partition = p->partition;
 	s->preemptor.qos = p->qos_ptr ? p->qos_ptr->name : NULL;
+	s->preemptor.required_count = required_count;
+	s->preemptor.required_nodes = idx.required;
+	s->preemptor.segment_size = topo_compat_segment_size(p);
 
 	memset(&q.decision, 0, offsetof(topo_preempt_decision_t, victims));
 	q.decision.target_count = 0;
@@ -1296,20 +1312,26 @@ static bool _targets_hold(const topo_preempt_decision_t *d, bool given)
 static void _plan_full(job_record_t *p, uint64_t request)
 {
 	topo_preempt_snapshot_t s;
-	uint32_t candidate_count = 0;
+	uint32_t candidate_count = 0, required_count = 0;
 	int node, attempt;
-	bitstr_t *required = NULL;
+	bitstr_t *required = NULL, *only;
 
 	if (_required(p, &required))
 		return;
+	only = _only_required(p, required);
 	_grow_nodes(node_record_count ? (uint32_t)node_record_count : 1);
-	for (node = 0; node < node_record_count; node++)
-		if (node_record_table_ptr[node] && node_record_table_ptr[node]->name && _candidate(p, node, required))
+	for (node = 0; node < node_record_count; node++) {
+		if (!node_record_table_ptr[node] || !node_record_table_ptr[node]->name)
+			continue;
+		if (_candidate(p, node, only))
 			idx.candidates[candidate_count++] = node;
+		if (required && !only && (node < bit_size(required)) && bit_test(required, node))
+			idx.required[required_count++] = node;
+	}
 	FREE_NULL_BITMAP(required);
 	for (attempt = 0; attempt < 3; attempt++) {
 		_slot_snapshot(&s);
-		_ask(p, &s, candidate_count);
+		_ask(p, &s, candidate_count, required_count);
 		_slot_sent();
 		if (q.decision.flags & TOPO_PREEMPT_DECISION_RESYNC) {
 			idx.jobs_all = idx.nodes_all = true;
@@ -1413,7 +1435,7 @@ static bool _plan_partial(job_record_t *p, uint64_t request, kept_t *k)
 		uint16_t n;
 		int32_t compact = (int32_t)i;
 		_node_state(nodes[i], &idx.nodes[i]);
-		if (idx.nodes[i].name[0] && _candidate(p, nodes[i], required))
+		if (idx.nodes[i].name[0] && _candidate(p, nodes[i], _only_required(p, required)))
 			idx.candidates[candidate_count++] = i;
 		for (n = 0; n < nodes_of.count[nodes[i]]; n++)
 			_add_job(_lookup(nodes_of.jobs[nodes[i]][n]), &idx.jobs[j++], &a, &compact);
@@ -1425,7 +1447,7 @@ static bool _plan_partial(job_record_t *p, uint64_t request, kept_t *k)
 	s.node_count = count;
 	s.job_count = j;
 	s.alloc_count = a;
-	_ask(p, &s, candidate_count);
+	_ask(p, &s, candidate_count, 0);
 	/* Only a plan stands: anything else may have a plan elsewhere. */
 	plan = q.decision.target_count &&
 	       !(q.decision.flags & TOPO_PREEMPT_DECISION_INCONSISTENT) &&
@@ -1734,6 +1756,7 @@ extern void fini(void)
 	xfree(idx.node_mark);
 	xfree(idx.dirty_nodes);
 	xfree(idx.candidates);
+	xfree(idx.required);
 	xfree(idx.owners);
 	memset(&idx, 0, sizeof(idx));
 	idx.rebuild = R_START;

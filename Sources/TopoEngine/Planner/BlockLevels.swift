@@ -82,6 +82,28 @@ public struct BlockLevels: Sendable, Equatable, Codable {
         return aggregates(of: size).map { Unit(blocks: $0, name: $0.map { order[$0] }.joined(separator: ",")) }
     }
 
+    /// The units a job of `nodes` nodes may be placed in, each with its nodes: indices into
+    /// `states` (those of `members` when given, in their order), by the node's `block`. Units
+    /// in Slurm's order; a unit none of whose nodes is a member is kept, empty. One pass over
+    /// the members (the planner, the stock model and the tools share it).
+    public func nodeUnits(forNodes nodes: Int, of states: [ClusterSnapshot.NodeState],
+                          members: [Int]? = nil) -> [(name: String, nodes: [Int])] {
+        let units = units(forNodes: nodes)
+        var position: [String: Int] = [:]
+        for (i, name) in order.enumerated() where position[name] == nil { position[name] = i }
+        var unitOfBlock = [Int](repeating: -1, count: order.count)
+        for (u, unit) in units.enumerated() {
+            for b in unit.blocks where unitOfBlock.indices.contains(b) { unitOfBlock[b] = u }
+        }
+        var result = units.map { (name: $0.name, nodes: [Int]()) }
+        func add(_ n: Int) {
+            guard states.indices.contains(n), let block = states[n].block, let b = position[block], unitOfBlock[b] >= 0 else { return }
+            result[unitOfBlock[b]].nodes.append(n)
+        }
+        if let members { members.forEach(add) } else { states.indices.forEach(add) }
+        return result
+    }
+
     /// Slurm's defaults for blocks known only by their nodes' names (a snapshot without
     /// `blockLevels`): blocks in order of first appearance, the first block's node count, levels
     /// 1, 2, 4, 8, 16 up to the first that holds every block.

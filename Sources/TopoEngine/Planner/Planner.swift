@@ -19,10 +19,20 @@ public struct PreemptorRequest: Sendable, Equatable {
     /// The same by node index of the planning snapshot (preempt/topo_aware's kept index gives
     /// this rather than names); when set, `candidateNodes` is not read.
     public internal(set) var candidateMask: [Bool]?
+    /// Nodes named by `-w` when the job asks for more (`-N`): each must be one of its nodes,
+    /// the rest chosen among the candidates. Named nodes as many as the job's are its
+    /// candidates instead (`candidateNodes`).
+    public var requiredNodes: Set<String>
+    /// `--segment` (topology/block, Slurm 24.05+): the job's nodes come in segments of this
+    /// many, each inside one block unit; 0: none.
+    public var segmentSize: Int
 
     public init(jobID: UInt32? = nil, gpusPerNode: Int, nodeCount: Int = 1, level: AffinityLevel,
                 mode: PlacementMode = .guaranteed, priority: Int, shape: RequestShape = .perNode,
-                cpusPerNode: Int = 1, memoryPerNode: Int64 = 0, candidateNodes: Set<String>? = nil) {
+                cpusPerNode: Int = 1, memoryPerNode: Int64 = 0, candidateNodes: Set<String>? = nil,
+                requiredNodes: Set<String> = [], segmentSize: Int = 0) {
+        self.requiredNodes = requiredNodes
+        self.segmentSize = max(0, segmentSize)
         self.cpusPerNode = cpusPerNode
         self.memoryPerNode = max(0, memoryPerNode)
         self.jobID = jobID
@@ -370,28 +380,53 @@ public enum Planner {
         guard !candidates.isEmpty else {
             return .noPlan(code: .noCandidateNodes, reason: "no available node is a candidate for the job")
         }
+        // Nodes named by -w: each in the plan, the rest chosen. As many as the job's nodes: they
+        // are its only candidates.
+        var required: [Int] = []
+        if !request.requiredNodes.isEmpty {
+            var missing: [String] = []
+            for name in request.requiredNodes.sorted() {
+                if let n = index.nodeByName[name], candidates.contains(n) { required.append(n) } else { missing.append(name) }
+            }
+            guard missing.isEmpty else {
+                return .noPlan(code: .noCandidateNodes,
+                               reason: "required node(s) \(missing.joined(separator: ",")) (-w) not available to the job")
+            }
+            if required.count >= request.nodeCount {
+                candidates = required
+                required = []
+            }
+        }
+        let blockLevels = request.nodeCount > 1 ? snapshot.blockLevels ?? BlockLevels.derived(from: snapshot.nodes) : nil
+        let blocked = blockLevels != nil && candidates.contains(where: { snapshot.nodes[$0].block != nil })
+        var segment = 0
+        if blocked, let blockLevels {
+            switch segments(request, baseNodes: blockLevels.baseNodes, release: snapshot.slurm) {
+            case let .success(size): segment = size
+            case let .failure(refusal): return .noPlan(code: .invalidRequest, reason: refusal.reason)
+            }
+        }
         // Guaranteed: the required level only. Best-effort: the required level first, then each
         // looser level until one has a plan (tighter than required is not preferred).
         let levels = request.mode == .guaranteed ? [request.level] : AffinityLevel.allCases.filter { $0 >= request.level }
+        if segment > 0, let blockLevels {
+            return planSegments(request, size: segment, levels: levels, blockLevels: blockLevels, index: index,
+                                eligible: eligible, candidates: candidates, policy: policy, bounded: &bounded)
+        }
         // Multi-node jobs on a cluster with blocks (topology/block: NVLink domains): Slurm places
         // the job inside one block of the level its node count needs, so plans stay inside one
         // such unit, the cheapest (in either mode: victims elsewhere would free nothing Slurm
         // uses). Else, with leaf switches (topology/tree), one switch's nodes first, then any,
-        // except in guaranteed mode while some switch of the cluster could hold the job.
+        // except in guaranteed mode while some switch of the cluster could hold the job. A unit
+        // or switch without every required node is no choice.
         var groupings: [(kind: NodeDomain.Kind, groups: [String: [Int]])] = []
         var spanAllowed = true
         if request.nodeCount > 1 {
-            if let blocks = snapshot.blockLevels ?? BlockLevels.derived(from: snapshot.nodes),
-               candidates.contains(where: { snapshot.nodes[$0].block != nil }) {
-                var position: [String: Int] = [:]
-                for (i, name) in blocks.order.enumerated() where position[name] == nil { position[name] = i }
+            if blocked, let blockLevels {
                 var units: [String: [Int]] = [:]
-                let all = blocks.units(forNodes: request.nodeCount)
-                var unitOfBlock = [Int](repeating: -1, count: blocks.order.count)
-                for (u, unit) in all.enumerated() { for b in unit.blocks where b < unitOfBlock.count { unitOfBlock[b] = u } }
-                for node in candidates {
-                    guard let block = snapshot.nodes[node].block, let b = position[block], unitOfBlock[b] >= 0 else { continue }
-                    units[all[unitOfBlock[b]].name, default: []].append(node)
+                for unit in blockLevels.nodeUnits(forNodes: request.nodeCount, of: snapshot.nodes, members: candidates)
+                    where !unit.nodes.isEmpty && required.allSatisfy(unit.nodes.contains) {
+                    units[unit.name] = unit.nodes
                 }
                 groupings.append((.block, units))
                 spanAllowed = false
@@ -401,8 +436,11 @@ public enum Planner {
                     if let leaf = snapshot.nodes[node].leafSwitch { leaves[leaf, default: []].append(node) }
                 }
                 if !leaves.isEmpty {
-                    groupings.append((.leafSwitch, leaves))
-                    if request.mode == .guaranteed { spanAllowed = largestDomain(.leafSwitch, in: snapshot) < request.nodeCount }
+                    let holding = leaves.filter { entry in required.allSatisfy(entry.value.contains) }
+                    groupings.append((.leafSwitch, holding))
+                    if request.mode == .guaranteed {
+                        spanAllowed = holding.isEmpty || largestDomain(.leafSwitch, in: snapshot) < request.nodeCount
+                    }
                 }
             }
         }
@@ -411,7 +449,7 @@ public enum Planner {
                 var best: (name: String, plans: [NodePlan], searched: Int, cost: PlanCost)?
                 for (name, members) in grouping.groups.sorted(by: { $0.key < $1.key }) where members.count >= request.nodeCount {
                     let (chosen, searched) = searchNodes(level: level, request: request, index: index, eligible: eligible,
-                                                         candidates: members, policy: policy, bounded: &bounded)
+                                                         candidates: members, required: required, policy: policy, bounded: &bounded)
                     guard chosen.count >= request.nodeCount else { continue }
                     let cost = aggregate(chosen)
                     if best.map({ cost.compare($0.cost, order: policy.order) < 0 }) ?? true {
@@ -431,13 +469,15 @@ public enum Planner {
             }
             guard spanAllowed else { continue }
             let (chosen, searched) = searchNodes(level: level, request: request, index: index, eligible: eligible,
-                                                 candidates: candidates, policy: policy, bounded: &bounded)
+                                                 candidates: candidates, required: required, policy: policy, bounded: &bounded)
             if chosen.count >= request.nodeCount {
                 var plan = assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched)
-                if let kind = groupings.first?.kind {
+                if let grouping = groupings.first {
+                    let kind = grouping.kind
                     plan.domain = NodeDomain(kind: kind, name: nil)
-                    let why = request.mode == .guaranteed ? "no \(kind.noun) of the cluster has \(request.nodeCount) nodes"
-                                                          : "no \(kind.noun) can host all \(request.nodeCount) nodes"
+                    let why = grouping.groups.isEmpty && !required.isEmpty ? "the nodes named by -w lie under several \(kind.nounPlural)"
+                        : request.mode == .guaranteed ? "no \(kind.noun) of the cluster has \(request.nodeCount) nodes"
+                        : "no \(kind.noun) can host all \(request.nodeCount) nodes"
                     plan.reasons.insert("\(why): the plan spans \(kind.nounPlural)", at: 0)
                 }
                 return .plan(plan)
@@ -445,8 +485,12 @@ public enum Planner {
         }
         if !spanAllowed, let kind = groupings.first?.kind {
             if kind == .block {
-                let blocks = snapshot.blockLevels ?? BlockLevels.derived(from: snapshot.nodes)
-                let size = blocks?.level(forNodes: request.nodeCount).map { $0 == 1 ? "one block" : "one aggregated block of \($0) blocks" } ?? "the blocks"
+                let size = blockLevels?.level(forNodes: request.nodeCount).map { $0 == 1 ? "one block" : "one aggregated block of \($0) blocks" } ?? "the blocks"
+                if !required.isEmpty, groupings.first?.groups.isEmpty ?? false {
+                    let names = required.map { snapshot.nodes[$0].name }.joined(separator: ",")
+                    return .noPlan(code: .noAlignedPlan,
+                                   reason: "the nodes named by -w (\(names)) are not all in \(size), where topology/block places a job of \(request.nodeCount) nodes")
+                }
                 let aligned = request.mode == .guaranteed ? "\(request.level.name)-aligned " : ""
                 return .noPlan(code: .noAlignedPlan,
                                reason: "no block can free \(request.gpusPerNode) \(aligned)GPUs on each of \(request.nodeCount) nodes; topology/block places a job of \(request.nodeCount) nodes in \(size), and victims across blocks would free nothing it uses")
@@ -502,21 +546,45 @@ public enum Planner {
     /// with priority first in the order the first cap that gives a plan is the optimum. Exact
     /// where victims hold GPUs on one node each (a job on several nodes is one victim but its
     /// per-node costs add up) and with at most `maxPriorityCaps` distinct priorities.
+    /// With `required` nodes (`-w`), each of them is in the plan with its cheapest victims at
+    /// `level` (or there is none) and the search chooses the rest among the other candidates;
+    /// `segments` (`--segment`): node counts per unit come in multiples of the segment size,
+    /// whole segments chosen cheapest first (`chooseSegments`).
     static func searchNodes(level: AffinityLevel, request: PreemptorRequest, index: PlanningIndex, eligible: [Bool],
-                            candidates: [Int], policy: PlannerPolicy,
+                            candidates: [Int], required: [Int] = [], segments: Segments? = nil, policy: PlannerPolicy,
                             bounded: inout [(bound: CostBound, node: Int)]) -> (plans: [NodePlan], searched: Int) {
+        func choose(_ eligible: [Bool], _ policy: PlannerPolicy, _ bounded: inout [(bound: CostBound, node: Int)]) -> (plans: [NodePlan], searched: Int) {
+            if let segments {
+                return chooseSegments(segments, level: level, request: request, index: index, eligible: eligible,
+                                      policy: policy, bounded: &bounded)
+            }
+            guard !required.isEmpty else {
+                return search(level: level, request: request, index: index, eligible: eligible, candidates: candidates,
+                              policy: policy, bounded: &bounded)
+            }
+            var plans: [NodePlan] = []
+            for node in required {
+                guard let plan = planNode(node, level: level, request: request, index: index, eligible: eligible, policy: policy)
+                else { return ([], plans.count + 1) }
+                plans.append(plan)
+            }
+            var rest = request
+            rest.nodeCount = request.nodeCount - required.count
+            guard rest.nodeCount > 0 else { return (plans, required.count) }
+            let others = candidates.filter { !required.contains($0) }
+            let (more, searched) = search(level: level, request: rest, index: index, eligible: eligible, candidates: others,
+                                          policy: policy, bounded: &bounded)
+            guard more.count >= rest.nodeCount else { return ([], searched + required.count) }
+            return (plans + more, searched + required.count)
+        }
         guard request.nodeCount > 1, let position = policy.order.firstIndex(of: .priority) else {
-            return search(level: level, request: request, index: index, eligible: eligible, candidates: candidates,
-                          policy: policy, bounded: &bounded)
+            return choose(eligible, policy, &bounded)
         }
         var priorities = Set<Int>()
         for node in candidates {
             for entry in index.jobsOnNode[node] where eligible[entry.job] { priorities.insert(index.jobPriority[entry.job]) }
         }
-        guard priorities.count > 1 else {
-            return search(level: level, request: request, index: index, eligible: eligible, candidates: candidates,
-                          policy: policy, bounded: &bounded)
-        }
+        guard priorities.count > 1 else { return choose(eligible, policy, &bounded) }
         var caps = priorities.sorted()
         if caps.count > maxPriorityCaps { caps = Array(caps.prefix(maxPriorityCaps - 1)) + [caps[caps.count - 1]] }
         var additive = policy
@@ -526,8 +594,7 @@ public enum Planner {
         var capped = eligible
         for cap in caps {
             for j in capped.indices { capped[j] = eligible[j] && index.jobPriority[j] <= cap }
-            let (plans, count) = search(level: level, request: request, index: index, eligible: capped,
-                                        candidates: candidates, policy: additive, bounded: &bounded)
+            let (plans, count) = choose(capped, additive, &bounded)
             searched += count
             guard plans.count >= request.nodeCount else { continue }
             let cost = aggregate(plans)
@@ -535,6 +602,108 @@ public enum Planner {
             if position == 0 { break }
         }
         return (best?.plans ?? [], searched)
+    }
+
+    /// A job's `--segment` over the block units of its segment size (candidate nodes by unit,
+    /// units too small for one segment left out).
+    struct Segments {
+        var size: Int
+        var units: [(name: String, nodes: [Int])]
+    }
+
+    struct Refusal: Error {
+        var reason: String
+    }
+
+    /// The segment size the release's topology/block places the job with (0: none, or one
+    /// segment: the job itself), or why it will never place it. S: eval_nodes_block.c of
+    /// 24.11.5 (a segment larger than a base block, or a segmented job naming nodes, is
+    /// refused), 25.11.7 and 26.05.3 (a segmented job naming fewer nodes than it asks for is
+    /// refused; 26.05 ignores a segment larger than the job, 25.11 refuses it as not dividing
+    /// the job); all: a segment size not dividing the job's nodes is refused.
+    static func segments(_ request: PreemptorRequest, baseNodes: Int, release: SlurmRelease) -> Result<Int, Refusal> {
+        let size = request.segmentSize, nodes = request.nodeCount, named = request.requiredNodes.count
+        guard size > 0 else { return .success(0) }
+        if release >= SlurmRelease(26, 5, 0), size > nodes { return .success(0) }
+        if release < SlurmRelease(25, 11, 0), size > baseNodes {
+            return .failure(Refusal(reason: "--segment=\(size) is larger than a base block (\(baseNodes) nodes): Slurm \(release) will not place the job"))
+        }
+        guard nodes % size == 0 else {
+            return .failure(Refusal(reason: "--segment=\(size) does not divide the job's \(nodes) nodes: Slurm will not place the job"))
+        }
+        guard nodes / size > 1 else { return .success(0) }
+        if named > 0, release < SlurmRelease(25, 11, 0) || named < nodes {
+            let what = release < SlurmRelease(25, 11, 0) ? "nodes named by -w" : "fewer nodes named by -w (\(named)) than it asks for (\(nodes))"
+            return .failure(Refusal(reason: "a job with --segment=\(size) and \(what): Slurm \(release) will not place it"))
+        }
+        return .success(size)
+    }
+
+    /// A segmented job (`--segment`, more than one segment): Slurm places each segment inside
+    /// one unit of the segment's block level, one after another, so the plan's nodes in each
+    /// unit come in whole segments; the segments may share a unit or not. Either mode stays
+    /// inside units (victims elsewhere free nothing Slurm uses).
+    static func planSegments(_ request: PreemptorRequest, size: Int, levels: [AffinityLevel], blockLevels: BlockLevels,
+                             index: PlanningIndex, eligible: [Bool], candidates: [Int], policy: PlannerPolicy,
+                             bounded: inout [(bound: CostBound, node: Int)]) -> PlanOutcome {
+        let snapshot = index.snapshot
+        let units = blockLevels.nodeUnits(forNodes: size, of: snapshot.nodes, members: candidates).filter { $0.nodes.count >= size }
+        let segments = Segments(size: size, units: units)
+        let count = request.nodeCount / size
+        let unitName = blockLevels.level(forNodes: size).map { $0 == 1 ? "block" : "aggregated block of \($0) blocks" } ?? "set of blocks"
+        for level in levels {
+            let (chosen, searched) = searchNodes(level: level, request: request, index: index, eligible: eligible,
+                                                 candidates: candidates, segments: segments, policy: policy, bounded: &bounded)
+            guard chosen.count >= request.nodeCount else { continue }
+            var plan = assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched)
+            let names = Set(chosen.map(\.node))
+            var used: [String] = []
+            for unit in units where unit.nodes.contains(where: { names.contains(snapshot.nodes[$0].name) }) {
+                let taken = unit.nodes.filter { names.contains(snapshot.nodes[$0].name) }.count
+                used.append(taken > size ? "\(unit.name) (\(taken / size) segments)" : unit.name)
+            }
+            plan.domain = NodeDomain(kind: .block, name: units.filter { unit in
+                unit.nodes.contains { names.contains(snapshot.nodes[$0].name) } }.map(\.name).joined(separator: "+"))
+            plan.reasons.insert("\(count) segments of \(size) nodes (--segment), each inside one \(unitName): \(used.joined(separator: ", ")) (topology.conf)", at: 0)
+            return .plan(plan)
+        }
+        let aligned = request.mode == .guaranteed ? "\(request.level.name)-aligned " : ""
+        return .noPlan(code: .noAlignedPlan,
+                       reason: "no \(count) segments of \(size) nodes can each free \(request.gpusPerNode) \(aligned)GPUs per node inside one \(unitName); topology/block places each segment of --segment=\(size) in one, and victims elsewhere would free nothing it uses")
+    }
+
+    /// The cheapest whole segments over the units: per unit its cheapest nodes in order (so its
+    /// k-th segment costs no less than its (k-1)-th), then the cheapest next segment of any unit,
+    /// as many times as the job has segments. Exact for costs that add up over nodes, which is
+    /// how `searchNodes` calls it when priority leads (per priority cap).
+    static func chooseSegments(_ segments: Segments, level: AffinityLevel, request: PreemptorRequest, index: PlanningIndex,
+                               eligible: [Bool], policy: PlannerPolicy,
+                               bounded: inout [(bound: CostBound, node: Int)]) -> (plans: [NodePlan], searched: Int) {
+        let size = segments.size
+        var perUnit: [[[NodePlan]]] = []
+        var searched = 0
+        for unit in segments.units {
+            var part = request
+            part.nodeCount = min(request.nodeCount, unit.nodes.count / size * size)
+            guard part.nodeCount > 0 else { continue }
+            let (plans, n) = search(level: level, request: part, index: index, eligible: eligible, candidates: unit.nodes,
+                                    policy: policy, bounded: &bounded)
+            searched += n
+            perUnit.append((0..<(plans.count / size)).map { Array(plans[($0 * size)..<(($0 + 1) * size)]) })
+        }
+        var next = [Int](repeating: 0, count: perUnit.count)
+        var chosen: [NodePlan] = []
+        for _ in 0..<(request.nodeCount / size) {
+            var best: (unit: Int, cost: PlanCost)?
+            for u in perUnit.indices where next[u] < perUnit[u].count {
+                let cost = aggregate(perUnit[u][next[u]])
+                if best.map({ cost.compare($0.cost, order: policy.order) < 0 }) ?? true { best = (u, cost) }
+            }
+            guard let best else { return ([], searched) }
+            chosen += perUnit[best.unit][next[best.unit]]
+            next[best.unit] += 1
+        }
+        return (chosen, searched)
     }
 
     /// Seconds from `start` to `time`, 0 when `start` is later, saturated (snapshots may carry

@@ -152,13 +152,7 @@ public enum StockPreemption {
         guard let levels = snapshot.blockLevels ?? BlockLevels.derived(from: snapshot.nodes) else {
             return [Array(snapshot.nodes.indices)]
         }
-        var position: [String: Int] = [:]
-        for (i, name) in levels.order.enumerated() where position[name] == nil { position[name] = i }
-        return levels.units(forNodes: nodes).map { unit in
-            snapshot.nodes.indices.filter { n in
-                snapshot.nodes[n].block.flatMap { position[$0] }.map(unit.blocks.contains) ?? false
-            }
-        }
+        return levels.nodeUnits(forNodes: nodes, of: snapshot.nodes).map(\.nodes)
     }
 
     /// Stock Slurm's preemption for a job of several nodes: the same candidate order and
@@ -172,10 +166,24 @@ public enum StockPreemption {
                                          first: Set<UInt32> = []) -> MultiOutcome? {
         let snapshot = index.snapshot
         let k = request.gpusPerNode
-        let units = units(forNodes: request.nodeCount, in: snapshot)
+        // --segment: each segment inside one unit of its size's level, one after another.
+        var segment = 0
+        let levels = snapshot.blockLevels ?? BlockLevels.derived(from: snapshot.nodes)
+        if let levels {
+            switch Planner.segments(request, baseNodes: levels.baseNodes, release: snapshot.slurm) {
+            case let .success(size): segment = size
+            case .failure: return nil
+            }
+        }
+        let units = units(forNodes: segment > 0 ? segment : request.nodeCount, in: snapshot)
+        // Nodes named by -w: in the job (fewer than its nodes), or its only nodes.
+        let named = request.requiredNodes.compactMap { index.nodeByName[$0] }.sorted()
+        guard named.count == request.requiredNodes.count else { return nil }
+        let required = named.count < request.nodeCount ? named : []
         func usable(_ node: Int) -> Bool {
             let state = snapshot.nodes[node]
             return state.available && (request.candidateNodes?.contains(state.name) ?? true)
+                && (named.isEmpty || !required.isEmpty || named.contains(node))
         }
         var freedCPUs = [Int](repeating: 0, count: snapshot.nodes.count)
         var freedMemory = [Int64](repeating: 0, count: snapshot.nodes.count)
@@ -196,12 +204,39 @@ public enum StockPreemption {
             }
         }
         func fit(_ free: [GPUSet]) -> [(node: Int, gpus: GPUSet)]? {
-            for unit in units {
+            if segment > 0 {
                 var chosen: [(node: Int, gpus: GPUSet)] = []
-                for node in unit {
-                    if let gpus = pick(node, free[node]) { chosen.append((node, gpus)) }
-                    if chosen.count == request.nodeCount { return chosen }
+                var taken = Set<Int>()
+                for _ in 0..<(request.nodeCount / segment) {
+                    var placed = false
+                    for unit in units {
+                        var part: [(node: Int, gpus: GPUSet)] = []
+                        for node in unit where !taken.contains(node) {
+                            if let gpus = pick(node, free[node]) { part.append((node, gpus)) }
+                            if part.count == segment { break }
+                        }
+                        guard part.count == segment else { continue }
+                        chosen += part
+                        taken.formUnion(part.map(\.node))
+                        placed = true
+                        break
+                    }
+                    if !placed { return nil }
                 }
+                return chosen
+            }
+            for unit in units where required.allSatisfy(unit.contains) {
+                var chosen: [(node: Int, gpus: GPUSet)] = []
+                for node in required {
+                    guard let gpus = pick(node, free[node]) else { break }
+                    chosen.append((node, gpus))
+                }
+                guard chosen.count == required.count else { continue }
+                for node in unit where !required.contains(node) {
+                    if chosen.count == request.nodeCount { break }
+                    if let gpus = pick(node, free[node]) { chosen.append((node, gpus)) }
+                }
+                if chosen.count == request.nodeCount { return chosen }
             }
             return nil
         }

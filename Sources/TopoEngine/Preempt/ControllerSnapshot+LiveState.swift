@@ -34,13 +34,16 @@ extension ControllerSnapshot {
         // _decide: candidate nodes are the partition's, within -w, without -x.
         let partitions = SubmittedJob.partitionList(pending.partition)
         var candidates = Set(state.partitions.filter { partitions.contains($0.name) }.flatMap(\.nodeIndices))
-        if !pending.requiredNodeIndices.isEmpty { candidates.formIntersection(pending.requiredNodeIndices) }
+        // Named nodes (-w) as many as the job's are its candidates; fewer, each is one of its nodes.
+        let named = pending.requiredNodeIndices
+        if !named.isEmpty, named.count >= nodeCount { candidates.formIntersection(named) }
         candidates.subtract(pending.excludedNodeIndices)
         let preemptor = Preemptor(id: id, basePriority: model.basePriority(pending), jobPriority: pending.priority,
                                   gpusPerNode: gpusPerNode <= GPUSet.capacity ? gpusPerNode : 0, nodeCount: nodeCount,
                                   perSocket: perSocket, cpusPerNode: pending.numCPUs / nodeCount,
                                   adminComment: pending.adminComment, partitions: partitions, qos: pending.qos,
-                                  candidateNodes: candidates.sorted())
+                                  candidateNodes: candidates.sorted(),
+                                  requiredNodes: named.count < nodeCount ? named.sorted() : [], segmentSize: pending.segmentSize)
         // _decide: every node, with Slurm's GPU count and allocated GPUs.
         self.init(time: state.time, exemptSeconds: max(0, state.exemptSeconds), nodes: state.nodes, jobs: jobs, preemptor: preemptor,
                   slurm: state.slurm)

@@ -71,10 +71,18 @@ public struct ControllerSnapshot: Sendable, Equatable {
         public var qos: String?
         /// Node indices the job may run on (partition, `-w`, `-x`); nil: every node.
         public var candidateNodes: [Int]?
+        /// Node indices named by `-w` when fewer than `nodeCount` (each must be one of the job's
+        /// nodes); named nodes as many as the job's are its `candidateNodes` instead.
+        public var requiredNodes: [Int]
+        /// `--segment` (topology/block); 0: none.
+        public var segmentSize: Int
 
         public init(id: UInt32, basePriority: Int, jobPriority: Int = 0, gpusPerNode: Int, nodeCount: Int = 1,
                     perSocket: Bool = false, cpusPerNode: Int = 1, adminComment: String? = nil,
-                    partitions: [String] = [], qos: String? = nil, candidateNodes: [Int]? = nil) {
+                    partitions: [String] = [], qos: String? = nil, candidateNodes: [Int]? = nil,
+                    requiredNodes: [Int] = [], segmentSize: Int = 0) {
+            self.requiredNodes = requiredNodes
+            self.segmentSize = max(0, segmentSize)
             self.id = id
             self.basePriority = basePriority
             self.jobPriority = jobPriority

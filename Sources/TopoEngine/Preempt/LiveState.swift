@@ -59,6 +59,8 @@ public struct LiveState: Sendable, Equatable {
         public var systemComment: String?
         /// When the job was submitted (seconds since the epoch); nil when not read.
         public var submitTime: Int64?
+        /// `--segment` (topology/block, Slurm 24.05+); 0: none.
+        public var segmentSize: Int = 0
 
         public init(id: UInt32, name: String? = nil, state: State, partition: String?, qos: String? = nil,
                     adminComment: String? = nil, priority: Int = 0, startTime: Int64, preempted: Bool = false,

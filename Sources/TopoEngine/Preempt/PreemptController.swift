@@ -399,7 +399,10 @@ public struct PreemptController: Sendable {
         }
         var request = PreemptorRequest(jobID: p.id, gpusPerNode: p.gpusPerNode, nodeCount: max(1, p.nodeCount), level: level,
                                        mode: mode, priority: Int.max, shape: p.perSocket ? .perSocket : .perNode,
-                                       cpusPerNode: max(1, p.cpusPerNode))
+                                       cpusPerNode: max(1, p.cpusPerNode), segmentSize: p.segmentSize)
+        // Named nodes by name (a node of unknown topology keeps its name: no plan can then
+        // include it, as none can use it).
+        request.requiredNodes = Set(p.requiredNodes.compactMap { snapshot.nodes.indices.contains($0) ? snapshot.nodes[$0].name : nil })
         switch candidates {
         case let .names(names): request.candidateNodes = names
         case let .mask(mask): request.candidateMask = mask
