@@ -29,10 +29,12 @@ extension Cluster {
     /// Fills the nodes in the order given with batch jobs of the given sizes (each started
     /// before the next), then submits the 4-node inference job and waits up to a minute for it
     /// to run. Returns every batch job with its node, the inference job, its nodes, the victims.
-    func blockScenario(_ fill: [(node: Int, sizes: [Int])]) throws
-        -> (batch: [(id: String, node: String)], infer: String, inferNodes: [String], victims: [(id: String, node: String)]) {
+    func blockScenario(_ fill: [(node: Int, sizes: [Int])], inference: [String] = ["-N", "4", "--gres=gpu:4"]) throws
+        -> (batch: [(id: String, node: String)], infer: String, inferNodes: [String], victims: [(id: String, node: String)],
+            held: [(id: String, node: String, gpus: GPUSet)]) {
         var batch: [(id: String, node: String)] = []
         var ids: [String] = []
+        var held: [(id: String, node: String, gpus: GPUSet)] = []
         try finishingOnError(&ids) { ids in
             for (node, sizes) in fill {
                 for size in sizes {
@@ -42,10 +44,11 @@ extension Cluster {
                     let running = try waitUntil(seconds: 30) { try state(id) == "RUNNING" }
                     let reason = running ? "" : (try job(id)["Reason"] ?? "?")
                     try #require(running, "batch job \(id) on node\(node) did not start (\(reason))")
+                    held.append((id, "node\(node)", try #require(try gpuIndices(id), "GPUs of \(id)")))
                 }
             }
         }
-        let submitted = try run(["sbatch", "--parsable", "-p", "infer", "-N", "4", "--gres=gpu:4", "-c", "1",
+        let submitted = try run(["sbatch", "--parsable", "-p", "infer"] + inference + ["-c", "1",
                                  "-o", "/dev/null", "--wrap", "sleep 600"])
         try #require(submitted.status == 0, "\(submitted.stderr)")
         let infer = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -56,7 +59,7 @@ extension Cluster {
             try #require(started, "the inference job did not start (\(reason))")
         }
         let victims = try batch.filter { try restarts($0.id) > 0 || state($0.id) != "RUNNING" }
-        return (batch, infer, try nodes(of: infer), victims)
+        return (batch, infer, try nodes(of: infer), victims, held)
     }
 
     /// The scenario: block b2 first, sixteen 1-GPU jobs; then b1, eight 2-GPU jobs.
@@ -67,6 +70,18 @@ extension Cluster {
     /// blocks would take the four across blocks.
     static let cheapestAcrossBlocks: [(node: Int, sizes: [Int])] =
         [(1, [4]), (2, [4]), (5, [4]), (6, [4]), (3, [2, 2]), (4, [2, 2]), (7, [1, 1, 1, 1]), (8, [1, 1, 1, 1])]
+    /// `-N 2 -w node5`: the job must be in b2; node7's four 1-GPU jobs are the oldest there, node6
+    /// holds one 4-GPU job.
+    static let namedNode: [(node: Int, sizes: [Int])] =
+        [(7, [1, 1, 1, 1]), (5, [4]), (6, [4]), (8, [1, 1, 1, 1]), (1, [2, 2]), (2, [2, 2]), (3, [4]), (4, [4])]
+    static let namedNodeJob = ["-N", "2", "-w", "node5", "--gres=gpu:4"]
+    static let namedNodeRequest = PreemptorRequest(gpusPerNode: 4, nodeCount: 2, level: .nvlink, priority: 10, requiredNodes: ["node5"])
+    /// `-N 4 --segment=2`: two pairs of nodes, each pair inside one block; the oldest jobs are
+    /// the 1-GPU and 2-GPU ones, the cheapest pairs node1+node2 and node5+node6 (one job each).
+    static let segmentPairs: [(node: Int, sizes: [Int])] =
+        [(7, [1, 1, 1, 1]), (8, [1, 1, 1, 1]), (3, [2, 2]), (4, [2, 2]), (1, [4]), (2, [4]), (5, [4]), (6, [4])]
+    static let segmentPairsJob = ["-N", "4", "--segment=2", "--gres=gpu:4"]
+    static let segmentPairsRequest = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10, segmentSize: 2)
 }
 
 /// The suites on the two block clusters, one at a time: the random fills use both clusters.
@@ -93,10 +108,28 @@ extension BlockClusterTests {
             #expect(outcome.victims.count == StockBlocksTests.observed.cheapestAcrossBlocks)
         }
 
+        @Test func namedNode() throws {
+            let outcome = try cluster.blockScenario(Cluster.namedNode, inference: Cluster.namedNodeJob)
+            defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+            print("stock, -N 2 -w node5: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
+            #expect(outcome.victims.count == StockBlocksTests.observed.namedNode)
+            let predicted = try cluster.stockModel(outcome.held, request: Cluster.namedNodeRequest)
+            #expect(predicted == Set(outcome.victims.map(\.id)), "the stock model takes \(predicted.sorted()), the controller took \(outcome.victims.map(\.id))")
+        }
+
+        @Test func segmentPairs() throws {
+            let outcome = try cluster.blockScenario(Cluster.segmentPairs, inference: Cluster.segmentPairsJob)
+            defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+            print("stock, -N 4 --segment=2: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
+            #expect(outcome.victims.count == StockBlocksTests.observed.segmentPairs)
+            let predicted = try cluster.stockModel(outcome.held, request: Cluster.segmentPairsRequest)
+            #expect(predicted == Set(outcome.victims.map(\.id)), "the stock model takes \(predicted.sorted()), the controller took \(outcome.victims.map(\.id))")
+        }
+
         /// Victims stock Slurm took (26.05.3 by hand on 2026-12-03, then every scripts/test run on
         /// 24.11.5 and 26.05.3): all sixteen of b2 in the first scenario (its jobs are older, so
         /// they go first, and they free a whole block); b1's six in the second, as the planner.
-        static let observed = (sixteenAndEight: 16, cheapestAcrossBlocks: 6)
+        static let observed = (sixteenAndEight: 16, cheapestAcrossBlocks: 6, namedNode: 5, segmentPairs: 12)
     }
 }
 
@@ -130,6 +163,33 @@ extension BlockClusterTests {
             #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b1 victims=") })
             #expect(try cluster.controllerIsUp())
         }
+    }
+}
+
+extension BlockClusterTests.TopoAwareBlocksTests {
+    /// `-w` naming fewer nodes than `-N`: the named node is in the plan, the rest chosen in its
+    /// block (before, the named node was the only candidate, and no plan had room for the job).
+    @Test func namedNodeIsPlannedWithTheCheapestOfItsBlock() throws {
+        let outcome = try cluster.blockScenario(Cluster.namedNode, inference: Cluster.namedNodeJob)
+        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+        print("topo_aware, -N 2 -w node5: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
+        #expect(outcome.inferNodes == ["node5", "node6"])
+        #expect(outcome.victims.count == 2)
+        #expect(outcome.victims.count <= BlockClusterTests.StockBlocksTests.observed.namedNode)
+        #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b2 victims=") })
+        #expect(try cluster.controllerIsUp())
+    }
+
+    /// `--segment=2`: one pair of nodes in each block, the cheapest pairs.
+    @Test func segmentsTakeTheCheapestPairOfEachBlock() throws {
+        let outcome = try cluster.blockScenario(Cluster.segmentPairs, inference: Cluster.segmentPairsJob)
+        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+        print("topo_aware, -N 4 --segment=2: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
+        #expect(outcome.inferNodes == ["node1", "node2", "node5", "node6"])
+        #expect(outcome.victims.count == 4)
+        #expect(outcome.victims.count <= BlockClusterTests.StockBlocksTests.observed.segmentPairs)
+        #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b1+b2 victims=") })
+        #expect(try cluster.controllerIsUp())
     }
 }
 
@@ -257,6 +317,11 @@ extension Cluster {
     /// Stock preemption as the simulator models it, for the jobs `held` (started in that
     /// order) and the fill's inference job, on this cluster's nodes and blocks.
     func stockModel(_ held: [(id: String, node: String, gpus: GPUSet)], fill: RandomFill) throws -> Set<String> {
+        try stockModel(held, request: PreemptorRequest(gpusPerNode: fill.gpusPerNode, nodeCount: fill.nodes, level: .nvlink, priority: 10))
+    }
+
+    /// The same for any multi-node request (`-w`, `--segment`).
+    func stockModel(_ held: [(id: String, node: String, gpus: GPUSet)], request: PreemptorRequest) throws -> Set<String> {
         let etc = directory + "/etc/"
         let blocks = try BlockTopology.parse(String(contentsOfFile: etc + "topology.conf", encoding: .utf8), file: "topology.conf")
         let tables = try affinityTables()
@@ -269,7 +334,6 @@ extension Cluster {
         }
         let snapshot = ClusterSnapshot(layouts: [layout], nodes: nodes, jobs: jobs, time: Int64(held.count),
                                        slurm: try #require(SlurmRelease(slurmRelease)), blockLevels: blocks.blockLevels)
-        let request = PreemptorRequest(gpusPerNode: fill.gpusPerNode, nodeCount: fill.nodes, level: .nvlink, priority: 10)
         let outcome = try #require(StockPreemption.simulateMultiNode(request, in: try PlanningIndex(snapshot),
                                                                      settings: StockSettings(order: victimOrder == "youngest-first" ? .youngestFirst : .oldestFirst)))
         return Set(outcome.victims.map(String.init))

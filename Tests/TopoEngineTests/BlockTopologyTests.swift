@@ -167,6 +167,53 @@ import Testing
         #expect(youngest.victims == Array(17...24))
     }
 
+    /// A node named by -w (the job asks for more) and --segment, planned and in the stock model
+    /// (StockBlocksTests replays both on the controllers). Named: node5's block b2 must hold the
+    /// job; node7's four 1-GPU jobs are the oldest, so stock frees node7 before node6.
+    /// Segments of 2: one pair of nodes in each block is cheapest (one 4-GPU job per node);
+    /// stock frees the oldest first, node7 and node8 (eight jobs), then node3 and node4 (four).
+    static let namedNode: [(node: Int, sizes: [Int])] =
+        [(7, [1, 1, 1, 1]), (5, [4]), (6, [4]), (8, [1, 1, 1, 1]), (1, [2, 2]), (2, [2, 2]), (3, [4]), (4, [4])]
+    static let segmentPairs: [(node: Int, sizes: [Int])] =
+        [(7, [1, 1, 1, 1]), (8, [1, 1, 1, 1]), (3, [2, 2]), (4, [2, 2]), (1, [4]), (2, [4]), (5, [4]), (6, [4])]
+
+    @Test func namedNodesAndSegments() throws {
+        let named = PreemptorRequest(gpusPerNode: 4, nodeCount: 2, level: .nvlink, priority: 10, requiredNodes: ["node5"])
+        let namedFill = Self.ordered(Self.namedNode)
+        guard case let .plan(plan) = try Lab.plan(namedFill, named) else { Issue.record("no plan with -w node5"); return }
+        #expect(plan.victims == [5, 6] && plan.domain == NodeDomain(kind: .block, name: "b2"))
+        #expect(Set(plan.nodes.map(\.node)) == ["node5", "node6"])
+        let namedStock = try #require(StockPreemption.simulateMultiNode(named, in: try PlanningIndex(namedFill)))
+        #expect(namedStock.victims == [1, 2, 3, 4, 5] && namedStock.nodes.map(\.name) == ["node5", "node7"])
+
+        let segmented = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10, segmentSize: 2)
+        let pairs = Self.ordered(Self.segmentPairs)
+        guard case let .plan(split) = try Lab.plan(pairs, segmented) else { Issue.record("no plan with --segment=2"); return }
+        #expect(split.victims == [13, 14, 15, 16] && split.domain == NodeDomain(kind: .block, name: "b1+b2"))
+        #expect(split.reasons.first == "2 segments of 2 nodes (--segment), each inside one block: b1, b2 (topology.conf)")
+        let whole = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10)
+        guard case let .plan(unsplit) = try Lab.plan(pairs, whole) else { Issue.record("no plan without --segment"); return }
+        #expect(unsplit.victims.count == 6 && unsplit.domain == NodeDomain(kind: .block, name: "b1"))
+        let splitStock = try #require(StockPreemption.simulateMultiNode(segmented, in: try PlanningIndex(pairs)))
+        #expect(splitStock.victims == Array(1...12))
+        #expect(Set(splitStock.nodes.map(\.name)) == ["node3", "node4", "node7", "node8"])
+
+        // Slurm refuses these: so does the planner, saying why.
+        var uneven = segmented
+        uneven.segmentSize = 3
+        guard case let .noPlan(code, reason) = try Lab.plan(pairs, uneven) else { Issue.record("a plan for --segment=3 of 4 nodes"); return }
+        #expect(code == .invalidRequest && reason == "--segment=3 does not divide the job's 4 nodes: Slurm will not place the job")
+        var elsewhere = named
+        elsewhere.requiredNodes = ["node9"]
+        guard case let .noPlan(missing, why) = try Lab.plan(namedFill, elsewhere) else { Issue.record("a plan on an unknown node"); return }
+        #expect(missing == .noCandidateNodes && why == "required node(s) node9 (-w) not available to the job")
+        var split4 = named
+        split4.nodeCount = 4
+        split4.requiredNodes = ["node1", "node5"]
+        guard case let .noPlan(_, apart) = try Lab.plan(namedFill, split4) else { Issue.record("a plan across blocks for -w node1,node5"); return }
+        #expect(apart == "the nodes named by -w (node1,node5) are not all in one block, where topology/block places a job of 4 nodes")
+    }
+
     /// topology/block places a job of at most a block's nodes inside one block: a plan across
     /// blocks would requeue jobs for nothing, so neither mode makes one; without blocks the
     /// same nodes are planned as before.
