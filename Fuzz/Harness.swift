@@ -237,6 +237,8 @@ enum Harness {
         request.admin_comment = UnsafePointer(admin)
         request.partition = UnsafePointer(partition)
         request.qos = UnsafePointer(qos)
+        request.segment_size = input.chance(80) ? 0 : input.pick([1, 2, 3, 4, input.u32()])
+        let required: [UInt32] = input.chance(80) ? [] : (0..<input.below(4)).map { _ in input.chance(95) ? UInt32(input.below(nodes.count + 1)) : input.u32() }
         let candidates: [UInt32]? = input.chance(30) ? nil : (0..<input.below(nodes.count + 2)).map { _ in UInt32(input.below(nodes.count + 1)) }
         var now = input.chance(90) ? Int64(3600 + input.below(3600)) : input.interesting64()
         let exempt = input.chance(80) ? 0 : input.interesting32()
@@ -281,13 +283,13 @@ enum Harness {
                     if input.chance(30) { update.epoch = UInt64(input.u32()) }
                     if input.chance(30) { update.sequence = UInt64(input.u32()) }
                 }
-                rc = decide(nodes: nodes, jobs: flat, allocs: allocs, owners: owners, candidates: candidates,
+                rc = decide(nodes: nodes, jobs: flat, allocs: allocs, owners: owners, candidates: candidates, required: required,
                             request: request, now: now, exempt: exempt, abi: abi, slots: update, into: &decision)
                 if decision.flags & TOPO_PREEMPT_DECISION_RESYNC != 0 {
                     // As the C side does: at once again, with everything.
                     sequence += 1
                     decision = topo_preempt_decision_t()
-                    rc = decide(nodes: nodes, jobs: flat, allocs: allocs, owners: owners, candidates: candidates,
+                    rc = decide(nodes: nodes, jobs: flat, allocs: allocs, owners: owners, candidates: candidates, required: required,
                                 request: request, now: now, exempt: exempt, abi: abi,
                                 slots: SlotUpdate(epoch: epoch, sequence: sequence, jobs: nil, nodes: nil), into: &decision)
                     guard decision.flags & TOPO_PREEMPT_DECISION_RESYNC == 0 else { fail("a resync asked for after everything was given") }
@@ -299,7 +301,7 @@ enum Harness {
                 }
                 if input.chance(5) { epoch += 1 }
             } else {
-                rc = decide(nodes: nodes, jobs: flat, allocs: allocs, owners: owners, candidates: candidates,
+                rc = decide(nodes: nodes, jobs: flat, allocs: allocs, owners: owners, candidates: candidates, required: required,
                             request: request, now: now, exempt: exempt, abi: abi, into: &decision)
                 check(decision, rc: rc, jobs: jobs)
             }
@@ -333,7 +335,7 @@ enum Harness {
     }
 
     static func decide(nodes: [topo_preempt_node_t], jobs: [topo_preempt_job_t], allocs: [topo_preempt_alloc_t],
-                       owners: [UInt32], candidates: [UInt32]?, request: topo_preempt_request_t, now: Int64,
+                       owners: [UInt32], candidates: [UInt32]?, required: [UInt32] = [], request: topo_preempt_request_t, now: Int64,
                        exempt: UInt32, abi: UInt32, slots: SlotUpdate? = nil,
                        into decision: inout topo_preempt_decision_t) -> Int32 {
         let eligible = jobs.map { UInt8(truncatingIfNeeded: $0.eligible) }
@@ -344,6 +346,7 @@ enum Harness {
                 allocs.withUnsafeBufferPointer { a in
                     owners.withUnsafeBufferPointer { o in
                         (candidates ?? []).withUnsafeBufferPointer { c in
+                          required.withUnsafeBufferPointer { r in
                             var s = topo_preempt_snapshot_t()
                             s.abi_version = abi
                             s.exempt_seconds = exempt
@@ -359,6 +362,10 @@ enum Harness {
                             s.preemptor = request
                             s.preemptor.candidate_count = candidates == nil ? UInt32.max : UInt32(c.count)
                             s.preemptor.candidate_nodes = c.baseAddress
+                            // Named nodes: the count as given (a lie past the list is the C
+                            // side's to prevent; the adapter bounds it by node_count).
+                            s.preemptor.required_count = UInt32(r.count)
+                            s.preemptor.required_nodes = r.baseAddress
                             guard let slots else { return TopoAwareSwift_preemptDecide(&s, &decision) }
                             s.flags = TOPO_PREEMPT_SNAPSHOT_SLOTS
                             s.epoch = slots.epoch
@@ -378,6 +385,7 @@ enum Harness {
                                     }
                                 }
                             }
+                          }
                         }
                     }
                 }

@@ -258,11 +258,12 @@ static inline const char *topo_compat_preempt_params(const slurm_conf_t *conf)
 #endif
 }
 
-/* A job's --segment as libslurm reports it: slurm_job_info_t.segment_size from 24.05 (S: slurm.h
- * of 23.11 and 24.11); 0 where the release has none. */
+/* A job's --segment as libslurm reports it: slurm_job_info_t.segment_size in 25.11 and 26.05,
+ * not in 24.11 (whose job_desc_msg_t has it) (S: slurm.h of 24.11 and 25.11); 0 where the
+ * release has none, so on 24.11 `plan --job` plans a segmented job as one unsegmented. */
 static inline uint32_t topo_compat_job_info_segment_size(const slurm_job_info_t *job)
 {
-#if TOPO_SLURM_AT_LEAST(24, 5, 0)
+#if TOPO_SLURM_AT_LEAST(25, 11, 0)
 	return job->segment_size;
 #else
 	(void)job;

@@ -10,12 +10,33 @@ extension Cluster {
     static let stockBlocks: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_STOCK_BLOCKS")
     /// preempt/topo_aware with blocks.
     static let topoAwareBlocks: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_TOPO_AWARE_BLOCKS")
+    /// Stock preemption taking victims youngest first (PreemptParameters=youngest_first), the
+    /// strongest stock order, with blocks.
+    static let youngestBlocks: Cluster? = load(variable: "TOPO_PREEMPT_CLUSTER_YOUNGEST_BLOCKS")
 
     /// The nodes of a job as Slurm lists them (`squeue %N`), expanded.
     func nodes(of id: String) throws -> [String] {
         let list = try run(["squeue", "-h", "-j", id, "-o", "%N"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !list.isEmpty else { return [] }
         return try BracketList.expandList(list)
+    }
+
+    /// A running batch job as the stock model needs it: its node, GPUs and start (seconds).
+    struct Held {
+        var id: String
+        var node: String
+        var gpus: GPUSet
+        var start: Int64
+    }
+
+    /// `scontrol show job`'s StartTime (local time, whole seconds), as seconds since the epoch.
+    func held(_ id: String, node: String) throws -> Held {
+        let fields = try job(id)
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+        let start = try #require(fields["StartTime"].flatMap(formatter.date(from:)), "StartTime of \(id): \(fields["StartTime"] ?? "-")")
+        return Held(id: id, node: node, gpus: try #require(try gpuIndices(id), "GPUs of \(id)"), start: Int64(start.timeIntervalSince1970))
     }
 
     /// Submits a 1-CPU batch job of `gpus` GPUs to `node<node>`; its id.
@@ -31,10 +52,10 @@ extension Cluster {
     /// to run. Returns every batch job with its node, the inference job, its nodes, the victims.
     func blockScenario(_ fill: [(node: Int, sizes: [Int])], inference: [String] = ["-N", "4", "--gres=gpu:4"]) throws
         -> (batch: [(id: String, node: String)], infer: String, inferNodes: [String], victims: [(id: String, node: String)],
-            held: [(id: String, node: String, gpus: GPUSet)]) {
+            held: [Held]) {
         var batch: [(id: String, node: String)] = []
         var ids: [String] = []
-        var held: [(id: String, node: String, gpus: GPUSet)] = []
+        var held: [Held] = []
         try finishingOnError(&ids) { ids in
             for (node, sizes) in fill {
                 for size in sizes {
@@ -44,7 +65,7 @@ extension Cluster {
                     let running = try waitUntil(seconds: 30) { try state(id) == "RUNNING" }
                     let reason = running ? "" : (try job(id)["Reason"] ?? "?")
                     try #require(running, "batch job \(id) on node\(node) did not start (\(reason))")
-                    held.append((id, "node\(node)", try #require(try gpuIndices(id), "GPUs of \(id)")))
+                    held.append(try self.held(id, node: "node\(node)"))
                 }
             }
         }
@@ -82,9 +103,32 @@ extension Cluster {
         [(7, [1, 1, 1, 1]), (8, [1, 1, 1, 1]), (3, [2, 2]), (4, [2, 2]), (1, [4]), (2, [4]), (5, [4]), (6, [4])]
     static let segmentPairsJob = ["-N", "4", "--segment=2", "--gres=gpu:4"]
     static let segmentPairsRequest = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10, segmentSize: 2)
+
+    /// The named scenarios the stock suites record: name, fill, the inference job's options, the
+    /// same request for the stock model.
+    static let blockScenarios: [(name: String, fill: [(node: Int, sizes: [Int])], job: [String], request: PreemptorRequest)] = [
+        ("sixteen and eight", sixteenAndEight, ["-N", "4", "--gres=gpu:4"],
+         PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10)),
+        ("cheapest across blocks", cheapestAcrossBlocks, ["-N", "4", "--gres=gpu:4"],
+         PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10)),
+        ("-N 2 -w node5", namedNode, namedNodeJob, namedNodeRequest),
+        ("-N 4 --segment=2", segmentPairs, segmentPairsJob, segmentPairsRequest),
+    ]
+
+    /// Runs named scenario `i` on this stock cluster: its victims must be `expected[i]`, and the
+    /// stock model (this cluster's victim order) must take the same jobs.
+    func recordScenario(_ i: Int, label: String, expected: [Int]) throws {
+        let scenario = Self.blockScenarios[i]
+        let outcome = try blockScenario(scenario.fill, inference: scenario.job)
+        defer { try? finish(outcome.batch.map(\.id) + [outcome.infer]) }
+        print("\(label), \(scenario.name): \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
+        #expect(outcome.victims.count == expected[i], "\(label), \(scenario.name)")
+        let predicted = try stockModel(outcome.held, request: scenario.request)
+        #expect(predicted == Set(outcome.victims.map(\.id)), "\(label), \(scenario.name): the stock model takes \(predicted.sorted()), the controller took \(outcome.victims.map(\.id))")
+    }
 }
 
-/// The suites on the two block clusters, one at a time: the random fills use both clusters.
+/// The suites on the three block clusters, one at a time: the random fills use all three.
 @Suite(.serialized) struct BlockClusterTests {}
 
 extension BlockClusterTests {
@@ -94,42 +138,35 @@ extension BlockClusterTests {
         let cluster: Cluster
         init() throws { cluster = try #require(Cluster.stockBlocks) }
 
-        @Test func sixteenAndEight() throws {
-            let outcome = try cluster.blockScenario(Cluster.sixteenAndEight)
-            defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
-            print("stock, sixteen and eight: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
-            #expect(outcome.victims.count == StockBlocksTests.observed.sixteenAndEight)
+        @Test(arguments: Cluster.blockScenarios.indices) func namedScenario(_ i: Int) throws {
+            try cluster.recordScenario(i, label: "stock", expected: Self.observed)
         }
 
-        @Test func cheapestAcrossBlocks() throws {
-            let outcome = try cluster.blockScenario(Cluster.cheapestAcrossBlocks)
-            defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
-            print("stock, cheapest across blocks: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
-            #expect(outcome.victims.count == StockBlocksTests.observed.cheapestAcrossBlocks)
-        }
+        /// Victims stock Slurm took, in `blockScenarios` order (26.05.3 by hand on 2026-12-03,
+        /// then every scripts/test run on 24.11.5 and 26.05.3): all sixteen of b2 in the first
+        /// (its jobs are older, so they go first, and they free a whole block); b1's six in the
+        /// second, as the planner; node7's four oldest jobs and node5's for `-w node5`; node7's
+        /// and node8's eight and node3's and node4's four for `--segment=2`.
+        static let observed = [16, 6, 5, 12]
+    }
+}
 
-        @Test func namedNode() throws {
-            let outcome = try cluster.blockScenario(Cluster.namedNode, inference: Cluster.namedNodeJob)
-            defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
-            print("stock, -N 2 -w node5: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
-            #expect(outcome.victims.count == StockBlocksTests.observed.namedNode)
-            let predicted = try cluster.stockModel(outcome.held, request: Cluster.namedNodeRequest)
-            #expect(predicted == Set(outcome.victims.map(\.id)), "the stock model takes \(predicted.sorted()), the controller took \(outcome.victims.map(\.id))")
-        }
+extension BlockClusterTests {
+    /// Stock Slurm with its strongest victim order, youngest first: the named scenarios on the
+    /// real controller, each against the stock model (StockPreemption with youngest_first).
+    @Suite(.serialized, .needs("the youngest-first stock cluster with topology/block (scripts/test, 24.11 and later)", Cluster.youngestBlocks != nil))
+    struct YoungestBlocksTests {
+        let cluster: Cluster
+        init() throws { cluster = try #require(Cluster.youngestBlocks) }
 
-        @Test func segmentPairs() throws {
-            let outcome = try cluster.blockScenario(Cluster.segmentPairs, inference: Cluster.segmentPairsJob)
-            defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
-            print("stock, -N 4 --segment=2: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
-            #expect(outcome.victims.count == StockBlocksTests.observed.segmentPairs)
-            let predicted = try cluster.stockModel(outcome.held, request: Cluster.segmentPairsRequest)
-            #expect(predicted == Set(outcome.victims.map(\.id)), "the stock model takes \(predicted.sorted()), the controller took \(outcome.victims.map(\.id))")
-        }
+        /// Victims as the model predicted them (README showed them as modelled before this
+        /// cluster existed); the controller must agree.
+        static let observed = [8, 10, 2, 4]
 
-        /// Victims stock Slurm took (26.05.3 by hand on 2026-12-03, then every scripts/test run on
-        /// 24.11.5 and 26.05.3): all sixteen of b2 in the first scenario (its jobs are older, so
-        /// they go first, and they free a whole block); b1's six in the second, as the planner.
-        static let observed = (sixteenAndEight: 16, cheapestAcrossBlocks: 6, namedNode: 5, segmentPairs: 12)
+        @Test(arguments: Cluster.blockScenarios.indices) func namedScenario(_ i: Int) throws {
+            try #require(cluster.victimOrder == "youngest-first", "\(cluster.directory) takes victims \(cluster.victimOrder)")
+            try cluster.recordScenario(i, label: "stock youngest-first", expected: Self.observed)
+        }
     }
 }
 
@@ -150,7 +187,7 @@ extension BlockClusterTests {
             #expect(outcome.inferNodes == ["node1", "node2", "node3", "node4"])
             #expect(outcome.victims.count == 8)
             #expect(outcome.victims.allSatisfy { ["node1", "node2", "node3", "node4"].contains($0.node) })
-            #expect(outcome.victims.count <= StockBlocksTests.observed.sixteenAndEight)
+            #expect(outcome.victims.count <= StockBlocksTests.observed[0])
             #expect(try cluster.controllerIsUp())
         }
 
@@ -159,7 +196,7 @@ extension BlockClusterTests {
             defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
             #expect(outcome.inferNodes == ["node1", "node2", "node3", "node4"])
             #expect(outcome.victims.count == 6)
-            #expect(outcome.victims.count <= StockBlocksTests.observed.cheapestAcrossBlocks)
+            #expect(outcome.victims.count <= StockBlocksTests.observed[1])
             #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b1 victims=") })
             #expect(try cluster.controllerIsUp())
         }
@@ -175,7 +212,7 @@ extension BlockClusterTests.TopoAwareBlocksTests {
         print("topo_aware, -N 2 -w node5: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
         #expect(outcome.inferNodes == ["node5", "node6"])
         #expect(outcome.victims.count == 2)
-        #expect(outcome.victims.count <= BlockClusterTests.StockBlocksTests.observed.namedNode)
+        #expect(outcome.victims.count <= BlockClusterTests.StockBlocksTests.observed[2])
         #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b2 victims=") })
         #expect(try cluster.controllerIsUp())
     }
@@ -187,7 +224,7 @@ extension BlockClusterTests.TopoAwareBlocksTests {
         print("topo_aware, -N 4 --segment=2: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
         #expect(outcome.inferNodes == ["node1", "node2", "node5", "node6"])
         #expect(outcome.victims.count == 4)
-        #expect(outcome.victims.count <= BlockClusterTests.StockBlocksTests.observed.segmentPairs)
+        #expect(outcome.victims.count <= BlockClusterTests.StockBlocksTests.observed[3])
         #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b1+b2 victims=") })
         #expect(try cluster.controllerIsUp())
     }
@@ -247,7 +284,7 @@ extension Cluster {
     /// within a minute. Returns the victims (batch jobs requeued or no longer running), the
     /// inference job's nodes and GPUs per node; ends every job before returning.
     func replay(_ fill: RandomFill) throws
-        -> (victims: [(id: String, node: String)], nodes: [String], gpus: [String: GPUSet], held: [(id: String, node: String, gpus: GPUSet)]) {
+        -> (victims: [(id: String, node: String)], nodes: [String], gpus: [String: GPUSet], held: [Held]) {
         var batch: [(id: String, node: String)] = []
         var ids: [String] = []
         defer { try? finish(ids) }
@@ -262,7 +299,7 @@ extension Cluster {
             let running = try waitUntil(seconds: 30) { try started.allSatisfy { try state($0) == "RUNNING" } }
             try #require(running, "\(fill): the batch jobs on node\(node) did not all start")
         }
-        let held = try batch.map { job in (job.id, job.node, try #require(try gpuIndices(job.id), "GPUs of \(job.id)")) }
+        let held = try batch.map { try self.held($0.id, node: $0.node) }
         let submitted = try run(["sbatch", "--parsable", "-p", "infer", "-N", "\(fill.nodes)", "--gres=gpu:\(fill.gpusPerNode)",
                                  "-c", "1", "-o", "/dev/null", "--wrap", "sleep 600"])
         try #require(submitted.status == 0, "\(submitted.stderr)")
@@ -280,22 +317,27 @@ extension BlockClusterTests {
     /// Seeded random fills on both block clusters, the same fill on each: preempt/topo_aware keeps
     /// the inference job inside one block with every node's GPUs NVLink-aligned, and never takes
     /// more victims than stock Slurm took for the same fill.
-    @Suite(.serialized, .needs("the stock and preempt/topo_aware clusters with topology/block (scripts/test, 24.11 and later)",
-                               Cluster.stockBlocks != nil && Cluster.topoAwareBlocks != nil))
+    @Suite(.serialized, .needs("the stock (oldest and youngest first) and preempt/topo_aware clusters with topology/block (scripts/test, 24.11 and later)",
+                               Cluster.stockBlocks != nil && Cluster.topoAwareBlocks != nil && Cluster.youngestBlocks != nil))
     struct RandomBlockFillsTests {
         static let seeds: [UInt64] = [1, 2, 3, 4, 5]
 
         @Test(arguments: seeds) func neverMoreVictimsThanStock(seed: UInt64) throws {
             let stock = try #require(Cluster.stockBlocks), ours = try #require(Cluster.topoAwareBlocks)
+            let young = try #require(Cluster.youngestBlocks)
             let fill = Cluster.RandomFill(seed: seed)
-            let base = try stock.replay(fill), mine = try ours.replay(fill)
+            let base = try stock.replay(fill), youngest = try young.replay(fill), mine = try ours.replay(fill)
             func blocks(_ nodes: [String]) -> [String] {
                 Set(nodes.compactMap { Int($0.dropFirst("node".count)) }.map { $0 <= 4 ? "b1" : "b2" }).sorted()
             }
             print("block fill \(fill): stock \(base.victims.count) victims, job in \(blocks(base.nodes)) \(base.nodes); "
+                  + "youngest-first \(youngest.victims.count) victims, job in \(blocks(youngest.nodes)); "
                   + "topo_aware \(mine.victims.count) victims, job in \(blocks(mine.nodes)) \(mine.nodes)")
             #expect(blocks(mine.nodes).count == 1, "\(fill): preempt/topo_aware placed the job across blocks: \(mine.nodes)")
             #expect(mine.victims.count <= base.victims.count, "\(fill): \(mine.victims.count) victims, stock \(base.victims.count)")
+            #expect(mine.victims.count <= youngest.victims.count, "\(fill): \(mine.victims.count) victims, youngest-first \(youngest.victims.count)")
+            let predictedYoungest = try young.stockModel(youngest.held, fill: fill)
+            #expect(predictedYoungest == Set(youngest.victims.map(\.id)), "\(fill): the youngest-first model takes \(predictedYoungest.sorted()), the controller took \(youngest.victims.map(\.id))")
             #expect(Set(mine.gpus.keys) == Set(mine.nodes), "\(fill): GPUs of \(mine.gpus.keys.sorted()), nodes \(mine.nodes)")
             // In-node alignment by the cluster's own slurm.conf and gres.conf (NVSwitch nodes: any
             // GPUs of a node are NVLinked, so this guards the parsing of Slurm's per-node GPUs).
@@ -314,25 +356,27 @@ extension BlockClusterTests {
 }
 
 extension Cluster {
-    /// Stock preemption as the simulator models it, for the jobs `held` (started in that
-    /// order) and the fill's inference job, on this cluster's nodes and blocks.
-    func stockModel(_ held: [(id: String, node: String, gpus: GPUSet)], fill: RandomFill) throws -> Set<String> {
+    /// Stock preemption as the simulator models it, for the jobs `held` (with their start
+    /// times: youngest-first compares them, and Slurm keeps job-list order, the older
+    /// submission first, among jobs started in the same second) and the fill's inference job,
+    /// on this cluster's nodes and blocks.
+    func stockModel(_ held: [Held], fill: RandomFill) throws -> Set<String> {
         try stockModel(held, request: PreemptorRequest(gpusPerNode: fill.gpusPerNode, nodeCount: fill.nodes, level: .nvlink, priority: 10))
     }
 
     /// The same for any multi-node request (`-w`, `--segment`).
-    func stockModel(_ held: [(id: String, node: String, gpus: GPUSet)], request: PreemptorRequest) throws -> Set<String> {
+    func stockModel(_ held: [Held], request: PreemptorRequest) throws -> Set<String> {
         let etc = directory + "/etc/"
         let blocks = try BlockTopology.parse(String(contentsOfFile: etc + "topology.conf", encoding: .utf8), file: "topology.conf")
         let tables = try affinityTables()
         let names = tables.keys.sorted { $0.count != $1.count ? $0.count < $1.count : $0 < $1 }
         let layout = ClusterSnapshot.LayoutSpec(paths: (0..<4).map { i in (0..<4).map { $0 == i ? "X" : "NV4" } }, sockets: [0, 0, 1, 1])
         let nodes = names.map { ClusterSnapshot.NodeState(name: $0, layout: 0, block: blocks.blockOfNode[$0]) }
-        let jobs = try held.enumerated().map { i, job in
-            ClusterSnapshot.RunningJob(id: try #require(UInt32(job.id)), priority: 1, startTime: Int64(i),
+        let jobs = try held.map { job in
+            ClusterSnapshot.RunningJob(id: try #require(UInt32(job.id)), priority: 1, startTime: job.start,
                                        allocations: [.init(node: try #require(names.firstIndex(of: job.node)), gpus: job.gpus)])
         }
-        let snapshot = ClusterSnapshot(layouts: [layout], nodes: nodes, jobs: jobs, time: Int64(held.count),
+        let snapshot = ClusterSnapshot(layouts: [layout], nodes: nodes, jobs: jobs, time: (held.map(\.start).max() ?? 0) + 1,
                                        slurm: try #require(SlurmRelease(slurmRelease)), blockLevels: blocks.blockLevels)
         let outcome = try #require(StockPreemption.simulateMultiNode(request, in: try PlanningIndex(snapshot),
                                                                      settings: StockSettings(order: victimOrder == "youngest-first" ? .youngestFirst : .oldestFirst)))

@@ -185,6 +185,8 @@ import Testing
         #expect(Set(plan.nodes.map(\.node)) == ["node5", "node6"])
         let namedStock = try #require(StockPreemption.simulateMultiNode(named, in: try PlanningIndex(namedFill)))
         #expect(namedStock.victims == [1, 2, 3, 4, 5] && namedStock.nodes.map(\.name) == ["node5", "node7"])
+        let youngest = StockSettings(order: .youngestFirst)
+        #expect(StockPreemption.simulateMultiNode(named, in: try PlanningIndex(namedFill), settings: youngest)?.victims == [5, 6])
 
         let segmented = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10, segmentSize: 2)
         let pairs = Self.ordered(Self.segmentPairs)
@@ -197,6 +199,7 @@ import Testing
         let splitStock = try #require(StockPreemption.simulateMultiNode(segmented, in: try PlanningIndex(pairs)))
         #expect(splitStock.victims == Array(1...12))
         #expect(Set(splitStock.nodes.map(\.name)) == ["node3", "node4", "node7", "node8"])
+        #expect(StockPreemption.simulateMultiNode(segmented, in: try PlanningIndex(pairs), settings: youngest)?.victims == [13, 14, 15, 16])
 
         // Slurm refuses these: so does the planner, saying why.
         var uneven = segmented
