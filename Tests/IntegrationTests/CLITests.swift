@@ -213,6 +213,42 @@ struct CLITests {
         #expect(bad.status != 0 && bad.stderr.contains("--memory must be 0 or more MB"))
     }
 
+    /// plan --snapshot with blocks: --segment and --required as the block suites' scenarios
+    /// (two blocks of four 4-GPU nodes; the fills of Cluster.segmentPairs and Cluster.namedNode).
+    @Test func planSnapshotWithSegmentsAndNamedNodes() throws {
+        func snapshot(_ name: String, _ fill: [(node: Int, sizes: [Int])]) throws -> String {
+            let layout = ClusterSnapshot.LayoutSpec(paths: (0..<4).map { i in (0..<4).map { $0 == i ? "X" : "NV4" } }, sockets: [0, 0, 1, 1])
+            var jobs: [ClusterSnapshot.RunningJob] = []
+            for (node, sizes) in fill {
+                var next = 0
+                for size in sizes {
+                    jobs.append(.init(id: UInt32(jobs.count + 1), priority: 1, startTime: Int64(jobs.count),
+                                      allocations: [.init(node: node - 1, gpus: GPUSet(next..<(next + size)))]))
+                    next += size
+                }
+            }
+            let value = ClusterSnapshot(layouts: [layout], nodes: (1...8).map { .init(name: "node\($0)", layout: 0, block: $0 <= 4 ? "b1" : "b2") },
+                                        jobs: jobs, time: 3600, slurm: SlurmRelease(26, 5, 3),
+                                        blockLevels: BlockLevels(order: ["b1", "b2"], baseNodes: 4, levels: [1, 2]))
+            let file = NSTemporaryDirectory() + "snapshot-\(name)-\(getpid()).json"
+            try JSONEncoder().encode(value).write(to: URL(fileURLWithPath: file))
+            return file
+        }
+        let pairs = try snapshot("pairs", Cluster.segmentPairs), named = try snapshot("named", Cluster.namedNode)
+        defer { for file in [pairs, named] { try? FileManager.default.removeItem(atPath: file) } }
+        let split = try CLI.run(["plan", "--snapshot", pairs, "--gpus", "4", "--nodes", "4", "--segment", "2", "--compare-stock", "--format", "json"])
+        #expect(split.status == 0, "\(split.stderr)")
+        let plan = try #require(try JSONSerialization.jsonObject(with: Data(split.stdout.utf8)) as? [String: Any])
+        #expect(plan["victims"] as? [Int] == [13, 14, 15, 16] && plan["domain"] as? String == "block b1+b2", "\(split.stdout)")
+        #expect((plan["stock"] as? [String: Any])?["victims"] as? [Int] == Array(1...12), "\(split.stdout)")
+        let uneven = try CLI.run(["plan", "--snapshot", pairs, "--gpus", "4", "--nodes", "4", "--segment", "3"])
+        #expect(uneven.status == 1 && uneven.stdout.contains("--segment=3 does not divide the job's 4 nodes"), "\(uneven.stdout)")
+        let w = try CLI.run(["plan", "--snapshot", named, "--gpus", "4", "--nodes", "2", "--required", "node5"])
+        #expect(w.status == 0 && w.stdout.contains("all 2 nodes in block b2"), "\(w.stdout)")
+        let tooMany = try CLI.run(["plan", "--snapshot", named, "--gpus", "4", "--nodes", "2", "--required", "node1,node2,node3"])
+        #expect(tooMany.status != 0 && tooMany.stderr.contains("--required names 3 nodes, more than --nodes 2"))
+    }
+
     @Test func classifyExplainsShapingAndRejection() throws {
         let gres = NSTemporaryDirectory() + "gres-classify-\(getpid()).conf"
         let slurm = NSTemporaryDirectory() + "slurm-classify-\(getpid()).conf"
