@@ -238,6 +238,7 @@ enum Harness {
         request.partition = UnsafePointer(partition)
         request.qos = UnsafePointer(qos)
         request.segment_size = input.chance(80) ? 0 : input.pick([1, 2, 3, 4, input.u32()])
+        request.segment_flags = input.chance(80) ? 0 : input.pick([1, 2, 3, input.u32()])
         let required: [UInt32] = input.chance(80) ? [] : (0..<input.below(4)).map { _ in input.chance(95) ? UInt32(input.below(nodes.count + 1)) : input.u32() }
         let candidates: [UInt32]? = input.chance(30) ? nil : (0..<input.below(nodes.count + 2)).map { _ in UInt32(input.below(nodes.count + 1)) }
         var now = input.chance(90) ? Int64(3600 + input.below(3600)) : input.interesting64()

@@ -66,6 +66,12 @@ uint32_t CSlurmClient_job_segment_size(const slurm_job_info_t *job)
     return topo_compat_job_info_segment_size(job);
 }
 
+uint32_t CSlurmClient_job_segment_flags(const slurm_job_info_t *job)
+{
+    return (topo_compat_job_info_segments_consolidated(job) ? 1u : 0u) |
+           (topo_compat_job_info_segments_spread(job) ? 2u : 0u);
+}
+
 const char *CSlurmClient_error_text(void)
 {
     const char *text = slurm_strerror(topo_compat_errno());

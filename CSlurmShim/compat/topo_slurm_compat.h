@@ -104,6 +104,28 @@ static inline uint32_t topo_compat_segment_size(const job_record_t *job)
 #endif
 }
 
+/* --consolidate-segments and --spread-segments: job bit_flags CONSOLIDATE_SEGMENTS and
+ * SPREAD_SEGMENTS from 25.11 (S: slurm.h of 24.11 and 25.11); false where the release has none. */
+static inline bool topo_compat_segments_consolidated(const job_record_t *job)
+{
+#ifdef CONSOLIDATE_SEGMENTS
+	return (job->bit_flags & CONSOLIDATE_SEGMENTS) != 0;
+#else
+	(void)job;
+	return false;
+#endif
+}
+
+static inline bool topo_compat_segments_spread(const job_record_t *job)
+{
+#ifdef SPREAD_SEGMENTS
+	return (job->bit_flags & SPREAD_SEGMENTS) != 0;
+#else
+	(void)job;
+	return false;
+#endif
+}
+
 /* The preempt API: preempt_p_get_data(job, type, data) up to 24.11; from 25.05 one function
  * per datum: preempt_p_get_prio, preempt_p_get_mode, preempt_p_get_grace_time (S: the syms[]
  * of src/interfaces/preempt.c). TOPO_COMPAT_PREEMPT_DATA_API(prio, mode, grace) defines the
@@ -268,6 +290,27 @@ static inline uint32_t topo_compat_job_info_segment_size(const slurm_job_info_t 
 #else
 	(void)job;
 	return 0;
+#endif
+}
+
+/* The same flags as libslurm reports them: slurm_job_info_t.bitflags (S: slurm.h of 25.11). */
+static inline bool topo_compat_job_info_segments_consolidated(const slurm_job_info_t *job)
+{
+#ifdef CONSOLIDATE_SEGMENTS
+	return (job->bitflags & CONSOLIDATE_SEGMENTS) != 0;
+#else
+	(void)job;
+	return false;
+#endif
+}
+
+static inline bool topo_compat_job_info_segments_spread(const slurm_job_info_t *job)
+{
+#ifdef SPREAD_SEGMENTS
+	return (job->bitflags & SPREAD_SEGMENTS) != 0;
+#else
+	(void)job;
+	return false;
 #endif
 }
 

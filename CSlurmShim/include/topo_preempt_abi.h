@@ -63,7 +63,12 @@ typedef struct {
     uint32_t required_count;
     const uint32_t *required_nodes;
     uint32_t segment_size;    /* --segment (topology/block, Slurm 24.05+); 0: none */
+    uint32_t segment_flags;   /* TOPO_PREEMPT_SEGMENTS_* (Slurm 25.11+) */
 } topo_preempt_request_t;
+
+/* topo_preempt_request_t.segment_flags: --consolidate-segments, --spread-segments. */
+#define TOPO_PREEMPT_SEGMENTS_CONSOLIDATE 1u
+#define TOPO_PREEMPT_SEGMENTS_SPREAD 2u
 
 typedef struct {
     uint32_t abi_version;

@@ -382,7 +382,8 @@ enum PreemptPlugin {
             adminComment: r.admin_comment.flatMap { CStrings.read($0, limit: 8192) },
             partitions: SubmittedJob.partitionList(r.partition.flatMap { CStrings.read($0, limit: 4096) }),
             qos: r.qos.flatMap { CStrings.read($0, limit: 256) }, candidateNodes: candidates,
-            requiredNodes: required, segmentSize: Int(min(r.segment_size, UInt32(UInt16.max)))))
+            requiredNodes: required, segmentSize: Int(min(r.segment_size, UInt32(UInt16.max))),
+            segmentPlacement: SegmentPlacement(rawValue: r.segment_flags & (TOPO_PREEMPT_SEGMENTS_CONSOLIDATE | TOPO_PREEMPT_SEGMENTS_SPREAD))))
     }
 
     /// A job Slurm preempts now: recorded, and its provenance (and its preemptor's) written for

@@ -112,6 +112,7 @@ public enum SlurmClient {
             jobs[jobs.count - 1].systemComment = CStrings.read(record.system_comment)
             jobs[jobs.count - 1].submitTime = record.submit_time > 0 ? Int64(record.submit_time) : nil
             jobs[jobs.count - 1].segmentSize = Int(min(withUnsafePointer(to: record) { CSlurmClient_job_segment_size($0) }, UInt32(UInt16.max)))
+            jobs[jobs.count - 1].segmentPlacement = SegmentPlacement(rawValue: withUnsafePointer(to: record) { CSlurmClient_job_segment_flags($0) })
         }
         // A node slurmctld sent without GresUsed: its allocated GPUs are those its jobs hold.
         for n in withoutUsage {

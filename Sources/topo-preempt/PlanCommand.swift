@@ -80,6 +80,12 @@ struct PlanCommand: ParsableCommand {
                                valueName: "nodes"))
     var segment: Int = 0
 
+    @Flag(name: .customLong("consolidate-segments"), help: "With --segment: every segment inside one aggregated block (Slurm 25.11+).")
+    var consolidateSegments = false
+
+    @Flag(name: .customLong("spread-segments"), help: "With --segment: no two segments in one base block (Slurm 25.11+).")
+    var spreadSegments = false
+
     @Option(name: .customLong("exempt-time"), help: ArgumentHelp(
         "PreemptExemptTime in seconds.", discussion: "Default: 0; with --job, the controller's PreemptExemptTime."))
     var exemptTime: Int64?
@@ -114,6 +120,7 @@ struct PlanCommand: ParsableCommand {
                                   (priority != nil, "--priority"), (shape != .perNode, "--shape"), (cpus != 1, "--cpus"),
                                   (nodes != 1, "--nodes"), (candidates != nil, "--candidates"),
                                   (required != nil, "--required"), (segment != 0, "--segment"),
+                                  (consolidateSegments, "--consolidate-segments"), (spreadSegments, "--spread-segments"),
                                   (slurmRelease.text != nil, "--slurm-release")] where given {
                 throw ValidationError("\(name) comes from the job and the cluster with --job")
             }
@@ -122,6 +129,9 @@ struct PlanCommand: ParsableCommand {
         }
         if nodes < 1 { throw ValidationError("--nodes must be at least 1") }
         if segment < 0 || segment > Int(UInt16.max) { throw ValidationError("--segment must be 0...\(UInt16.max) nodes") }
+        if (consolidateSegments || spreadSegments) && segment == 0 && job == nil {
+            throw ValidationError("--consolidate-segments and --spread-segments need --segment")
+        }
         if let required {
             let names = required.split(separator: ",", omittingEmptySubsequences: false)
             if names.contains(where: \.isEmpty) { throw ValidationError("--required: an empty node name in '\(required)'") }
@@ -170,11 +180,12 @@ struct PlanCommand: ParsableCommand {
         } catch let error as CLIError {
             throw error.exit()
         }
-        let request = PreemptorRequest(
+        var request = PreemptorRequest(
             gpusPerNode: gpus ?? 1, nodeCount: nodes, level: level ?? .nvlink, mode: mode ?? .guaranteed,
             priority: priority ?? 10, shape: shape, cpusPerNode: cpus, memoryPerNode: memory,
             candidateNodes: candidates.map { Set($0.split(separator: ",").map(String.init)) },
             requiredNodes: Set((required ?? "").split(separator: ",").map(String.init)), segmentSize: segment)
+        request.segmentPlacement = SegmentPlacement(rawValue: (consolidateSegments ? 1 : 0) | (spreadSegments ? 2 : 0))
         let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime ?? 0)
         let outcome = Planner.plan(request, in: index, policy: policy)
         let settings = StockSettings(order: stockOrder ?? .oldestFirst)
@@ -228,6 +239,8 @@ struct PlanCommand: ParsableCommand {
             let request = planning.request
             var asked = "\(request.gpusPerNode) GPU(s) x \(request.nodeCount) node(s), \(request.level.name), \(request.mode.name), \(request.shape.rawValue)"
             if request.segmentSize > 0 { asked += ", segments of \(request.segmentSize)" }
+            if request.segmentPlacement.contains(.consolidate) { asked += ", consolidated" }
+            if request.segmentPlacement.contains(.spread) { asked += ", spread" }
             if !request.requiredNodes.isEmpty { asked += ", on \(request.requiredNodes.sorted().joined(separator: ","))" }
             report.request = asked
         } else {

@@ -103,6 +103,26 @@ extension Cluster {
         [(7, [1, 1, 1, 1]), (8, [1, 1, 1, 1]), (3, [2, 2]), (4, [2, 2]), (1, [4]), (2, [4]), (5, [4]), (6, [4])]
     static let segmentPairsJob = ["-N", "4", "--segment=2", "--gres=gpu:4"]
     static let segmentPairsRequest = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10, segmentSize: 2)
+    /// `-N 4 --segment=2 --spread-segments` (Slurm 25.11+): b1's nodes are the cheapest (one
+    /// 4-GPU job each), so plain segments would both go to b1; spread puts one pair in each.
+    static let spreadPairs: [(node: Int, sizes: [Int])] =
+        [(7, [1, 1, 1, 1]), (8, [1, 1, 1, 1]), (5, [2, 2]), (6, [2, 2]), (1, [4]), (2, [4]), (3, [4]), (4, [4])]
+    static let spreadPairsJob = ["-N", "4", "--segment=2", "--spread-segments", "--gres=gpu:4"]
+    static var spreadPairsRequest: PreemptorRequest {
+        var request = segmentPairsRequest
+        request.segmentPlacement = .spread
+        return request
+    }
+
+    /// Whether this release has `--spread-segments` (25.11 and later).
+    var hasSegmentPlacement: Bool { (SlurmRelease(slurmRelease) ?? .debianBookworm) >= SlurmRelease(25, 11, 0) }
+
+    /// On releases without the option, sbatch refuses it (so the scenario cannot run there).
+    func refusesSpreadSegments() throws {
+        let result = try run(["sbatch", "--parsable", "-p", "infer"] + Self.spreadPairsJob + ["-o", "/dev/null", "--wrap", "true"])
+        #expect(result.status != 0, "sbatch \(slurmRelease) took --spread-segments: \(result.stdout)")
+        if result.status == 0 { try? finish([result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)]) }
+    }
 
     /// The named scenarios the stock suites record: name, fill, the inference job's options, the
     /// same request for the stock model.
@@ -118,7 +138,9 @@ extension Cluster {
     /// Runs named scenario `i` on this stock cluster: its victims must be `expected[i]`, and the
     /// stock model (this cluster's victim order) must take the same jobs.
     func recordScenario(_ i: Int, label: String, expected: [Int]) throws {
-        let scenario = Self.blockScenarios[i]
+        let scenario = i < Self.blockScenarios.count ? Self.blockScenarios[i]
+            : (name: "-N 4 --segment=2 --spread-segments", fill: Self.spreadPairs, job: Self.spreadPairsJob, request: Self.spreadPairsRequest)
+        guard i < Self.blockScenarios.count || hasSegmentPlacement else { return try refusesSpreadSegments() }
         let outcome = try blockScenario(scenario.fill, inference: scenario.job)
         defer { try? finish(outcome.batch.map(\.id) + [outcome.infer]) }
         print("\(label), \(scenario.name): \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
@@ -138,7 +160,9 @@ extension BlockClusterTests {
         let cluster: Cluster
         init() throws { cluster = try #require(Cluster.stockBlocks) }
 
-        @Test(arguments: Cluster.blockScenarios.indices) func namedScenario(_ i: Int) throws {
+        /// The named scenarios, then (25.11 and later; before, sbatch must refuse the option)
+        /// `--spread-segments`.
+        @Test(arguments: 0...Cluster.blockScenarios.count) func namedScenario(_ i: Int) throws {
             try cluster.recordScenario(i, label: "stock", expected: Self.observed)
         }
 
@@ -147,7 +171,7 @@ extension BlockClusterTests {
         /// (its jobs are older, so they go first, and they free a whole block); b1's six in the
         /// second, as the planner; node7's four oldest jobs and node5's for `-w node5`; node7's
         /// and node8's eight and node3's and node4's four for `--segment=2`.
-        static let observed = [16, 6, 5, 12]
+        static let observed = [16, 6, 5, 12, 6]
     }
 }
 
@@ -161,9 +185,9 @@ extension BlockClusterTests {
 
         /// Victims as the model predicted them (README showed them as modelled before this
         /// cluster existed); the controller must agree.
-        static let observed = [8, 10, 2, 4]
+        static let observed = [8, 10, 2, 4, 6]
 
-        @Test(arguments: Cluster.blockScenarios.indices) func namedScenario(_ i: Int) throws {
+        @Test(arguments: 0...Cluster.blockScenarios.count) func namedScenario(_ i: Int) throws {
             try #require(cluster.victimOrder == "youngest-first", "\(cluster.directory) takes victims \(cluster.victimOrder)")
             try cluster.recordScenario(i, label: "stock youngest-first", expected: Self.observed)
         }
@@ -225,6 +249,22 @@ extension BlockClusterTests.TopoAwareBlocksTests {
         #expect(outcome.inferNodes == ["node1", "node2", "node5", "node6"])
         #expect(outcome.victims.count == 4)
         #expect(outcome.victims.count <= BlockClusterTests.StockBlocksTests.observed[3])
+        #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b1+b2 victims=") })
+        #expect(try cluster.controllerIsUp())
+    }
+}
+
+extension BlockClusterTests.TopoAwareBlocksTests {
+    /// `--spread-segments` (25.11 and later): one pair in each block, where plain segments would
+    /// both be b1's.
+    @Test func spreadSegmentsTakeOnePairPerBlock() throws {
+        guard cluster.hasSegmentPlacement else { return try cluster.refusesSpreadSegments() }
+        let outcome = try cluster.blockScenario(Cluster.spreadPairs, inference: Cluster.spreadPairsJob)
+        defer { try? cluster.finish(outcome.batch.map(\.id) + [outcome.infer]) }
+        print("topo_aware, -N 4 --segment=2 --spread-segments: \(outcome.victims.count) victims on \(Set(outcome.victims.map(\.node)).sorted()), job on \(outcome.inferNodes)")
+        #expect(outcome.inferNodes == ["node3", "node4", "node5", "node6"])
+        #expect(outcome.victims.count == 6)
+        #expect(outcome.victims.count <= BlockClusterTests.StockBlocksTests.observed[4])
         #expect(cluster.logLines().contains { $0.contains("JobId=\(outcome.infer) plan ") && $0.contains(" level=nvlink block=b1+b2 victims=") })
         #expect(try cluster.controllerIsUp())
     }

@@ -217,6 +217,45 @@ import Testing
         #expect(apart == "the nodes named by -w (node1,node5) are not all in one block, where topology/block places a job of 4 nodes")
     }
 
+    /// --spread-segments and --consolidate-segments (25.11+): b1 holds the cheapest nodes (one
+    /// 4-GPU job each), so plain segments both go to b1; spread puts one pair in each block;
+    /// consolidated keeps the job in one block (b1), or with spread in one aggregate of both.
+    static let spreadPairs: [(node: Int, sizes: [Int])] =
+        [(7, [1, 1, 1, 1]), (8, [1, 1, 1, 1]), (5, [2, 2]), (6, [2, 2]), (1, [4]), (2, [4]), (3, [4]), (4, [4])]
+
+    @Test func spreadAndConsolidatedSegments() throws {
+        var fill = Self.ordered(Self.spreadPairs)
+        fill.slurm = SlurmRelease(26, 5, 3)
+        func plan(_ placement: SegmentPlacement) throws -> Plan? {
+            var request = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10, segmentSize: 2)
+            request.segmentPlacement = placement
+            guard case let .plan(plan) = try Lab.plan(fill, request) else { return nil }
+            return plan
+        }
+        let plain = try #require(try plan([]))
+        #expect(plain.victims == [13, 14, 15, 16] && plain.domain?.name == "b1")
+        #expect(plain.reasons.first == "2 segments of 2 nodes (--segment), each inside one block: b1 (2 segments) (topology.conf)")
+        let spread = try #require(try plan(.spread))
+        // One pair in each block: node3 and node4 (younger jobs than node1's and node2's, less
+        // work lost) and node5 and node6.
+        #expect(spread.victims == [9, 10, 11, 12, 15, 16] && spread.domain?.name == "b1+b2")
+        let consolidated = try #require(try plan(.consolidate))
+        #expect(consolidated.victims == [13, 14, 15, 16] && consolidated.domain?.name == "b1")
+        #expect(consolidated.reasons.first?.contains("--consolidate-segments: all inside b1") == true)
+        let both = try #require(try plan([.consolidate, .spread]))
+        #expect(both.victims == [9, 10, 11, 12, 15, 16] && both.reasons.first?.contains("all inside b1,b2") == true)
+
+        var request = PreemptorRequest(gpusPerNode: 4, nodeCount: 4, level: .nvlink, priority: 10, segmentSize: 2)
+        request.segmentPlacement = .spread
+        let index = try PlanningIndex(fill)
+        // Stock places each segment in the first block with a free pair (b1 first), so both
+        // orders end with node1 and node2 in b1 and node5 and node6 in b2 (StockBlocksTests
+        // checks it on 26.05.3).
+        #expect(StockPreemption.simulateMultiNode(request, in: index)?.victims == [9, 10, 11, 12, 13, 14])
+        #expect(StockPreemption.simulateMultiNode(request, in: index, settings: StockSettings(order: .youngestFirst))?.victims
+                    == [9, 10, 11, 12, 13, 14])
+    }
+
     /// topology/block places a job of at most a block's nodes inside one block: a plan across
     /// blocks would requeue jobs for nothing, so neither mode makes one; without blocks the
     /// same nodes are planned as before.

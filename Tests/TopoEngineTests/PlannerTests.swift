@@ -762,14 +762,20 @@ enum Lab {
         }
         let feasible: ([Int]) -> Bool
         if request.segmentSize > 0 {
-            let size = request.segmentSize
+            let size = request.segmentSize, spread = request.segmentPlacement.contains(.spread)
+            let whole = spread ? request.nodeCount / size * ((size + levels.baseNodes - 1) / levels.baseNodes) * levels.baseNodes
+                               : request.nodeCount
             feasible = { set in
                 var counts: [String: Int] = [:]
                 for node in set {
                     guard let unit = unitOf(node, jobNodes: size) else { return false }
                     counts[unit, default: 0] += 1
                 }
-                return counts.values.allSatisfy { $0 % size == 0 }
+                // Spread: one segment per base block (segments here fit in one).
+                guard counts.values.allSatisfy({ $0 % size == 0 && (!spread || $0 == size) }) else { return false }
+                guard request.segmentPlacement.contains(.consolidate) else { return true }
+                let outer = Set(set.map { unitOf($0, jobNodes: whole) })
+                return outer.count == 1 && outer.first! != nil
             }
         } else {
             feasible = { set in
@@ -789,7 +795,7 @@ enum Lab {
 
     @Test func plannerMatchesTheOracleWithRequiredNodesAndSegments() throws {
         var rng = SplitMix64(seed: 2_019)
-        var planned = 0, refused = 0, segmented = 0, severalUnits = 0, withRequired = 0
+        var planned = 0, refused = 0, segmented = 0, severalUnits = 0, withRequired = 0, placed = 0
         for round in 0..<1_500 {
             var (snapshot, request, policy) = MultiNodeOracleTests.randomInstance(&rng)
             // Every node in one of two or three blocks of equal size (Slurm's base blocks).
@@ -805,6 +811,7 @@ enum Lab {
             if Bool.random(using: &rng) {
                 request.segmentSize = [1, 2].randomElement(using: &rng)!
                 if request.nodeCount % request.segmentSize != 0 { request.nodeCount = 2 }
+                request.segmentPlacement = SegmentPlacement(rawValue: UInt32.random(in: 0...3, using: &rng))
             } else {
                 let names = snapshot.nodes.map(\.name).shuffled(using: &rng)
                 request.requiredNodes = Set(names.prefix(Int.random(in: 1..<request.nodeCount, using: &rng)))
@@ -826,6 +833,7 @@ enum Lab {
                 if request.segmentSize > 0 {
                     segmented += 1
                     if plan.domain?.name?.contains("+") == true { severalUnits += 1 }
+                    if !request.segmentPlacement.isEmpty { placed += 1 }
                 } else {
                     withRequired += 1
                 }
@@ -834,8 +842,8 @@ enum Lab {
                 #expect(expected == nil, "round \(round): oracle found \(expected.map { "\($0.cost)" } ?? "")")
             }
         }
-        print("constrained multi-node oracle: \(planned) planned (\(withRequired) with -w, \(segmented) segmented, \(severalUnits) over several blocks), \(refused) refused")
-        #expect(planned > 400 && refused > 100 && withRequired > 150 && segmented > 150 && severalUnits > 30,
+        print("constrained multi-node oracle: \(planned) planned (\(withRequired) with -w, \(segmented) segmented, \(placed) of them consolidated or spread, \(severalUnits) over several blocks), \(refused) refused")
+        #expect(planned > 400 && refused > 100 && withRequired > 150 && segmented > 150 && severalUnits > 30 && placed > 80,
                 "planned \(planned), refused \(refused), -w \(withRequired), segmented \(segmented), several \(severalUnits)")
     }
 

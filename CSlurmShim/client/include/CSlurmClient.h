@@ -47,6 +47,9 @@ int CSlurmClient_requeue(uint32_t job_id, uint32_t flags);
 /* The job's --segment (0: none, or a release without it). */
 uint32_t CSlurmClient_job_segment_size(const slurm_job_info_t *_Nonnull job);
 
+/* The job's --consolidate-segments (1) and --spread-segments (2) (0 on releases without them). */
+uint32_t CSlurmClient_job_segment_flags(const slurm_job_info_t *_Nonnull job);
+
 /* Text of the error of the last failed libslurm call. */
 const char *_Nonnull CSlurmClient_error_text(void);
 

@@ -914,6 +914,7 @@ static uint64_t _request_of(job_record_t *p)
 		h = _mix(h, (uintptr_t)p->details->exc_node_bitmap);
 	}
 	h = _mix(h, topo_compat_segment_size(p));
+	h = _mix(h, topo_compat_segments_consolidated(p) | (topo_compat_segments_spread(p) << 1));
 	return h;
 }
 
@@ -1153,6 +1154,8 @@ static void _ask(job_record_t *p, topo_preempt_snapshot_t *s, uint32_t candidate
 	s->preemptor.required_count = required_count;
 	s->preemptor.required_nodes = idx.required;
 	s->preemptor.segment_size = topo_compat_segment_size(p);
+	s->preemptor.segment_flags = (topo_compat_segments_consolidated(p) ? TOPO_PREEMPT_SEGMENTS_CONSOLIDATE : 0) |
+				     (topo_compat_segments_spread(p) ? TOPO_PREEMPT_SEGMENTS_SPREAD : 0);
 
 	memset(&q.decision, 0, offsetof(topo_preempt_decision_t, victims));
 	q.decision.target_count = 0;

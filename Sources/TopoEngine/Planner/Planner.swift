@@ -26,6 +26,8 @@ public struct PreemptorRequest: Sendable, Equatable {
     /// `--segment` (topology/block, Slurm 24.05+): the job's nodes come in segments of this
     /// many, each inside one block unit; 0: none.
     public var segmentSize: Int
+    /// `--consolidate-segments`, `--spread-segments` (Slurm 25.11+).
+    public var segmentPlacement: SegmentPlacement = []
 
     public init(jobID: UInt32? = nil, gpusPerNode: Int, nodeCount: Int = 1, level: AffinityLevel,
                 mode: PlacementMode = .guaranteed, priority: Int, shape: RequestShape = .perNode,
@@ -44,6 +46,18 @@ public struct PreemptorRequest: Sendable, Equatable {
         self.shape = shape
         self.candidateNodes = candidateNodes
     }
+}
+
+/// How a `--segment` job's segments lie relative to each other (Slurm 25.11+; S:
+/// eval_nodes_block.c of 25.11.7 and 26.05.3).
+public struct SegmentPlacement: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// `--consolidate-segments`: every segment inside one aggregated block, the level holding
+    /// the whole job (with `spread`: holding each segment in base blocks of its own).
+    public static let consolidate = SegmentPlacement(rawValue: 1)
+    /// `--spread-segments`: no two segments share a base block.
+    public static let spread = SegmentPlacement(rawValue: 2)
 }
 
 /// The criteria a plan's cost is compared by, in the order the policy gives (then job ids).
@@ -605,10 +619,11 @@ public enum Planner {
     }
 
     /// A job's `--segment` over the block units of its segment size (candidate nodes by unit,
-    /// units too small for one segment left out).
+    /// units too small for one segment left out), at most `perUnit` segments in one unit.
     struct Segments {
         var size: Int
         var units: [(name: String, nodes: [Int])]
+        var perUnit: Int? = nil
     }
 
     struct Refusal: Error {
@@ -647,29 +662,56 @@ public enum Planner {
                              index: PlanningIndex, eligible: [Bool], candidates: [Int], policy: PlannerPolicy,
                              bounded: inout [(bound: CostBound, node: Int)]) -> PlanOutcome {
         let snapshot = index.snapshot
-        let units = blockLevels.nodeUnits(forNodes: size, of: snapshot.nodes, members: candidates).filter { $0.nodes.count >= size }
-        let segments = Segments(size: size, units: units)
         let count = request.nodeCount / size
         let unitName = blockLevels.level(forNodes: size).map { $0 == 1 ? "block" : "aggregated block of \($0) blocks" } ?? "set of blocks"
+        // --spread-segments: no two segments in one base block (exact where a segment fits in a
+        // base block; a larger segment is given a unit of its own). --consolidate-segments:
+        // every segment inside one unit of the level holding the job (with spread, holding each
+        // segment in whole base blocks), tried in turn.
+        let spread = request.segmentPlacement.contains(.spread)
+        var domains: [(name: String?, nodes: [Int])] = [(nil, candidates)]
+        if request.segmentPlacement.contains(.consolidate) {
+            let base = max(1, blockLevels.baseNodes)
+            let whole = spread ? count * ((size + base - 1) / base) * base : request.nodeCount
+            domains = blockLevels.nodeUnits(forNodes: whole, of: snapshot.nodes, members: candidates)
+                .filter { $0.nodes.count >= request.nodeCount }.map { ($0.name, $0.nodes) }
+        }
         for level in levels {
-            let (chosen, searched) = searchNodes(level: level, request: request, index: index, eligible: eligible,
-                                                 candidates: candidates, segments: segments, policy: policy, bounded: &bounded)
-            guard chosen.count >= request.nodeCount else { continue }
-            var plan = assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched)
-            let names = Set(chosen.map(\.node))
+            var best: (plans: [NodePlan], searched: Int, cost: PlanCost, units: [(name: String, nodes: [Int])], within: String?)?
+            for domain in domains {
+                let units = blockLevels.nodeUnits(forNodes: size, of: snapshot.nodes, members: domain.nodes).filter { $0.nodes.count >= size }
+                let segments = Segments(size: size, units: units, perUnit: spread ? 1 : nil)
+                let (chosen, searched) = searchNodes(level: level, request: request, index: index, eligible: eligible,
+                                                     candidates: domain.nodes, segments: segments, policy: policy, bounded: &bounded)
+                guard chosen.count >= request.nodeCount else { continue }
+                let cost = aggregate(chosen)
+                if best.map({ cost.compare($0.cost, order: policy.order) < 0 }) ?? true {
+                    best = (chosen, searched, cost, units, domain.name)
+                }
+            }
+            guard let best else { continue }
+            var plan = assemble(best.plans, request: request, index: index, candidates: candidates.count, searched: best.searched)
+            let names = Set(best.plans.map(\.node))
             var used: [String] = []
-            for unit in units where unit.nodes.contains(where: { names.contains(snapshot.nodes[$0].name) }) {
+            var usedNames: [String] = []
+            for unit in best.units where unit.nodes.contains(where: { names.contains(snapshot.nodes[$0].name) }) {
                 let taken = unit.nodes.filter { names.contains(snapshot.nodes[$0].name) }.count
                 used.append(taken > size ? "\(unit.name) (\(taken / size) segments)" : unit.name)
+                usedNames.append(unit.name)
             }
-            plan.domain = NodeDomain(kind: .block, name: units.filter { unit in
-                unit.nodes.contains { names.contains(snapshot.nodes[$0].name) } }.map(\.name).joined(separator: "+"))
-            plan.reasons.insert("\(count) segments of \(size) nodes (--segment), each inside one \(unitName): \(used.joined(separator: ", ")) (topology.conf)", at: 0)
+            plan.domain = NodeDomain(kind: .block, name: usedNames.joined(separator: "+"))
+            var how = "(--segment"
+            if spread { how += ", --spread-segments" }
+            if let within = best.within { how += ", --consolidate-segments: all inside \(within)" }
+            plan.reasons.insert("\(count) segments of \(size) nodes \(how)), each inside one \(unitName): \(used.joined(separator: ", ")) (topology.conf)", at: 0)
             return .plan(plan)
         }
         let aligned = request.mode == .guaranteed ? "\(request.level.name)-aligned " : ""
+        var placed = "each"
+        if spread { placed += " in base blocks of its own" }
+        if request.segmentPlacement.contains(.consolidate) { placed += ", all in one aggregated block," }
         return .noPlan(code: .noAlignedPlan,
-                       reason: "no \(count) segments of \(size) nodes can each free \(request.gpusPerNode) \(aligned)GPUs per node inside one \(unitName); topology/block places each segment of --segment=\(size) in one, and victims elsewhere would free nothing it uses")
+                       reason: "no \(count) segments of \(size) nodes can \(placed) free \(request.gpusPerNode) \(aligned)GPUs per node inside one \(unitName); topology/block places each segment of --segment=\(size) in one, and victims elsewhere would free nothing it uses")
     }
 
     /// The cheapest whole segments over the units: per unit its cheapest nodes in order (so its
@@ -684,7 +726,7 @@ public enum Planner {
         var searched = 0
         for unit in segments.units {
             var part = request
-            part.nodeCount = min(request.nodeCount, unit.nodes.count / size * size)
+            part.nodeCount = min(request.nodeCount, unit.nodes.count / size * size, (segments.perUnit ?? Int.max / size) * size)
             guard part.nodeCount > 0 else { continue }
             let (plans, n) = search(level: level, request: part, index: index, eligible: eligible, candidates: unit.nodes,
                                     policy: policy, bounded: &bounded)

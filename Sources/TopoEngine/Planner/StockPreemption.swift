@@ -176,6 +176,16 @@ public enum StockPreemption {
             }
         }
         let units = units(forNodes: segment > 0 ? segment : request.nodeCount, in: snapshot)
+        // --consolidate-segments: all segments inside one unit of the job's (spread: whole base
+        // blocks per segment) level, the first in which they all fit; --spread-segments: a unit
+        // (of a segment's level) holds one segment.
+        let spread = request.segmentPlacement.contains(.spread)
+        var domains: [Set<Int>?] = [nil]
+        if segment > 0, request.segmentPlacement.contains(.consolidate), let levels {
+            let base = max(1, levels.baseNodes), count = request.nodeCount / segment
+            let whole = spread ? count * ((segment + base - 1) / base) * base : request.nodeCount
+            domains = levels.nodeUnits(forNodes: whole, of: snapshot.nodes).map { Set($0.nodes) }
+        }
         // Nodes named by -w: in the job (fewer than its nodes), or its only nodes.
         let named = request.requiredNodes.compactMap { index.nodeByName[$0] }.sorted()
         guard named.count == request.requiredNodes.count else { return nil }
@@ -205,25 +215,29 @@ public enum StockPreemption {
         }
         func fit(_ free: [GPUSet]) -> [(node: Int, gpus: GPUSet)]? {
             if segment > 0 {
-                var chosen: [(node: Int, gpus: GPUSet)] = []
-                var taken = Set<Int>()
-                for _ in 0..<(request.nodeCount / segment) {
-                    var placed = false
-                    for unit in units {
-                        var part: [(node: Int, gpus: GPUSet)] = []
-                        for node in unit where !taken.contains(node) {
-                            if let gpus = pick(node, free[node]) { part.append((node, gpus)) }
-                            if part.count == segment { break }
+                domains: for domain in domains {
+                    var chosen: [(node: Int, gpus: GPUSet)] = []
+                    var taken = Set<Int>(), usedUnits = Set<Int>()
+                    for _ in 0..<(request.nodeCount / segment) {
+                        var placed = false
+                        for (u, unit) in units.enumerated() where !(spread && usedUnits.contains(u)) {
+                            var part: [(node: Int, gpus: GPUSet)] = []
+                            for node in unit where !taken.contains(node) && (domain?.contains(node) ?? true) {
+                                if let gpus = pick(node, free[node]) { part.append((node, gpus)) }
+                                if part.count == segment { break }
+                            }
+                            guard part.count == segment else { continue }
+                            chosen += part
+                            taken.formUnion(part.map(\.node))
+                            usedUnits.insert(u)
+                            placed = true
+                            break
                         }
-                        guard part.count == segment else { continue }
-                        chosen += part
-                        taken.formUnion(part.map(\.node))
-                        placed = true
-                        break
+                        if !placed { continue domains }
                     }
-                    if !placed { return nil }
+                    return chosen
                 }
-                return chosen
+                return nil
             }
             for unit in units where required.allSatisfy(unit.contains) {
                 var chosen: [(node: Int, gpus: GPUSet)] = []

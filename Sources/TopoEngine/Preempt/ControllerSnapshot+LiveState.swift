@@ -43,7 +43,8 @@ extension ControllerSnapshot {
                                   perSocket: perSocket, cpusPerNode: pending.numCPUs / nodeCount,
                                   adminComment: pending.adminComment, partitions: partitions, qos: pending.qos,
                                   candidateNodes: candidates.sorted(),
-                                  requiredNodes: named.count < nodeCount ? named.sorted() : [], segmentSize: pending.segmentSize)
+                                  requiredNodes: named.count < nodeCount ? named.sorted() : [], segmentSize: pending.segmentSize,
+                                  segmentPlacement: pending.segmentPlacement)
         // _decide: every node, with Slurm's GPU count and allocated GPUs.
         self.init(time: state.time, exemptSeconds: max(0, state.exemptSeconds), nodes: state.nodes, jobs: jobs, preemptor: preemptor,
                   slurm: state.slurm)

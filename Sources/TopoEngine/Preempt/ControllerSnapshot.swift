@@ -76,11 +76,14 @@ public struct ControllerSnapshot: Sendable, Equatable {
         public var requiredNodes: [Int]
         /// `--segment` (topology/block); 0: none.
         public var segmentSize: Int
+        /// `--consolidate-segments`, `--spread-segments`.
+        public var segmentPlacement: SegmentPlacement
 
         public init(id: UInt32, basePriority: Int, jobPriority: Int = 0, gpusPerNode: Int, nodeCount: Int = 1,
                     perSocket: Bool = false, cpusPerNode: Int = 1, adminComment: String? = nil,
                     partitions: [String] = [], qos: String? = nil, candidateNodes: [Int]? = nil,
-                    requiredNodes: [Int] = [], segmentSize: Int = 0) {
+                    requiredNodes: [Int] = [], segmentSize: Int = 0, segmentPlacement: SegmentPlacement = []) {
+            self.segmentPlacement = segmentPlacement
             self.requiredNodes = requiredNodes
             self.segmentSize = max(0, segmentSize)
             self.id = id

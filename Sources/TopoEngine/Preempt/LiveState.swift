@@ -61,6 +61,8 @@ public struct LiveState: Sendable, Equatable {
         public var submitTime: Int64?
         /// `--segment` (topology/block, Slurm 24.05+); 0: none.
         public var segmentSize: Int = 0
+        /// `--consolidate-segments`, `--spread-segments` (Slurm 25.11+).
+        public var segmentPlacement: SegmentPlacement = []
 
         public init(id: UInt32, name: String? = nil, state: State, partition: String?, qos: String? = nil,
                     adminComment: String? = nil, priority: Int = 0, startTime: Int64, preempted: Bool = false,

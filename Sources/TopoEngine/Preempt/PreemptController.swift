@@ -402,6 +402,7 @@ public struct PreemptController: Sendable {
                                        cpusPerNode: max(1, p.cpusPerNode), segmentSize: p.segmentSize)
         // Named nodes by name (a node of unknown topology keeps its name: no plan can then
         // include it, as none can use it).
+        request.segmentPlacement = p.segmentPlacement
         request.requiredNodes = Set(p.requiredNodes.compactMap { snapshot.nodes.indices.contains($0) ? snapshot.nodes[$0].name : nil })
         switch candidates {
         case let .names(names): request.candidateNodes = names
