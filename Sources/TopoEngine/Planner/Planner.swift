@@ -399,8 +399,9 @@ public enum Planner {
         var required: [Int] = []
         if !request.requiredNodes.isEmpty {
             var missing: [String] = []
+            let allowed = Set(candidates)
             for name in request.requiredNodes.sorted() {
-                if let n = index.nodeByName[name], candidates.contains(n) { required.append(n) } else { missing.append(name) }
+                if let n = index.nodeByName[name], allowed.contains(n) { required.append(n) } else { missing.append(name) }
             }
             guard missing.isEmpty else {
                 return .noPlan(code: .noCandidateNodes,
@@ -439,7 +440,7 @@ public enum Planner {
             if blocked, let blockLevels {
                 var units: [String: [Int]] = [:]
                 for unit in blockLevels.nodeUnits(forNodes: request.nodeCount, of: snapshot.nodes, members: candidates)
-                    where !unit.nodes.isEmpty && required.allSatisfy(unit.nodes.contains) {
+                    where !unit.nodes.isEmpty && (required.isEmpty || Set(required).isSubset(of: unit.nodes)) {
                     units[unit.name] = unit.nodes
                 }
                 groupings.append((.block, units))
@@ -450,7 +451,8 @@ public enum Planner {
                     if let leaf = snapshot.nodes[node].leafSwitch { leaves[leaf, default: []].append(node) }
                 }
                 if !leaves.isEmpty {
-                    let holding = leaves.filter { entry in required.allSatisfy(entry.value.contains) }
+                    let named = Set(required)
+                    let holding = named.isEmpty ? leaves : leaves.filter { named.isSubset(of: $0.value) }
                     groupings.append((.leafSwitch, holding))
                     if request.mode == .guaranteed {
                         spanAllowed = holding.isEmpty || largestDomain(.leafSwitch, in: snapshot) < request.nodeCount
@@ -585,7 +587,8 @@ public enum Planner {
             var rest = request
             rest.nodeCount = request.nodeCount - required.count
             guard rest.nodeCount > 0 else { return (plans, required.count) }
-            let others = candidates.filter { !required.contains($0) }
+            let named = Set(required)
+            let others = candidates.filter { !named.contains($0) }
             let (more, searched) = search(level: level, request: rest, index: index, eligible: eligible, candidates: others,
                                           policy: policy, bounded: &bounded)
             guard more.count >= rest.nodeCount else { return ([], searched + required.count) }
