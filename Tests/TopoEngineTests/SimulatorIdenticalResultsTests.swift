@@ -106,6 +106,19 @@ import Testing
         return out
     }
 
+    /// At every preemption attempt of every case and policy, the kept index equals the index of
+    /// a snapshot built from the whole state, and so does stock Slurm's candidate order.
+    @Test(arguments: cases) func keptIndexEqualsSnapshots(_ c: Case) throws {
+        for policy in c.policies {
+            var sim = Simulator(setup: c.setup, policy: policy, jobs: c.jobs)
+            sim.verifyKeptIndex = true
+            try sim.prepare()
+            sim.loop(until: c.until, progress: nil)
+            #expect(sim.keptIndexMismatches.isEmpty, "\(c.name) \(policy.rawValue): \(sim.keptIndexMismatches.prefix(3))")
+            #expect(sim.metrics.preemptions > 0 || c.name == "pcie", "\(c.name) \(policy.rawValue): nothing compared")
+        }
+    }
+
     @Test func everyMetricIsAsRecorded() throws {
         if let path = ProcessInfo.processInfo.environment["TOPO_SIM_RECORD"] {
             var all: [String: [String: SimMetrics]] = [:]

@@ -326,6 +326,14 @@ public struct PlanningIndex: Sendable {
         self.freeMemory = freeMemory
     }
 
+    /// An index of no nodes and no jobs: a placeholder until a cluster's is built.
+    init() {
+        snapshot = ClusterSnapshot(layouts: [], nodes: [], jobs: [], time: 0)
+        (topologies, tables, pickContexts, groupMasks) = ([], [], [], [])
+        (free, freeCPUs, freeMemory, jobsOnNode, layoutOfNode, nodeByName) = ([], [], [], [], [], [:])
+        (work, jobPriority, jobStart, jobPreemptible, jobID, jobGPUs) = ([], [], [], [], [], [])
+    }
+
     static let maxWork: Int64 = 1 << 40
     /// Largest CPU count or memory (MB) a snapshot may give: 2^40 (a petabyte of memory), so
     /// that sums over a node's jobs cannot overflow.

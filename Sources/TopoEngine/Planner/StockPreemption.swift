@@ -18,9 +18,11 @@ public enum StockPreemption {
 
     /// `first`: jobs the preempt plugin ranks before all others (preempt/topo_aware's
     /// best-effort victims: the lowest preemption priority, so first in either order).
+    /// `candidates`: the order `candidateOrder` gives, from a caller that keeps it between calls
+    /// (the simulator); nil: sorted here.
     public static func simulate(_ request: PreemptorRequest, in index: PlanningIndex,
                                 policy: PlannerPolicy = PlannerPolicy(), settings: StockSettings = StockSettings(),
-                                first: Set<UInt32> = []) -> Outcome? {
+                                first: Set<UInt32> = [], candidates given: [Int]? = nil) -> Outcome? {
         let snapshot = index.snapshot
         let k = request.gpusPerNode
         var free = index.free
@@ -58,7 +60,7 @@ public enum StockPreemption {
         for node in snapshot.nodes.indices where usable(node) {
             if let pick = fits(node) { return outcome(node, pick, []) }
         }
-        let candidates = candidateOrder(request, index: index, policy: policy, settings: settings, first: first)
+        let candidates = given ?? candidateOrder(request, index: index, policy: policy, settings: settings, first: first)
         // _run_now: remove candidates in order until the job fits; then (reorder count times)
         // move the last removed job to the front, the earlier removed ones on the chosen node
         // next (strict order: the others as they were), and try again; the victims are the
@@ -163,7 +165,7 @@ public enum StockPreemption {
     /// model's victims are the controller's, fill by fill).
     public static func simulateMultiNode(_ request: PreemptorRequest, in index: PlanningIndex,
                                          policy: PlannerPolicy = PlannerPolicy(), settings: StockSettings = StockSettings(),
-                                         first: Set<UInt32> = []) -> MultiOutcome? {
+                                         first: Set<UInt32> = [], candidates given: [Int]? = nil) -> MultiOutcome? {
         let snapshot = index.snapshot
         let k = request.gpusPerNode
         // --segment: each segment inside one unit of its size's level, one after another.
@@ -258,7 +260,7 @@ public enum StockPreemption {
             MultiOutcome(nodes: chosen.map { (snapshot.nodes[$0.node].name, $0.gpus) }, victims: victims.sorted())
         }
         if let chosen = fit(index.free) { return outcome(chosen, []) }
-        var order = candidateOrder(request, index: index, policy: policy, settings: settings, first: first)
+        var order = given ?? candidateOrder(request, index: index, policy: policy, settings: settings, first: first)
         var passCount = 0
         while true {
             var trial = index.free

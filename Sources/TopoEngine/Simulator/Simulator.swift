@@ -275,8 +275,8 @@ public struct Simulator {
     /// one GPU per CPU and CPUs never run out first, so snapshots leave them out (faster).
     var resourcesBind = false
     var maxCores = 0
-    /// Nodes by free GPU count, for best fit.
-    var byFree: [Set<Int>] = []
+    /// Nodes by free GPU count, for best fit (ascending node index).
+    var byFree: [NodeBits] = []
     var totalGPUs = 0
     /// GPUs of victims still draining, and GPUs held for a preemptor waiting for its victims.
     var draining: [GPUSet] = []
@@ -299,6 +299,19 @@ public struct Simulator {
     /// The most GPUs one socket of every node type has: a request is shaped to one socket only
     /// up to that many GPUs (no user asks `--gpus-per-socket` for more than a socket holds).
     var socketGPUs = Int.max
+    /// The planning index kept between preemption attempts (`KeptIndex`); whether it gives
+    /// CPUs and memory (stock Slurm and the oracle see them, the planner as `plannerView`
+    /// says); the nodes changed since the last attempt; the planner's arrays over all nodes
+    /// and jobs.
+    var kept = KeptIndex()
+    var keptResources = false
+    var dirtyNodes: [Int] = []
+    var isDirty: [Bool] = []
+    var plannerScratch = PlannerScratch()
+    /// Tests: compare the kept index with a snapshot of the whole state at every attempt, and
+    /// the differences found.
+    var verifyKeptIndex = false
+    var keptIndexMismatches: [String] = []
 
     // Jobs
     /// What a job holds on one node: GPUs, cores per socket, memory (MB). Plain values (the
@@ -332,6 +345,8 @@ public struct Simulator {
         var serial: Int
         /// GPUs on all its nodes.
         var gpuCount: Int
+        /// Its slot in the kept index.
+        var slot: Int
         var node: Int { part.node }
     }
     var running: [Int: Run] = [:]
@@ -437,7 +452,7 @@ public struct Simulator {
         resourcesBind = setup.memoryPerNodeMB != nil || jobs.contains { $0.cpus > $0.gpus }
             || free.indices.contains { freeCoreTotal[$0] < gpuCount[$0] }
         let maxGPUs = gpuCount.max() ?? 0
-        byFree = Array(repeating: [], count: maxGPUs + 1)
+        byFree = Array(repeating: NodeBits(count: free.count), count: maxGPUs + 1)
         for n in free.indices { byFree[free[n].count].insert(n) }
         // job_submit shapes where the level's groups are exactly the sockets' GPUs on every node.
         shapeForTopo = true
@@ -454,6 +469,9 @@ public struct Simulator {
             for gpu in topology.gpus { perSocket[gpu.socket ?? -1, default: 0] += 1 }
             socketGPUs = min(socketGPUs, perSocket.values.max() ?? 0)
         }
+        keptResources = resourcesBind && (policy.stockSettings != nil || policy == .oracle || setup.plannerView == .full)
+        kept = try KeptIndex(empty: snapshotNow(0, resources: keptResources), resources: keptResources)
+        isDirty = Array(repeating: false, count: free.count)
         serial = Array(repeating: 0, count: jobs.count)
         firstSubmit = jobs.map(\.submit)
         for (j, job) in jobs.enumerated() { push(job.submit, .arrival, j) }
@@ -488,10 +506,14 @@ public struct Simulator {
             case .released:
                 guard let release = releases.removeValue(forKey: event.serial) else { break }
                 draining[release.node] = draining[release.node].subtracting(release.gpus)
+                markDirty(release.node)
                 setFree(release.node, free[release.node].union(release.gpus.subtracting(held[release.node])))
             case .planReady:
                 guard let plan = waitingPlans.removeValue(forKey: event.job) else { break }
-                for part in plan.parts { held[part.node] = held[part.node].subtracting(part.gpus) }
+                for part in plan.parts {
+                    held[part.node] = held[part.node].subtracting(part.gpus)
+                    markDirty(part.node)
+                }
                 startPreemptor(event.job, parts: plan.parts, now: event.time, since: plan.since, taken: true)
             case .sample:
                 sample(event.time)
@@ -546,6 +568,7 @@ public struct Simulator {
     // MARK: - Placement
 
     mutating func setFree(_ node: Int, _ gpus: GPUSet) {
+        markDirty(node)
         byFree[free[node].count].remove(node)
         if freeCoreTotal[node] <= 0 { strandedGPUs -= free[node].count }
         free[node] = gpus
@@ -556,6 +579,7 @@ public struct Simulator {
     /// Takes (`sign` -1) or gives back (+1) a part's cores and memory.
     mutating func account(_ part: Part, _ sign: Int) {
         let node = part.node
+        markDirty(node)
         if freeCoreTotal[node] <= 0 { strandedGPUs -= free[node].count }
         for socket in freeCores[node].indices {
             let count = part.cores(onSocket: socket)
@@ -579,7 +603,13 @@ public struct Simulator {
             busyGPUs += part.gpus.count
         }
         serial[j] += 1
-        running[j] = Run(part: first, start: now, serial: serial[j], gpuCount: parts.reduce(0) { $0 + $1.gpus.count })
+        let allocations = parts.map { part in
+            keptResources ? ClusterSnapshot.RunningJob.Allocation(node: part.node, gpus: part.gpus, cpus: part.cpus,
+                                                                  memoryMB: setup.memoryPerNodeMB == nil ? nil : part.memory)
+                : ClusterSnapshot.RunningJob.Allocation(node: part.node, gpus: part.gpus)
+        }
+        let slot = kept.add(job: j, priority: jobs[j].priority, start: now, preemptible: jobs[j].kind == .batch, allocations: allocations)
+        running[j] = Run(part: first, start: now, serial: serial[j], gpuCount: parts.reduce(0) { $0 + $1.gpus.count }, slot: slot)
         if parts.count > 1 { moreParts[j] = Array(parts.dropFirst()) }
         push(now + max(1, jobs[j].duration), .completion, j, serial: serial[j])
         if jobs[j].kind == .inference {
@@ -601,6 +631,7 @@ public struct Simulator {
         let all = parts(j, run)
         running[j] = nil
         moreParts[j] = nil
+        kept.remove(slot: run.slot)
         for part in all {
             inUse[part.node] = inUse[part.node].subtracting(part.gpus)
             if releasing { setFree(part.node, free[part.node].union(part.gpus)) }
@@ -690,7 +721,7 @@ public struct Simulator {
         }
         var parts: [Part] = []
         for count in k..<byFree.count {
-            for node in byFree[count].sorted() {
+            for node in byFree[count] {
                 guard let part = pick(node, job: job, perSocket: perSocket, free: free[node]) else { continue }
                 parts.append(part)
                 if parts.count == job.nodes { return parts }
@@ -791,31 +822,32 @@ public struct Simulator {
             if worstAlignment(parts) > setup.level { metrics.misalignedFreeStarts += 1 }
             return true
         }
-        // Preemption: a snapshot of the running jobs, then the policy's choice. Stock Slurm sees
-        // every resource; TopoPreempt's planner what `plannerView` gives it.
-        let full = resourcesBind && (policy.stockSettings != nil || policy == .oracle || setup.plannerView == .full)
-        let (snapshot, ids) = snapshotNow(now, resources: full)
-        guard let index = try? PlanningIndex(snapshot) else { return false }
+        // Preemption: the kept index as of now (what a snapshot of the running jobs gives), then
+        // the policy's choice. Stock Slurm sees every resource; TopoPreempt's planner what
+        // `plannerView` gives it (`keptResources`).
+        refreshKeptIndex(now)
         let request = PreemptorRequest(jobID: UInt32.max, gpusPerNode: job.gpus, nodeCount: job.nodes, level: setup.level,
                                        mode: policy == .topoBestEffort ? .bestEffort : .guaranteed, priority: job.priority,
                                        shape: shaped ? .perSocket : .perNode, cpusPerNode: job.cpus, memoryPerNode: job.memoryMB)
-        if job.nodes > 1 { return placeMultiNode(j, request, index: index, ids: ids, now: now) }
+        if job.nodes > 1 { return placeMultiNode(j, request, now: now) }
         var victims: [UInt32] = []
         var target: (node: Int, gpus: GPUSet)?
         switch policy {
         case .stock, .stockShaped, .stockYoungest, .stockShapedYoungest:
-            guard let outcome = StockPreemption.simulate(request, in: index, settings: policy.stockSettings ?? StockSettings()),
-                  let node = index.nodeByName[outcome.node] else { return false }
+            let settings = policy.stockSettings ?? StockSettings()
+            let order = stockOrder(request, settings: settings)
+            guard let outcome = StockPreemption.simulate(request, in: kept.index, settings: settings, candidates: order),
+                  let node = kept.index.nodeByName[outcome.node] else { return false }
             victims = outcome.victims
             target = (node, outcome.gpus)
         case .oracle:
-            guard let choice = ExhaustivePlanner.plan(request, in: index, policy: PlannerPolicy(requireEveryVictim: true)) else { return false }
+            guard let choice = ExhaustivePlanner.plan(request, in: kept.index, policy: PlannerPolicy(requireEveryVictim: true)) else { return false }
             victims = choice.victims
             target = (choice.node, choice.gpus)
         case .topoGuaranteed, .topoBestEffort:
             let policy = PlannerPolicy(requireEveryVictim: true)
-            guard case let .plan(plan) = Planner.plan(request, in: index, policy: policy), let first = plan.nodes.first,
-                  let node = index.nodeByName[first.node], let gpus = first.expectedGPUs.first
+            guard case let .plan(plan) = Planner.plan(request, in: kept.index, policy: policy, scratch: &plannerScratch),
+                  let first = plan.nodes.first, let node = kept.index.nodeByName[first.node], let gpus = first.expectedGPUs.first
             else { return false }
             victims = plan.victims
             target = (node, gpus)
@@ -832,7 +864,7 @@ public struct Simulator {
         guard let (node, gpus) = target, !victims.isEmpty else { return false }
         // The plan's GPUs: free now, or held by its victims on that node; its CPUs and memory
         // likewise (Slurm tests the whole job once the victims are removed).
-        let (victimGPUs, victimCPUs, victimMemory) = held(by: victims, ids: ids, on: node)
+        let (victimGPUs, victimCPUs, victimMemory) = held(by: victims, on: node)
         guard gpus.isSubset(of: free[node].union(victimGPUs)) else { return false }
         if freeCoreTotal[node] + victimCPUs < job.cpus
             || (freeMemory[node] != Int64.max && freeMemory[node] + victimMemory < job.memoryMB) {
@@ -843,26 +875,30 @@ public struct Simulator {
             // the base policy's order.
             return basePolicy(j, request, now: now, first: Set(victims))
         }
-        return preempt(j, victims: victims, ids: ids, targets: [(node, gpus)], now: now)
+        return preempt(j, victims: victims, targets: [(node, gpus)], now: now)
     }
 
     /// A multi-node inference job that does not fit: stock Slurm's multi-node preemption or
     /// TopoPreempt's multi-node plan (both inside one block unit where there are blocks).
-    mutating func placeMultiNode(_ j: Int, _ request: PreemptorRequest, index: PlanningIndex, ids: [UInt32: Int], now: Int64) -> Bool {
+    mutating func placeMultiNode(_ j: Int, _ request: PreemptorRequest, now: Int64) -> Bool {
         let job = jobs[j]
         var victims: [UInt32] = []
         var targets: [(node: Int, gpus: GPUSet)] = []
+        let nodeByName = kept.index.nodeByName
         switch policy {
         case .stock, .stockShaped, .stockYoungest, .stockShapedYoungest:
-            guard let outcome = StockPreemption.simulateMultiNode(request, in: index, settings: policy.stockSettings ?? StockSettings())
+            let settings = policy.stockSettings ?? StockSettings()
+            let order = stockOrder(request, settings: settings)
+            guard let outcome = StockPreemption.simulateMultiNode(request, in: kept.index, settings: settings, candidates: order)
             else { return false }
             victims = outcome.victims
-            targets = outcome.nodes.compactMap { n in index.nodeByName[n.name].map { ($0, n.gpus) } }
+            targets = outcome.nodes.compactMap { n in nodeByName[n.name].map { ($0, n.gpus) } }
         case .topoGuaranteed, .topoBestEffort:
-            guard case let .plan(plan) = Planner.plan(request, in: index, policy: PlannerPolicy(requireEveryVictim: true)) else { return false }
+            guard case let .plan(plan) = Planner.plan(request, in: kept.index, policy: PlannerPolicy(requireEveryVictim: true),
+                                                      scratch: &plannerScratch) else { return false }
             victims = plan.victims
             targets = plan.nodes.compactMap { n in
-                guard let node = index.nodeByName[n.node], let gpus = n.expectedGPUs.first else { return nil }
+                guard let node = nodeByName[n.node], let gpus = n.expectedGPUs.first else { return nil }
                 return (node, gpus)
             }
         case .oracle:
@@ -870,7 +906,7 @@ public struct Simulator {
         }
         guard !victims.isEmpty, targets.count == job.nodes else { return false }
         for (node, gpus) in targets {
-            let (victimGPUs, victimCPUs, victimMemory) = held(by: victims, ids: ids, on: node)
+            let (victimGPUs, victimCPUs, victimMemory) = held(by: victims, on: node)
             guard gpus.isSubset(of: free[node].union(victimGPUs)) else { return false }
             if freeCoreTotal[node] + victimCPUs < job.cpus
                 || (freeMemory[node] != Int64.max && freeMemory[node] + victimMemory < job.memoryMB) {
@@ -878,16 +914,17 @@ public struct Simulator {
                 return false
             }
         }
-        return preempt(j, victims: victims, ids: ids, targets: targets, now: now)
+        return preempt(j, victims: victims, targets: targets, now: now)
     }
 
     /// The GPUs, CPUs and memory the victims hold on `node`.
-    func held(by victims: [UInt32], ids: [UInt32: Int], on node: Int) -> (gpus: GPUSet, cpus: Int, memory: Int64) {
+    func held(by victims: [UInt32], on node: Int) -> (gpus: GPUSet, cpus: Int, memory: Int64) {
         var gpus = GPUSet()
         var cpus = 0
         var memory: Int64 = 0
         for id in victims {
-            guard let victim = ids[id], let run = running[victim] else { continue }
+            let victim = Self.job(ofID: id)
+            guard let run = running[victim] else { continue }
             for part in parts(victim, run) where part.node == node {
                 gpus = gpus.union(part.gpus)
                 cpus += part.cpus
@@ -906,23 +943,24 @@ public struct Simulator {
     /// rest) on the whole state, CPUs and memory included (Slurm's own test); false when it
     /// preempts nothing.
     mutating func basePolicy(_ j: Int, _ request: PreemptorRequest, now: Int64, first: Set<UInt32> = []) -> Bool {
-        let (whole, ids) = snapshotNow(now, resources: resourcesBind)
+        let whole = snapshotNow(now, resources: resourcesBind)
         guard let index = try? PlanningIndex(whole), let outcome = StockPreemption.simulate(request, in: index, first: first),
               let node = index.nodeByName[outcome.node], !outcome.victims.isEmpty
         else { return false }
-        return preempt(j, victims: outcome.victims, ids: ids, targets: [(node, outcome.gpus)], now: now)
+        return preempt(j, victims: outcome.victims, targets: [(node, outcome.gpus)], now: now)
     }
 
     /// Requeues the victims and starts the preemptor on its targets (GPUs of each node) once
     /// the victims there have drained (at once without drain time).
-    mutating func preempt(_ j: Int, victims: [UInt32], ids: [UInt32: Int], targets: [(node: Int, gpus: GPUSet)], now: Int64) -> Bool {
+    mutating func preempt(_ j: Int, victims: [UInt32], targets: [(node: Int, gpus: GPUSet)], now: Int64) -> Bool {
         let job = jobs[j]
         metrics.preemptions += 1
         metrics.victims += victims.count
         // The preemptor waits for its slowest victim holding some of the plan's GPUs.
         var drained: [(node: Int, gpus: GPUSet, at: Int64)] = []
         for id in victims {
-            guard let victim = ids[id], let run = running[victim] else { continue }
+            let victim = Self.job(ofID: id)
+            guard let run = running[victim] else { continue }
             metrics.gpuSecondsLost += Int64(run.gpuCount) * (now - run.start)
             let drain = setup.drain.seconds(job: victim, run: run.serial)
             let victimParts = parts(victim, run)
@@ -931,6 +969,7 @@ public struct Simulator {
             guard drain > 0 else { continue }
             for part in victimParts {
                 draining[part.node] = draining[part.node].union(part.gpus)
+                markDirty(part.node)
                 releases[nextRelease] = (part.node, part.gpus)
                 push(now + drain, .released, part.node, serial: nextRelease)
                 nextRelease += 1
@@ -963,6 +1002,7 @@ public struct Simulator {
             metrics.drainGPUSeconds += Int64(freeNow.count) * (ready - now)
             setFree(part.node, free[part.node].subtracting(freeNow))
             held[part.node] = held[part.node].union(part.gpus)
+            markDirty(part.node)
             account(part, -1)
         }
         for entry in drained { metrics.drainGPUSeconds += Int64(entry.gpus.count) * (ready - entry.at) }
@@ -978,19 +1018,80 @@ public struct Simulator {
         if worstAlignment(parts) <= setup.level { metrics.alignedPreemptions += 1 }
     }
 
-    /// The planner's snapshot; `resources`: with each node's CPUs and memory and what every
-    /// job holds of them.
-    func snapshotNow(_ now: Int64, resources: Bool) -> (ClusterSnapshot, [UInt32: Int]) {
+    /// The trace index of the job of a snapshot's (or the kept index's) id.
+    static func job(ofID id: UInt32) -> Int { Int(id) - 1 }
+
+    mutating func markDirty(_ node: Int) {
+        guard !isDirty[node] else { return }
+        isDirty[node] = true
+        dirtyNodes.append(node)
+    }
+
+    /// The kept index as of `now`: the nodes changed since the last attempt, every job's work.
+    mutating func refreshKeptIndex(_ now: Int64) {
+        for n in dirtyNodes {
+            isDirty[n] = false
+            kept.setNode(n, free: free[n], other: draining[n].union(held[n]), freeCPUs: freeCoreTotal[n], freeMemory: freeMemory[n])
+        }
+        dirtyNodes.removeAll(keepingCapacity: true)
+        kept.prepare(time: now)
+        if verifyKeptIndex, let difference = keptIndexDifference(now) { keptIndexMismatches.append(difference) }
+    }
+
+    /// Stock Slurm's candidate order from the kept index (checked against the order sorted
+    /// from a whole snapshot when verifying).
+    mutating func stockOrder(_ request: PreemptorRequest, settings: StockSettings) -> [Int] {
+        let order = kept.stockOrder(request, policy: PlannerPolicy(), settings: settings)
+        if verifyKeptIndex, let whole = try? PlanningIndex(snapshotNow(kept.index.snapshot.time, resources: keptResources)) {
+            let expected = StockPreemption.candidateOrder(request, index: whole, policy: PlannerPolicy(), settings: settings, first: [])
+            if expected.map({ whole.jobID[$0] }) != order.map({ kept.index.jobID[$0] }) {
+                keptIndexMismatches.append("stock order (\(settings.name)) at \(kept.index.snapshot.time)")
+            }
+        }
+        return order
+    }
+
+    /// The first difference between the kept index and the index of a snapshot of the whole
+    /// state at `now`, nil when they agree on every node, job and derived array.
+    func keptIndexDifference(_ now: Int64) -> String? {
+        guard let whole = try? PlanningIndex(snapshotNow(now, resources: keptResources)) else { return "no snapshot at \(now)" }
+        let index = kept.index
+        guard index.snapshot.nodes.count == whole.snapshot.nodes.count else { return "node count at \(now)" }
+        for n in whole.snapshot.nodes.indices {
+            let name = whole.snapshot.nodes[n].name
+            if index.snapshot.nodes[n] != whole.snapshot.nodes[n] { return "\(name) at \(now): \(index.snapshot.nodes[n]) against \(whole.snapshot.nodes[n])" }
+            if index.free[n] != whole.free[n] { return "\(name) at \(now): free \(index.free[n]) against \(whole.free[n])" }
+            if index.freeCPUs[n] != whole.freeCPUs[n] || index.freeMemory[n] != whole.freeMemory[n] { return "\(name) at \(now): free CPUs or memory" }
+            let listed = index.jobsOnNode[n].map { "\(index.jobID[$0.job]):\($0.gpus)" }
+            let expected = whole.jobsOnNode[n].map { "\(whole.jobID[$0.job]):\($0.gpus)" }
+            if listed != expected { return "\(name) at \(now): jobs \(listed) against \(expected)" }
+            for (entry, other) in zip(index.jobsOnNode[n], whole.jobsOnNode[n]) {
+                let (a, b) = (entry.job, other.job)
+                if index.snapshot.jobs[a] != whole.snapshot.jobs[b] || index.work[a] != whole.work[b] || index.jobPriority[a] != whole.jobPriority[b]
+                    || index.jobStart[a] != whole.jobStart[b] || index.jobPreemptible[a] != whole.jobPreemptible[b] || index.jobGPUs[a] != whole.jobGPUs[b] {
+                    return "job \(whole.jobID[b]) at \(now)"
+                }
+            }
+        }
+        let live = kept.jobOfSlot.filter { $0 >= 0 }.count
+        if live != whole.snapshot.jobs.count { return "\(live) jobs kept against \(whole.snapshot.jobs.count) at \(now)" }
+        if index.snapshot.time != whole.snapshot.time || index.snapshot.blockLevels != whole.snapshot.blockLevels { return "time or blocks at \(now)" }
+        return nil
+    }
+
+    /// The planner's snapshot built from the whole state (job ids: trace index + 1);
+    /// `resources`: with each node's CPUs and memory and what every job holds of them. The kept
+    /// index (`KeptIndex`) stands for it in every attempt but the base policy's, and is checked
+    /// against it by `verifyKeptIndex`.
+    func snapshotNow(_ now: Int64, resources: Bool) -> ClusterSnapshot {
         var nodes: [ClusterSnapshot.NodeState]
         var listedCPUs = resources ? Array(repeating: 0, count: free.count) : []
         var listedMemory = resources ? Array(repeating: Int64(0), count: free.count) : []
         var list: [ClusterSnapshot.RunningJob] = []
         list.reserveCapacity(running.count)
-        var ids: [UInt32: Int] = [:]
         for j in running.keys.sorted() {
             guard let run = running[j] else { continue }
             let id = UInt32(truncatingIfNeeded: j + 1)
-            ids[id] = j
             func allocation(_ part: Part) -> ClusterSnapshot.RunningJob.Allocation {
                 guard resources else { return .init(node: part.node, gpus: part.gpus) }
                 listedCPUs[part.node] += part.cpus
@@ -1017,7 +1118,7 @@ public struct Simulator {
                 }
             }
         }
-        return (ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: list, time: now, slurm: setup.slurm, blockLevels: blockLevels), ids)
+        return ClusterSnapshot(layouts: layouts, nodes: nodes, jobs: list, time: now, slurm: setup.slurm, blockLevels: blockLevels)
     }
 
     mutating func finishMetrics() {
@@ -1073,4 +1174,51 @@ struct MinHeap<Element: Comparable> {
         }
         return first
     }
+}
+
+/// A set of node indices as a bitmap, iterated in ascending order (best fit's lowest index
+/// among equals, without sorting).
+struct NodeBits: Sequence {
+    private var words: [UInt64]
+    private(set) var count = 0
+
+    init(count nodes: Int) { words = Array(repeating: 0, count: (Swift.max(0, nodes) + 63) / 64) }
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func insert(_ n: Int) {
+        let bit = UInt64(1) << UInt64(n & 63)
+        guard words[n >> 6] & bit == 0 else { return }
+        words[n >> 6] |= bit
+        count += 1
+    }
+
+    mutating func remove(_ n: Int) {
+        let bit = UInt64(1) << UInt64(n & 63)
+        guard words[n >> 6] & bit != 0 else { return }
+        words[n >> 6] &= ~bit
+        count -= 1
+    }
+
+    struct Iterator: IteratorProtocol {
+        let words: [UInt64]
+        var word: Int
+        var bits: UInt64
+        var left: Int
+
+        mutating func next() -> Int? {
+            guard left > 0 else { return nil }
+            while bits == 0 {
+                word += 1
+                guard word < words.count else { return nil }
+                bits = words[word]
+            }
+            let bit = bits.trailingZeroBitCount
+            bits &= bits - 1
+            left -= 1
+            return word << 6 | bit
+        }
+    }
+
+    func makeIterator() -> Iterator { Iterator(words: words, word: 0, bits: words.first ?? 0, left: count) }
 }

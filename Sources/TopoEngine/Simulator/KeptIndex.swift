@@ -1,0 +1,164 @@
+/// The planning index the simulator keeps from one preemption attempt to the next, as
+/// preempt/topo_aware keeps its own inside slurmctld (`LiveIndex`): running jobs hold slots
+/// (reused once free), a start or an end changes the slot and its nodes only, and an attempt
+/// brings the dirty nodes and the work of each job up to date. It stands for the snapshot the
+/// simulator built per attempt before (`Simulator.snapshotNow`): the planner, the stock model and
+/// the oracle see the same nodes, jobs and ids (a job's id is its trace index + 1), and each
+/// node's jobs in id order, as they were listed in that snapshot (checked at every attempt by
+/// `Simulator.verifyKeptIndex` in the tests).
+struct KeptIndex {
+    private(set) var index = PlanningIndex()
+    /// Per slot: the trace index of the job there, -1 when free.
+    private(set) var jobOfSlot: [Int] = []
+    /// Per slot: how often it was filled (the start log's entries name a filling).
+    private var filling: [UInt32] = []
+    private var freeSlots: [Int] = []
+    /// Preemptible jobs in the order they started (start times never decrease in a replay),
+    /// entries of jobs gone since included until the log is compacted: stock Slurm's candidate
+    /// order without sorting every running job per attempt.
+    private var startLog: [(slot: Int32, filling: UInt32)] = []
+    private var liveInLog = 0
+    /// Whether the index gives each node's CPUs and memory and every job's.
+    private(set) var resources = false
+    private var eligible: [Bool] = []
+
+    /// No nodes yet (`Simulator.prepare` builds the cluster's).
+    init() {}
+
+    /// The index of the cluster before any job runs (`empty`: its snapshot).
+    init(empty: ClusterSnapshot, resources: Bool) throws(SnapshotError) {
+        index = try PlanningIndex(empty)
+        self.resources = resources
+    }
+
+    var slotCount: Int { jobOfSlot.count }
+
+    /// Job `j` starts on `allocations` at `start`: it takes a slot, and is listed on its nodes
+    /// in id order. Returns the slot.
+    mutating func add(job j: Int, priority: Int, start: Int64, preemptible: Bool,
+                      allocations: [ClusterSnapshot.RunningJob.Allocation]) -> Int {
+        let id = UInt32(truncatingIfNeeded: j + 1)
+        let job = ClusterSnapshot.RunningJob(id: id, priority: priority, startTime: start, preemptible: preemptible, allocations: allocations)
+        let slot: Int
+        if let reused = freeSlots.popLast() {
+            slot = reused
+        } else {
+            slot = jobOfSlot.count
+            jobOfSlot.append(-1)
+            filling.append(0)
+            index.appendPlaceholders(1)
+        }
+        jobOfSlot[slot] = j
+        filling[slot] &+= 1
+        index.setJob(slot, job)
+        index.jobPreemptible[slot] = preemptible
+        index.jobPriority[slot] = priority
+        for allocation in allocations {
+            var list = index.jobsOnNode[allocation.node]
+            let at = list.firstIndex { index.jobID[$0.job] > id } ?? list.count
+            list.insert((slot, allocation.gpus), at: at)
+            index.jobsOnNode[allocation.node] = list
+        }
+        if preemptible {
+            startLog.append((Int32(slot), filling[slot]))
+            liveInLog += 1
+        }
+        return slot
+    }
+
+    /// The job in `slot` ends (completed or preempted).
+    mutating func remove(slot: Int) {
+        guard jobOfSlot.indices.contains(slot), jobOfSlot[slot] >= 0 else { return }
+        for allocation in index.snapshot.jobs[slot].allocations {
+            index.jobsOnNode[allocation.node].removeAll { $0.job == slot }
+        }
+        if index.jobPreemptible[slot] {
+            liveInLog -= 1
+            if startLog.count > 2 * liveInLog + 1024 { compactLog() }
+        }
+        jobOfSlot[slot] = -1
+        index.setJob(slot, ClusterSnapshot.RunningJob(id: 0, priority: 0, startTime: 0, preemptible: false, allocations: []))
+        freeSlots.append(slot)
+    }
+
+    /// A node's GPUs free and held outside the listed jobs (draining victims, a waiting plan),
+    /// its free CPUs and memory, and those held outside the listed jobs (a waiting plan's).
+    mutating func setNode(_ n: Int, free: GPUSet, other: GPUSet, freeCPUs: Int, freeMemory: Int64) {
+        index.free[n] = free
+        index.snapshot.nodes[n].otherAllocated = other.isEmpty ? nil : other
+        guard resources else { return }
+        var listedCPUs = 0
+        var listedMemory: Int64 = 0
+        for entry in index.jobsOnNode[n] {
+            let held = index.resources(ofJob: entry.job, onNode: n)
+            listedCPUs += held.cpus
+            listedMemory += held.memory
+        }
+        index.freeCPUs[n] = freeCPUs
+        index.freeMemory[n] = freeMemory
+        if let cpus = index.snapshot.nodes[n].cpus { index.snapshot.nodes[n].otherCPUs = cpus - freeCPUs - listedCPUs }
+        if let memory = index.snapshot.nodes[n].memoryMB { index.snapshot.nodes[n].otherMemoryMB = memory - freeMemory - listedMemory }
+    }
+
+    /// The index as of `time`: each job's work so far.
+    mutating func prepare(time: Int64) {
+        index.snapshot.time = time
+        for slot in jobOfSlot.indices where jobOfSlot[slot] >= 0 {
+            let (product, overflow) = Int64(index.jobGPUs[slot]).multipliedReportingOverflow(by: Planner.age(at: time, since: index.jobStart[slot]))
+            index.work[slot] = overflow ? PlanningIndex.maxWork : min(product, PlanningIndex.maxWork)
+        }
+    }
+
+    /// Stock Slurm's candidates for `request`, in `slurm_find_preemptable_jobs`'s order: what
+    /// `StockPreemption.candidateOrder` sorts from the whole index, from the start log. Oldest
+    /// first: by priority, then start, then id; youngest first: by start, latest first, then id.
+    mutating func stockOrder(_ request: PreemptorRequest, policy: PlannerPolicy, settings: StockSettings) -> [Int] {
+        Planner.eligibility(request, index: index, policy: policy, into: &eligible)
+        var live: [Int] = []
+        live.reserveCapacity(liveInLog)
+        for entry in startLog {
+            let slot = Int(entry.slot)
+            if jobOfSlot[slot] >= 0, filling[slot] == entry.filling, eligible[slot] { live.append(slot) }
+        }
+        // Equal start times: by id.
+        var from = 0
+        while from < live.count {
+            var to = from + 1
+            let start = index.jobStart[live[from]]
+            while to < live.count, index.jobStart[live[to]] == start { to += 1 }
+            if to - from > 1 { live[from..<to].sort { index.jobID[$0] < index.jobID[$1] } }
+            from = to
+        }
+        switch settings.order {
+        case .oldestFirst:
+            let priority = index.jobPriority
+            if let first = live.first, live.contains(where: { priority[$0] != priority[first] }) {
+                // Stable: by priority, each priority in start order.
+                var byPriority: [Int: [Int]] = [:]
+                for slot in live { byPriority[priority[slot], default: []].append(slot) }
+                return byPriority.keys.sorted().flatMap { byPriority[$0] ?? [] }
+            }
+            return live
+        case .youngestFirst:
+            // Latest start first, equal starts still by id.
+            var out: [Int] = []
+            out.reserveCapacity(live.count)
+            var to = live.count
+            while to > 0 {
+                var from = to - 1
+                let start = index.jobStart[live[from]]
+                while from > 0, index.jobStart[live[from - 1]] == start { from -= 1 }
+                out.append(contentsOf: live[from..<to])
+                to = from
+            }
+            return out
+        }
+    }
+
+    private mutating func compactLog() {
+        startLog.removeAll { entry in
+            let slot = Int(entry.slot)
+            return jobOfSlot[slot] < 0 || filling[slot] != entry.filling
+        }
+    }
+}
