@@ -6,7 +6,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each printed as a ratio to a baseline measured in the same run.",
-        subcommands: [Topology.self, Plan.self])
+        subcommands: [Topology.self, Plan.self, Simulate.self])
 
     struct Topology: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -193,6 +193,116 @@ extension BenchCommand {
     }
 }
 
+extension BenchCommand {
+    struct Simulate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "How the simulator scales: events per second by cluster size and span, against the smallest size.",
+            discussion: """
+                Runs `topo-preempt simulate` (the default synthetic workload, half islands and half \
+                pairs nodes of 8 GPUs, the policies in parallel) once per size and span, each in its \
+                own process, and prints a Markdown table: events per second of each policy, the \
+                lowest of them against the smallest size's for the same span (the baseline, measured \
+                in the same run), wall time and peak resident memory of the process. Build with -c \
+                release for meaningful numbers.
+                """)
+
+        @Option(help: "Cluster sizes (nodes), comma-separated; the first is the baseline.")
+        var nodes: String = "1000,5000,10000,20000"
+
+        @Option(help: "Simulated spans (days), comma-separated.")
+        var days: String = "1,7"
+
+        @Option(help: "Policies (comma-separated, as simulate takes them).")
+        var policies: String = "stock,stock-shaped-youngest,topo-guaranteed,topo-best-effort"
+
+        @Option(help: "Seed of the synthetic trace.")
+        var seed: UInt64 = 1
+
+        var sizes: [Int] { nodes.split(separator: ",").compactMap { Int($0) } }
+        var spans: [Double] { days.split(separator: ",").compactMap { Double($0) } }
+        var chosen: [String] { policies.split(separator: ",").map(String.init) }
+
+        func validate() throws {
+            guard !sizes.isEmpty, sizes.count == nodes.split(separator: ",").count, sizes.allSatisfy({ $0 >= 2 && $0 <= 100_000 }) else {
+                throw ValidationError("--nodes must list sizes from 2 to 100000")
+            }
+            guard !spans.isEmpty, spans.count == days.split(separator: ",").count, spans.allSatisfy({ $0 > 0 && $0 <= 366 }) else {
+                throw ValidationError("--days must list spans above 0 and at most 366")
+            }
+            guard !chosen.isEmpty else { throw ValidationError("--policies: none given") }
+            for name in chosen where SimPolicy(rawValue: name) == nil {
+                throw ValidationError("unknown policy '\(name)' (expected \(SimPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+        }
+
+        /// What is read of simulate's JSON.
+        struct Report: Decodable {
+            struct Policy: Decodable {
+                struct Metrics: Decodable {
+                    var policy: String
+                    var events: Int
+                }
+                var metrics: Metrics
+                var eventsPerSecond: Double
+            }
+            var policies: [Policy]
+            var peakResidentMB: Int?
+        }
+
+        func run() throws {
+            guard let executable = Bundle.main.executableURL else { throw CLIError.input("cannot find this program's path").exit() }
+            var header = "| nodes | GPUs | days |"
+            var rule = "| --- | --- | --- |"
+            for name in chosen {
+                header += " \(name) events/s |"
+                rule += " --- |"
+            }
+            header += " lowest events/s against \(sizes[0]) nodes | events per policy | wall (s) | peak memory (MB) |"
+            rule += " --- | --- | --- | --- |"
+            print("Simulator scaling: \(ProcessInfo.processInfo.activeProcessorCount) cores, policies in parallel, seed \(seed)\n")
+            print(header)
+            print(rule)
+            for span in spans {
+                var baseline: Double?
+                for size in sizes {
+                    let half = size / 2
+                    let arguments = ["simulate", "--nodes", "islands:\(size - half),pairs:\(half)", "--days", "\(span)",
+                                     "--policies", chosen.joined(separator: ","), "--seed", "\(seed)", "--format", "json",
+                                     "--plot", "-", "--no-progress"]
+                    let process = Process()
+                    process.executableURL = executable
+                    process.arguments = arguments
+                    let output = Pipe()
+                    process.standardOutput = output
+                    let started = Date()
+                    do { try process.run() } catch { throw CLIError.input("cannot run \(executable.path): \(error)").exit() }
+                    let data = output.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    let wall = Date().timeIntervalSince(started)
+                    guard process.terminationStatus == 0 else {
+                        throw CLIError.input("topo-preempt \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)").exit()
+                    }
+                    let report: Report
+                    do { report = try JSONDecoder().decode(Report.self, from: data) } catch {
+                        throw CLIError.input("simulate's JSON for \(size) nodes: \(error)").exit()
+                    }
+                    let rates = chosen.map { name in report.policies.first { $0.metrics.policy == name }?.eventsPerSecond ?? 0 }
+                    let lowest = rates.min() ?? 0
+                    if baseline == nil { baseline = lowest }
+                    var row = "| \(size) | \(size * 8) | \(Self.format(span)) |"
+                    for rate in rates { row += " \(Int(rate.rounded())) |" }
+                    row += String(format: " %.2f | ", lowest / max(baseline ?? 1, 1e-9))
+                    row += report.policies.map { "\($0.metrics.events)" }.joined(separator: " / ")
+                    row += String(format: " | %.1f | ", wall) + (report.peakResidentMB.map { "\($0)" } ?? "-") + " |"
+                    print(row)
+                    fflush(nil)
+                }
+            }
+        }
+
+        static func format(_ span: Double) -> String { span.rounded() == span ? "\(Int(span))" : "\(span)" }
+    }
+}
 
 /// Keeps a value alive so the optimizer cannot drop the work that produced it.
 @inline(never)

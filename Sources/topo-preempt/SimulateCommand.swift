@@ -330,6 +330,8 @@ struct SimulationReport {
         var policies: [Policy]
         /// TopoPreempt against the best stock variant, metric by metric.
         var comparison: [Comparison]
+        /// Peak resident memory of the process so far (all policies), MB (VmHWM).
+        var peakResidentMB: Int?
         struct Policy: Encodable {
             var metrics: SimMetrics
             var hitRate: Double
@@ -352,7 +354,7 @@ struct SimulationReport {
                              victimsPerPreemption: result.metrics.victimsPerPreemption, gpuHoursLost: result.metrics.gpuHoursLost,
                              wallSeconds: wall, eventsPerSecond: wall > 0 ? Double(result.metrics.events) / wall : 0,
                              timeline: result.timeline)
-             }, comparison: comparison())
+             }, comparison: comparison(), peakResidentMB: Self.peakResidentMegabytes())
     }
 
     /// One metric: TopoPreempt's value against the best stock variant's.

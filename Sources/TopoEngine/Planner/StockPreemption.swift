@@ -68,18 +68,19 @@ public enum StockPreemption {
         var order = candidates
         var passCount = 0
         while true {
-            var trial = index.free
+            // Each pass starts from the snapshot's usage again (written in place: no copy per
+            // candidate removed).
+            free = index.free
             for node in freedCPUs.indices { (freedCPUs[node], freedMemory[node]) = (0, 0) }
             var fitted: (position: Int, node: Int, pick: GPUSet)?
             for (position, j) in order.enumerated() {
                 var touched: [Int] = []
                 for allocation in snapshot.jobs[j].allocations {
-                    trial[allocation.node] = trial[allocation.node].union(allocation.gpus)
+                    free[allocation.node] = free[allocation.node].union(allocation.gpus)
                     freedCPUs[allocation.node] += allocation.cpus ?? 0
                     freedMemory[allocation.node] += allocation.memoryMB ?? 0
                     touched.append(allocation.node)
                 }
-                free = trial
                 for node in touched.sorted() where usable(node) {
                     if let pick = fits(node) {
                         fitted = (position, node, pick)

@@ -13,10 +13,11 @@ struct KeptIndex {
     /// Per slot: how often it was filled (the start log's entries name a filling).
     private var filling: [UInt32] = []
     private var freeSlots: [Int] = []
-    /// Preemptible jobs in the order they started (start times never decrease in a replay),
-    /// entries of jobs gone since included until the log is compacted: stock Slurm's candidate
-    /// order without sorting every running job per attempt.
-    private var startLog: [(slot: Int32, filling: UInt32)] = []
+    /// Preemptible jobs by start time, then id (start times never decrease in a replay: a job
+    /// goes at the end, before those of its second with higher ids), entries of jobs gone since
+    /// included until the log is compacted: stock Slurm's candidate order without sorting every
+    /// running job per attempt.
+    private var startLog: [(slot: Int32, filling: UInt32, start: Int64, id: UInt32)] = []
     private var liveInLog = 0
     /// Whether the index gives each node's CPUs and memory and every job's.
     private(set) var resources = false
@@ -60,7 +61,9 @@ struct KeptIndex {
             index.jobsOnNode[allocation.node] = list
         }
         if preemptible {
-            startLog.append((Int32(slot), filling[slot]))
+            var at = startLog.count
+            while at > 0, startLog[at - 1].start == start, startLog[at - 1].id > id { at -= 1 }
+            startLog.insert((Int32(slot), filling[slot], start, id), at: at)
             liveInLog += 1
         }
         return slot
@@ -119,15 +122,6 @@ struct KeptIndex {
         for entry in startLog {
             let slot = Int(entry.slot)
             if jobOfSlot[slot] >= 0, filling[slot] == entry.filling, eligible[slot] { live.append(slot) }
-        }
-        // Equal start times: by id.
-        var from = 0
-        while from < live.count {
-            var to = from + 1
-            let start = index.jobStart[live[from]]
-            while to < live.count, index.jobStart[live[to]] == start { to += 1 }
-            if to - from > 1 { live[from..<to].sort { index.jobID[$0] < index.jobID[$1] } }
-            from = to
         }
         switch settings.order {
         case .oldestFirst:

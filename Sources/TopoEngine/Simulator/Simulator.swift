@@ -352,13 +352,17 @@ public struct Simulator {
     var running: [Int: Run] = [:]
     var moreParts: [Int: [Part]] = [:]
     func parts(_ j: Int, _ run: Run) -> [Part] { [run.part] + (moreParts[j] ?? []) }
-    var serial: [Int] = []
+    var serial: [Int32] = []
     var pendingInference: [Int] = []
     var nextInferenceTry: [Int: Int64] = [:]
     /// Batch jobs waiting, FIFO per shape (`Shape`: GPUs, nodes, CPUs, memory).
     var pendingBatch: [Shape: [Int]] = [:]
     var pendingBatchHead: [Shape: Int] = [:]
-    var firstSubmit: [Int64] = []
+    /// Jobs in arrival order (submit time, then trace order), when the trace is not in it
+    /// already (empty: the trace order), and the next to arrive: arrivals are not events in the
+    /// heap (a week at 10,000 nodes submits millions of jobs).
+    var arrivalOrder: [Int32] = []
+    var nextArrival = 0
 
     // Events
     struct Event: Comparable {
@@ -473,9 +477,25 @@ public struct Simulator {
         kept = try KeptIndex(empty: snapshotNow(0, resources: keptResources), resources: keptResources)
         isDirty = Array(repeating: false, count: free.count)
         serial = Array(repeating: 0, count: jobs.count)
-        firstSubmit = jobs.map(\.submit)
-        for (j, job) in jobs.enumerated() { push(job.submit, .arrival, j) }
+        if zip(jobs, jobs.dropFirst()).contains(where: { $0.submit > $1.submit }) {
+            arrivalOrder = jobs.indices.sorted { (jobs[$0].submit, $0) < (jobs[$1].submit, $1) }.map { Int32($0) }
+        }
         push(0, .sample, -1)
+    }
+
+    /// The next event: the heap's first, or the next arrival where it comes first (events of
+    /// one time by kind, arrivals among themselves in arrival order, as when they were pushed
+    /// first of all).
+    mutating func nextEvent() -> Event? {
+        if nextArrival < jobs.count {
+            let j = arrivalOrder.isEmpty ? nextArrival : Int(arrivalOrder[nextArrival])
+            let time = jobs[j].submit
+            if heap.first.map({ (time, Event.Kind.arrival.rawValue) < ($0.time, $0.kind.rawValue) }) ?? true {
+                nextArrival += 1
+                return Event(time: time, order: 0, kind: .arrival, job: j, serial: 0)
+            }
+        }
+        return heap.pop()
     }
 
     mutating func push(_ time: Int64, _ kind: Event.Kind, _ job: Int, serial: Int = 0) {
@@ -485,7 +505,7 @@ public struct Simulator {
 
     mutating func loop(until: Int64, progress: ((Double) -> Void)?) {
         var reported = -1
-        while let event = heap.pop() {
+        while let event = nextEvent() {
             guard event.time <= until else { break }
             advance(to: event.time)
             metrics.events += 1
@@ -609,12 +629,12 @@ public struct Simulator {
                 : ClusterSnapshot.RunningJob.Allocation(node: part.node, gpus: part.gpus)
         }
         let slot = kept.add(job: j, priority: jobs[j].priority, start: now, preemptible: jobs[j].kind == .batch, allocations: allocations)
-        running[j] = Run(part: first, start: now, serial: serial[j], gpuCount: parts.reduce(0) { $0 + $1.gpus.count }, slot: slot)
+        running[j] = Run(part: first, start: now, serial: Int(serial[j]), gpuCount: parts.reduce(0) { $0 + $1.gpus.count }, slot: slot)
         if parts.count > 1 { moreParts[j] = Array(parts.dropFirst()) }
-        push(now + max(1, jobs[j].duration), .completion, j, serial: serial[j])
+        push(now + max(1, jobs[j].duration), .completion, j, serial: Int(serial[j]))
         if jobs[j].kind == .inference {
             runningInference += 1
-            waits.append(now - firstSubmit[j])
+            waits.append(now - jobs[j].submit)
             metrics.inferenceStarted += 1
             let level = worstAlignment(parts)
             if level <= setup.level { metrics.inferenceAligned += 1 }
@@ -784,7 +804,7 @@ public struct Simulator {
                 let j = queue[head]
                 if fitsAnywhere(jobs[j].gpus) { heads.append((key, j)) }
             }
-            heads.sort { (firstSubmit[$0.job], $0.job) < (firstSubmit[$1.job], $1.job) }
+            heads.sort { (jobs[$0.job].submit, $0.job) < (jobs[$1.job].submit, $1.job) }
             var started = false
             for (key, j) in heads {
                 guard let parts = bestFit(jobs[j], perSocket: false) else { continue }
@@ -1144,6 +1164,7 @@ struct MinHeap<Element: Comparable> {
     private var items: [Element] = []
 
     var count: Int { items.count }
+    var first: Element? { items.first }
 
     mutating func push(_ item: Element) {
         items.append(item)
