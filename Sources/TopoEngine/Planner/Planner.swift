@@ -363,6 +363,8 @@ public struct PlannerScratch: Sendable {
     var eligible: [Bool] = []
     var candidates: [Int] = []
     var bounded: [(bound: Planner.CostBound, node: Int)] = []
+    /// Node bounds kept between plans (`BoundCache`), by a caller that invalidates changed nodes.
+    var bounds: BoundCache?
     public init() {}
 }
 
@@ -492,8 +494,17 @@ public enum Planner {
                 }
             }
             guard spanAllowed else { continue }
-            let (chosen, searched) = searchNodes(level: level, request: request, index: index, eligible: eligible,
+            let chosen: [NodePlan], searched: Int
+            if request.nodeCount == 1, required.isEmpty, policy.exemptSeconds == 0, candidates.count == snapshot.nodes.count,
+               var kept = scratch.bounds {
+                // The kept bounds (every node a candidate, eligibility fixed between plans).
+                scratch.bounds = nil
+                (chosen, searched) = kept.search(level: level, request: request, index: index, eligible: eligible, policy: policy)
+                scratch.bounds = kept
+            } else {
+                (chosen, searched) = searchNodes(level: level, request: request, index: index, eligible: eligible,
                                                  candidates: candidates, required: required, policy: policy, bounded: &bounded)
+            }
             if chosen.count >= request.nodeCount {
                 var plan = assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched)
                 if let grouping = groupings.first {

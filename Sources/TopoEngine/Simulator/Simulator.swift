@@ -475,6 +475,8 @@ public struct Simulator {
         }
         keptResources = resourcesBind && (policy.stockSettings != nil || policy == .oracle || setup.plannerView == .full)
         kept = try KeptIndex(empty: snapshotNow(0, resources: keptResources), resources: keptResources)
+        // Node bounds kept between plans: every node a candidate, no exempt time, time forward.
+        if policy == .topoGuaranteed || policy == .topoBestEffort { plannerScratch.bounds = BoundCache() }
         isDirty = Array(repeating: false, count: free.count)
         serial = Array(repeating: 0, count: jobs.count)
         if zip(jobs, jobs.dropFirst()).contains(where: { $0.submit > $1.submit }) {
@@ -866,7 +868,11 @@ public struct Simulator {
             target = (choice.node, choice.gpus)
         case .topoGuaranteed, .topoBestEffort:
             let policy = PlannerPolicy(requireEveryVictim: true)
-            guard case let .plan(plan) = Planner.plan(request, in: kept.index, policy: policy, scratch: &plannerScratch),
+            let outcome = Planner.plan(request, in: kept.index, policy: policy, scratch: &plannerScratch)
+            if verifyKeptIndex, outcome != Planner.plan(request, in: kept.index, policy: policy) {
+                keptIndexMismatches.append("plan from kept bounds at \(now): \(outcome)")
+            }
+            guard case let .plan(plan) = outcome,
                   let first = plan.nodes.first, let node = kept.index.nodeByName[first.node], let gpus = first.expectedGPUs.first
             else { return false }
             victims = plan.victims
@@ -1051,6 +1057,7 @@ public struct Simulator {
     mutating func refreshKeptIndex(_ now: Int64) {
         for n in dirtyNodes {
             isDirty[n] = false
+            plannerScratch.bounds?.invalidate(n)
             kept.setNode(n, free: free[n], other: draining[n].union(held[n]), freeCPUs: freeCoreTotal[n], freeMemory: freeMemory[n])
         }
         dirtyNodes.removeAll(keepingCapacity: true)
@@ -1160,7 +1167,7 @@ public struct Simulator {
 }
 
 /// A binary min-heap.
-struct MinHeap<Element: Comparable> {
+struct MinHeap<Element: Comparable & Sendable>: Sendable {
     private var items: [Element] = []
 
     var count: Int { items.count }
