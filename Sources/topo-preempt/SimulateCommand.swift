@@ -346,8 +346,8 @@ struct SimulationReport {
     var gpus: Int { setup.nodeTypes.reduce(0) { $0 + $1.count * $1.type.paths.count } }
 
     var json: JSON {
-        JSON(nodes: nodes, gpus: gpus, seconds: until, inferenceJobs: jobs.filter { $0.kind == .inference }.count,
-             batchJobs: jobs.filter { $0.kind == .batch }.count, level: setup.level.name,
+        JSON(nodes: nodes, gpus: gpus, seconds: until, inferenceJobs: jobs.count { $0.kind == .inference },
+             batchJobs: jobs.count { $0.kind == .batch }, level: setup.level.name,
              slurm: setup.slurm.description, gpuPick: setup.slurm.gpuPick.rawValue, drain: setup.drain,
              policies: results.map { policy, result, wall in
                  JSON.Policy(metrics: result.metrics, hitRate: result.metrics.hitRate,
@@ -422,7 +422,7 @@ struct SimulationReport {
 
     func table() -> String {
         var out = "cluster \(nodes) (\(setup.nodeCount) nodes, \(gpus) GPUs), \(String(format: "%.1f", Double(until) / 86_400)) days, "
-        out += "\(jobs.filter { $0.kind == .inference }.count) inference and \(jobs.filter { $0.kind == .batch }.count) batch jobs, level \(setup.level.name), "
+        out += "\(jobs.count { $0.kind == .inference }) inference and \(jobs.count { $0.kind == .batch }) batch jobs, level \(setup.level.name), "
         out += "Slurm \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n"
         if let resources = resourcesText() { out += resources + "\n" }
         out += "\n"
@@ -471,8 +471,8 @@ struct SimulationReport {
     func resourcesText() -> String? {
         guard modelsResources else { return nil }
         let memory = setup.memoryPerNodeMB.map { "\($0 / 1000) GB of memory" } ?? "memory not consumable"
-        let multi = jobs.filter { $0.nodes > 1 && $0.kind == .batch }.count
-        let multiInference = jobs.filter { $0.nodes > 1 && $0.kind == .inference }.count
+        let multi = jobs.count { $0.nodes > 1 && $0.kind == .batch }
+        let multiInference = jobs.count { $0.nodes > 1 && $0.kind == .inference }
         return "nodes: \(setup.coresPerSocket) cores per socket, \(memory); \(multi) multi-node batch jobs\(multiInference > 0 ? ", \(multiInference) multi-node inference jobs" : "")\(setup.blockNodes > 0 ? ", blocks of \(setup.blockNodes) nodes" : ""); "
             + "TopoPreempt's planner given \(setup.plannerView == .full ? "GPUs, CPUs and memory (--planner-view full)" : "GPUs only, as preempt/topo_aware gives it (--planner-view gpus)")"
     }
@@ -519,9 +519,9 @@ struct SimulationReport {
                 guard let topology = try? type.type.topology(), let table = try? AffinityTable(topology) else { return nil }
                 return table.groups(at: report.setup.level).map(\.gpus.count).max()
             }.max() ?? 0
-            let oversized = report.jobs.filter { $0.kind == .inference && $0.gpus > largest }.count
+            let oversized = report.jobs.count { $0.kind == .inference && $0.gpus > largest }
             if oversized > 0 {
-                out += "Note: \(oversized) of \(report.jobs.filter { $0.kind == .inference }.count) inference jobs ask for more GPUs than "
+                out += "Note: \(oversized) of \(report.jobs.count { $0.kind == .inference }) inference jobs ask for more GPUs than "
                 out += "the largest \(report.setup.level.name) group here (\(largest)): job_submit/topo_aware would reject them in "
                 out += "guaranteed mode; in this replay they wait until they fit and start misaligned, under every policy.\n\n"
             }
@@ -543,8 +543,8 @@ struct SimulationReport {
         var out = "# topo-preempt simulate: \(nodes)\n\n"
         out += "Made by `\(command.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))`.\n\n"
         out += "- cluster: \(nodes) (\(setup.nodeCount) nodes, \(gpus) GPUs); level \(setup.level.name)\n"
-        out += "- span: \(String(format: "%.1f", Double(until) / 86_400)) days; \(jobs.filter { $0.kind == .inference }.count) inference "
-        out += "and \(jobs.filter { $0.kind == .batch }.count) batch jobs\n"
+        out += "- span: \(String(format: "%.1f", Double(until) / 86_400)) days; \(jobs.count { $0.kind == .inference }) inference "
+        out += "and \(jobs.count { $0.kind == .batch }) batch jobs\n"
         out += "- workload: \(workload)\n"
         if let resources = resourcesText() { out += "- \(resources)\n" }
         out += "- Slurm modelled: \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n"

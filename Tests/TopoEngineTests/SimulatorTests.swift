@@ -34,6 +34,9 @@ import Testing
         #expect(Set(batch.map(\.gpus)).isSubset(of: [1, 2, 4, 8]))
         #expect(batch.allSatisfy { $0.duration >= 60 && $0.duration <= 2 * 86_400 })
         #expect(zip(a, a.dropFirst()).allSatisfy { $0.submit <= $1.submit })
+        // Merged as drawn: the order of a stable sort of the inference jobs then the batch jobs.
+        #expect(a == (inference + batch).sorted { $0.submit < $1.submit })
+        #expect(a.filter { $0.submit == 0 }.first?.kind == .inference || inference.allSatisfy { $0.submit > 0 })
     }
 
     @Test func csvTraces() throws {

@@ -142,7 +142,7 @@ public struct WorkloadSpec: Sendable, Equatable {
     /// is full when measuring starts (their submit times are clamped to 0).
     public func generate(totalGPUs: Int) -> [SimJob] {
         var rng = SplitMix64(seed: seed)
-        var jobs: [SimJob] = []
+        var inference: [SimJob] = []
         let inferencePriority = 10, batchPriority = 1
         // Inference: a non-homogeneous Poisson process by thinning.
         let mean = inferencePerDay / 86_400
@@ -160,31 +160,45 @@ public struct WorkloadSpec: Sendable, Equatable {
                 let (cpus, memory) = capped(inferenceResources.draw(&rng, gpus: gpus))
                 var nodes = inferenceNodes.first ?? 1
                 if inferenceNodes.count > 1 { nodes = inferenceNodes[Int(rng.next() % UInt64(inferenceNodes.count))] }
-                jobs.append(SimJob(submit: Int64(t), gpus: gpus, duration: Int64(duration), kind: .inference,
+                inference.append(SimJob(submit: Int64(t), gpus: gpus, duration: Int64(duration), kind: .inference,
                                    priority: inferencePriority, nodes: max(1, nodes), cpus: cpus, memoryMB: memory))
             }
         }
-        // Batch: Poisson at the rate that offers `batchLoad` x the cluster's GPUs.
+        // Batch: Poisson at the rate that offers `batchLoad` x the cluster's GPUs, drawn in
+        // submit order and merged with the inference jobs as drawn (inference first among
+        // equal submit times: the order a stable sort of inference then batch gives), without
+        // a sort or a second copy of millions of jobs.
+        var jobs: [SimJob] = []
+        var nextInference = 0
+        func append(_ job: SimJob) {
+            while nextInference < inference.count, inference[nextInference].submit <= job.submit {
+                jobs.append(inference[nextInference])
+                nextInference += 1
+            }
+            jobs.append(job)
+        }
         let weights = batchSizes.reduce(0) { $0 + max(0, $1.weight) }
         if weights > 0, batchLoad > 0, totalGPUs > 0 {
             let meanGPUs = batchSizes.reduce(0) { $0 + Double($1.gpus) * max(0, $1.weight) } / weights
             let meanDuration = batchMedianSeconds * Self.exp(batchSigma * batchSigma / 2)
             let rate = batchLoad * Double(totalGPUs) / (meanGPUs * meanDuration)
+            let expected = rate * Double(seconds) + Double(totalGPUs) + Double(inference.count)
+            if expected.isFinite, expected < 1e9 { jobs.reserveCapacity(Int(expected * 1.02) + 1024) }
             // Warm-up: the first batch jobs arrive at once, enough to fill the cluster.
             var filled = 0
             while filled < totalGPUs {
                 let job = batchJob(&rng, at: 0, weights: weights, priority: batchPriority)
                 filled += job.gpus * job.nodes
-                jobs.append(job)
+                append(job)
             }
             var t = 0.0
             while true {
                 t += Self.exponential(&rng, rate: rate)
                 guard t < Double(seconds) else { break }
-                jobs.append(batchJob(&rng, at: Int64(t), weights: weights, priority: batchPriority))
+                append(batchJob(&rng, at: Int64(t), weights: weights, priority: batchPriority))
             }
         }
-        jobs.sort { $0.submit < $1.submit }
+        jobs.append(contentsOf: inference[nextInference...])
         return jobs
     }
 
