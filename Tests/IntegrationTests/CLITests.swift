@@ -190,6 +190,24 @@ struct CLITests {
         #expect(rows.dropFirst().allSatisfy { $0.contains("2/") })  // every plan aligned: "2/<stock>"
     }
 
+    /// bench simulate: one Markdown row per size and span, the first size the baseline (ratio
+    /// 1.00), events per policy and peak memory read from each child simulate's JSON; a bad
+    /// policy is refused before anything runs.
+    @Test func benchSimulatePrintsARowPerSizeAndSpan() throws {
+        let result = try CLI.run(["bench", "simulate", "--nodes", "8,16", "--days", "0.1,0.2", "--policies", "stock,topo-guaranteed"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = result.stdout.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| ---") }
+        #expect(rows.count == 5, "\(result.stdout)")
+        #expect(rows.first?.contains("stock events/s") == true && rows.first?.contains("topo-guaranteed events/s") == true)
+        let cells = rows.dropFirst().map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } }
+        #expect(cells.map { $0[0] } == ["8", "16", "8", "16"])
+        #expect(cells.map { $0[2] } == ["0.1", "0.1", "0.2", "0.2"])
+        #expect(cells[0][5] == "1.00" && cells[2][5] == "1.00")
+        #expect(cells.allSatisfy { ($0[6].split(separator: "/").count == 2) && (Int($0[8]) ?? 0) > 0 })
+        let bad = try CLI.run(["bench", "simulate", "--policies", "stock,nonsense"])
+        #expect(bad.status != 0 && bad.stderr.contains("unknown policy 'nonsense'"))
+    }
+
     /// plan --snapshot with CPUs: the lab's full node giving 8 CPUs, 5 of them held by jobs the
     /// snapshot does not list; its batch jobs hold none. A 4-GPU job of 3 CPUs gets the usual
     /// plan; of 4 CPUs none, and the reason says CPUs.

@@ -804,12 +804,15 @@ public enum Planner {
     }
 
     static func eligibility(_ request: PreemptorRequest, index: PlanningIndex, policy: PlannerPolicy, into eligible: inout [Bool]) {
-        let time = index.snapshot.time
         if eligible.count != index.jobID.count { eligible = [Bool](repeating: false, count: index.jobID.count) }
-        for j in eligible.indices {
-            eligible[j] = index.jobPreemptible[j] && index.jobPriority[j] < request.priority && index.jobID[j] != request.jobID
-                && age(at: time, since: index.jobStart[j]) >= policy.exemptSeconds
-        }
+        for j in eligible.indices { eligible[j] = isEligible(j, request, index: index, policy: policy) }
+    }
+
+    /// Whether job `j` may be a victim of `request` (one entry of `eligibility`).
+    @inline(__always)
+    static func isEligible(_ j: Int, _ request: PreemptorRequest, index: PlanningIndex, policy: PlannerPolicy) -> Bool {
+        index.jobPreemptible[j] && index.jobPriority[j] < request.priority && index.jobID[j] != request.jobID
+            && age(at: index.snapshot.time, since: index.jobStart[j]) >= policy.exemptSeconds
     }
 
     /// The `nodeCount` cheapest node plans aligned at `level`. Nodes are visited in order of a

@@ -18,11 +18,13 @@ public enum StockPreemption {
 
     /// `first`: jobs the preempt plugin ranks before all others (preempt/topo_aware's
     /// best-effort victims: the lowest preemption priority, so first in either order).
-    /// `candidates`: the order `candidateOrder` gives, from a caller that keeps it between calls
-    /// (the simulator); nil: sorted here.
+    /// `candidates`: the order `candidateOrder` gives, drawn as far as needed, from a caller
+    /// that keeps it between calls (the simulator); nil: sorted here. `mayFit`: the nodes that
+    /// may hold the job without preemption (all with at least its GPUs free), ascending; nil:
+    /// every node is tried.
     public static func simulate(_ request: PreemptorRequest, in index: PlanningIndex,
                                 policy: PlannerPolicy = PlannerPolicy(), settings: StockSettings = StockSettings(),
-                                first: Set<UInt32> = [], candidates given: [Int]? = nil) -> Outcome? {
+                                first: Set<UInt32> = [], candidates given: AnyIterator<Int>? = nil, mayFit: [Int]? = nil) -> Outcome? {
         let snapshot = index.snapshot
         let k = request.gpusPerNode
         var free = index.free
@@ -57,23 +59,32 @@ public enum StockPreemption {
             Outcome(node: snapshot.nodes[node].name, victims: victims.sorted(), gpus: pick,
                     level: index.topology(ofNode: node).alignment(of: pick))
         }
-        for node in snapshot.nodes.indices where usable(node) {
+        for node in mayFit ?? Array(snapshot.nodes.indices) where usable(node) {
             if let pick = fits(node) { return outcome(node, pick, []) }
         }
-        let candidates = given ?? candidateOrder(request, index: index, policy: policy, settings: settings, first: first)
+        // The candidates in order, drawn as far as a pass needs them.
+        let source = given ?? AnyIterator(candidateOrder(request, index: index, policy: policy, settings: settings, first: first).makeIterator())
+        var order: [Int] = []
+        func candidate(_ position: Int) -> Int? {
+            while order.count <= position {
+                guard let next = source.next() else { return nil }
+                order.append(next)
+            }
+            return order[position]
+        }
         // _run_now: remove candidates in order until the job fits; then (reorder count times)
         // move the last removed job to the front, the earlier removed ones on the chosen node
         // next (strict order: the others as they were), and try again; the victims are the
         // removed jobs on the node it fits.
-        var order = candidates
         var passCount = 0
+        var touchedInPass: [Int] = []
         while true {
-            // Each pass starts from the snapshot's usage again (written in place: no copy per
-            // candidate removed).
-            free = index.free
-            for node in freedCPUs.indices { (freedCPUs[node], freedMemory[node]) = (0, 0) }
+            // Each pass starts from the snapshot's usage again (the nodes the last one touched).
+            for node in touchedInPass { (free[node], freedCPUs[node], freedMemory[node]) = (index.free[node], 0, 0) }
+            touchedInPass.removeAll(keepingCapacity: true)
             var fitted: (position: Int, node: Int, pick: GPUSet)?
-            for (position, j) in order.enumerated() {
+            var position = 0
+            while fitted == nil, let j = candidate(position) {
                 var touched: [Int] = []
                 for allocation in snapshot.jobs[j].allocations {
                     free[allocation.node] = free[allocation.node].union(allocation.gpus)
@@ -81,18 +92,19 @@ public enum StockPreemption {
                     freedMemory[allocation.node] += allocation.memoryMB ?? 0
                     touched.append(allocation.node)
                 }
+                touchedInPass.append(contentsOf: touched)
                 for node in touched.sorted() where usable(node) {
                     if let pick = fits(node) {
                         fitted = (position, node, pick)
                         break
                     }
                 }
-                if fitted != nil { break }
+                position += 1
             }
             guard let (position, node, pick) = fitted else { return nil }
             let old = passCount
             passCount += 1
-            if old > settings.reorderCount || order.count <= passCount {
+            if old > settings.reorderCount || candidate(passCount) == nil {
                 let victims = order[...position].filter { r in snapshot.jobs[r].allocations.contains { $0.node == node } }
                 return outcome(node, pick, victims.map { snapshot.jobs[$0].id })
             }

@@ -19,6 +19,8 @@ struct KeptIndex {
     /// running job per attempt.
     private var startLog: [(slot: Int32, filling: UInt32, start: Int64, id: UInt32)] = []
     private var liveInLog = 0
+    /// Live jobs in the log by priority.
+    private var loggedPriorities: [Int: Int] = [:]
     /// Whether the index gives each node's CPUs and memory and every job's.
     private(set) var resources = false
     private var eligible: [Bool] = []
@@ -65,6 +67,7 @@ struct KeptIndex {
             while at > 0, startLog[at - 1].start == start, startLog[at - 1].id > id { at -= 1 }
             startLog.insert((Int32(slot), filling[slot], start, id), at: at)
             liveInLog += 1
+            loggedPriorities[priority, default: 0] += 1
         }
         return slot
     }
@@ -77,6 +80,8 @@ struct KeptIndex {
         }
         if index.jobPreemptible[slot] {
             liveInLog -= 1
+            let priority = index.jobPriority[slot]
+            if let count = loggedPriorities[priority] { loggedPriorities[priority] = count > 1 ? count - 1 : nil }
             if startLog.count > 2 * liveInLog + 1024 { compactLog() }
         }
         jobOfSlot[slot] = -1
@@ -103,9 +108,11 @@ struct KeptIndex {
         if let memory = index.snapshot.nodes[n].memoryMB { index.snapshot.nodes[n].otherMemoryMB = memory - freeMemory - listedMemory }
     }
 
-    /// The index as of `time`: each job's work so far.
-    mutating func prepare(time: Int64) {
+    /// The index as of `time`: each job's work so far (`work` false: left as it was, for a
+    /// caller that does not read it: the stock model).
+    mutating func prepare(time: Int64, work: Bool = true) {
         index.snapshot.time = time
+        guard work else { return }
         for slot in jobOfSlot.indices where jobOfSlot[slot] >= 0 {
             let (product, overflow) = Int64(index.jobGPUs[slot]).multipliedReportingOverflow(by: Planner.age(at: time, since: index.jobStart[slot]))
             index.work[slot] = overflow ? PlanningIndex.maxWork : min(product, PlanningIndex.maxWork)
@@ -146,6 +153,57 @@ struct KeptIndex {
                 to = from
             }
             return out
+        }
+    }
+
+    /// The same order drawn lazily from the log (a preemption removes the first few candidates
+    /// of tens of thousands): oldest first while the eligible jobs have one priority, youngest
+    /// first always; nil where `stockOrder` must sort by priority. The index must not change
+    /// while it is drawn.
+    mutating func stockCandidates(_ request: PreemptorRequest, policy: PlannerPolicy, settings: StockSettings) -> AnyIterator<Int>? {
+        // Entries of jobs gone at either end are dropped (each once).
+        func live(_ entry: (slot: Int32, filling: UInt32, start: Int64, id: UInt32)) -> Bool {
+            jobOfSlot[Int(entry.slot)] >= 0 && filling[Int(entry.slot)] == entry.filling
+        }
+        while let last = startLog.last, !live(last) { startLog.removeLast() }
+        var head = 0
+        while head < startLog.count, !live(startLog[head]) { head += 1 }
+        if head > 1024 { startLog.removeFirst(head); head = 0 }
+        let log = startLog, slots = jobOfSlot, fillings = filling, index = self.index
+        func eligible(_ entry: (slot: Int32, filling: UInt32, start: Int64, id: UInt32)) -> Bool {
+            let slot = Int(entry.slot)
+            return slots[slot] >= 0 && fillings[slot] == entry.filling && Planner.isEligible(slot, request, index: index, policy: policy)
+        }
+        switch settings.order {
+        case .oldestFirst:
+            guard loggedPriorities.keys.filter({ $0 < request.priority }).count <= 1 else { return nil }
+            var at = head
+            return AnyIterator {
+                while at < log.count {
+                    let entry = log[at]
+                    at += 1
+                    if eligible(entry) { return Int(entry.slot) }
+                }
+                return nil
+            }
+        case .youngestFirst:
+            // Latest start first; one start's jobs by id (the log's order inside a start).
+            var end = log.count
+            var group: [Int] = []
+            var next = 0
+            return AnyIterator {
+                while next == group.count {
+                    guard end > head else { return nil }
+                    var from = end - 1
+                    while from > head, log[from - 1].start == log[end - 1].start { from -= 1 }
+                    group.removeAll(keepingCapacity: true)
+                    for entry in log[from..<end] where eligible(entry) { group.append(Int(entry.slot)) }
+                    next = 0
+                    end = from
+                }
+                next += 1
+                return group[next - 1]
+            }
         }
     }
 

@@ -311,6 +311,8 @@ public struct Simulator {
     /// Tests: compare the kept index with a snapshot of the whole state at every attempt, and
     /// the differences found.
     var verifyKeptIndex = false
+    /// The stock model never reads the jobs' work (its order is by priority and start time).
+    var policyIgnoresWork: Bool { policy.stockSettings != nil }
     var keptIndexMismatches: [String] = []
 
     // Jobs
@@ -857,8 +859,11 @@ public struct Simulator {
         switch policy {
         case .stock, .stockShaped, .stockYoungest, .stockShapedYoungest:
             let settings = policy.stockSettings ?? StockSettings()
-            let order = stockOrder(request, settings: settings)
-            guard let outcome = StockPreemption.simulate(request, in: kept.index, settings: settings, candidates: order),
+            let order = stockCandidates(request, settings: settings)
+            var mayFit: [Int] = []
+            for count in min(job.gpus, byFree.count)..<byFree.count { mayFit.append(contentsOf: byFree[count]) }
+            mayFit.sort()
+            guard let outcome = StockPreemption.simulate(request, in: kept.index, settings: settings, candidates: order, mayFit: mayFit),
                   let node = kept.index.nodeByName[outcome.node] else { return false }
             victims = outcome.victims
             target = (node, outcome.gpus)
@@ -1061,8 +1066,21 @@ public struct Simulator {
             kept.setNode(n, free: free[n], other: draining[n].union(held[n]), freeCPUs: freeCoreTotal[n], freeMemory: freeMemory[n])
         }
         dirtyNodes.removeAll(keepingCapacity: true)
-        kept.prepare(time: now)
+        kept.prepare(time: now, work: !policyIgnoresWork)
         if verifyKeptIndex, let difference = keptIndexDifference(now) { keptIndexMismatches.append(difference) }
+    }
+
+    /// Stock Slurm's candidates, drawn lazily from the kept index where its order allows
+    /// (checked against the order sorted from a whole snapshot when verifying).
+    mutating func stockCandidates(_ request: PreemptorRequest, settings: StockSettings) -> AnyIterator<Int> {
+        guard let lazy = kept.stockCandidates(request, policy: PlannerPolicy(), settings: settings) else {
+            return AnyIterator(stockOrder(request, settings: settings).makeIterator())
+        }
+        guard verifyKeptIndex else { return lazy }
+        let drawn = Array(IteratorSequence(lazy))
+        let sorted = stockOrder(request, settings: settings)
+        if drawn != sorted { keptIndexMismatches.append("lazy stock order (\(settings.name)) at \(kept.index.snapshot.time)") }
+        return AnyIterator(drawn.makeIterator())
     }
 
     /// Stock Slurm's candidate order from the kept index (checked against the order sorted
@@ -1094,7 +1112,8 @@ public struct Simulator {
             if listed != expected { return "\(name) at \(now): jobs \(listed) against \(expected)" }
             for (entry, other) in zip(index.jobsOnNode[n], whole.jobsOnNode[n]) {
                 let (a, b) = (entry.job, other.job)
-                if index.snapshot.jobs[a] != whole.snapshot.jobs[b] || index.work[a] != whole.work[b] || index.jobPriority[a] != whole.jobPriority[b]
+                if index.snapshot.jobs[a] != whole.snapshot.jobs[b] || (!policyIgnoresWork && index.work[a] != whole.work[b])
+                    || index.jobPriority[a] != whole.jobPriority[b]
                     || index.jobStart[a] != whole.jobStart[b] || index.jobPreemptible[a] != whole.jobPreemptible[b] || index.jobGPUs[a] != whole.jobGPUs[b] {
                     return "job \(whole.jobID[b]) at \(now)"
                 }
