@@ -48,8 +48,11 @@ extension Cluster {
     }
 
     /// Fills the nodes in the order given with batch jobs of the given sizes (each started
-    /// before the next), then submits the 4-node inference job and waits up to a minute for it
-    /// to run. Returns every batch job with its node, the inference job, its nodes, the victims.
+    /// before the next, and each node's first in a later second than the last job before it:
+    /// start times are whole seconds, and youngest-first takes jobs that started in the same
+    /// second in job-id order, oldest first), then submits the 4-node inference job and waits up
+    /// to a minute for it to run. Returns every batch job with its node, the inference job, its
+    /// nodes, the victims.
     func blockScenario(_ fill: [(node: Int, sizes: [Int])], inference: [String] = ["-N", "4", "--gres=gpu:4"]) throws
         -> (batch: [(id: String, node: String)], infer: String, inferNodes: [String], victims: [(id: String, node: String)],
             held: [Held]) {
@@ -58,6 +61,10 @@ extension Cluster {
         var held: [Held] = []
         try finishingOnError(&ids) { ids in
             for (node, sizes) in fill {
+                if let last = held.last {
+                    let later = waitUntil(seconds: 5) { Int64(Date().timeIntervalSince1970) > last.start }
+                    try #require(later, "the clock did not pass job \(last.id)'s start \(last.start)")
+                }
                 for size in sizes {
                     let id = try submitBatch(node: node, gpus: size)
                     ids.append(id)
