@@ -25,35 +25,45 @@ public enum StockPreemption {
     public static func simulate(_ request: PreemptorRequest, in index: PlanningIndex,
                                 policy: PlannerPolicy = PlannerPolicy(), settings: StockSettings = StockSettings(),
                                 first: Set<UInt32> = [], candidates given: AnyIterator<Int>? = nil, mayFit: [Int]? = nil) -> Outcome? {
+        var scratch = Scratch()
+        return simulate(request, in: index, policy: policy, settings: settings, first: first, candidates: given, mayFit: mayFit,
+                        scratch: &scratch)
+    }
+
+    /// What `simulate` frees on each node while it removes candidates, kept by a caller that
+    /// simulates often (the simulator) so that an attempt touches only the nodes it frees
+    /// instead of copying every node's; left empty by each call.
+    public struct Scratch: Sendable {
+        var freedGPUs: [GPUSet] = []
+        var freedCPUs: [Int] = []
+        var freedMemory: [Int64] = []
+        public init() {}
+    }
+
+    /// `simulate` with the caller's `scratch`.
+    public static func simulate(_ request: PreemptorRequest, in index: PlanningIndex,
+                                policy: PlannerPolicy = PlannerPolicy(), settings: StockSettings = StockSettings(),
+                                first: Set<UInt32> = [], candidates given: AnyIterator<Int>? = nil, mayFit: [Int]? = nil,
+                                scratch: inout Scratch) -> Outcome? {
         let snapshot = index.snapshot
-        let k = request.gpusPerNode
-        var free = index.free
+        if scratch.freedGPUs.count != snapshot.nodes.count {
+            scratch.freedGPUs = Array(repeating: GPUSet(), count: snapshot.nodes.count)
+            scratch.freedCPUs = Array(repeating: 0, count: snapshot.nodes.count)
+            scratch.freedMemory = Array(repeating: 0, count: snapshot.nodes.count)
+        }
+        // The nodes this pass freed GPUs, CPUs or memory on (cleared before each pass and on return).
+        var touchedInPass: [Int] = []
+        defer { for node in touchedInPass { (scratch.freedGPUs[node], scratch.freedCPUs[node], scratch.freedMemory[node]) = (GPUSet(), 0, 0) } }
         func usable(_ node: Int) -> Bool {
             let state = snapshot.nodes[node]
             return state.available && (request.candidateNodes?.contains(state.name) ?? true)
         }
         let socketsOfLayout = index.pickContexts.map { SlurmGPUPick.sockets($0.topology) }
-        // CPUs and memory freed so far on each node (Slurm's test is the whole job's: GPUs,
+        // GPUs, CPUs and memory freed so far on each node (Slurm's test is the whole job's: GPUs,
         // CPUs and memory where they are consumable).
-        var freedCPUs = [Int](repeating: 0, count: snapshot.nodes.count)
-        var freedMemory = [Int64](repeating: 0, count: snapshot.nodes.count)
         func fits(_ node: Int) -> GPUSet? {
-            guard free[node].count >= k,
-                  index.resourcesFit(request, node: node, freedCPUs: freedCPUs[node], freedMemory: freedMemory[node])
-            else { return nil }
-            let layout = index.layoutOfNode[node]
-            let sockets = socketsOfLayout[layout]
-            switch request.shape {
-            case .perNode:
-                return SlurmGPUPick.pickPerNode(index.pickContexts[layout], free: free[node], count: k,
-                                                usedSockets: Set(sockets.prefix(1)))
-            case .perSocket:
-                for socket in sockets {
-                    if let pick = SlurmGPUPick.pickPerSocket(index.pickContexts[layout], free: free[node], count: k,
-                                                             socket: socket) { return pick }
-                }
-                return nil
-            }
+            StockPreemption.pick(request, node: node, in: index, free: index.free[node].union(scratch.freedGPUs[node]),
+                 freedCPUs: scratch.freedCPUs[node], freedMemory: scratch.freedMemory[node], sockets: socketsOfLayout[index.layoutOfNode[node]])
         }
         func outcome(_ node: Int, _ pick: GPUSet, _ victims: [UInt32]) -> Outcome {
             Outcome(node: snapshot.nodes[node].name, victims: victims.sorted(), gpus: pick,
@@ -77,19 +87,18 @@ public enum StockPreemption {
         // next (strict order: the others as they were), and try again; the victims are the
         // removed jobs on the node it fits.
         var passCount = 0
-        var touchedInPass: [Int] = []
         while true {
             // Each pass starts from the snapshot's usage again (the nodes the last one touched).
-            for node in touchedInPass { (free[node], freedCPUs[node], freedMemory[node]) = (index.free[node], 0, 0) }
+            for node in touchedInPass { (scratch.freedGPUs[node], scratch.freedCPUs[node], scratch.freedMemory[node]) = (GPUSet(), 0, 0) }
             touchedInPass.removeAll(keepingCapacity: true)
             var fitted: (position: Int, node: Int, pick: GPUSet)?
             var position = 0
             while fitted == nil, let j = candidate(position) {
                 var touched: [Int] = []
                 for allocation in snapshot.jobs[j].allocations {
-                    free[allocation.node] = free[allocation.node].union(allocation.gpus)
-                    freedCPUs[allocation.node] += allocation.cpus ?? 0
-                    freedMemory[allocation.node] += allocation.memoryMB ?? 0
+                    scratch.freedGPUs[allocation.node] = scratch.freedGPUs[allocation.node].union(allocation.gpus)
+                    scratch.freedCPUs[allocation.node] += allocation.cpus ?? 0
+                    scratch.freedMemory[allocation.node] += allocation.memoryMB ?? 0
                     touched.append(allocation.node)
                 }
                 touchedInPass.append(contentsOf: touched)
@@ -117,6 +126,25 @@ public enum StockPreemption {
             let onNode = { (r: Int) in snapshot.jobs[r].allocations.contains { $0.node == node } }
             let before = order[..<position]
             order = [last] + before.filter(onNode) + before.filter { !onNode($0) } + order[(position + 1)...]
+        }
+    }
+
+    /// The GPUs Slurm's pick gives `request` on `node` with `free` GPUs free there and the CPUs
+    /// and memory freed by the candidates removed, nil when the job does not fit (`sockets`:
+    /// the node layout's sockets, the first one holding the job's core).
+    static func pick(_ request: PreemptorRequest, node: Int, in index: PlanningIndex, free: GPUSet,
+                     freedCPUs: Int, freedMemory: Int64, sockets: [Int]) -> GPUSet? {
+        let k = request.gpusPerNode
+        guard free.count >= k, index.resourcesFit(request, node: node, freedCPUs: freedCPUs, freedMemory: freedMemory) else { return nil }
+        let context = index.pickContexts[index.layoutOfNode[node]]
+        switch request.shape {
+        case .perNode:
+            return SlurmGPUPick.pickPerNode(context, free: free, count: k, usedSockets: Set(sockets.prefix(1)))
+        case .perSocket:
+            for socket in sockets {
+                if let pick = SlurmGPUPick.pickPerSocket(context, free: free, count: k, socket: socket) { return pick }
+            }
+            return nil
         }
     }
 

@@ -10,17 +10,26 @@ struct KeptIndex {
     private(set) var index = PlanningIndex()
     /// Per slot: the trace index of the job there, -1 when free.
     private(set) var jobOfSlot: [Int] = []
-    /// Per slot: how often it was filled (the start log's entries name a filling).
-    private var filling: [UInt32] = []
     private var freeSlots: [Int] = []
-    /// Preemptible jobs by start time, then id (start times never decrease in a replay: a job
-    /// goes at the end, before those of its second with higher ids), entries of jobs gone since
-    /// included until the log is compacted: stock Slurm's candidate order without sorting every
-    /// running job per attempt.
-    private var startLog: [(slot: Int32, filling: UInt32, start: Int64, id: UInt32)] = []
-    private var liveInLog = 0
+    /// The preemptible jobs by start time, then id, as a list through their slots (start times
+    /// never decrease in a replay: a job goes at the end, before those of its second with higher
+    /// ids; a job that ends is unlinked): stock Slurm's candidate order without sorting every
+    /// running job per attempt, and without passing the jobs gone since.
+    private var nextInLog: [Int32] = []
+    private var previousInLog: [Int32] = []
+    private var logHead: Int32 = -1
+    private var logTail: Int32 = -1
     /// Live jobs in the log by priority.
     private var loggedPriorities: [Int: Int] = [:]
+    /// Stock oldest-first's first pass without walking the log (`oldestFirstCandidates`): per
+    /// GPU count asked for, the nodes by the log position (start, id) of the job whose removal
+    /// gives them that many free GPUs (entries of an older version of a node are skipped); the
+    /// nodes changed since; preemptible jobs on several nodes (none: the shortcut holds).
+    private var fitHeaps: [MinHeap<FitKey>?] = []
+    private var fitVersion: [UInt32] = []
+    private var fitChanged: [Int] = []
+    private var isFitChanged: [Bool] = []
+    private var multiNodeJobs = 0
     /// Whether the index gives each node's CPUs and memory and every job's.
     private(set) var resources = false
     private var eligible: [Bool] = []
@@ -32,6 +41,8 @@ struct KeptIndex {
     init(empty: ClusterSnapshot, resources: Bool) throws(SnapshotError) {
         index = try PlanningIndex(empty)
         self.resources = resources
+        fitVersion = Array(repeating: 0, count: empty.nodes.count)
+        isFitChanged = Array(repeating: false, count: empty.nodes.count)
     }
 
     var slotCount: Int { jobOfSlot.count }
@@ -48,25 +59,31 @@ struct KeptIndex {
         } else {
             slot = jobOfSlot.count
             jobOfSlot.append(-1)
-            filling.append(0)
+            nextInLog.append(-1)
+            previousInLog.append(-1)
             index.appendPlaceholders(1)
         }
         jobOfSlot[slot] = j
-        filling[slot] &+= 1
         index.setJob(slot, job)
         index.jobPreemptible[slot] = preemptible
         index.jobPriority[slot] = priority
+        if preemptible, allocations.count > 1 { multiNodeJobs += 1 }
         for allocation in allocations {
+            fitChange(allocation.node)
             var list = index.jobsOnNode[allocation.node]
             let at = list.firstIndex { index.jobID[$0.job] > id } ?? list.count
             list.insert((slot, allocation.gpus), at: at)
             index.jobsOnNode[allocation.node] = list
         }
         if preemptible {
-            var at = startLog.count
-            while at > 0, startLog[at - 1].start == start, startLog[at - 1].id > id { at -= 1 }
-            startLog.insert((Int32(slot), filling[slot], start, id), at: at)
-            liveInLog += 1
+            // After the last job that started earlier, or at the same time with a lower id.
+            var after = logTail
+            while after >= 0, index.jobStart[Int(after)] == start, index.jobID[Int(after)] > id { after = previousInLog[Int(after)] }
+            let before = after >= 0 ? nextInLog[Int(after)] : logHead
+            previousInLog[slot] = after
+            nextInLog[slot] = before
+            if after >= 0 { nextInLog[Int(after)] = Int32(slot) } else { logHead = Int32(slot) }
+            if before >= 0 { previousInLog[Int(before)] = Int32(slot) } else { logTail = Int32(slot) }
             loggedPriorities[priority, default: 0] += 1
         }
         return slot
@@ -75,14 +92,19 @@ struct KeptIndex {
     /// The job in `slot` ends (completed or preempted).
     mutating func remove(slot: Int) {
         guard jobOfSlot.indices.contains(slot), jobOfSlot[slot] >= 0 else { return }
-        for allocation in index.snapshot.jobs[slot].allocations {
+        let allocations = index.snapshot.jobs[slot].allocations
+        if index.jobPreemptible[slot], allocations.count > 1 { multiNodeJobs -= 1 }
+        for allocation in allocations {
+            fitChange(allocation.node)
             index.jobsOnNode[allocation.node].removeAll { $0.job == slot }
         }
         if index.jobPreemptible[slot] {
-            liveInLog -= 1
             let priority = index.jobPriority[slot]
             if let count = loggedPriorities[priority] { loggedPriorities[priority] = count > 1 ? count - 1 : nil }
-            if startLog.count > 2 * liveInLog + 1024 { compactLog() }
+            let after = previousInLog[slot], before = nextInLog[slot]
+            if after >= 0 { nextInLog[Int(after)] = before } else { logHead = before }
+            if before >= 0 { previousInLog[Int(before)] = after } else { logTail = after }
+            (previousInLog[slot], nextInLog[slot]) = (-1, -1)
         }
         jobOfSlot[slot] = -1
         index.setJob(slot, ClusterSnapshot.RunningJob(id: 0, priority: 0, startTime: 0, preemptible: false, allocations: []))
@@ -92,6 +114,7 @@ struct KeptIndex {
     /// A node's GPUs free and held outside the listed jobs (draining victims, a waiting plan),
     /// its free CPUs and memory, and those held outside the listed jobs (a waiting plan's).
     mutating func setNode(_ n: Int, free: GPUSet, other: GPUSet, freeCPUs: Int, freeMemory: Int64) {
+        if index.free[n] != free { fitChange(n) }
         index.free[n] = free
         index.snapshot.nodes[n].otherAllocated = other.isEmpty ? nil : other
         guard resources else { return }
@@ -123,94 +146,172 @@ struct KeptIndex {
     /// `StockPreemption.candidateOrder` sorts from the whole index, from the start log. Oldest
     /// first: by priority, then start, then id; youngest first: by start, latest first, then id.
     mutating func stockOrder(_ request: PreemptorRequest, policy: PlannerPolicy, settings: StockSettings) -> [Int] {
-        Planner.eligibility(request, index: index, policy: policy, into: &eligible)
-        var live: [Int] = []
-        live.reserveCapacity(liveInLog)
-        for entry in startLog {
-            let slot = Int(entry.slot)
-            if jobOfSlot[slot] >= 0, filling[slot] == entry.filling, eligible[slot] { live.append(slot) }
-        }
+        var order: [Int] = []
         switch settings.order {
         case .oldestFirst:
+            Planner.eligibility(request, index: index, policy: policy, into: &eligible)
+            var slot = logHead
+            while slot >= 0 {
+                if eligible[Int(slot)] { order.append(Int(slot)) }
+                slot = nextInLog[Int(slot)]
+            }
             let priority = index.jobPriority
-            if let first = live.first, live.contains(where: { priority[$0] != priority[first] }) {
+            if let first = order.first, order.contains(where: { priority[$0] != priority[first] }) {
                 // Stable: by priority, each priority in start order.
                 var byPriority: [Int: [Int]] = [:]
-                for slot in live { byPriority[priority[slot], default: []].append(slot) }
+                for slot in order { byPriority[priority[slot], default: []].append(slot) }
                 return byPriority.keys.sorted().flatMap { byPriority[$0] ?? [] }
             }
-            return live
         case .youngestFirst:
-            // Latest start first, equal starts still by id.
-            var out: [Int] = []
-            out.reserveCapacity(live.count)
-            var to = live.count
-            while to > 0 {
-                var from = to - 1
-                let start = index.jobStart[live[from]]
-                while from > 0, index.jobStart[live[from - 1]] == start { from -= 1 }
-                out.append(contentsOf: live[from..<to])
-                to = from
-            }
-            return out
+            if let lazy = stockCandidates(request, policy: policy, settings: settings) { order.append(contentsOf: IteratorSequence(lazy)) }
         }
+        return order
     }
 
     /// The same order drawn lazily from the log (a preemption removes the first few candidates
     /// of tens of thousands): oldest first while the eligible jobs have one priority, youngest
     /// first always; nil where `stockOrder` must sort by priority. The index must not change
     /// while it is drawn.
-    mutating func stockCandidates(_ request: PreemptorRequest, policy: PlannerPolicy, settings: StockSettings) -> AnyIterator<Int>? {
-        // Entries of jobs gone at either end are dropped (each once).
-        func live(_ entry: (slot: Int32, filling: UInt32, start: Int64, id: UInt32)) -> Bool {
-            jobOfSlot[Int(entry.slot)] >= 0 && filling[Int(entry.slot)] == entry.filling
-        }
-        while let last = startLog.last, !live(last) { startLog.removeLast() }
-        var head = 0
-        while head < startLog.count, !live(startLog[head]) { head += 1 }
-        if head > 1024 { startLog.removeFirst(head); head = 0 }
-        let log = startLog, slots = jobOfSlot, fillings = filling, index = self.index
-        func eligible(_ entry: (slot: Int32, filling: UInt32, start: Int64, id: UInt32)) -> Bool {
-            let slot = Int(entry.slot)
-            return slots[slot] >= 0 && fillings[slot] == entry.filling && Planner.isEligible(slot, request, index: index, policy: policy)
-        }
+    func stockCandidates(_ request: PreemptorRequest, policy: PlannerPolicy, settings: StockSettings) -> AnyIterator<Int>? {
+        let next = nextInLog, previous = previousInLog, index = self.index
+        func eligible(_ slot: Int32) -> Bool { Planner.isEligible(Int(slot), request, index: index, policy: policy) }
         switch settings.order {
         case .oldestFirst:
             guard loggedPriorities.keys.filter({ $0 < request.priority }).count <= 1 else { return nil }
-            var at = head
+            var at = logHead
             return AnyIterator {
-                while at < log.count {
-                    let entry = log[at]
-                    at += 1
-                    if eligible(entry) { return Int(entry.slot) }
+                while at >= 0 {
+                    let slot = at
+                    at = next[Int(slot)]
+                    if eligible(slot) { return Int(slot) }
                 }
                 return nil
             }
         case .youngestFirst:
             // Latest start first; one start's jobs by id (the log's order inside a start).
-            var end = log.count
+            var end = logTail
             var group: [Int] = []
-            var next = 0
+            var taken = 0
             return AnyIterator {
-                while next == group.count {
-                    guard end > head else { return nil }
-                    var from = end - 1
-                    while from > head, log[from - 1].start == log[end - 1].start { from -= 1 }
+                while taken == group.count {
+                    guard end >= 0 else { return nil }
+                    let start = index.jobStart[Int(end)]
+                    var from = end
+                    while previous[Int(from)] >= 0, index.jobStart[Int(previous[Int(from)])] == start { from = previous[Int(from)] }
                     group.removeAll(keepingCapacity: true)
-                    for entry in log[from..<end] where eligible(entry) { group.append(Int(entry.slot)) }
-                    next = 0
-                    end = from
+                    var slot = from
+                    while true {
+                        if eligible(slot) { group.append(Int(slot)) }
+                        if slot == end { break }
+                        slot = next[Int(slot)]
+                    }
+                    taken = 0
+                    end = previous[Int(from)]
                 }
-                next += 1
-                return group[next - 1]
+                taken += 1
+                return group[taken - 1]
             }
         }
     }
 
-    private mutating func compactLog() {
-        startLog.removeAll { entry in
-            let slot = Int(entry.slot)
-            return jobOfSlot[slot] < 0 || filling[slot] != entry.filling
+    /// Stock oldest-first's candidates for a one-node `request`, shortened where the order
+    /// allows (one eligible priority, no exempt time, no job on several nodes, every node a
+    /// candidate): `_run_now`'s first pass over the whole order stops at the first job whose
+    /// removal lets a node take the job, node X; only X's jobs matter to X, and no node reaches
+    /// the GPUs asked for earlier (the kept positions). So the jobs of X up to that one, then
+    /// the whole order without them, give the same first pass (X fits after the same jobs),
+    /// and the same order for the reorder passes (the last job, X's before it, the others,
+    /// the rest): the same victims. Nil where the shortcut does not hold, or X's pick fails
+    /// there (then an earlier node might fit later in the order): the caller walks the order.
+    mutating func oldestFirstCandidates(_ request: PreemptorRequest, policy: PlannerPolicy) -> AnyIterator<Int>? {
+        let k = request.gpusPerNode
+        guard k > 0, request.nodeCount == 1, request.candidateNodes == nil, request.jobID == UInt32.max,
+              policy.exemptSeconds <= 0, multiNodeJobs == 0, loggedPriorities.count == 1,
+              let priority = loggedPriorities.keys.first, priority < request.priority
+        else { return nil }
+        // Nodes changed since: new positions in every heap kept.
+        if fitHeaps.count <= k { fitHeaps += Array(repeating: nil, count: k + 1 - fitHeaps.count) }
+        for n in fitChanged {
+            isFitChanged[n] = false
+            fitVersion[n] &+= 1
+            let jobs = jobsByPosition(n)
+            for count in fitHeaps.indices where fitHeaps[count] != nil {
+                if let key = fitKey(n, k: count, jobs: jobs) { fitHeaps[count]!.push(key) }
+            }
+        }
+        fitChanged.removeAll(keepingCapacity: true)
+        // A heap is built when first asked for, and again once stale entries outnumber the nodes.
+        for count in fitHeaps.indices where (fitHeaps[count]?.count ?? (count == k ? Int.max : 0)) > 4 * index.free.count + 1024 {
+            var heap = MinHeap<FitKey>()
+            for n in index.free.indices { if let key = fitKey(n, k: count, jobs: jobsByPosition(n)) { heap.push(key) } }
+            fitHeaps[count] = heap
+        }
+        while let top = fitHeaps[k]?.first, top.version != fitVersion[Int(top.node)] { _ = fitHeaps[k]?.pop() }
+        // A node with the GPUs free already did not take the job: Slurm's first pass may end
+        // anywhere.
+        guard let top = fitHeaps[k]?.first, top.start > Int64.min else { return nil }
+        let node = Int(top.node)
+        let jobs = jobsByPosition(node).prefix { (index.jobStart[$0.job], index.jobID[$0.job]) <= (top.start, top.id) }
+        var free = index.free[node]
+        var cpus = 0
+        var memory: Int64 = 0
+        for (j, gpus) in jobs {
+            let held = index.resources(ofJob: j, onNode: node)
+            free = free.union(gpus)
+            (cpus, memory) = (cpus + held.cpus, memory + held.memory)
+        }
+        guard StockPreemption.pick(request, node: node, in: index, free: free, freedCPUs: cpus, freedMemory: memory,
+                                   sockets: SlurmGPUPick.sockets(index.topology(ofNode: node))) != nil
+        else { return nil }
+        let first = jobs.map(\.job), next = nextInLog
+        var at = 0
+        var slot = logHead
+        return AnyIterator {
+            if at < first.count {
+                at += 1
+                return first[at - 1]
+            }
+            while slot >= 0 {
+                let candidate = Int(slot)
+                slot = next[candidate]
+                if !first.contains(candidate) { return candidate }
+            }
+            return nil
         }
     }
+
+    /// Node `n`'s preemptible jobs and their GPUs there by log position (start, then id).
+    private func jobsByPosition(_ n: Int) -> [(job: Int, gpus: GPUSet)] {
+        index.jobsOnNode[n].filter { index.jobPreemptible[$0.job] }
+            .sorted { (index.jobStart[$0.job], index.jobID[$0.job]) < (index.jobStart[$1.job], index.jobID[$1.job]) }
+    }
+
+    /// Where node `n` (available) first has `k` GPUs free as its `jobs` (`jobsByPosition`) are
+    /// removed oldest first: the position of that job; nil when never.
+    private func fitKey(_ n: Int, k: Int, jobs: [(job: Int, gpus: GPUSet)]) -> FitKey? {
+        guard index.snapshot.nodes[n].available else { return nil }
+        var free = index.free[n]
+        guard free.count < k else { return FitKey(start: Int64.min, id: 0, node: Int32(n), version: fitVersion[n]) }
+        for (j, gpus) in jobs {
+            free = free.union(gpus)
+            if free.count >= k { return FitKey(start: index.jobStart[j], id: index.jobID[j], node: Int32(n), version: fitVersion[n]) }
+        }
+        return nil
+    }
+
+    private mutating func fitChange(_ n: Int) {
+        guard isFitChanged.indices.contains(n), !isFitChanged[n] else { return }
+        isFitChanged[n] = true
+        fitChanged.append(n)
+    }
+}
+
+/// A node's position in `KeptIndex.fitHeaps`.
+struct FitKey: Comparable, Sendable {
+    var start: Int64
+    var id: UInt32
+    var node: Int32
+    var version: UInt32
+    static func < (a: FitKey, b: FitKey) -> Bool { (a.start, a.id, a.node) < (b.start, b.id, b.node) }
+    static func == (a: FitKey, b: FitKey) -> Bool { (a.start, a.id, a.node, a.version) == (b.start, b.id, b.node, b.version) }
 }

@@ -301,18 +301,19 @@ public struct Simulator {
     var socketGPUs = Int.max
     /// The planning index kept between preemption attempts (`KeptIndex`); whether it gives
     /// CPUs and memory (stock Slurm and the oracle see them, the planner as `plannerView`
-    /// says); the nodes changed since the last attempt; the planner's arrays over all nodes
-    /// and jobs.
+    /// says); the nodes changed since the last attempt; the planner's and the stock model's
+    /// arrays over all nodes and jobs.
     var kept = KeptIndex()
     var keptResources = false
     var dirtyNodes: [Int] = []
     var isDirty: [Bool] = []
     var plannerScratch = PlannerScratch()
+    var stockScratch = StockPreemption.Scratch()
+    /// The stock model never reads the jobs' work (its order is by priority and start time).
+    var policyIgnoresWork: Bool { policy.stockSettings != nil }
     /// Tests: compare the kept index with a snapshot of the whole state at every attempt, and
     /// the differences found.
     var verifyKeptIndex = false
-    /// The stock model never reads the jobs' work (its order is by priority and start time).
-    var policyIgnoresWork: Bool { policy.stockSettings != nil }
     var keptIndexMismatches: [String] = []
 
     // Jobs
@@ -859,12 +860,21 @@ public struct Simulator {
         switch policy {
         case .stock, .stockShaped, .stockYoungest, .stockShapedYoungest:
             let settings = policy.stockSettings ?? StockSettings()
-            let order = stockCandidates(request, settings: settings)
             var mayFit: [Int] = []
             for count in min(job.gpus, byFree.count)..<byFree.count { mayFit.append(contentsOf: byFree[count]) }
             mayFit.sort()
-            guard let outcome = StockPreemption.simulate(request, in: kept.index, settings: settings, candidates: order, mayFit: mayFit),
-                  let node = kept.index.nodeByName[outcome.node] else { return false }
+            // Oldest first, the order shortened to the node that first fits where it can be
+            // (checked against the whole order when verifying).
+            let shortened = settings.order == .oldestFirst && mayFit.isEmpty ? kept.oldestFirstCandidates(request, policy: PlannerPolicy()) : nil
+            let order = shortened ?? stockCandidates(request, settings: settings)
+            let outcome = StockPreemption.simulate(request, in: kept.index, settings: settings, candidates: order, mayFit: mayFit,
+                                                   scratch: &stockScratch)
+            if verifyKeptIndex, shortened != nil,
+               outcome != StockPreemption.simulate(request, in: kept.index, settings: settings,
+                                                   candidates: stockCandidates(request, settings: settings), mayFit: mayFit) {
+                keptIndexMismatches.append("shortened stock order (\(settings.name)) at \(now)")
+            }
+            guard let outcome, let node = kept.index.nodeByName[outcome.node] else { return false }
             victims = outcome.victims
             target = (node, outcome.gpus)
         case .oracle:
