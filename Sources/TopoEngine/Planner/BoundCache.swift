@@ -57,7 +57,10 @@ struct BoundCache: Sendable {
         }
     }
 
-    private(set) var classes: [Key: Kept] = [:]
+    /// The request classes' bounds, and where each class's are (an array, so that an
+    /// invalidation updates each class in place).
+    private(set) var classes: [Kept] = []
+    private var classOfKey: [Key: Int] = [:]
     /// Per node: the position of its name in name order (the search's tiebreak).
     private var nameRank: [Int32] = []
 
@@ -65,7 +68,7 @@ struct BoundCache: Sendable {
 
     /// `n`'s jobs, GPUs or resources changed: its bound is computed again when next needed.
     mutating func invalidate(_ n: Int) {
-        for key in classes.keys { classes[key]?.invalidate(n) }
+        for c in classes.indices { classes[c].invalidate(n) }
     }
 
     static func keys(_ bound: Planner.CostBound, order: [CostCriterion]) -> (Int64, Int64, Int64, Int64) {
@@ -87,15 +90,26 @@ struct BoundCache: Sendable {
         let nodes = index.snapshot.nodes.count
         let time = index.snapshot.time
         if nameRank.count != nodes {
-            classes = [:]
+            classes = []
+            classOfKey = [:]
             nameRank = Array(repeating: 0, count: nodes)
             for (rank, n) in (0..<nodes).sorted(by: { index.snapshot.nodes[$0].name < index.snapshot.nodes[$1].name }).enumerated() {
                 nameRank[n] = Int32(rank)
             }
         }
         let key = Key(level: level, k: request.gpusPerNode, priority: request.priority, jobID: request.jobID, order: policy.order)
-        var kept = classes.removeValue(forKey: key) ?? Kept(nodes: nodes)
-        defer { classes[key] = kept }
+        let c: Int
+        if let known = classOfKey[key] {
+            c = known
+        } else {
+            c = classes.count
+            classes.append(Kept(nodes: nodes))
+            classOfKey[key] = c
+        }
+        // Moved out while searched (no copy), back on return.
+        var kept = classes[c]
+        classes[c] = Kept(nodes: 0)
+        defer { classes[c] = kept }
         if time < kept.time { kept = Kept(nodes: nodes) }
         kept.time = time
         var items: [(priority: Int, gain: Int, work: Int64)] = []

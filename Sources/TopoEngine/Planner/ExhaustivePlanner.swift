@@ -56,7 +56,7 @@ public enum ExhaustivePlanner {
                 if request.mode == .guaranteed && level > request.level { continue }
                 let victims = chosen.map { jobs[$0].job }
                 let cost = PlanCost(maxPriority: victims.map { index.jobPriority[$0] }.max(), victims: victims.count,
-                                    gpuSeconds: victims.reduce(0) { $0 &+ index.work[$1] },
+                                    gpuSeconds: victims.reduce(0) { $0 &+ index.work(of: $1) },
                                     collateral: max(0, victims.reduce(0) { $0 + index.jobGPUs[$1] } - max(0, k - free.count)),
                                     victimIDs: victims.map { index.jobID[$0] }.sorted())
                 let choice = Choice(node: node, victims: cost.victimIDs, gpus: pick, level: level, cost: cost)

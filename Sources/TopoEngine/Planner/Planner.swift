@@ -225,8 +225,6 @@ public struct PlanningIndex: Sendable {
     var freeMemory: [Int64]
     /// Per node: (job index, GPUs on this node).
     var jobsOnNode: [[(job: Int, gpus: GPUSet)]]
-    /// Per job: GPU-seconds run so far (all nodes).
-    var work: [Int64]
     var nodeByName: [String: Int]
     /// Per layout: affinity groups and the pick model's tables.
     var tables: [AffinityTable]
@@ -288,8 +286,6 @@ public struct PlanningIndex: Sendable {
             freeMemory.append(node.memoryMB.map { $0 - (node.otherMemoryMB ?? 0) } ?? Int64.max)
         }
         var jobsOnNode = Array(repeating: [(job: Int, gpus: GPUSet)](), count: snapshot.nodes.count)
-        var work: [Int64] = []
-        work.reserveCapacity(snapshot.jobs.count)
         for (j, job) in snapshot.jobs.enumerated() {
             for allocation in job.allocations {
                 guard snapshot.nodes.indices.contains(allocation.node) else {
@@ -311,16 +307,10 @@ public struct PlanningIndex: Sendable {
                 if freeCPUs[allocation.node] != Int.max { freeCPUs[allocation.node] -= allocation.cpus ?? 0 }
                 if freeMemory[allocation.node] != Int64.max { freeMemory[allocation.node] -= allocation.memoryMB ?? 0 }
             }
-            let seconds = Planner.age(at: snapshot.time, since: job.startTime)
-            // Capped at 2^40 GPU-seconds (35,000 GPU-years) so that sums over any plan stay far
-            // from overflow whatever times a snapshot carries.
-            let (product, overflow) = Int64(job.gpuCount).multipliedReportingOverflow(by: seconds)
-            work.append(overflow ? Self.maxWork : min(product, Self.maxWork))
         }
         self.topologies = topologies
         self.free = snapshot.nodes.indices.map { GPUSet.first(topologies[snapshot.nodes[$0].layout].gpuCount).subtracting(allocated[$0]) }
         self.jobsOnNode = jobsOnNode
-        self.work = work
         self.nodeByName = nodeByName
         self.freeCPUs = freeCPUs
         self.freeMemory = freeMemory
@@ -331,7 +321,17 @@ public struct PlanningIndex: Sendable {
         snapshot = ClusterSnapshot(layouts: [], nodes: [], jobs: [], time: 0)
         (topologies, tables, pickContexts, groupMasks) = ([], [], [], [])
         (free, freeCPUs, freeMemory, jobsOnNode, layoutOfNode, nodeByName) = ([], [], [], [], [], [:])
-        (work, jobPriority, jobStart, jobPreemptible, jobID, jobGPUs) = ([], [], [], [], [], [])
+        (jobPriority, jobStart, jobPreemptible, jobID, jobGPUs) = ([], [], [], [], [])
+    }
+
+    /// Job `j`'s GPU-seconds run so far (all nodes) at the snapshot's time, computed when read
+    /// (an index kept from plan to plan need not bring every job's up to date): capped at 2^40
+    /// GPU-seconds (35,000 GPU-years) so that sums over any plan stay far from overflow
+    /// whatever times a snapshot carries.
+    @inline(__always)
+    func work(of j: Int) -> Int64 {
+        let (product, overflow) = Int64(jobGPUs[j]).multipliedReportingOverflow(by: Planner.age(at: snapshot.time, since: jobStart[j]))
+        return overflow ? Self.maxWork : min(product, Self.maxWork)
     }
 
     static let maxWork: Int64 = 1 << 40
@@ -365,7 +365,32 @@ public struct PlannerScratch: Sendable {
     var bounded: [(bound: Planner.CostBound, node: Int)] = []
     /// Node bounds kept between plans (`BoundCache`), by a caller that invalidates changed nodes.
     var bounds: BoundCache?
+    /// Eligibility kept between plans of one preemptor class (priority, job id; no exempt
+    /// time), by a caller that names every job slot that changed (`jobChanged`): only those are
+    /// judged again. Off unless `keepsEligibility` (the simulator).
+    var keepsEligibility = false
+    private var eligibleClass: (priority: Int, jobID: UInt32?)?
+    private var changedJobs: [Int] = []
     public init() {}
+
+    /// Job slot `j` of the caller's index holds another job (or none) since the last plan.
+    mutating func jobChanged(_ j: Int) {
+        if keepsEligibility, eligibleClass != nil { changedJobs.append(j) }
+    }
+
+    /// `Planner.eligibility` into `eligible`, from the kept one where it holds.
+    mutating func eligibility(_ request: PreemptorRequest, index: PlanningIndex, policy: PlannerPolicy, into eligible: inout [Bool]) {
+        guard keepsEligibility, policy.exemptSeconds == 0, let kept = eligibleClass, kept == (request.priority, request.jobID),
+              eligible.count == index.jobID.count
+        else {
+            Planner.eligibility(request, index: index, policy: policy, into: &eligible)
+            eligibleClass = keepsEligibility && policy.exemptSeconds == 0 ? (request.priority, request.jobID) : nil
+            changedJobs.removeAll(keepingCapacity: true)
+            return
+        }
+        for j in changedJobs where eligible.indices.contains(j) { eligible[j] = Planner.isEligible(j, request, index: index, policy: policy) }
+        changedJobs.removeAll(keepingCapacity: true)
+    }
 }
 
 /// Chooses victims so that the GPUs they free give the preemptor an aligned group, at the
@@ -390,7 +415,7 @@ public enum Planner {
         var eligible = scratch.eligible, candidates = scratch.candidates, bounded = scratch.bounded
         (scratch.eligible, scratch.candidates, scratch.bounded) = ([], [], [])
         defer { (scratch.eligible, scratch.candidates, scratch.bounded) = (eligible, candidates, bounded) }
-        eligibility(request, index: index, policy: policy, into: &eligible)
+        scratch.eligibility(request, index: index, policy: policy, into: &eligible)
         candidates.removeAll(keepingCapacity: true)
         for node in snapshot.nodes.indices where snapshot.nodes[node].available {
             let candidate: Bool
@@ -928,7 +953,7 @@ public enum Planner {
             for entry in index.jobsOnNode[node] where eligible[entry.job] {
                 let gain = entry.gpus.intersection(group).count
                 guard gain > 0 else { continue }
-                items.append((index.jobPriority[entry.job], gain, index.work[entry.job]))
+                items.append((index.jobPriority[entry.job], gain, index.work(of: entry.job)))
                 available += gain
             }
             guard available >= need else { continue }
@@ -1016,7 +1041,7 @@ public enum Planner {
             jobs.sort { a, b in
                 let pa = index.jobPriority[a.job], pb = index.jobPriority[b.job]
                 if pa != pb { return pa < pb }
-                if index.work[a.job] != index.work[b.job] { return index.work[a.job] < index.work[b.job] }
+                if index.work(of: a.job) != index.work(of: b.job) { return index.work(of: a.job) < index.work(of: b.job) }
                 return index.jobID[a.job] < index.jobID[b.job]
             }
             jobs = Array(jobs.prefix(policy.maxCandidatesPerNode))
@@ -1098,7 +1123,7 @@ public enum Planner {
             let saved = (maxPriority, seconds, gpus, cpus, memory)
             chosen.append(position)
             maxPriority = max(maxPriority ?? Int.min, index.jobPriority[job])
-            seconds = seconds &+ index.work[job]
+            seconds = seconds &+ index.work(of: job)
             gpus += index.jobGPUs[job]
             if constrained {
                 cpus += held[position].cpus

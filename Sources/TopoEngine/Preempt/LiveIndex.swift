@@ -172,7 +172,7 @@ struct LiveIndex {
 
     /// The jobs in this decision's terms: `fill` writes each slot's base priority and whether
     /// the base policy lets this preemptor preempt it (arrays of one entry per slot); work is
-    /// computed at `time`.
+    /// that at `time`.
     mutating func prepare(time: Int64, fill: (_ basePriorities: inout [Int], _ eligible: inout [Bool]) -> Void) {
         index.snapshot.time = max(time, 0)
         // Taken out while filled, so that they are written in place.
@@ -185,7 +185,7 @@ struct LiveIndex {
         if flags.count != slots.count { flags = Array(repeating: false, count: slots.count) }
         index.jobPriority = priorities
         eligible = flags
-        index.setEligibility(flags, time: max(time, 0))
+        index.setEligibility(flags)
     }
 
     /// Slots by job id.
@@ -285,7 +285,6 @@ extension PlanningIndex {
         jobGPUs[j] = job.gpuCount
         jobPreemptible[j] = false
         jobPriority[j] = 0
-        work[j] = 0
     }
 
     mutating func truncateJobs(to count: Int) {
@@ -297,7 +296,6 @@ extension PlanningIndex {
         jobGPUs.removeLast(drop)
         jobPreemptible.removeLast(drop)
         jobPriority.removeLast(drop)
-        work.removeLast(drop)
     }
 
     mutating func appendPlaceholders(_ count: Int) {
@@ -308,7 +306,6 @@ extension PlanningIndex {
         jobGPUs.append(contentsOf: repeatElement(0, count: count))
         jobPreemptible.append(contentsOf: repeatElement(false, count: count))
         jobPriority.append(contentsOf: repeatElement(0, count: count))
-        work.append(contentsOf: repeatElement(0, count: count))
     }
 
     /// A node's state from its jobs: what `init` derives for it.
@@ -321,18 +318,11 @@ extension PlanningIndex {
         jobsOnNode[n] = jobs
     }
 
-    /// Per job: preemptible when eligible and planned, work at `time` (as `init` computes it).
-    mutating func setEligibility(_ eligible: [Bool], time: Int64) {
+    /// Per job: preemptible when eligible and planned (its work follows the snapshot's time:
+    /// `work(of:)`).
+    mutating func setEligibility(_ eligible: [Bool]) {
         for j in 0..<min(eligible.count, jobID.count) {
-            let gpus = jobGPUs[j]
-            jobPreemptible[j] = eligible[j] && gpus > 0
-            if gpus == 0 {
-                work[j] = 0
-                continue
-            }
-            let seconds = Planner.age(at: time, since: jobStart[j])
-            let (product, overflow) = Int64(gpus).multipliedReportingOverflow(by: seconds)
-            work[j] = overflow ? Self.maxWork : min(product, Self.maxWork)
+            jobPreemptible[j] = eligible[j] && jobGPUs[j] > 0
         }
     }
 }

@@ -1,7 +1,7 @@
 /// The planning index the simulator keeps from one preemption attempt to the next, as
 /// preempt/topo_aware keeps its own inside slurmctld (`LiveIndex`): running jobs hold slots
 /// (reused once free), a start or an end changes the slot and its nodes only, and an attempt
-/// brings the dirty nodes and the work of each job up to date. It stands for the snapshot the
+/// brings the dirty nodes and the time up to date (a job's work is computed when read). It stands for the snapshot the
 /// simulator built per attempt before (`Simulator.snapshotNow`): the planner, the stock model and
 /// the oracle see the same nodes, jobs and ids (a job's id is its trace index + 1), and each
 /// node's jobs in id order, as they were listed in that snapshot (checked at every attempt by
@@ -131,15 +131,9 @@ struct KeptIndex {
         if let memory = index.snapshot.nodes[n].memoryMB { index.snapshot.nodes[n].otherMemoryMB = memory - freeMemory - listedMemory }
     }
 
-    /// The index as of `time`: each job's work so far (`work` false: left as it was, for a
-    /// caller that does not read it: the stock model).
-    mutating func prepare(time: Int64, work: Bool = true) {
+    /// The index as of `time` (each job's work follows: `PlanningIndex.work(of:)`).
+    mutating func prepare(time: Int64) {
         index.snapshot.time = time
-        guard work else { return }
-        for slot in jobOfSlot.indices where jobOfSlot[slot] >= 0 {
-            let (product, overflow) = Int64(index.jobGPUs[slot]).multipliedReportingOverflow(by: Planner.age(at: time, since: index.jobStart[slot]))
-            index.work[slot] = overflow ? PlanningIndex.maxWork : min(product, PlanningIndex.maxWork)
-        }
     }
 
     /// Stock Slurm's candidates for `request`, in `slurm_find_preemptable_jobs`'s order: what

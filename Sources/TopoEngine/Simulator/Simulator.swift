@@ -309,8 +309,6 @@ public struct Simulator {
     var isDirty: [Bool] = []
     var plannerScratch = PlannerScratch()
     var stockScratch = StockPreemption.Scratch()
-    /// The stock model never reads the jobs' work (its order is by priority and start time).
-    var policyIgnoresWork: Bool { policy.stockSettings != nil }
     /// Tests: compare the kept index with a snapshot of the whole state at every attempt, and
     /// the differences found.
     var verifyKeptIndex = false
@@ -478,8 +476,12 @@ public struct Simulator {
         }
         keptResources = resourcesBind && (policy.stockSettings != nil || policy == .oracle || setup.plannerView == .full)
         kept = try KeptIndex(empty: snapshotNow(0, resources: keptResources), resources: keptResources)
-        // Node bounds kept between plans: every node a candidate, no exempt time, time forward.
-        if policy == .topoGuaranteed || policy == .topoBestEffort { plannerScratch.bounds = BoundCache() }
+        // Node bounds and eligibility kept between plans: every node a candidate, no exempt
+        // time, time forward.
+        if policy == .topoGuaranteed || policy == .topoBestEffort {
+            plannerScratch.bounds = BoundCache()
+            plannerScratch.keepsEligibility = true
+        }
         isDirty = Array(repeating: false, count: free.count)
         serial = Array(repeating: 0, count: jobs.count)
         if zip(jobs, jobs.dropFirst()).contains(where: { $0.submit > $1.submit }) {
@@ -634,6 +636,7 @@ public struct Simulator {
                 : ClusterSnapshot.RunningJob.Allocation(node: part.node, gpus: part.gpus)
         }
         let slot = kept.add(job: j, priority: jobs[j].priority, start: now, preemptible: jobs[j].kind == .batch, allocations: allocations)
+        plannerScratch.jobChanged(slot)
         running[j] = Run(part: first, start: now, serial: Int(serial[j]), gpuCount: parts.reduce(0) { $0 + $1.gpus.count }, slot: slot)
         if parts.count > 1 { moreParts[j] = Array(parts.dropFirst()) }
         push(now + max(1, jobs[j].duration), .completion, j, serial: Int(serial[j]))
@@ -657,6 +660,7 @@ public struct Simulator {
         running[j] = nil
         moreParts[j] = nil
         kept.remove(slot: run.slot)
+        plannerScratch.jobChanged(run.slot)
         for part in all {
             inUse[part.node] = inUse[part.node].subtracting(part.gpus)
             if releasing { setFree(part.node, free[part.node].union(part.gpus)) }
@@ -1076,7 +1080,7 @@ public struct Simulator {
             kept.setNode(n, free: free[n], other: draining[n].union(held[n]), freeCPUs: freeCoreTotal[n], freeMemory: freeMemory[n])
         }
         dirtyNodes.removeAll(keepingCapacity: true)
-        kept.prepare(time: now, work: !policyIgnoresWork)
+        kept.prepare(time: now)
         if verifyKeptIndex, let difference = keptIndexDifference(now) { keptIndexMismatches.append(difference) }
     }
 
@@ -1122,7 +1126,7 @@ public struct Simulator {
             if listed != expected { return "\(name) at \(now): jobs \(listed) against \(expected)" }
             for (entry, other) in zip(index.jobsOnNode[n], whole.jobsOnNode[n]) {
                 let (a, b) = (entry.job, other.job)
-                if index.snapshot.jobs[a] != whole.snapshot.jobs[b] || (!policyIgnoresWork && index.work[a] != whole.work[b])
+                if index.snapshot.jobs[a] != whole.snapshot.jobs[b] || index.work(of: a) != whole.work(of: b)
                     || index.jobPriority[a] != whole.jobPriority[b]
                     || index.jobStart[a] != whole.jobStart[b] || index.jobPreemptible[a] != whole.jobPreemptible[b] || index.jobGPUs[a] != whole.jobGPUs[b] {
                     return "job \(whole.jobID[b]) at \(now)"
