@@ -430,4 +430,24 @@ import Testing
         while let v = heap.pop() { out.append(v) }
         #expect(out == values.sorted())
     }
+
+    /// Pushes and pops interleaved (the simulator's use): each pop the least of what is in.
+    @Test func heapInterleaved() {
+        var heap = MinHeap<Int>()
+        var reference: [Int] = []
+        var rng = SplitMix64(seed: 11)
+        for step in 0..<5000 {
+            if rng.next() % 3 == 0 {
+                let expected = reference.min()
+                if let expected { reference.remove(at: reference.firstIndex(of: expected)!) }
+                #expect(heap.pop() == expected, "step \(step)")
+            } else {
+                let v = Int(rng.next() % 500)
+                heap.push(v)
+                reference.append(v)
+            }
+            #expect(heap.count == reference.count)
+            #expect(heap.first == reference.min())
+        }
+    }
 }

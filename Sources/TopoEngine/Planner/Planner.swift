@@ -239,6 +239,9 @@ public struct PlanningIndex: Sendable {
     var jobPreemptible: [Bool]
     var jobID: [UInt32]
     var jobGPUs: [Int]
+    /// Nodes not available (kept with `snapshot.nodes[n].available`: `setNode`), so that a plan
+    /// knows without walking the nodes that every node is a candidate.
+    private(set) var unavailableNodes = 0
 
     public init(_ snapshot: ClusterSnapshot) throws(SnapshotError) {
         self.snapshot = snapshot
@@ -314,6 +317,14 @@ public struct PlanningIndex: Sendable {
         self.nodeByName = nodeByName
         self.freeCPUs = freeCPUs
         self.freeMemory = freeMemory
+        unavailableNodes = snapshot.nodes.count(where: { !$0.available })
+    }
+
+    /// Node `n` available or not (the count kept with it).
+    mutating func setAvailable(_ n: Int, _ available: Bool) {
+        guard snapshot.nodes[n].available != available else { return }
+        snapshot.nodes[n].available = available
+        unavailableNodes += available ? -1 : 1
     }
 
     /// An index of no nodes and no jobs: a placeholder until a cluster's is built.
@@ -381,7 +392,7 @@ public struct PlannerScratch: Sendable {
     /// `Planner.eligibility` into `eligible`, from the kept one where it holds.
     mutating func eligibility(_ request: PreemptorRequest, index: PlanningIndex, policy: PlannerPolicy, into eligible: inout [Bool]) {
         guard keepsEligibility, policy.exemptSeconds == 0, let kept = eligibleClass, kept == (request.priority, request.jobID),
-              eligible.count == index.jobID.count
+              eligible.count <= index.jobID.count
         else {
             Planner.eligibility(request, index: index, policy: policy, into: &eligible)
             eligibleClass = keepsEligibility && policy.exemptSeconds == 0 ? (request.priority, request.jobID) : nil
@@ -390,6 +401,8 @@ public struct PlannerScratch: Sendable {
         }
         for j in changedJobs where eligible.indices.contains(j) { eligible[j] = Planner.isEligible(j, request, index: index, policy: policy) }
         changedJobs.removeAll(keepingCapacity: true)
+        // Slots added since (the index grew): judged now.
+        for j in eligible.count..<index.jobID.count { eligible.append(Planner.isEligible(j, request, index: index, policy: policy)) }
     }
 }
 
@@ -417,16 +430,28 @@ public enum Planner {
         defer { (scratch.eligible, scratch.candidates, scratch.bounded) = (eligible, candidates, bounded) }
         scratch.eligibility(request, index: index, policy: policy, into: &eligible)
         candidates.removeAll(keepingCapacity: true)
-        for node in snapshot.nodes.indices where snapshot.nodes[node].available {
-            let candidate: Bool
-            if let mask = request.candidateMask {
-                candidate = mask.indices.contains(node) && mask[node]
-            } else {
-                candidate = request.candidateNodes?.contains(snapshot.nodes[node].name) ?? true
+        // A single-node job unnamed, with every node of the cluster a candidate, planned from
+        // the kept bounds: those need no list of the candidates, so none is built (a plan's
+        // work then does not grow with the cluster).
+        let keptBounds = request.nodeCount == 1 && request.requiredNodes.isEmpty && policy.exemptSeconds == 0
+            && request.candidateMask == nil && request.candidateNodes == nil && index.unavailableNodes == 0
+            && !snapshot.nodes.isEmpty && scratch.bounds != nil
+        if !keptBounds {
+            for node in snapshot.nodes.indices where snapshot.nodes[node].available {
+                let candidate: Bool
+                if let mask = request.candidateMask {
+                    candidate = mask.indices.contains(node) && mask[node]
+                } else {
+                    candidate = request.candidateNodes?.contains(snapshot.nodes[node].name) ?? true
+                }
+                if candidate { candidates.append(node) }
             }
-            if candidate { candidates.append(node) }
         }
-        guard !candidates.isEmpty else {
+        let candidateCount = keptBounds ? snapshot.nodes.count : candidates.count
+        func anyCandidate(_ test: (Int) -> Bool) -> Bool {
+            keptBounds ? snapshot.nodes.indices.contains(where: test) : candidates.contains(where: test)
+        }
+        guard candidateCount > 0 else {
             return .noPlan(code: .noCandidateNodes, reason: "no available node is a candidate for the job")
         }
         // Nodes named by -w: each in the plan, the rest chosen. As many as the job's nodes: they
@@ -520,7 +545,7 @@ public enum Planner {
             }
             guard spanAllowed else { continue }
             let chosen: [NodePlan], searched: Int
-            if request.nodeCount == 1, required.isEmpty, policy.exemptSeconds == 0, candidates.count == snapshot.nodes.count,
+            if keptBounds || (request.nodeCount == 1 && required.isEmpty && policy.exemptSeconds == 0 && candidates.count == snapshot.nodes.count),
                var kept = scratch.bounds {
                 // The kept bounds (every node a candidate, eligibility fixed between plans).
                 scratch.bounds = nil
@@ -528,10 +553,11 @@ public enum Planner {
                 scratch.bounds = kept
             } else {
                 (chosen, searched) = searchNodes(level: level, request: request, index: index, eligible: eligible,
-                                                 candidates: candidates, required: required, policy: policy, bounded: &bounded)
+                                                 candidates: keptBounds ? Array(snapshot.nodes.indices) : candidates,
+                                                 required: required, policy: policy, bounded: &bounded)
             }
             if chosen.count >= request.nodeCount {
-                var plan = assemble(chosen, request: request, index: index, candidates: candidates.count, searched: searched)
+                var plan = assemble(chosen, request: request, index: index, candidates: candidateCount, searched: searched)
                 if let grouping = groupings.first {
                     let kind = grouping.kind
                     plan.domain = NodeDomain(kind: kind, name: nil)
@@ -577,11 +603,11 @@ public enum Planner {
         let whose = request.priority == Int.max ? "jobs it may preempt" : "jobs of priority below \(request.priority)"
         let whereTo = request.shape == .perSocket ? " on one socket" : ""
         var with: [String] = []
-        if candidates.contains(where: { index.freeCPUs[$0] != Int.max }) { with.append("\(request.cpusPerNode) CPUs") }
-        if candidates.contains(where: { index.freeMemory[$0] != Int64.max }) { with.append("\(request.memoryPerNode) MB of memory") }
+        if anyCandidate({ index.freeCPUs[$0] != Int.max }) { with.append("\(request.cpusPerNode) CPUs") }
+        if anyCandidate({ index.freeMemory[$0] != Int64.max }) { with.append("\(request.memoryPerNode) MB of memory") }
         let resources = with.isEmpty ? "" : " and \(with.joined(separator: " and "))"
         return .noPlan(code: .notEnoughPreemptible,
-                       reason: "fewer than \(request.nodeCount) of \(candidates.count) candidate node(s) can free \(request.gpusPerNode) GPUs\(whereTo)\(resources) from \(whose)")
+                       reason: "fewer than \(request.nodeCount) of \(candidateCount) candidate node(s) can free \(request.gpusPerNode) GPUs\(whereTo)\(resources) from \(whose)")
     }
 
     /// Nodes in the largest block (leaf switch) of the cluster, available or not.

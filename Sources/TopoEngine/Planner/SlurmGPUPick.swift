@@ -33,6 +33,8 @@ public enum SlurmGPUPick {
         let links: [[Int]]
         let socketOf: [Int?]
         let socketCount: Int
+        /// The sockets of the node's GPUs, in order (`SlurmGPUPick.sockets`), kept with it.
+        public let sockets: [Int]
         public let topology: NodeTopology
         public let model: GPUPickModel
 
@@ -42,6 +44,7 @@ public enum SlurmGPUPick {
             links = topology.paths.map { $0.map(\.gresLinkCount) }
             socketOf = topology.gpus.map(\.socket)
             socketCount = (socketOf.compactMap { $0 }.max() ?? -1) + 1
+            sockets = SlurmGPUPick.sockets(topology)
         }
     }
 

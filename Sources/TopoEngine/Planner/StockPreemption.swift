@@ -58,12 +58,11 @@ public enum StockPreemption {
             let state = snapshot.nodes[node]
             return state.available && (request.candidateNodes?.contains(state.name) ?? true)
         }
-        let socketsOfLayout = index.pickContexts.map { SlurmGPUPick.sockets($0.topology) }
         // GPUs, CPUs and memory freed so far on each node (Slurm's test is the whole job's: GPUs,
         // CPUs and memory where they are consumable).
         func fits(_ node: Int) -> GPUSet? {
             StockPreemption.pick(request, node: node, in: index, free: index.free[node].union(scratch.freedGPUs[node]),
-                 freedCPUs: scratch.freedCPUs[node], freedMemory: scratch.freedMemory[node], sockets: socketsOfLayout[index.layoutOfNode[node]])
+                 freedCPUs: scratch.freedCPUs[node], freedMemory: scratch.freedMemory[node], sockets: index.pickContexts[index.layoutOfNode[node]].sockets)
         }
         func outcome(_ node: Int, _ pick: GPUSet, _ victims: [UInt32]) -> Outcome {
             Outcome(node: snapshot.nodes[node].name, victims: victims.sorted(), gpus: pick,
@@ -245,7 +244,7 @@ public enum StockPreemption {
                   index.resourcesFit(request, node: node, freedCPUs: freedCPUs[node], freedMemory: freedMemory[node])
             else { return nil }
             let layout = index.layoutOfNode[node]
-            let sockets = SlurmGPUPick.sockets(index.pickContexts[layout].topology)
+            let sockets = index.pickContexts[layout].sockets
             switch request.shape {
             case .perNode:
                 return SlurmGPUPick.pickPerNode(index.pickContexts[layout], free: free, count: k, usedSockets: Set(sockets.prefix(1)))
@@ -352,7 +351,7 @@ public enum StockPreemption {
         let layout = index.layoutOfNode[node]
         let context = index.pickContexts[layout]
         var picks: [Int: GPUSet] = [:]
-        for socket in SlurmGPUPick.sockets(context.topology) {
+        for socket in context.sockets {
             picks[socket] = SlurmGPUPick.pickPerNode(context, free: free, count: request.gpusPerNode, usedSockets: [socket])
         }
         return picks

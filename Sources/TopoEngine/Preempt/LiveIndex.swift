@@ -310,7 +310,7 @@ extension PlanningIndex {
 
     /// A node's state from its jobs: what `init` derives for it.
     mutating func setNode(_ n: Int, available: Bool, otherAllocated: GPUSet, jobs: [(job: Int, gpus: GPUSet)]) {
-        snapshot.nodes[n].available = available
+        setAvailable(n, available)
         snapshot.nodes[n].otherAllocated = otherAllocated
         var allocated = otherAllocated
         for entry in jobs { allocated = allocated.union(entry.gpus) }

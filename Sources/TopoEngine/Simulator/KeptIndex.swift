@@ -255,7 +255,7 @@ struct KeptIndex {
             (cpus, memory) = (cpus + held.cpus, memory + held.memory)
         }
         guard StockPreemption.pick(request, node: node, in: index, free: free, freedCPUs: cpus, freedMemory: memory,
-                                   sockets: SlurmGPUPick.sockets(index.topology(ofNode: node))) != nil
+                                   sockets: index.pickContexts[index.layoutOfNode[node]].sockets) != nil
         else { return nil }
         let first = jobs.map(\.job), next = nextInLog
         var at = 0
@@ -307,5 +307,6 @@ struct FitKey: Comparable, Sendable {
     var node: Int32
     var version: UInt32
     static func < (a: FitKey, b: FitKey) -> Bool { (a.start, a.id, a.node) < (b.start, b.id, b.node) }
-    static func == (a: FitKey, b: FitKey) -> Bool { (a.start, a.id, a.node, a.version) == (b.start, b.id, b.node, b.version) }
+    /// Equal where neither is before the other (the version aside, as `<`).
+    static func == (a: FitKey, b: FitKey) -> Bool { (a.start, a.id, a.node) == (b.start, b.id, b.node) }
 }

@@ -704,7 +704,7 @@ public struct Simulator {
         let k = job.gpus
         guard available.count >= k, freeCoreTotal[node] >= job.cpus, freeMemory[node] >= job.memoryMB else { return nil }
         let context = contexts[nodeLayout[node]]
-        let sockets = SlurmGPUPick.sockets(context.topology)
+        let sockets = context.sockets
         if perSocket {
             // --sockets-per-node=1: the job's cores and GPUs on one socket.
             for (i, socket) in sockets.enumerated() where freeCores[node].indices.contains(i) && freeCores[node][i] >= job.cpus {
@@ -748,6 +748,13 @@ public struct Simulator {
         if job.nodes > 1, let levels = blockLevels {
             return bestFitInBlocks(job, perSocket: perSocket, levels: levels)
         }
+        return bestFitAnywhere(job, perSocket: perSocket)
+    }
+
+    /// `bestFit` without blocks (not mutating: `pick` is called on the simulator as it is,
+    /// not on a copy of it per node tried).
+    func bestFitAnywhere(_ job: SimJob, perSocket: Bool) -> [Part]? {
+        let k = job.gpus
         var parts: [Part] = []
         for count in k..<byFree.count {
             for node in byFree[count] {
@@ -1201,6 +1208,9 @@ public struct Simulator {
 
 /// A binary min-heap.
 struct MinHeap<Element: Comparable & Sendable>: Sendable {
+    /// Four children per node (`4i + 1 ... 4i + 4`): half the levels of a binary heap, and a
+    /// node's children side by side, so that a pop from a heap larger than the caches (a
+    /// 10,000-node cluster's events) reaches half as many far places.
     private var items: [Element] = []
 
     var count: Int { items.count }
@@ -1210,29 +1220,30 @@ struct MinHeap<Element: Comparable & Sendable>: Sendable {
         items.append(item)
         var i = items.count - 1
         while i > 0 {
-            let parent = (i - 1) / 2
-            guard items[i] < items[parent] else { break }
-            items.swapAt(i, parent)
+            let parent = (i - 1) / 4
+            guard item < items[parent] else { break }
+            items[i] = items[parent]
             i = parent
         }
+        items[i] = item
     }
 
     mutating func pop() -> Element? {
         guard let first = items.first else { return nil }
         let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < items.count && items[l] < items[m] { m = l }
-                if r < items.count && items[r] < items[m] { m = r }
-                guard m != i else { break }
-                items.swapAt(i, m)
-                i = m
-            }
+        let n = items.count
+        guard n > 0 else { return first }
+        var i = 0
+        while true {
+            let child = 4 * i + 1
+            guard child < n else { break }
+            var m = child
+            for c in child + 1..<min(child + 4, n) where items[c] < items[m] { m = c }
+            guard items[m] < last else { break }
+            items[i] = items[m]
+            i = m
         }
+        items[i] = last
         return first
     }
 }
