@@ -199,11 +199,15 @@ extension BenchCommand {
             abstract: "How the simulator scales: events per second by cluster size and span, against the smallest size.",
             discussion: """
                 Runs `topo-preempt simulate` (the default synthetic workload, half islands and half \
-                pairs nodes of 8 GPUs, the policies in parallel) once per size and span, each in its \
-                own process, and prints a Markdown table: events per second of each policy, the \
-                lowest of them against the smallest size's for the same span (the baseline, measured \
-                in the same run), wall time and peak resident memory of the process. Build with -c \
-                release for meaningful numbers.
+                pairs nodes of 8 GPUs) per size and span, each in its own process, and prints a \
+                Markdown table: events per second of each policy, the lowest of them against the \
+                smallest size's for the same span (the baseline, measured in the same run), each \
+                policy's against its own at the smallest size, wall time and peak resident memory. \
+                The policies run in parallel in one process, or with --sequential one process per \
+                policy, one after another (each policy's events per second then do not depend on \
+                how the others shared the cores). With --runs N each row is run N times and the \
+                medians are printed (events per second, wall time; memory: the largest). Build \
+                with -c release for meaningful numbers.
                 """)
 
         @Option(help: "Cluster sizes (nodes), comma-separated; the first is the baseline.")
@@ -217,6 +221,12 @@ extension BenchCommand {
 
         @Option(help: "Seed of the synthetic trace.")
         var seed: UInt64 = 1
+
+        @Flag(help: "One simulate process per policy, one after another, instead of all policies in parallel in one.")
+        var sequential = false
+
+        @Option(help: "Runs per row (1-9); medians are printed.")
+        var runs = 1
 
         var sizes: [Int] { nodes.split(separator: ",").compactMap { Int($0) } }
         var spans: [Double] { days.split(separator: ",").compactMap { Double($0) } }
@@ -233,6 +243,7 @@ extension BenchCommand {
             for name in chosen where SimPolicy(rawValue: name) == nil {
                 throw ValidationError("unknown policy '\(name)' (expected \(SimPolicy.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
+            guard (1...9).contains(runs) else { throw ValidationError("--runs must be from 1 to 9, not \(runs)") }
         }
 
         /// What is read of simulate's JSON.
@@ -249,6 +260,37 @@ extension BenchCommand {
             var peakResidentMB: Int?
         }
 
+        /// One `simulate` process of `group`'s policies: its report and wall time.
+        func simulate(_ executable: URL, size: Int, span: Double, group: [String]) throws -> (report: Report, wall: Double) {
+            let half = size / 2
+            let arguments = ["simulate", "--nodes", "islands:\(size - half),pairs:\(half)", "--days", "\(span)",
+                             "--policies", group.joined(separator: ","), "--seed", "\(seed)", "--format", "json",
+                             "--plot", "-", "--no-progress"]
+            let process = Process()
+            process.executableURL = executable
+            process.arguments = arguments
+            let output = Pipe()
+            process.standardOutput = output
+            let started = Date()
+            do { try process.run() } catch { throw CLIError.input("cannot run \(executable.path): \(error)").exit() }
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            let wall = Date().timeIntervalSince(started)
+            guard process.terminationStatus == 0 else {
+                throw CLIError.input("topo-preempt \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)").exit()
+            }
+            do { return (try JSONDecoder().decode(Report.self, from: data), wall) } catch {
+                throw CLIError.input("simulate's JSON for \(size) nodes: \(error)").exit()
+            }
+        }
+
+        static func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            guard !sorted.isEmpty else { return 0 }
+            let mid = sorted.count / 2
+            return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+        }
+
         func run() throws {
             guard let executable = Bundle.main.executableURL else { throw CLIError.input("cannot find this program's path").exit() }
             var header = "| nodes | GPUs | days |"
@@ -257,43 +299,45 @@ extension BenchCommand {
                 header += " \(name) events/s |"
                 rule += " --- |"
             }
-            header += " lowest events/s against \(sizes[0]) nodes | events per policy | wall (s) | peak memory (MB) |"
-            rule += " --- | --- | --- | --- |"
-            print("Simulator scaling: \(ProcessInfo.processInfo.activeProcessorCount) cores, policies in parallel, seed \(seed)\n")
+            header += " lowest events/s against \(sizes[0]) nodes | each policy's against \(sizes[0]) nodes | events per policy | wall (s) | peak memory (MB) |"
+            rule += " --- | --- | --- | --- | --- |"
+            let how = sequential ? "one policy at a time" : "policies in parallel"
+            let repeated = runs > 1 ? ", medians of \(runs) runs per row" : ""
+            print("Simulator scaling: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(how)\(repeated), seed \(seed)\n")
             print(header)
             print(rule)
+            let groups = sequential ? chosen.map { [$0] } : [chosen]
             for span in spans {
-                var baseline: Double?
+                var baselines: [Double]?
                 for size in sizes {
-                    let half = size / 2
-                    let arguments = ["simulate", "--nodes", "islands:\(size - half),pairs:\(half)", "--days", "\(span)",
-                                     "--policies", chosen.joined(separator: ","), "--seed", "\(seed)", "--format", "json",
-                                     "--plot", "-", "--no-progress"]
-                    let process = Process()
-                    process.executableURL = executable
-                    process.arguments = arguments
-                    let output = Pipe()
-                    process.standardOutput = output
-                    let started = Date()
-                    do { try process.run() } catch { throw CLIError.input("cannot run \(executable.path): \(error)").exit() }
-                    let data = output.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    let wall = Date().timeIntervalSince(started)
-                    guard process.terminationStatus == 0 else {
-                        throw CLIError.input("topo-preempt \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)").exit()
+                    var rates = Array(repeating: [Double](), count: chosen.count)
+                    var events = Array(repeating: 0, count: chosen.count)
+                    var walls: [Double] = []
+                    var peak: Int?
+                    for _ in 0..<runs {
+                        var wall = 0.0
+                        for group in groups {
+                            let (report, seconds) = try simulate(executable, size: size, span: span, group: group)
+                            wall += seconds
+                            if let resident = report.peakResidentMB { peak = max(peak ?? 0, resident) }
+                            for (i, name) in chosen.enumerated() {
+                                guard let policy = report.policies.first(where: { $0.metrics.policy == name }) else { continue }
+                                rates[i].append(policy.eventsPerSecond)
+                                events[i] = policy.metrics.events
+                            }
+                        }
+                        walls.append(wall)
                     }
-                    let report: Report
-                    do { report = try JSONDecoder().decode(Report.self, from: data) } catch {
-                        throw CLIError.input("simulate's JSON for \(size) nodes: \(error)").exit()
-                    }
-                    let rates = chosen.map { name in report.policies.first { $0.metrics.policy == name }?.eventsPerSecond ?? 0 }
-                    let lowest = rates.min() ?? 0
-                    if baseline == nil { baseline = lowest }
+                    let medians = rates.map(Self.median)
+                    let lowest = medians.min() ?? 0
+                    if baselines == nil { baselines = medians }
+                    let lowestBaseline = baselines?.min() ?? 1
                     var row = "| \(size) | \(size * 8) | \(Self.format(span)) |"
-                    for rate in rates { row += " \(Int(rate.rounded())) |" }
-                    row += String(format: " %.2f | ", lowest / max(baseline ?? 1, 1e-9))
-                    row += report.policies.map { "\($0.metrics.events)" }.joined(separator: " / ")
-                    row += String(format: " | %.1f | ", wall) + (report.peakResidentMB.map { "\($0)" } ?? "-") + " |"
+                    for rate in medians { row += " \(Int(rate.rounded())) |" }
+                    row += String(format: " %.2f | ", lowest / max(lowestBaseline, 1e-9))
+                    row += zip(medians, baselines ?? medians).map { String(format: "%.2f", $0 / max($1, 1e-9)) }.joined(separator: " / ")
+                    row += " | " + events.map { "\($0)" }.joined(separator: " / ")
+                    row += String(format: " | %.1f | ", Self.median(walls)) + (peak.map { "\($0)" } ?? "-") + " |"
                     print(row)
                     fflush(nil)
                 }

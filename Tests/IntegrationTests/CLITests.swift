@@ -190,12 +190,13 @@ struct CLITests {
         #expect(rows.dropFirst().allSatisfy { $0.contains("2/") })  // every plan aligned: "2/<stock>"
     }
 
-    /// bench simulate: one Markdown row per size and span, the first size the baseline (ratio
-    /// 1.00), events per policy and peak memory read from each child simulate's JSON; a bad
-    /// policy is refused before anything runs.
+    /// bench simulate: one Markdown row per size and span, the first size the baseline (ratios
+    /// 1.00, the lowest policy's and each policy's), events per policy and peak memory read from
+    /// each child simulate's JSON; a bad policy or run count is refused before anything runs.
     @Test func benchSimulatePrintsARowPerSizeAndSpan() throws {
         let result = try CLI.run(["bench", "simulate", "--nodes", "8,16", "--days", "0.1,0.2", "--policies", "stock,topo-guaranteed"])
         #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("policies in parallel"))
         let rows = result.stdout.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| ---") }
         #expect(rows.count == 5, "\(result.stdout)")
         #expect(rows.first?.contains("stock events/s") == true && rows.first?.contains("topo-guaranteed events/s") == true)
@@ -203,9 +204,30 @@ struct CLITests {
         #expect(cells.map { $0[0] } == ["8", "16", "8", "16"])
         #expect(cells.map { $0[2] } == ["0.1", "0.1", "0.2", "0.2"])
         #expect(cells[0][5] == "1.00" && cells[2][5] == "1.00")
-        #expect(cells.allSatisfy { ($0[6].split(separator: "/").count == 2) && (Int($0[8]) ?? 0) > 0 })
+        #expect(cells[0][6] == "1.00 / 1.00" && cells[2][6] == "1.00 / 1.00")
+        #expect(cells.allSatisfy { ($0[7].split(separator: "/").count == 2) && (Int($0[9]) ?? 0) > 0 })
         let bad = try CLI.run(["bench", "simulate", "--policies", "stock,nonsense"])
         #expect(bad.status != 0 && bad.stderr.contains("unknown policy 'nonsense'"))
+        let badRuns = try CLI.run(["bench", "simulate", "--runs", "0"])
+        #expect(badRuns.status != 0 && badRuns.stderr.contains("--runs must be from 1 to 9"))
+    }
+
+    /// bench simulate --sequential --runs 3: each policy in its own process (the same events as
+    /// when run together: one trace, one seed), the medians of three runs.
+    @Test func benchSimulateSequentialMedians() throws {
+        let arguments = ["bench", "simulate", "--nodes", "8,16", "--days", "0.1", "--policies", "stock,topo-best-effort"]
+        let together = try CLI.run(arguments)
+        let apart = try CLI.run(arguments + ["--sequential", "--runs", "3"])
+        #expect(together.status == 0 && apart.status == 0, "\(together.stderr)\(apart.stderr)")
+        #expect(apart.stdout.contains("one policy at a time, medians of 3 runs per row"))
+        func cells(_ text: String) -> [[String]] {
+            text.split(separator: "\n").filter { $0.hasPrefix("| ") && !$0.hasPrefix("| ---") }.dropFirst()
+                .map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } }
+        }
+        let (a, b) = (cells(together.stdout), cells(apart.stdout))
+        #expect(a.count == 2 && b.count == 2, "\(apart.stdout)")
+        #expect(a.map { $0[7] } == b.map { $0[7] })  // events per policy
+        #expect(b.allSatisfy { (Double($0[3]) ?? 0) > 0 && (Double($0[4]) ?? 0) > 0 && (Double($0[8]) ?? 0) > 0 })
     }
 
     /// plan --snapshot with CPUs: the lab's full node giving 8 CPUs, 5 of them held by jobs the
