@@ -1206,7 +1206,7 @@ public struct Simulator {
     }
 }
 
-/// A binary min-heap.
+/// A min-heap (four-ary).
 struct MinHeap<Element: Comparable & Sendable>: Sendable {
     /// Four children per node (`4i + 1 ... 4i + 4`): half the levels of a binary heap, and a
     /// node's children side by side, so that a pop from a heap larger than the caches (a
