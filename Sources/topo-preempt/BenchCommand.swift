@@ -206,8 +206,9 @@ extension BenchCommand {
                 The policies run in parallel in one process, or with --sequential one process per \
                 policy, one after another (each policy's events per second then do not depend on \
                 how the others shared the cores). With --runs N each row is run N times and the \
-                medians are printed (events per second, wall time; memory: the largest). Build \
-                with -c release for meaningful numbers.
+                medians are printed (events per second, wall time; memory: the largest), the runs \
+                interleaved (each round runs every size once) and each policy's ratio the median of \
+                the rounds' ratios. Build with -c release for meaningful numbers.
                 """)
 
         @Option(help: "Cluster sizes (nodes), comma-separated; the first is the baseline.")
@@ -225,7 +226,7 @@ extension BenchCommand {
         @Flag(help: "One simulate process per policy, one after another, instead of all policies in parallel in one.")
         var sequential = false
 
-        @Option(help: "Runs per row (1-9); medians are printed.")
+        @Option(help: "Runs per row (1-9), in rounds over every size; medians are printed.")
         var runs = 1
 
         var sizes: [Int] { nodes.split(separator: ",").compactMap { Int($0) } }
@@ -308,39 +309,57 @@ extension BenchCommand {
             print(rule)
             let groups = sequential ? chosen.map { [$0] } : [chosen]
             for span in spans {
-                var baselines: [Double]?
-                for size in sizes {
-                    var rates = Array(repeating: [Double](), count: chosen.count)
-                    var events = Array(repeating: 0, count: chosen.count)
-                    var walls: [Double] = []
-                    var peak: Int?
-                    for _ in 0..<runs {
+                // Round by round: each round runs every size once, so that a change in the
+                // machine's speed over minutes (a shared host) falls on every size alike.
+                var rates = Array(repeating: Array(repeating: [Double](), count: chosen.count), count: sizes.count)
+                var events = Array(repeating: Array(repeating: 0, count: chosen.count), count: sizes.count)
+                var walls = Array(repeating: [Double](), count: sizes.count)
+                var peaks = Array(repeating: Int?.none, count: sizes.count)
+                var rows: [String] = []
+                func finish(_ s: Int) {
+                    let medians = rates[s].map(Self.median)
+                    let baselines = rates[0].map(Self.median)
+                    let lowest = medians.min() ?? 0
+                    let lowestBaseline = baselines.min() ?? 1
+                    // Each policy against itself at the smallest size: the median of the rounds'
+                    // ratios (each round's sizes ran minutes apart at most).
+                    let ratios = (0..<chosen.count).map { i in
+                        Self.median(zip(rates[s][i], rates[0][i]).map { $0 / max($1, 1e-9) })
+                    }
+                    var row = "| \(sizes[s]) | \(sizes[s] * 8) | \(Self.format(span)) |"
+                    for rate in medians { row += " \(Int(rate.rounded())) |" }
+                    row += String(format: " %.2f | ", lowest / max(lowestBaseline, 1e-9))
+                    row += ratios.map { String(format: "%.2f", $0) }.joined(separator: " / ")
+                    row += " | " + events[s].map { "\($0)" }.joined(separator: " / ")
+                    row += String(format: " | %.1f | ", Self.median(walls[s])) + (peaks[s].map { "\($0)" } ?? "-") + " |"
+                    rows.append(row)
+                }
+                for round in 0..<runs {
+                    for (s, size) in sizes.enumerated() {
                         var wall = 0.0
                         for group in groups {
                             let (report, seconds) = try simulate(executable, size: size, span: span, group: group)
                             wall += seconds
-                            if let resident = report.peakResidentMB { peak = max(peak ?? 0, resident) }
+                            if let resident = report.peakResidentMB { peaks[s] = max(peaks[s] ?? 0, resident) }
                             for (i, name) in chosen.enumerated() {
                                 guard let policy = report.policies.first(where: { $0.metrics.policy == name }) else { continue }
-                                rates[i].append(policy.eventsPerSecond)
-                                events[i] = policy.metrics.events
+                                rates[s][i].append(policy.eventsPerSecond)
+                                events[s][i] = policy.metrics.events
                             }
                         }
-                        walls.append(wall)
+                        walls[s].append(wall)
+                        // With one run, each row is printed as soon as it is measured.
+                        if round == runs - 1 {
+                            finish(s)
+                            if runs == 1 {
+                                print(rows.removeLast())
+                                fflush(nil)
+                            }
+                        }
                     }
-                    let medians = rates.map(Self.median)
-                    let lowest = medians.min() ?? 0
-                    if baselines == nil { baselines = medians }
-                    let lowestBaseline = baselines?.min() ?? 1
-                    var row = "| \(size) | \(size * 8) | \(Self.format(span)) |"
-                    for rate in medians { row += " \(Int(rate.rounded())) |" }
-                    row += String(format: " %.2f | ", lowest / max(lowestBaseline, 1e-9))
-                    row += zip(medians, baselines ?? medians).map { String(format: "%.2f", $0 / max($1, 1e-9)) }.joined(separator: " / ")
-                    row += " | " + events.map { "\($0)" }.joined(separator: " / ")
-                    row += String(format: " | %.1f | ", Self.median(walls)) + (peak.map { "\($0)" } ?? "-") + " |"
-                    print(row)
-                    fflush(nil)
                 }
+                for row in rows { print(row) }
+                fflush(nil)
             }
         }
 

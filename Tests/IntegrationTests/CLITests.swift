@@ -228,6 +228,9 @@ struct CLITests {
         #expect(a.count == 2 && b.count == 2, "\(apart.stdout)")
         #expect(a.map { $0[7] } == b.map { $0[7] })  // events per policy
         #expect(b.allSatisfy { (Double($0[3]) ?? 0) > 0 && (Double($0[4]) ?? 0) > 0 && (Double($0[8]) ?? 0) > 0 })
+        // Each policy against itself at the smallest size: the median of the rounds' ratios,
+        // exactly one at the smallest size; rows come in size order.
+        #expect(b.first?[6] == "1.00 / 1.00" && b.map { $0[0] } == ["8", "16"], "\(apart.stdout)")
     }
 
     /// plan --snapshot with CPUs: the lab's full node giving 8 CPUs, 5 of them held by jobs the

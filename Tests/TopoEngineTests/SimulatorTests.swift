@@ -431,6 +431,21 @@ import Testing
         #expect(out == values.sorted())
     }
 
+    /// The packed event: its fields back as given, ordered by time, then kind, then push order.
+    @Test func eventsOrderByTimeKindOrder() {
+        typealias Event = Simulator.Event
+        let e = Event(time: 86_400, order: 123_456_789, kind: .planReady, job: 4_000_000, serial: -1)
+        #expect(e.time == 86_400 && e.order == 123_456_789 && e.kind == .planReady && e.job == 4_000_000 && e.serial == -1)
+        var rng = SplitMix64(seed: 3)
+        let kinds: [Event.Kind] = [.completion, .released, .planReady, .ready, .arrival, .retry, .sample]
+        let events = (0..<2000).map { i in
+            Event(time: Int64(rng.next() % 50), order: i + 1, kind: kinds[Int(rng.next() % 7)], job: Int(rng.next() % 100), serial: 0)
+        }
+        let sorted = events.sorted()
+        #expect(sorted.map { [Int($0.time), $0.kind.rawValue, $0.order] }
+                == events.map { [Int($0.time), $0.kind.rawValue, $0.order] }.sorted { $0.lexicographicallyPrecedes($1) })
+    }
+
     /// Pushes and pops interleaved (the simulator's use): each pop the least of what is in.
     @Test func heapInterleaved() {
         var heap = MinHeap<Int>()

@@ -348,11 +348,29 @@ public struct Simulator {
         var gpuCount: Int
         /// Its slot in the kept index.
         var slot: Int
+        /// Its trace index, and whether it has parts in `moreParts`.
+        var job: Int
+        var multiNode = false
         var node: Int { part.node }
     }
-    var running: [Int: Run] = [:]
+    /// The running jobs by their slot in the kept index, and per trace job its slot while it
+    /// runs (-1: not running): arrays, not a dictionary by job, as a completion, a start and a
+    /// victim each look one up (tens of thousands running at 10,000 nodes).
+    var runs: [Run?] = []
+    var slotOfJob: [Int32] = []
+    /// Job `j`'s run while it runs.
+    func runOf(_ j: Int) -> Run? {
+        guard slotOfJob.indices.contains(j), slotOfJob[j] >= 0 else { return nil }
+        return runs[Int(slotOfJob[j])]
+    }
+    /// The running jobs by trace index (for the tests and the whole snapshot).
+    var running: [Int: Run] {
+        var all: [Int: Run] = [:]
+        for case let run? in runs { all[run.job] = run }
+        return all
+    }
     var moreParts: [Int: [Part]] = [:]
-    func parts(_ j: Int, _ run: Run) -> [Part] { [run.part] + (moreParts[j] ?? []) }
+    func parts(_ j: Int, _ run: Run) -> [Part] { run.multiNode ? [run.part] + (moreParts[j] ?? []) : [run.part] }
     var serial: [Int32] = []
     var pendingInference: [Int] = []
     var nextInferenceTry: [Int: Int64] = [:]
@@ -366,17 +384,34 @@ public struct Simulator {
     var nextArrival = 0
 
     // Events
+    /// An event, 24 bytes (the heap holds one per running job and more): ordered by time, then
+    /// kind, then push order, kept as one key (kind in the top bits, then the order).
     struct Event: Comparable {
         var time: Int64
-        var order: Int
-        var kind: Kind
-        var job: Int
-        var serial: Int
+        private var rank: UInt64
+        /// A trace index or a node; a run serial or an index into `releases` (a trace of 2^31
+        /// jobs would not fit in memory).
+        private var job32: Int32
+        private var serial32: Int32
         /// Victims' GPUs come free (`released`, job = node, serial = index into `releases`)
         /// before a preemptor whose victims have all drained starts (`planReady`).
         enum Kind: Int { case completion = 0, released = 1, planReady = 2, ready = 3, arrival = 4, retry = 5, sample = 6 }
+        static let orderBits: UInt64 = 59
+
+        init(time: Int64, order: Int, kind: Kind, job: Int, serial: Int) {
+            self.time = time
+            rank = UInt64(kind.rawValue) << Self.orderBits | (UInt64(truncatingIfNeeded: order) & (1 << Self.orderBits - 1))
+            job32 = Int32(truncatingIfNeeded: job)
+            serial32 = Int32(truncatingIfNeeded: serial)
+        }
+
+        var kind: Kind { Kind(rawValue: Int(rank >> Self.orderBits)) ?? .sample }
+        var order: Int { Int(rank & (1 << Self.orderBits - 1)) }
+        var job: Int { Int(job32) }
+        var serial: Int { Int(serial32) }
+
         static func < (a: Event, b: Event) -> Bool {
-            (a.time, a.kind.rawValue, a.order) < (b.time, b.kind.rawValue, b.order)
+            (a.time, a.rank) < (b.time, b.rank)
         }
     }
     var heap = MinHeap<Event>()
@@ -484,6 +519,7 @@ public struct Simulator {
         }
         isDirty = Array(repeating: false, count: free.count)
         serial = Array(repeating: 0, count: jobs.count)
+        slotOfJob = Array(repeating: -1, count: jobs.count)
         if zip(jobs, jobs.dropFirst()).contains(where: { $0.submit > $1.submit }) {
             arrivalOrder = jobs.indices.sorted { (jobs[$0].submit, $0) < (jobs[$1].submit, $1) }.map { Int32($0) }
         }
@@ -526,7 +562,7 @@ public struct Simulator {
             case .ready:
                 enqueue(event.job)
             case .completion:
-                guard let run = running[event.job], run.serial == event.serial else { break }
+                guard let run = runOf(event.job), run.serial == event.serial else { break }
                 finish(event.job, run: run, completed: true)
             case .retry:
                 break
@@ -637,7 +673,10 @@ public struct Simulator {
         }
         let slot = kept.add(job: j, priority: jobs[j].priority, start: now, preemptible: jobs[j].kind == .batch, allocations: allocations)
         plannerScratch.jobChanged(slot)
-        running[j] = Run(part: first, start: now, serial: Int(serial[j]), gpuCount: parts.reduce(0) { $0 + $1.gpus.count }, slot: slot)
+        if runs.count <= slot { runs.append(contentsOf: repeatElement(nil, count: slot + 1 - runs.count)) }
+        runs[slot] = Run(part: first, start: now, serial: Int(serial[j]), gpuCount: parts.reduce(0) { $0 + $1.gpus.count }, slot: slot,
+                         job: j, multiNode: parts.count > 1)
+        slotOfJob[j] = Int32(slot)
         if parts.count > 1 { moreParts[j] = Array(parts.dropFirst()) }
         push(now + max(1, jobs[j].duration), .completion, j, serial: Int(serial[j]))
         if jobs[j].kind == .inference {
@@ -657,8 +696,9 @@ public struct Simulator {
     /// `released` event frees them). Its CPUs and memory are free at once.
     mutating func finish(_ j: Int, run: Run, completed: Bool, releasing: Bool = true) {
         let all = parts(j, run)
-        running[j] = nil
-        moreParts[j] = nil
+        runs[run.slot] = nil
+        slotOfJob[j] = -1
+        if run.multiNode { moreParts[j] = nil }
         kept.remove(slot: run.slot)
         plannerScratch.jobChanged(run.slot)
         for part in all {
@@ -976,7 +1016,7 @@ public struct Simulator {
         var memory: Int64 = 0
         for id in victims {
             let victim = Self.job(ofID: id)
-            guard let run = running[victim] else { continue }
+            guard let run = runOf(victim) else { continue }
             for part in parts(victim, run) where part.node == node {
                 gpus = gpus.union(part.gpus)
                 cpus += part.cpus
@@ -1012,7 +1052,7 @@ public struct Simulator {
         var drained: [(node: Int, gpus: GPUSet, at: Int64)] = []
         for id in victims {
             let victim = Self.job(ofID: id)
-            guard let run = running[victim] else { continue }
+            guard let run = runOf(victim) else { continue }
             metrics.gpuSecondsLost += Int64(run.gpuCount) * (now - run.start)
             let drain = setup.drain.seconds(job: victim, run: run.serial)
             let victimParts = parts(victim, run)
@@ -1155,9 +1195,10 @@ public struct Simulator {
         var listedCPUs = resources ? Array(repeating: 0, count: free.count) : []
         var listedMemory = resources ? Array(repeating: Int64(0), count: free.count) : []
         var list: [ClusterSnapshot.RunningJob] = []
+        let running = runs.compactMap { $0 }.sorted { $0.job < $1.job }
         list.reserveCapacity(running.count)
-        for j in running.keys.sorted() {
-            guard let run = running[j] else { continue }
+        for run in running {
+            let j = run.job
             let id = UInt32(truncatingIfNeeded: j + 1)
             func allocation(_ part: Part) -> ClusterSnapshot.RunningJob.Allocation {
                 guard resources else { return .init(node: part.node, gpus: part.gpus) }
