@@ -34,10 +34,13 @@ struct ConfigCommand: ParsableCommand {
                 print("  DefaultLevel=\(c.defaultLevel.name) DefaultMode=\(c.defaultMode.name) AllowUserOverride=\(c.allowUserOverride ? "yes" : "no") ShapeRequests=\(c.shapeRequests ? "yes" : "no")")
                 print("  BasePolicy=\(c.basePolicy.rawValue) PlanTimeout=\(c.planTimeoutSeconds) PlanTimeBudget=\(c.planTimeBudgetMilliseconds) StatsInterval=\(c.statsIntervalSeconds)")
                 print("  DecisionLog=\(c.decisionLog ?? "(none)") DecisionLogMaxSize=\(c.decisionLogMaxSizeMiB) DecisionLogKeep=\(c.decisionLogKeep)")
+                print("  CostOrder=\(CostCriterion.text(c.costOrder))")
                 for rule in c.classes {
                     var words = [String]()
                     switch rule.kind {
-                    case let .preemptor(level, mode): words += ["preemptor  \(rule.name)", "level=\(level.name)", "mode=\(mode.name)"]
+                    case let .preemptor(level, mode):
+                        words += ["preemptor  \(rule.name)", "level=\(level.name)", "mode=\(mode.name)",
+                                  "costorder=\(CostCriterion.text(rule.costOrder ?? c.costOrder))"]
                     case .preemptible: words += ["preemptible \(rule.name)"]
                     }
                     if let p = rule.partitions { words.append("partitions=\(p.sorted().joined(separator: ","))") }
@@ -59,6 +62,8 @@ struct ConfigReport: Encodable {
         var qos: [String]?
         var level: String?
         var mode: String?
+        /// A preemptor class's cost order in force (its own, else the file's).
+        var costOrder: String?
         var line: Int
     }
 
@@ -76,6 +81,7 @@ struct ConfigReport: Encodable {
     var decisionLog: String?
     var decisionLogMaxSize: Int?
     var decisionLogKeep: Int?
+    var costOrder: String?
     var classes: [Class]?
     var warnings: [String]?
 
@@ -100,6 +106,7 @@ struct ConfigReport: Encodable {
         decisionLog = c.decisionLog
         decisionLogMaxSize = c.decisionLogMaxSizeMiB
         decisionLogKeep = c.decisionLogKeep
+        costOrder = CostCriterion.text(c.costOrder)
         classes = c.classes.map { rule in
             var entry = Class(name: rule.name, role: "preemptible", partitions: rule.partitions?.sorted(),
                               qos: rule.qos?.sorted(), line: rule.line)
@@ -107,6 +114,7 @@ struct ConfigReport: Encodable {
                 entry.role = "preemptor"
                 entry.level = level.name
                 entry.mode = mode.name
+                entry.costOrder = CostCriterion.text(rule.costOrder ?? c.costOrder)
             }
             return entry
         }

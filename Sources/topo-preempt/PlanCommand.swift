@@ -90,7 +90,9 @@ struct PlanCommand: ParsableCommand {
         "PreemptExemptTime in seconds.", discussion: "Default: 0; with --job, the controller's PreemptExemptTime."))
     var exemptTime: Int64?
 
-    @Option(name: .customLong("cost-order"), help: "Cost criteria, most important first: priority,victims,work,collateral.")
+    @Option(name: .customLong("cost-order"), help: ArgumentHelp(
+        "Cost criteria, most important first: priority,victims,work,collateral (those left out follow in that order).",
+        discussion: "Default: with --job, the CostOrder= of the job's class in topo_aware.conf, else the file's; with --snapshot, the file's CostOrder= when --config is given, else priority,victims,work,collateral."))
     var costOrder: String?
 
     @OptionGroup var slurmRelease: SlurmReleaseOption
@@ -143,18 +145,20 @@ struct PlanCommand: ParsableCommand {
         _ = try order()
     }
 
-    func order() throws -> [CostCriterion] {
-        guard let costOrder else { return CostCriterion.allCases }
-        let items = costOrder.split(separator: ",").map { String($0) }
-        var criteria: [CostCriterion] = []
-        for item in items {
-            guard let criterion = CostCriterion(rawValue: item) else {
-                throw ValidationError("--cost-order: '\(item)' is not one of priority, victims, work, collateral")
-            }
-            guard !criteria.contains(criterion) else { throw ValidationError("--cost-order: '\(item)' given twice") }
-            criteria.append(criterion)
+    /// The order given with --cost-order; nil when none is.
+    func order() throws -> [CostCriterion]? {
+        guard let costOrder else { return nil }
+        switch CostCriterion.parseOrder(costOrder) {
+        case let .success(order): return order
+        case let .failure(error): throw ValidationError("--cost-order: \(error.message)")
         }
-        return criteria
+    }
+
+    /// With --snapshot: --cost-order, else CostOrder= of the file --config names, else the default.
+    func snapshotOrder() throws -> [CostCriterion] {
+        if let given = try order() { return given }
+        guard config.path != nil else { return CostCriterion.defaultOrder }
+        do { return try config.load().config.costOrder } catch let error as CLIError { throw error.exit() }
     }
 
     func run() throws {
@@ -186,13 +190,15 @@ struct PlanCommand: ParsableCommand {
             candidateNodes: candidates.map { Set($0.split(separator: ",").map(String.init)) },
             requiredNodes: Set((required ?? "").split(separator: ",").map(String.init)), segmentSize: segment)
         request.segmentPlacement = SegmentPlacement(rawValue: (consolidateSegments ? 1 : 0) | (spreadSegments ? 2 : 0))
-        let policy = PlannerPolicy(order: try order(), exemptSeconds: exemptTime ?? 0)
+        let order = try snapshotOrder()
+        let policy = PlannerPolicy(order: order, exemptSeconds: exemptTime ?? 0)
         let outcome = Planner.plan(request, in: index, policy: policy)
         let settings = StockSettings(order: stockOrder ?? .oldestFirst)
         let stock = compareStock ? StockPreemption.simulateAny(request, in: index, policy: policy, settings: settings) : nil
-        let report = PlanReport(outcome, stock: stock, comparedStock: compareStock, stockSettings: settings,
+        var report = PlanReport(outcome, stock: stock, comparedStock: compareStock, stockSettings: settings,
                                 stockByCoreSocket: stock.map { StockPreemption.gpusByCoreSocket($0, request: request, in: index) },
                                 slurm: index.snapshot.slurm)
+        if case .plan = outcome { report.costOrder = CostCriterion.text(order) }
         switch output.format {
         case .json: try printJSON(report)
         case .text: print(report.text(), terminator: "")
@@ -228,7 +234,7 @@ struct PlanCommand: ParsableCommand {
         if let stockOrder { stockSettings.order = stockOrder }
         if let planning = decision.planning {
             if compareStock, let index = try? PlanningIndex(planning.snapshot) {
-                stock = StockPreemption.simulateAny(planning.request, in: index, policy: PlannerPolicy(order: try order(),
+                stock = StockPreemption.simulateAny(planning.request, in: index, policy: PlannerPolicy(order: try order() ?? CostCriterion.defaultOrder,
                                                  exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true),
                                                  settings: stockSettings)
                 byCoreSocket = stock.map { StockPreemption.gpusByCoreSocket($0, request: planning.request, in: index) }
@@ -243,6 +249,9 @@ struct PlanCommand: ParsableCommand {
             if request.segmentPlacement.contains(.spread) { asked += ", spread" }
             if !request.requiredNodes.isEmpty { asked += ", on \(request.requiredNodes.sorted().joined(separator: ","))" }
             report.request = asked
+            if case .plan = planning.outcome {
+                report.costOrder = CostCriterion.text(try order() ?? PreemptController.costOrder(snapshot.preemptor, config: live.config))
+            }
         } else {
             // The controller did not plan: not a preemptor class, no GPUs it can read, no topology.
             let why = decision.log.last?.text
@@ -362,6 +371,8 @@ struct PlanReport: Encodable {
     /// Multi-node plans with blocks or switches: `block b1`, `leaf switch s1`, `across leaf switches`.
     var domain: String?
     var cost: Cost?
+    /// The cost order plans were compared by (`work,priority,victims,collateral`).
+    var costOrder: String?
     var graceSeconds: Int?
     var nodes: [Node]?
     var reasons: [String]?
@@ -418,6 +429,7 @@ struct PlanReport: Encodable {
             out += (victims ?? []).isEmpty ? "plan: no preemption needed (\(level ?? "-"))\n"
                 : "plan: requeue \(victims?.count ?? 0) job(s): \(list) -> \(degraded == true ? "DEGRADED to" : "aligned at") \(level ?? "-")\n"
             for reason in reasons ?? [] { out += "  \(reason)\n" }
+            if let costOrder { out += "  plans compared by \(costOrder.replacingOccurrences(of: ",", with: ", ")), most important first\n" }
             if let graceSeconds, graceSeconds > 0 { out += "  victims' GraceTime: GPUs free within \(graceSeconds) s\n" }
         } else {
             out += "no plan (\(code)): \(reason ?? "")\n"

@@ -106,6 +106,11 @@ struct SimulateCommand: ParsableCommand {
         discussion: "Stock Slurm always sees everything; with gpus, a plan whose node lacks CPUs or memory is not carried out."))
     var plannerView: String = PlannerView.gpus.rawValue
 
+    @Option(name: .customLong("cost-order"), help: ArgumentHelp(
+        "How the topology-aware policies and the oracle compare plans, most important first: priority,victims,work,collateral (those left out follow in that order).",
+        discussion: "The value of CostOrder= in topo_aware.conf."))
+    var costOrder: String?
+
     @Flag(name: .customLong("no-progress"), help: "No progress bar on standard error.")
     var noProgress = false
 
@@ -138,6 +143,12 @@ struct SimulateCommand: ParsableCommand {
                                         coresPerSocket: coresPerSocket, memoryPerNodeMB: memoryPerNode.map { $0 * 1000 }, plannerView: view)
             guard blocks >= 0, blocks <= 100_000 else { throw CLIError.input("--blocks must be 0 to 100000 nodes, not \(blocks)") }
             built.blockNodes = blocks
+            if let costOrder {
+                switch CostCriterion.parseOrder(costOrder) {
+                case let .success(order): built.costOrder = order
+                case let .failure(error): throw CLIError.input("--cost-order: \(error.message)")
+                }
+            }
             if blocks > 0, built.slurm < SlurmRelease(23, 11, 0) {
                 throw CLIError.input("--blocks needs topology/block, Slurm 23.11 or later: add --slurm-release (e.g. 24.11.5), not \(built.slurm)")
             }
@@ -326,6 +337,8 @@ struct SimulationReport {
         /// The Slurm release modelled, and its GPU pick model.
         var slurm: String
         var gpuPick: String
+        /// The topology-aware policies' cost order.
+        var costOrder: String
         var drain: DrainModel
         var policies: [Policy]
         /// TopoPreempt against the best stock variant, metric by metric.
@@ -348,7 +361,8 @@ struct SimulationReport {
     var json: JSON {
         JSON(nodes: nodes, gpus: gpus, seconds: until, inferenceJobs: jobs.count { $0.kind == .inference },
              batchJobs: jobs.count { $0.kind == .batch }, level: setup.level.name,
-             slurm: setup.slurm.description, gpuPick: setup.slurm.gpuPick.rawValue, drain: setup.drain,
+             slurm: setup.slurm.description, gpuPick: setup.slurm.gpuPick.rawValue,
+             costOrder: CostCriterion.text(setup.costOrder), drain: setup.drain,
              policies: results.map { policy, result, wall in
                  JSON.Policy(metrics: result.metrics, hitRate: result.metrics.hitRate,
                              victimsPerPreemption: result.metrics.victimsPerPreemption, gpuHoursLost: result.metrics.gpuHoursLost,
@@ -424,6 +438,7 @@ struct SimulationReport {
         var out = "cluster \(nodes) (\(setup.nodeCount) nodes, \(gpus) GPUs), \(String(format: "%.1f", Double(until) / 86_400)) days, "
         out += "\(jobs.count { $0.kind == .inference }) inference and \(jobs.count { $0.kind == .batch }) batch jobs, level \(setup.level.name), "
         out += "Slurm \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n"
+        if setup.costOrder != CostCriterion.defaultOrder { out += "plans compared by \(CostCriterion.text(setup.costOrder))\n" }
         if let resources = resourcesText() { out += resources + "\n" }
         out += "\n"
         let names = results.map { $0.0.rawValue }
@@ -548,6 +563,7 @@ struct SimulationReport {
         out += "- workload: \(workload)\n"
         if let resources = resourcesText() { out += "- \(resources)\n" }
         out += "- Slurm modelled: \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n"
+        out += "- cost order of the topology-aware policies: \(CostCriterion.text(setup.costOrder))\n"
         out += "- victims' drain: " + (setup.drain.isInstant ? "none (GPUs free when victims are chosen)"
             : "GraceTime \(setup.drain.graceTime) s, KillWait \(setup.drain.killWait) s, mean exit \(setup.drain.exitMean) s, epilog \(setup.drain.epilog) s") + "\n"
         out += "- policies: " + results.map { policy, _, _ in

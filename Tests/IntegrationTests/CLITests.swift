@@ -233,6 +233,58 @@ struct CLITests {
         #expect(b.first?[6] == "1.00 / 1.00" && b.map { $0[0] } == ["8", "16"], "\(apart.stdout)")
     }
 
+    /// CostOrder=: `config check` shows the file's order and each preemptor class's in force,
+    /// an unknown criterion is named with file:line:column; `plan --snapshot` takes the order
+    /// from --cost-order, else from the file --config names, and says it; `simulate` checks
+    /// --cost-order and reports it.
+    @Test func costOrderInConfigPlanAndSimulate() throws {
+        let directory = NSTemporaryDirectory() + "cost-order-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/topo_aware.conf"
+        try """
+            CostOrder=work
+            PreemptorClass=inference Partitions=infer
+            PreemptorClass=chat Partitions=chat CostOrder=victims,work
+            PreemptibleClass=batch Partitions=batch
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let text = try CLI.run(["config", "check", "--config", file])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("  CostOrder=work,priority,victims,collateral\n"), "\(text.stdout)")
+        #expect(text.stdout.contains("preemptor  inference level=nvlink mode=guaranteed costorder=work,priority,victims,collateral"))
+        #expect(text.stdout.contains("preemptor  chat level=nvlink mode=guaranteed costorder=victims,work,priority,collateral"))
+        let json = try CLI.run(["config", "check", "--config", file, "--format", "json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["costOrder"] as? String == "work,priority,victims,collateral")
+        let classes = try #require(object["classes"] as? [[String: Any]])
+        #expect(classes.map { $0["costOrder"] as? String } == ["work,priority,victims,collateral", "victims,work,priority,collateral", nil])
+
+        let bad = directory + "/bad.conf"
+        try "PreemptorClass=inference Partitions=infer CostOrder=work,lost\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let invalid = try CLI.run(["config", "check", "--config", bad])
+        #expect(invalid.status == 1)
+        #expect(invalid.stderr.contains("\(bad):1:58: CostOrder: 'lost' is not a cost criterion (expected priority, victims, work or collateral)"), "\(invalid.stderr)")
+
+        let snapshot = directory + "/snap.json"
+        try CLI.run(["plan", "--example-snapshot"]).stdout.write(toFile: snapshot, atomically: true, encoding: .utf8)
+        let byDefault = try CLI.run(["plan", "--snapshot", snapshot, "--gpus", "4"])
+        #expect(byDefault.stdout.contains("plans compared by priority, victims, work, collateral, most important first"), "\(byDefault.stdout)")
+        let byFile = try CLI.run(["plan", "--snapshot", snapshot, "--gpus", "4", "--config", file, "--format", "json"])
+        let plan = try #require(try JSONSerialization.jsonObject(with: Data(byFile.stdout.utf8)) as? [String: Any])
+        #expect(plan["costOrder"] as? String == "work,priority,victims,collateral", "\(byFile.stdout)")
+        let given = try CLI.run(["plan", "--snapshot", snapshot, "--gpus", "4", "--config", file, "--cost-order", "Collateral,victims"])
+        #expect(given.stdout.contains("plans compared by collateral, victims, priority, work"), "\(given.stdout)")
+        let twice = try CLI.run(["plan", "--snapshot", snapshot, "--gpus", "4", "--cost-order", "work,work"])
+        #expect(twice.status == 64 && twice.stderr.contains("--cost-order: 'work' is given twice"), "\(twice.stderr)")
+
+        let simulated = try CLI.run(["simulate", "--nodes", "islands:4,pairs:4", "--days", "0.05", "--policies", "topo-best-effort",
+                                     "--cost-order", "work", "--format", "json", "--plot", "-", "--no-progress"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(simulated.stdout.utf8)) as? [String: Any])
+        #expect(report["costOrder"] as? String == "work,priority,victims,collateral", "\(simulated.stderr)")
+        let wrong = try CLI.run(["simulate", "--nodes", "islands:4", "--days", "0.05", "--cost-order", "cheapest"])
+        #expect(wrong.status != 0 && wrong.stderr.contains("--cost-order: 'cheapest' is not a cost criterion"), "\(wrong.stderr)")
+    }
+
     /// plan --snapshot with CPUs: the lab's full node giving 8 CPUs, 5 of them held by jobs the
     /// snapshot does not list; its batch jobs hold none. A 4-GPU job of 3 CPUs gets the usual
     /// plan; of 4 CPUs none, and the reason says CPUs.

@@ -240,6 +240,50 @@ struct TopoAwareIslandsTests {
         #expect(try cluster.controllerIsUp())
     }
 
+    /// CostOrder= in force inside slurmctld: one island held by a 4-GPU batch job, the other
+    /// by two 2-GPU jobs started at least two seconds later (work is counted in whole seconds:
+    /// together they have lost less). With the default order (priority, then victims) the plan
+    /// requeues the 4-GPU job; with `CostOrder=work` on the inference class (the file read again
+    /// without a restart) the two younger ones. The plan's record says the order it followed.
+    @Test func victimsFollowTheConfiguredCostOrder() throws {
+        let conf = cluster.topoAwareConf
+        let original = try String(contentsOfFile: conf, encoding: .utf8)
+        defer { try? original.write(toFile: conf, atomically: true, encoding: .utf8) }
+        for order in [nil, "work"] as [String?] {
+            if let order {
+                let lines = original.split(separator: "\n", omittingEmptySubsequences: false)
+                    .map { $0.hasPrefix("PreemptorClass=inference") ? "\($0) CostOrder=\(order)" : String($0) }
+                try #require(lines.contains { $0.hasSuffix("CostOrder=\(order)") }, "no inference class line in \(conf)")
+                try lines.joined(separator: "\n").write(toFile: conf, atomically: true, encoding: .utf8)
+                let checked = try cluster.cli(["config", "check", "--config", conf])
+                #expect(checked.stdout.contains("preemptor  inference") && checked.stdout.contains("costorder=work,priority,victims,collateral"),
+                        "\(checked.stdout)")
+            }
+            let old = try cluster.start("batch", gpus: 4)
+            var jobs = [old]
+            defer { try? cluster.finish(jobs) }
+            try #require(try cluster.gpuIndices(old) == GPUSet(0...3), "the 4-GPU job is not on one island")
+            let started = Date()
+            _ = cluster.waitUntil(seconds: 10) { Date().timeIntervalSince(started) >= 2 }
+            let young = [try cluster.start("batch", gpus: 2), try cluster.start("batch", gpus: 2)]
+            jobs += young
+            let infer = try cluster.start("infer", gpus: 4, waitForRunning: false)
+            jobs.append(infer)
+            let running = try cluster.waitUntil(seconds: 60) { try cluster.state(infer) == "RUNNING" }
+            try #require(running, "infer job \(infer) did not run")
+            let victims = try (young + [old]).filter { try cluster.restarts($0) > 0 }.sorted()
+            let expected = order == nil ? [old] : young.sorted()
+            #expect(victims == expected, "CostOrder=\(order ?? "(default)")")
+            let records = try ProvenanceCheck.records(on: cluster, infer: infer, victims: victims)
+            let plan = records.last { $0["event"] as? String == "plan" && $0["job"] as? Int == Int(infer) }
+            #expect(plan?["cost_order"] as? String == (order == nil ? "priority,victims,work,collateral" : "work,priority,victims,collateral"),
+                    "\(plan ?? [:])")
+            try cluster.finish(jobs)
+            jobs = []
+        }
+        #expect(try cluster.controllerIsUp())
+    }
+
     /// A full disk under the decision log (a 64 KiB tmpfs, filled): slurmctld goes on deciding
     /// and preempting as before, logs one error naming the file, and once there is room again the
     /// log goes on with a `records-lost` line counting what it could not write.

@@ -101,6 +101,10 @@ import Testing
             multi.domain = domain
             records.append(multi)
         }
+        var ordered = DecisionRecord(.plan, time: 12, job: 6, message: "plan")
+        ordered.costOrder = [.work, .victims, .priority, .collateral]
+        records.append(ordered)
+        #expect(ordered.jsonLine().contains(#""cost_order":"work,victims,priority,collateral""#))
         let decoder = JSONDecoder()
         for (i, original) in records.enumerated() {
             let line = original.jsonLine(sequence: UInt64(i + 1))
@@ -110,6 +114,7 @@ import Testing
             #expect(back == expected, "\(line)")
         }
         #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"nope","job":1}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"plan","job":1,"cost_order":"work,nope"}"#.utf8)) }
         #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"plan","job":1,"level":"x"}"#.utf8)) }
         #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"plan","job":1,"across":"racks"}"#.utf8)) }
     }

@@ -80,6 +80,34 @@ enum Controller {
         #expect(!d.inconsistent)
     }
 
+    /// CostOrder=: one island held by a 4-GPU job (14,400 GPU-seconds so far), the other by two
+    /// 2-GPU jobs (14,040 together). The default order takes the one victim; work first takes
+    /// the two; a class's own order wins over the file's, and an order given in the settings
+    /// (`plan --job --cost-order`) over both. The plan's record says the order.
+    @Test func victimsFollowTheConfiguredCostOrder() throws {
+        let fill: [[Int]] = [[0, 1, 2, 3], [4, 5], [6, 7]]
+        func victims(_ text: String, settings: PreemptSettings = PreemptSettings()) throws -> (PreemptAction, [CostCriterion]?) {
+            let config = try TopoAwareConfig.parse(text, file: "topo_aware.conf").config
+            var controller = PreemptController()
+            let d = controller.decide(Controller.snapshot(fill), config: config, topology: islands, settings: settings,
+                                      clock: Controller.Clock().read)
+            return (d.action, d.records.first { $0.event == .plan }?.costOrder)
+        }
+        let inference = "PreemptorClass=inference Partitions=infer Level=nvlink Mode=guaranteed"
+        #expect(try victims(inference) == (.onlyVictims([1]), [.priority, .victims, .work, .collateral]))
+        #expect(try victims(inference + " CostOrder=work") == (.onlyVictims([2, 3]), [.work, .priority, .victims, .collateral]))
+        #expect(try victims("CostOrder=work\n" + inference).0 == .onlyVictims([2, 3]))
+        #expect(try victims("CostOrder=work\n" + inference + " CostOrder=victims").0 == .onlyVictims([1]))
+        #expect(try victims(inference + " CostOrder=work", settings: PreemptSettings(costOrder: CostCriterion.defaultOrder)).0
+                == .onlyVictims([1]))
+        // The class by the job's partition when it carries no tag.
+        var untagged = Controller.snapshot(fill)
+        untagged.preemptor.adminComment = nil
+        let config = try TopoAwareConfig.parse(inference + " CostOrder=work", file: "f").config
+        #expect(PreemptController.costOrder(untagged.preemptor, config: config) == [.work, .priority, .victims, .collateral])
+        #expect(PreemptController.costOrder(untagged.preemptor, config: nil) == CostCriterion.defaultOrder)
+    }
+
     /// Sticky: once Slurm has stopped a victim, later passes preempt nothing more for the job
     /// (its victims drain), and the plan is released when the job is no longer pending.
     @Test func keptPlanStopsFurtherPreemption() {

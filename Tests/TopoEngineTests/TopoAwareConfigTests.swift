@@ -62,6 +62,26 @@ import Testing
         #expect(set.decisionLog == "/var/log/slurm/d.jsonl" && set.decisionLogMaxSizeMiB == 1 && set.decisionLogKeep == 2)
     }
 
+    /// CostOrder=: the file's and a preemptor class's own; criteria left out follow in the
+    /// default order; case ignored; `config check`'s view of each class's order.
+    @Test func costOrder() throws {
+        let defaults = try TopoAwareConfig.parse("PreemptorClass=a Partitions=p", file: "f").config
+        #expect(defaults.costOrder == [.priority, .victims, .work, .collateral] && defaults.classes[0].costOrder == nil)
+        let set = try TopoAwareConfig.parse("""
+            CostOrder=Work,victims
+            PreemptorClass=a Partitions=p
+            PreemptorClass=b Partitions=q costorder=victims,priority,collateral,work
+            PreemptibleClass=c Partitions=r
+            """, file: "f").config
+        #expect(set.costOrder == [.work, .victims, .priority, .collateral])
+        #expect(set.classes[0].costOrder == nil)
+        #expect(set.classes[1].costOrder == [.victims, .priority, .collateral, .work])
+        #expect(CostCriterion.text(set.costOrder) == "work,victims,priority,collateral")
+        #expect(CostCriterion.parseOrder("collateral") == .success([.collateral, .priority, .victims, .work]))
+        #expect(CostCriterion.parseOrder("priority,bogus") == .failure(.init(
+            message: "'bogus' is not a cost criterion (expected priority, victims, work or collateral)", offset: 9)))
+    }
+
     @Test func keysAreCaseInsensitive() throws {
         let config = try TopoAwareConfig.parse(
             "defaultlevel=PCIe-Switch\npreemptorclass=a partitions=p LEVEL=Host-Bridge", file: "f").config
@@ -70,7 +90,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, PreemptorClass or PreemptibleClass)"),
+        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, CostOrder, PreemptorClass or PreemptibleClass)"),
         ("DecisionLog=log/d.jsonl", "f:1:13: 'log/d.jsonl' for DecisionLog must be an absolute file path (starting with '/', at most 1024 bytes)"),
         ("DecisionLog=/var/log/", "f:1:13: '/var/log/' for DecisionLog must be an absolute file path (starting with '/', at most 1024 bytes)"),
         ("DecisionLogMaxSize=0", "f:1:20: '0' for DecisionLogMaxSize must be a whole number of MiB from 1 to 1048576"),
@@ -86,7 +106,14 @@ import Testing
         ("PreemptorClass=a", "f:1:1: class 'a' needs Partitions= or QOS= to say which jobs it covers"),
         ("PreemptorClass=a Partitions=p\nPreemptibleClass=a QOS=q", "f:2:18: class 'a' is already defined on line 1"),
         ("PreemptibleClass=b Partitions=p Level=nvlink", "f:1:33: 'Level' applies to PreemptorClass lines only: preemptible jobs need no GPU affinity"),
-        ("PreemptorClass=a Partitions=p Nodes=x", "f:1:31: unknown key 'Nodes' on a class line (expected Partitions, QOS, Level, Mode)"),
+        ("PreemptorClass=a Partitions=p Nodes=x", "f:1:31: unknown key 'Nodes' on a class line (expected Partitions, QOS, Level, Mode, CostOrder)"),
+        ("CostOrder=work,victim", "f:1:16: CostOrder: 'victim' is not a cost criterion (expected priority, victims, work or collateral)"),
+        ("CostOrder=work,,victims", "f:1:16: CostOrder: an empty criterion in 'work,,victims' (expected a comma-separated list of priority, victims, work, collateral)"),
+        ("CostOrder=", "f:1:11: CostOrder: no criterion given (expected a comma-separated list of priority, victims, work, collateral)"),
+        ("CostOrder=work,priority,Work", "f:1:25: CostOrder: 'Work' is given twice"),
+        ("CostOrder=work\nCostOrder=victims", "f:2:1: 'CostOrder' is already set on line 1"),
+        ("PreemptorClass=a Partitions=p CostOrder=victims,lost", "f:1:49: CostOrder: 'lost' is not a cost criterion (expected priority, victims, work or collateral)"),
+        ("PreemptibleClass=b Partitions=p CostOrder=work", "f:1:33: 'CostOrder' applies to PreemptorClass lines only: it orders the plans of a preemptor"),
         ("PreemptorClass=a Partitions=p Partitions=q", "f:1:31: 'Partitions' appears twice on this line"),
         ("PreemptorClass=a Partitions=p,,q", "f:1:31: empty partition name"),
         ("PreemptorClass=a Partitions=p,q/r", "f:1:31: invalid partition name 'q/r' (letters, digits, '_', '-', '.', '+' only)"),

@@ -14,7 +14,8 @@
 ///     DecisionLog=/var/log/slurm/topo_aware/decisions.jsonl
 ///     DecisionLogMaxSize=100
 ///     DecisionLogKeep=5
-///     PreemptorClass=inference Partitions=infer Level=nvlink Mode=guaranteed
+///     CostOrder=priority,victims,work,collateral
+///     PreemptorClass=inference Partitions=infer Level=nvlink Mode=guaranteed CostOrder=work
 ///     PreemptibleClass=batch Partitions=batch
 ///
 /// A class line matches a job when every criterion it gives matches: one of the job's partitions
@@ -43,6 +44,10 @@ public struct TopoAwareConfig: Sendable, Equatable {
     public var decisionLogMaxSizeMiB: Int = 100
     /// Rotated decision logs kept (the oldest beyond is removed).
     public var decisionLogKeep: Int = 5
+    /// preempt/topo_aware: how plans are compared, most important first (every criterion, the
+    /// ones a file leaves out after the given ones in the default order); a preemptor class
+    /// may give its own.
+    public var costOrder: [CostCriterion] = CostCriterion.defaultOrder
     public var classes: [JobClassRule]
 
     public enum BasePolicy: String, Sendable, Equatable, CaseIterable {
@@ -83,13 +88,17 @@ public struct JobClassRule: Sendable, Equatable {
     public var qos: Set<String>?
     /// The line it was defined on (for messages).
     public var line: Int
+    /// A preemptor class's own `CostOrder=`; nil: the file's.
+    public var costOrder: [CostCriterion]?
 
-    public init(name: String, kind: Kind, partitions: Set<String>?, qos: Set<String>?, line: Int) {
+    public init(name: String, kind: Kind, partitions: Set<String>?, qos: Set<String>?, line: Int,
+                costOrder: [CostCriterion]? = nil) {
         self.name = name
         self.kind = kind
         self.partitions = partitions
         self.qos = qos
         self.line = line
+        self.costOrder = costOrder
     }
 
     /// The result of a rule accepting a job.
@@ -197,12 +206,14 @@ extension TopoAwareConfig {
                     config.decisionLogMaxSizeMiB = try integer(pair, in: 1...1_048_576, unit: "MiB", file: file)
                 case "decisionlogkeep":
                     config.decisionLogKeep = try integer(pair, in: 1...1000, unit: "files", file: file)
+                case "costorder":
+                    config.costOrder = try costOrder(pair, file: file)
                 case "partitions", "qos", "level", "mode":
                     throw fail(pair.location,
                                "'\(pair.key)' belongs on a PreemptorClass= or PreemptibleClass= line")
                 default:
                     throw fail(pair.location,
-                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, PreemptorClass or PreemptibleClass)")
+                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, CostOrder, PreemptorClass or PreemptibleClass)")
                 }
                 globalsSeen[key] = line.line
             }
@@ -214,7 +225,7 @@ extension TopoAwareConfig {
                 ? .preemptor(level: rule.level ?? config.defaultLevel, mode: rule.mode ?? config.defaultMode)
                 : .preemptible
             let resolved = JobClassRule(name: rule.name, kind: kind, partitions: rule.partitions,
-                                        qos: rule.qos, line: rule.line)
+                                        qos: rule.qos, line: rule.line, costOrder: rule.costOrder)
             if let shadowing = config.classes.first(where: { resolved.isShadowed(by: $0) }) {
                 warnings.append(fail(SourceLocation(line: rule.line, column: 1),
                     "class '\(rule.name)' never matches: class '\(shadowing.name)' on line \(shadowing.line) matches every job it would"))
@@ -241,6 +252,7 @@ extension TopoAwareConfig {
         var level: AffinityLevel?
         var mode: PlacementMode?
         var line: Int
+        var costOrder: [CostCriterion]?
     }
 
     private static func parseClassLine(
@@ -252,6 +264,7 @@ extension TopoAwareConfig {
         var qos: Set<String>? = nil
         var level: AffinityLevel? = nil
         var mode: PlacementMode? = nil
+        var order: [CostCriterion]? = nil
         var seen: [String: SourceLocation] = [:]
         for pair in line.pairs.dropFirst() {
             let key = asciiLowercased(pair.key)
@@ -269,12 +282,17 @@ extension TopoAwareConfig {
                 level = try Self.level(pair, file: file)
             case "mode" where isPreemptor:
                 mode = try Self.mode(pair, file: file)
+            case "costorder" where isPreemptor:
+                order = try costOrder(pair, file: file)
             case "level", "mode":
                 throw TextDiagnostic(file: file, location: pair.location,
                     message: "'\(pair.key)' applies to PreemptorClass lines only: preemptible jobs need no GPU affinity")
+            case "costorder":
+                throw TextDiagnostic(file: file, location: pair.location,
+                    message: "'\(pair.key)' applies to PreemptorClass lines only: it orders the plans of a preemptor")
             default:
                 throw TextDiagnostic(file: file, location: pair.location,
-                    message: "unknown key '\(printable(pair.key))' on a class line (expected Partitions, QOS\(isPreemptor ? ", Level, Mode" : ""))")
+                    message: "unknown key '\(printable(pair.key))' on a class line (expected Partitions, QOS\(isPreemptor ? ", Level, Mode, CostOrder" : ""))")
             }
         }
         guard partitions != nil || qos != nil else {
@@ -282,7 +300,7 @@ extension TopoAwareConfig {
                                  message: "class '\(name)' needs Partitions= or QOS= to say which jobs it covers")
         }
         return PendingRule(name: name, isPreemptor: isPreemptor, partitions: partitions, qos: qos,
-                           level: level, mode: mode, line: line.line)
+                           level: level, mode: mode, line: line.line, costOrder: order)
     }
 
     private static func level(_ pair: KeyValuePair, file: String) throws(TextDiagnostic) -> AffinityLevel {
@@ -299,6 +317,17 @@ extension TopoAwareConfig {
                 message: "unknown mode '\(printable(pair.value))' for \(pair.key) (expected one of \(PlacementMode.allNames))")
         }
         return mode
+    }
+
+    /// A cost order (`CostCriterion.parseOrder`); an error points at the criterion it names.
+    private static func costOrder(_ pair: KeyValuePair, file: String) throws(TextDiagnostic) -> [CostCriterion] {
+        switch CostCriterion.parseOrder(pair.value) {
+        case let .success(order): return order
+        case let .failure(error):
+            var location = pair.valueLocation
+            location.column += error.offset
+            throw TextDiagnostic(file: file, location: location, message: "\(pair.key): \(error.message)")
+        }
     }
 
     private static func boolean(_ pair: KeyValuePair, file: String) throws(TextDiagnostic) -> Bool {

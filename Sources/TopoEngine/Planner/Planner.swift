@@ -70,6 +70,45 @@ public enum CostCriterion: String, Sendable, CaseIterable, Codable {
     case work
     /// GPUs the victims free beyond what the preemptor needs.
     case collateral
+
+    /// The default order: priority, victims, work, collateral.
+    public static let defaultOrder: [CostCriterion] = allCases
+
+    /// Why a cost order does not parse: the message and the byte offset of the item it names
+    /// in the text (for a file's column).
+    public struct OrderError: Error, Sendable, Equatable {
+        public var message: String
+        public var offset: Int
+    }
+
+    /// Parses a cost order, most important first: criteria separated by commas, case ignored,
+    /// each at most once (`CostOrder=` of topo_aware.conf, `--cost-order`). The criteria not
+    /// given follow in the default order, as tie-breaks: `work` is work, priority, victims,
+    /// collateral.
+    public static func parseOrder(_ text: String) -> Result<[CostCriterion], OrderError> {
+        guard !text.isEmpty else {
+            return .failure(OrderError(message: "no criterion given (expected a comma-separated list of priority, victims, work, collateral)", offset: 0))
+        }
+        var order: [CostCriterion] = []
+        var offset = 0
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            defer { offset += item.utf8.count + 1 }
+            guard !item.isEmpty else {
+                return .failure(OrderError(message: "an empty criterion in '\(printable(text))' (expected a comma-separated list of priority, victims, work, collateral)", offset: offset))
+            }
+            guard let criterion = CostCriterion(rawValue: asciiLowercased(String(item))) else {
+                return .failure(OrderError(message: "'\(printable(String(item)))' is not a cost criterion (expected priority, victims, work or collateral)", offset: offset))
+            }
+            guard !order.contains(criterion) else {
+                return .failure(OrderError(message: "'\(printable(String(item)))' is given twice", offset: offset))
+            }
+            order.append(criterion)
+        }
+        return .success(order + defaultOrder.filter { !order.contains($0) })
+    }
+
+    /// The order as written in a file: `priority,victims,work,collateral`.
+    public static func text(_ order: [CostCriterion]) -> String { order.map(\.rawValue).joined(separator: ",") }
 }
 
 public struct PlannerPolicy: Sendable, Equatable {

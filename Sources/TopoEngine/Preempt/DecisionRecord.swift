@@ -113,6 +113,8 @@ public struct DecisionRecord: Sendable, Equatable {
     public var targets: [Target] = []
     public var victims: [UInt32] = []
     public var cost: PlanCost?
+    /// The cost order the plan was chosen by (`CostOrder=`).
+    public var costOrder: [CostCriterion]?
     /// Microseconds the planner took, when it ran.
     public var planMicroseconds: UInt64?
     /// The plan's reasons: each victim set, Slurm's expected pick, the alternatives turned down
@@ -185,6 +187,7 @@ public struct DecisionRecord: Sendable, Equatable {
             o.number("collateral_gpus", cost.collateral)
             out.raw("cost", o.finish())
         }
+        if let costOrder { out.string("cost_order", CostCriterion.text(costOrder)) }
         if let planMicroseconds { out.number("plan_us", planMicroseconds) }
         if let preemptMode { out.string("preempt_mode", preemptMode) }
         if let lostGPUSeconds { out.number("lost_gpu_seconds", lostGPUSeconds) }
@@ -260,6 +263,7 @@ extension DecisionRecord: Decodable {
         case time, event, job, other, reason, mode, level, reached, targets, victims, cost, message, details, count, stats
         case block, leafSwitch = "switch", across
         case planMicroseconds = "plan_us", preemptMode = "preempt_mode", lostGPUSeconds = "lost_gpu_seconds"
+        case costOrder = "cost_order"
     }
 
     enum CostKeys: String, CodingKey {
@@ -324,6 +328,7 @@ extension DecisionRecord: Decodable {
                             gpuSeconds: try k.decode(Int64.self, forKey: .gpuSeconds), collateral: try k.decode(Int.self, forKey: .collateral),
                             victimIDs: victims.sorted())
         }
+        costOrder = try named(.costOrder) { text in try? CostCriterion.parseOrder(text).get() }
         planMicroseconds = try c.decodeIfPresent(UInt64.self, forKey: .planMicroseconds)
         details = try c.decodeIfPresent([String].self, forKey: .details) ?? []
         preemptMode = try c.decodeIfPresent(String.self, forKey: .preemptMode)

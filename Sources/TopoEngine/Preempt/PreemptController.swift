@@ -60,10 +60,11 @@ public struct PreemptSettings: Sendable, Equatable {
     public var planTimeoutSeconds: Int64
     /// A plan that takes longer than this is discarded and the base policy answers.
     public var planBudgetMicroseconds: UInt64
-    public var costOrder: [CostCriterion]
+    /// How plans are compared; nil: the preemptor class's `CostOrder=`, else the file's.
+    public var costOrder: [CostCriterion]?
 
     public init(planTimeoutSeconds: Int64 = 300, planBudgetMicroseconds: UInt64 = 200_000,
-                costOrder: [CostCriterion] = CostCriterion.allCases) {
+                costOrder: [CostCriterion]? = nil) {
         self.planTimeoutSeconds = planTimeoutSeconds
         self.planBudgetMicroseconds = planBudgetMicroseconds
         self.costOrder = costOrder
@@ -169,6 +170,8 @@ public struct PreemptController: Sendable {
         case let .answer(decision): return decision
         case let .plan(l, m, t): (level, mode, layouts) = (l, m, t)
         }
+        var settings = settings
+        if settings.costOrder == nil { settings.costOrder = Self.costOrder(p, config: config) }
 
         // 2. The planning snapshot, validated.
         let built: Built, clusterSnapshot: ClusterSnapshot
@@ -237,6 +240,8 @@ public struct PreemptController: Sendable {
         case let .answer(decision): return decision
         case let .plan(l, m, _): (level, mode) = (l, m)
         }
+        var settings = settings
+        if settings.costOrder == nil { settings.costOrder = Self.costOrder(p, config: config) }
         if case let .inconsistent(message) = failure {
             var d = fallback(p.id, "\(job) inconsistent state: \(message); base policy", reason: "inconsistent-state", log: log)
             d.inconsistent = true
@@ -408,7 +413,7 @@ public struct PreemptController: Sendable {
         case let .names(names): request.candidateNodes = names
         case let .mask(mask): request.candidateMask = mask
         }
-        let policy = PlannerPolicy(order: settings.costOrder, exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true)
+        let policy = PlannerPolicy(order: settings.costOrder ?? CostCriterion.defaultOrder, exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true)
         let start = clock()
         let outcome = Planner.plan(request, in: index, policy: policy, scratch: &scratch)
         let end = clock()
@@ -471,8 +476,10 @@ public struct PreemptController: Sendable {
             let same = previous.map { $0.victims == kept.victims && $0.targets == kept.targets } ?? false
             log.append(.init(same ? .debug : .info, "\(Self.prefix) \(job) plan \(kept.line) \(micros)us"))
             if !same {
-                records.append(DecisionRecord(plan: plan, time: recordTime, job: p.id, mode: mode, micros: micros,
-                                              message: "\(job) plan \(kept.line)"))
+                var record = DecisionRecord(plan: plan, time: recordTime, job: p.id, mode: mode, micros: micros,
+                                            message: "\(job) plan \(kept.line)")
+                record.costOrder = settings.costOrder ?? CostCriterion.defaultOrder
+                records.append(record)
             }
             log.append(.init(.debug, "\(Self.prefix) \(job) plan details: \(plan.reasons.joined(separator: "; "))"))
             let action: PreemptAction = mode == .guaranteed ? .onlyVictims(plan.victims) : .victimsFirst(plan.victims)
@@ -524,6 +531,20 @@ public struct PreemptController: Sendable {
               case let .preemptor(level, mode) = rule.kind
         else { return nil }
         return (level, mode)
+    }
+
+    /// The cost order for a preemptor: its class's `CostOrder=` (the class the AdminComment tag
+    /// names, else the matching class line), else the file's; the default without a file.
+    public static func costOrder(_ p: ControllerSnapshot.Preemptor, config: TopoAwareConfig?) -> [CostCriterion] {
+        guard let config else { return CostCriterion.defaultOrder }
+        let rule: JobClassRule?
+        if let tag = AdminCommentTag.parse(adminComment: p.adminComment) {
+            guard case let .preemptor(name, _, _, _) = tag else { return config.costOrder }
+            rule = config.classes.first { $0.name == name }
+        } else {
+            rule = config.rule(for: SubmittedJob(partitions: p.partitions, qos: p.qos))?.rule
+        }
+        return rule?.costOrder ?? config.costOrder
     }
 
     // MARK: - Kept plans

@@ -87,6 +87,8 @@ public struct SimulationSetup: Sendable {
     /// Slurm's default levels; 0: no blocks. Slurm places a multi-node job inside one block of
     /// the level its node count needs (`BlockLevels`), stock and planned alike.
     public var blockNodes: Int = 0
+    /// How the topology-aware policies (and the oracle) compare plans (`CostOrder=`).
+    public var costOrder: [CostCriterion] = CostCriterion.defaultOrder
 
     public static let defaultFactors: [AffinityLevel: Double] = [
         .nvlink: 1.0, .pcieSwitch: 0.8, .hostBridge: 0.7, .numa: 0.65, .socket: 0.6, .node: 0.5,
@@ -929,11 +931,11 @@ public struct Simulator {
             victims = outcome.victims
             target = (node, outcome.gpus)
         case .oracle:
-            guard let choice = ExhaustivePlanner.plan(request, in: kept.index, policy: PlannerPolicy(requireEveryVictim: true)) else { return false }
+            guard let choice = ExhaustivePlanner.plan(request, in: kept.index, policy: PlannerPolicy(order: setup.costOrder, requireEveryVictim: true)) else { return false }
             victims = choice.victims
             target = (choice.node, choice.gpus)
         case .topoGuaranteed, .topoBestEffort:
-            let policy = PlannerPolicy(requireEveryVictim: true)
+            let policy = PlannerPolicy(order: setup.costOrder, requireEveryVictim: true)
             let outcome = Planner.plan(request, in: kept.index, policy: policy, scratch: &plannerScratch)
             if verifyKeptIndex, outcome != Planner.plan(request, in: kept.index, policy: policy) {
                 keptIndexMismatches.append("plan from kept bounds at \(now): \(outcome)")
@@ -986,7 +988,7 @@ public struct Simulator {
             victims = outcome.victims
             targets = outcome.nodes.compactMap { n in nodeByName[n.name].map { ($0, n.gpus) } }
         case .topoGuaranteed, .topoBestEffort:
-            guard case let .plan(plan) = Planner.plan(request, in: kept.index, policy: PlannerPolicy(requireEveryVictim: true),
+            guard case let .plan(plan) = Planner.plan(request, in: kept.index, policy: PlannerPolicy(order: setup.costOrder, requireEveryVictim: true),
                                                       scratch: &plannerScratch) else { return false }
             victims = plan.victims
             targets = plan.nodes.compactMap { n in
