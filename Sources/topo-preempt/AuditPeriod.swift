@@ -79,8 +79,10 @@ struct AuditPeriodReport: Encodable {
         /// Jobs of the period without `gres/gpu` in their TRES (AccountingStorageTRES lacks it).
         var withoutGPUs: Int
         var level: String
+        /// The cost order the topology-aware policy compared plans by (the first preemptor class's).
+        var costOrder: String
         var rows: [Row]
-        enum CodingKeys: String, CodingKey { case jobs, leftOut = "left_out", withoutGPUs = "without_gpus", level, rows }
+        enum CodingKeys: String, CodingKey { case jobs, leftOut = "left_out", withoutGPUs = "without_gpus", level, costOrder = "cost_order", rows }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -144,7 +146,7 @@ struct AuditPeriodReport: Encodable {
         }
         if recordsLost > 0 { out += "  records lost           \(recordsLost) (the plugin could not write them)\n" }
         if let replay {
-            out += "\n  the same period's \(replay.jobs) job(s) replayed (simulator, level \(replay.level); \(replay.leftOut) left out"
+            out += "\n  the same period's \(replay.jobs) job(s) replayed (simulator, level \(replay.level), plans compared by \(replay.costOrder); \(replay.leftOut) left out"
             if replay.withoutGPUs > 0 {
                 out += ", \(replay.withoutGPUs) of them without gres/gpu in their TRES: slurm.conf needs AccountingStorageTRES=gres/gpu"
             }

@@ -40,7 +40,7 @@ struct ConfigCommand: ParsableCommand {
                     switch rule.kind {
                     case let .preemptor(level, mode):
                         words += ["preemptor  \(rule.name)", "level=\(level.name)", "mode=\(mode.name)",
-                                  "costorder=\(CostCriterion.text(rule.costOrder ?? c.costOrder))"]
+                                  "costorder=\(CostCriterion.text(c.costOrder(of: rule)))"]
                     case .preemptible: words += ["preemptible \(rule.name)"]
                     }
                     if let p = rule.partitions { words.append("partitions=\(p.sorted().joined(separator: ","))") }
@@ -114,7 +114,7 @@ struct ConfigReport: Encodable {
                 entry.role = "preemptor"
                 entry.level = level.name
                 entry.mode = mode.name
-                entry.costOrder = CostCriterion.text(rule.costOrder ?? c.costOrder)
+                entry.costOrder = CostCriterion.text(c.costOrder(of: rule))
             }
             return entry
         }

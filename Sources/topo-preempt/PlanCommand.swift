@@ -695,11 +695,13 @@ struct AuditCommand: ParsableCommand {
         let (simJobs, leftOut) = PeriodReplay.simJobs(jobs, from: from, to: to, maxGPUsPerNode: maxGPUs)
         var level = site?.defaultLevel ?? .nvlink
         var mode = site?.defaultMode ?? .guaranteed
-        if let first = site?.classes.first(where: { if case .preemptor = $0.kind { true } else { false } }),
-           case let .preemptor(classLevel, classMode) = first.kind {
+        let first = site?.classes.first(where: { if case .preemptor = $0.kind { true } else { false } })
+        if case let .preemptor(classLevel, classMode)? = first?.kind {
             (level, mode) = (classLevel, classMode)
         }
-        let setup = SimulationSetup(nodeTypes: types, level: level, slurm: SlurmClient.built, drain: .lab)
+        var setup = SimulationSetup(nodeTypes: types, level: level, slurm: SlurmClient.built, drain: .lab)
+        // The plans compared as the plugin compares them for that class.
+        setup.costOrder = site?.costOrder(of: first) ?? CostCriterion.defaultOrder
         var rows: [AuditPeriodReport.Replay.Row] = []
         for policy in [SimPolicy.stock, .stockShaped, .stockYoungest, .stockShapedYoungest, mode == .guaranteed ? .topoGuaranteed : .topoBestEffort] {
             let result: SimResult
@@ -714,6 +716,7 @@ struct AuditCommand: ParsableCommand {
                               inferenceWaitP99Seconds: m.inferenceWaitP99))
         }
         let withoutGPUs = jobs.filter { $0.gpus == 0 && $0.submit >= from && $0.submit < to }.count
-        return .init(jobs: simJobs.count, leftOut: leftOut, withoutGPUs: withoutGPUs, level: level.name, rows: rows)
+        return .init(jobs: simJobs.count, leftOut: leftOut, withoutGPUs: withoutGPUs, level: level.name,
+                     costOrder: CostCriterion.text(setup.costOrder), rows: rows)
     }
 }

@@ -45,6 +45,16 @@ extension TopoAwareQOSTests {
         #expect(rows.compactMap { $0["policy"] as? String } == ["stock", "stock-shaped", "stock-youngest", "stock-shaped-youngest", "topo-guaranteed"])
         let topo = rows.last
         #expect(topo?["inference_started"] as? Int == 1 && topo?["inference_aligned"] as? Int == 1, "\(String(describing: topo))")
+        #expect(replay?["cost_order"] as? String == "priority,victims,work,collateral", "\(replayed.stdout)")
+        // The replay compares plans by the site's order: a copy of the file with CostOrder=work.
+        let conf = try String(contentsOfFile: cluster.topoAwareConf, encoding: .utf8)
+        let workFirst = cluster.directory + "/topo_aware-work.conf"
+        try (conf + "\nCostOrder=work\n").write(toFile: workFirst, atomically: true, encoding: .utf8)
+        let byWork = try cluster.cli(["audit", "--since", since, "--replay", "--config", workFirst, "--format", "json"])
+        let workReplay = (try? JSONSerialization.jsonObject(with: Data(byWork.stdout.utf8)) as? [String: Any])?["replay"] as? [String: Any]
+        #expect(byWork.status == 0 && workReplay?["cost_order"] as? String == "work,priority,victims,collateral", "\(byWork.stdout)\(byWork.stderr)")
+        let byWorkText = try cluster.cli(["audit", "--since", since, "--replay", "--config", workFirst])
+        #expect(byWorkText.stdout.contains("plans compared by work,priority,victims,collateral"), "\(byWorkText.stdout)")
         // The text form, and a bad time named as such.
         let text = try cluster.cli(["audit", "--since", since])
         #expect(text.status == 0 && text.stdout.contains("affinity hit rate      100.0% (1 hit, 0 miss"), "\(text.stdout)\(text.stderr)")

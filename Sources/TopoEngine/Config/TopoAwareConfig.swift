@@ -50,6 +50,9 @@ public struct TopoAwareConfig: Sendable, Equatable {
     public var costOrder: [CostCriterion] = CostCriterion.defaultOrder
     public var classes: [JobClassRule]
 
+    /// The cost order of a preemptor class: its own `CostOrder=`, else the file's (also for nil).
+    public func costOrder(of rule: JobClassRule?) -> [CostCriterion] { rule?.costOrder ?? costOrder }
+
     public enum BasePolicy: String, Sendable, Equatable, CaseIterable {
         /// preempt/partition_prio: partitions with a higher PriorityTier preempt lower ones.
         case partitionPriority = "partition_prio"

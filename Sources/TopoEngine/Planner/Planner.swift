@@ -72,7 +72,7 @@ public enum CostCriterion: String, Sendable, CaseIterable, Codable {
     case collateral
 
     /// The default order: priority, victims, work, collateral.
-    public static let defaultOrder: [CostCriterion] = allCases
+    public static let defaultOrder: [CostCriterion] = [.priority, .victims, .work, .collateral]
 
     /// Why a cost order does not parse: the message and the byte offset of the item it names
     /// in the text (for a file's column).
@@ -127,7 +127,7 @@ public struct PlannerPolicy: Sendable, Equatable {
     /// (per socket for `--gpus-per-socket` requests) for the job to fit.
     public var requireEveryVictim: Bool
 
-    public init(order: [CostCriterion] = CostCriterion.allCases, exemptSeconds: Int64 = 0, maxCandidatesPerNode: Int = 12,
+    public init(order: [CostCriterion] = CostCriterion.defaultOrder, exemptSeconds: Int64 = 0, maxCandidatesPerNode: Int = 12,
                 requireEveryVictim: Bool = false) {
         self.order = order
         self.exemptSeconds = exemptSeconds

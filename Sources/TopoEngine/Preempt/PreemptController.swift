@@ -544,7 +544,7 @@ public struct PreemptController: Sendable {
         } else {
             rule = config.rule(for: SubmittedJob(partitions: p.partitions, qos: p.qos))?.rule
         }
-        return rule?.costOrder ?? config.costOrder
+        return config.costOrder(of: rule)
     }
 
     // MARK: - Kept plans
