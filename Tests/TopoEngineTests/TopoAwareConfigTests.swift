@@ -78,8 +78,10 @@ import Testing
         #expect(set.classes[1].costOrder == [.victims, .priority, .collateral, .work])
         #expect(CostCriterion.text(set.costOrder) == "work,victims,priority,collateral")
         #expect(CostCriterion.parseOrder("collateral") == .success([.collateral, .priority, .victims, .work]))
+        #expect(CostCriterion.parseOrder("priority,Rough-Work,victims") == .success([.priority, .roughWork, .victims, .work, .collateral]))
+        #expect(CostCriterion.text([.priority, .roughWork, .victims, .work, .collateral]) == "priority,rough-work,victims,work,collateral")
         #expect(CostCriterion.parseOrder("priority,bogus") == .failure(.init(
-            message: "'bogus' is not a cost criterion (expected priority, victims, work or collateral)", offset: 9)))
+            message: "'bogus' is not a cost criterion (expected priority, victims, work, rough-work or collateral)", offset: 9)))
     }
 
     @Test func keysAreCaseInsensitive() throws {
@@ -107,12 +109,12 @@ import Testing
         ("PreemptorClass=a Partitions=p\nPreemptibleClass=a QOS=q", "f:2:18: class 'a' is already defined on line 1"),
         ("PreemptibleClass=b Partitions=p Level=nvlink", "f:1:33: 'Level' applies to PreemptorClass lines only: preemptible jobs need no GPU affinity"),
         ("PreemptorClass=a Partitions=p Nodes=x", "f:1:31: unknown key 'Nodes' on a class line (expected Partitions, QOS, Level, Mode, CostOrder)"),
-        ("CostOrder=work,victim", "f:1:16: CostOrder: 'victim' is not a cost criterion (expected priority, victims, work or collateral)"),
-        ("CostOrder=work,,victims", "f:1:16: CostOrder: an empty criterion in 'work,,victims' (expected a comma-separated list of priority, victims, work, collateral)"),
-        ("CostOrder=", "f:1:11: CostOrder: no criterion given (expected a comma-separated list of priority, victims, work, collateral)"),
+        ("CostOrder=work,victim", "f:1:16: CostOrder: 'victim' is not a cost criterion (expected priority, victims, work, rough-work or collateral)"),
+        ("CostOrder=work,,victims", "f:1:16: CostOrder: an empty criterion in 'work,,victims' (expected a comma-separated list of priority, victims, work, rough-work, collateral)"),
+        ("CostOrder=", "f:1:11: CostOrder: no criterion given (expected a comma-separated list of priority, victims, work, rough-work, collateral)"),
         ("CostOrder=work,priority,Work", "f:1:25: CostOrder: 'Work' is given twice"),
         ("CostOrder=work\nCostOrder=victims", "f:2:1: 'CostOrder' is already set on line 1"),
-        ("PreemptorClass=a Partitions=p CostOrder=victims,lost", "f:1:49: CostOrder: 'lost' is not a cost criterion (expected priority, victims, work or collateral)"),
+        ("PreemptorClass=a Partitions=p CostOrder=victims,lost", "f:1:49: CostOrder: 'lost' is not a cost criterion (expected priority, victims, work, rough-work or collateral)"),
         ("PreemptibleClass=b Partitions=p CostOrder=work", "f:1:33: 'CostOrder' applies to PreemptorClass lines only: it orders the plans of a preemptor"),
         ("PreemptorClass=a Partitions=p Partitions=q", "f:1:31: 'Partitions' appears twice on this line"),
         ("PreemptorClass=a Partitions=p,,q", "f:1:31: empty partition name"),

@@ -79,6 +79,7 @@ struct BoundCache: Sendable {
             case .victims: values[i] = Int64(bound.victims)
             case .work: values[i] = bound.gpuSeconds
             case .collateral: values[i] = Int64(bound.collateral)
+            case .roughWork: values[i] = Int64(CostCriterion.roughStep(bound.gpuSeconds))
             }
         }
         return (values[0], values[1], values[2], values[3])
