@@ -465,4 +465,22 @@ import Testing
             #expect(heap.first == reference.min())
         }
     }
+
+    /// A node's cores per socket held inline: as many sockets as the node has (at most four),
+    /// each read and written alone, below zero kept (a model error the runs count).
+    @Test func socketCoresBehaveAsAnArray() {
+        var cores = Simulator.SocketCores(sockets: 2, cores: 16)
+        #expect(Array(cores) == [16, 16] && cores.count == 2 && cores.indices == 0..<2)
+        cores[1] -= 5
+        cores[0] += 1
+        #expect(Array(cores) == [17, 11])
+        var best = 0
+        for (i, count) in cores.enumerated() where count > cores[best] { best = i }
+        #expect(best == 0)
+        cores[0] -= 20
+        #expect(cores.contains { $0 < 0 } && cores[0] == -3)
+        #expect(Array(Simulator.SocketCores(sockets: 4, cores: 65_535)) == [65_535, 65_535, 65_535, 65_535])
+        #expect(Simulator.SocketCores(sockets: 9, cores: 1).count == Simulator.maxSockets)
+        #expect(Simulator.SocketCores(sockets: 0, cores: 1).isEmpty)
+    }
 }

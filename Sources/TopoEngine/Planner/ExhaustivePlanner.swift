@@ -55,10 +55,10 @@ public enum ExhaustivePlanner {
                 else { continue }
                 if request.mode == .guaranteed && level > request.level { continue }
                 let victims = chosen.map { jobs[$0].job }
-                let cost = PlanCost(maxPriority: victims.map { index.jobPriority[$0] }.max(), victims: victims.count,
+                let cost = PlanCost(maxPriority: victims.map { index.jobFacts[$0].priority }.max(), victims: victims.count,
                                     gpuSeconds: victims.reduce(0) { $0 &+ index.work(of: $1) },
-                                    collateral: max(0, victims.reduce(0) { $0 + index.jobGPUs[$1] } - max(0, k - free.count)),
-                                    victimIDs: victims.map { index.jobID[$0] }.sorted())
+                                    collateral: max(0, victims.reduce(0) { $0 + index.jobFacts[$1].gpus } - max(0, k - free.count)),
+                                    victimIDs: victims.map { index.jobFacts[$0].id }.sorted())
                 let choice = Choice(node: node, victims: cost.victimIDs, gpus: pick, level: level, cost: cost)
                 guard let current = best else { best = choice; continue }
                 let rank = max(level, request.level), currentRank = max(current.level, request.level)

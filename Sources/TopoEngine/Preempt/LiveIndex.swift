@@ -176,14 +176,16 @@ struct LiveIndex {
     mutating func prepare(time: Int64, fill: (_ basePriorities: inout [Int], _ eligible: inout [Bool]) -> Void) {
         index.snapshot.time = max(time, 0)
         // Taken out while filled, so that they are written in place.
-        var priorities = index.jobPriority, flags = eligible
-        index.jobPriority = []
+        var priorities = basePriorities, flags = eligible
+        basePriorities = []
         eligible = []
+        if priorities.count != slots.count { priorities = Array(repeating: 0, count: slots.count) }
         if flags.count != slots.count { flags = Array(repeating: false, count: slots.count) }
         fill(&priorities, &flags)
         if priorities.count != slots.count { priorities = Array(repeating: 0, count: slots.count) }
         if flags.count != slots.count { flags = Array(repeating: false, count: slots.count) }
-        index.jobPriority = priorities
+        for s in 0..<min(priorities.count, index.jobFacts.count) { index.jobFacts[s].priority = priorities[s] }
+        basePriorities = priorities
         eligible = flags
         index.setEligibility(flags)
     }
@@ -191,6 +193,8 @@ struct LiveIndex {
     /// Slots by job id.
     var jobSlots: [UInt32: Int] { slotOfJob }
     var eligibleFlags: [Bool] { eligible }
+    /// Per slot: this decision's base priority (`prepare`; also in the index's job facts).
+    private(set) var basePriorities: [Int] = []
 
     /// The jobs as the controller's snapshot lists them, with this decision's priorities and
     /// eligibility (for the rare answers that need them all: jobs on nodes left out of planning).
@@ -280,32 +284,20 @@ extension PlanningIndex {
     /// Replaces job `j` (a live index's slot); its nodes are derived again by the caller.
     mutating func setJob(_ j: Int, _ job: ClusterSnapshot.RunningJob) {
         snapshot.jobs[j] = job
-        jobID[j] = job.id
-        jobStart[j] = job.startTime
-        jobGPUs[j] = job.gpuCount
-        jobPreemptible[j] = false
-        jobPriority[j] = 0
+        jobFacts[j] = JobFacts(priority: 0, start: job.startTime, id: job.id, gpus: job.gpuCount, preemptible: false)
     }
 
     mutating func truncateJobs(to count: Int) {
         let drop = snapshot.jobs.count - count
         guard drop > 0 else { return }
         snapshot.jobs.removeLast(drop)
-        jobID.removeLast(drop)
-        jobStart.removeLast(drop)
-        jobGPUs.removeLast(drop)
-        jobPreemptible.removeLast(drop)
-        jobPriority.removeLast(drop)
+        jobFacts.removeLast(drop)
     }
 
     mutating func appendPlaceholders(_ count: Int) {
         let empty = ClusterSnapshot.RunningJob(id: 0, priority: 0, startTime: 0, preemptible: false, allocations: [])
         snapshot.jobs.append(contentsOf: repeatElement(empty, count: count))
-        jobID.append(contentsOf: repeatElement(0, count: count))
-        jobStart.append(contentsOf: repeatElement(0, count: count))
-        jobGPUs.append(contentsOf: repeatElement(0, count: count))
-        jobPreemptible.append(contentsOf: repeatElement(false, count: count))
-        jobPriority.append(contentsOf: repeatElement(0, count: count))
+        jobFacts.append(contentsOf: repeatElement(JobFacts(priority: 0, start: 0, id: 0, gpus: 0, preemptible: false), count: count))
     }
 
     /// A node's state from its jobs: what `init` derives for it.
@@ -321,8 +313,8 @@ extension PlanningIndex {
     /// Per job: preemptible when eligible and planned (its work follows the snapshot's time:
     /// `work(of:)`).
     mutating func setEligibility(_ eligible: [Bool]) {
-        for j in 0..<min(eligible.count, jobID.count) {
-            jobPreemptible[j] = eligible[j] && jobGPUs[j] > 0
+        for j in 0..<min(eligible.count, jobFacts.count) {
+            jobFacts[j].preemptible = eligible[j] && jobFacts[j].gpus > 0
         }
     }
 }

@@ -191,7 +191,7 @@ public struct PreemptController: Sendable {
         let candidates = p.candidateNodes.map { nodes in
             Set(nodes.compactMap { built.clusterNodeOf[$0].map { clusterSnapshot.nodes[$0].name } })
         }
-        let ids = index.jobID
+        let ids = index.jobFacts.map(\.id)
         var scratch = PlannerScratch()
         return decide(p, level: level, mode: mode, snapshot: snapshot, built: built, index: &index, scratch: &scratch,
                       candidates: .names(candidates), jobsOf: { wanted in ids.indices.filter { wanted.contains(ids[$0]) } },
@@ -273,7 +273,7 @@ public struct PreemptController: Sendable {
             mask = m
         }
         let slotOf = state.jobSlots
-        let (slots, priorities, eligible) = (state.slots, state.index.jobPriority, state.eligibleFlags)
+        let (slots, priorities, eligible) = (state.slots, state.basePriorities, state.eligibleFlags)
         let decision = decide(p, level: level, mode: mode, snapshot: snapshot, built: built, index: &state.index,
                               scratch: &state.scratch, candidates: .mask(mask), jobsOf: { ids in ids.compactMap { slotOf[$0] } },
                               leftOutJobs: { LiveIndex.controllerJobs(slots, priorities: priorities, eligible: eligible) },
@@ -386,15 +386,15 @@ public struct PreemptController: Sendable {
         }
         var reservedJobs: [(job: Int, preemptible: Bool, listed: Bool)] = []
         if !reservedVictims.isEmpty {
-            for j in jobsOf(reservedVictims) where index.jobID.indices.contains(j) {
-                reservedJobs.append((j, index.jobPreemptible[j], index.snapshot.jobs[j].preemptible))
-                index.jobPreemptible[j] = false
+            for j in jobsOf(reservedVictims) where index.jobFacts.indices.contains(j) {
+                reservedJobs.append((j, index.jobFacts[j].preemptible, index.snapshot.jobs[j].preemptible))
+                index.jobFacts[j].preemptible = false
                 index.snapshot.jobs[j].preemptible = false
             }
         }
         defer {
             for entry in reservedJobs.reversed() {
-                index.jobPreemptible[entry.job] = entry.preemptible
+                index.jobFacts[entry.job].preemptible = entry.preemptible
                 index.snapshot.jobs[entry.job].preemptible = entry.listed
             }
             for entry in reservedNodes.reversed() {
@@ -588,7 +588,7 @@ public struct PreemptController: Sendable {
                 return drop("node \(target.node) is unavailable", "node-unavailable")
             }
             for entry in index.jobsOnNode[n] {
-                let id = index.jobID[entry.job]
+                let id = index.jobFacts[entry.job].id
                 if victims.contains(id) {
                     running.insert(id)
                 } else if !entry.gpus.intersection(target.gpus).isEmpty {

@@ -65,20 +65,20 @@ struct KeptIndex {
         }
         jobOfSlot[slot] = j
         index.setJob(slot, job)
-        index.jobPreemptible[slot] = preemptible
-        index.jobPriority[slot] = priority
+        index.jobFacts[slot].preemptible = preemptible
+        index.jobFacts[slot].priority = priority
         if preemptible, allocations.count > 1 { multiNodeJobs += 1 }
         for allocation in allocations {
             fitChange(allocation.node)
             var list = index.jobsOnNode[allocation.node]
-            let at = list.firstIndex { index.jobID[$0.job] > id } ?? list.count
+            let at = list.firstIndex { index.jobFacts[$0.job].id > id } ?? list.count
             list.insert((slot, allocation.gpus), at: at)
             index.jobsOnNode[allocation.node] = list
         }
         if preemptible {
             // After the last job that started earlier, or at the same time with a lower id.
             var after = logTail
-            while after >= 0, index.jobStart[Int(after)] == start, index.jobID[Int(after)] > id { after = previousInLog[Int(after)] }
+            while after >= 0, index.jobFacts[Int(after)].start == start, index.jobFacts[Int(after)].id > id { after = previousInLog[Int(after)] }
             let before = after >= 0 ? nextInLog[Int(after)] : logHead
             previousInLog[slot] = after
             nextInLog[slot] = before
@@ -93,13 +93,13 @@ struct KeptIndex {
     mutating func remove(slot: Int) {
         guard jobOfSlot.indices.contains(slot), jobOfSlot[slot] >= 0 else { return }
         let allocations = index.snapshot.jobs[slot].allocations
-        if index.jobPreemptible[slot], allocations.count > 1 { multiNodeJobs -= 1 }
+        if index.jobFacts[slot].preemptible, allocations.count > 1 { multiNodeJobs -= 1 }
         for allocation in allocations {
             fitChange(allocation.node)
             index.jobsOnNode[allocation.node].removeAll { $0.job == slot }
         }
-        if index.jobPreemptible[slot] {
-            let priority = index.jobPriority[slot]
+        if index.jobFacts[slot].preemptible {
+            let priority = index.jobFacts[slot].priority
             if let count = loggedPriorities[priority] { loggedPriorities[priority] = count > 1 ? count - 1 : nil }
             let after = previousInLog[slot], before = nextInLog[slot]
             if after >= 0 { nextInLog[Int(after)] = before } else { logHead = before }
@@ -149,11 +149,11 @@ struct KeptIndex {
                 if eligible[Int(slot)] { order.append(Int(slot)) }
                 slot = nextInLog[Int(slot)]
             }
-            let priority = index.jobPriority
-            if let first = order.first, order.contains(where: { priority[$0] != priority[first] }) {
+            let facts = index.jobFacts
+            if let first = order.first, order.contains(where: { facts[$0].priority != facts[first].priority }) {
                 // Stable: by priority, each priority in start order.
                 var byPriority: [Int: [Int]] = [:]
-                for slot in order { byPriority[priority[slot], default: []].append(slot) }
+                for slot in order { byPriority[facts[slot].priority, default: []].append(slot) }
                 return byPriority.keys.sorted().flatMap { byPriority[$0] ?? [] }
             }
         case .youngestFirst:
@@ -189,9 +189,9 @@ struct KeptIndex {
             return AnyIterator {
                 while taken == group.count {
                     guard end >= 0 else { return nil }
-                    let start = index.jobStart[Int(end)]
+                    let start = index.jobFacts[Int(end)].start
                     var from = end
-                    while previous[Int(from)] >= 0, index.jobStart[Int(previous[Int(from)])] == start { from = previous[Int(from)] }
+                    while previous[Int(from)] >= 0, index.jobFacts[Int(previous[Int(from)])].start == start { from = previous[Int(from)] }
                     group.removeAll(keepingCapacity: true)
                     var slot = from
                     while true {
@@ -245,7 +245,7 @@ struct KeptIndex {
         // anywhere.
         guard let top = fitHeaps[k]?.first, top.start > Int64.min else { return nil }
         let node = Int(top.node)
-        let jobs = jobsByPosition(node).prefix { (index.jobStart[$0.job], index.jobID[$0.job]) <= (top.start, top.id) }
+        let jobs = jobsByPosition(node).prefix { (index.jobFacts[$0.job].start, index.jobFacts[$0.job].id) <= (top.start, top.id) }
         var free = index.free[node]
         var cpus = 0
         var memory: Int64 = 0
@@ -276,8 +276,8 @@ struct KeptIndex {
 
     /// Node `n`'s preemptible jobs and their GPUs there by log position (start, then id).
     private func jobsByPosition(_ n: Int) -> [(job: Int, gpus: GPUSet)] {
-        index.jobsOnNode[n].filter { index.jobPreemptible[$0.job] }
-            .sorted { (index.jobStart[$0.job], index.jobID[$0.job]) < (index.jobStart[$1.job], index.jobID[$1.job]) }
+        index.jobsOnNode[n].filter { index.jobFacts[$0.job].preemptible }
+            .sorted { (index.jobFacts[$0.job].start, index.jobFacts[$0.job].id) < (index.jobFacts[$1.job].start, index.jobFacts[$1.job].id) }
     }
 
     /// Where node `n` (available) first has `k` GPUs free as its `jobs` (`jobsByPosition`) are
@@ -288,7 +288,7 @@ struct KeptIndex {
         guard free.count < k else { return FitKey(start: Int64.min, id: 0, node: Int32(n), version: fitVersion[n]) }
         for (j, gpus) in jobs {
             free = free.union(gpus)
-            if free.count >= k { return FitKey(start: index.jobStart[j], id: index.jobID[j], node: Int32(n), version: fitVersion[n]) }
+            if free.count >= k { return FitKey(start: index.jobFacts[j].start, id: index.jobFacts[j].id, node: Int32(n), version: fitVersion[n]) }
         }
         return nil
     }

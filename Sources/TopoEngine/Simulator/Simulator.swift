@@ -266,7 +266,7 @@ public struct Simulator {
     /// the lab's fill 2 2 2 1 1 lands on 0-1 | 4-5 | 2-3 | 6 | 7 because of it. A job of more
     /// CPUs is modelled taking them from the socket with the most free cores first, then the
     /// next (a reading of cons_tres, not checked on a controller).
-    var freeCores: [[Int]] = []
+    var freeCores: [SocketCores] = []
     var freeCoreTotal: [Int] = []
     /// Free memory per node, MB (`Int64.max` where memory is not consumable).
     var freeMemory: [Int64] = []
@@ -340,11 +340,46 @@ public struct Simulator {
         var cpus: Int { (0..<Simulator.maxSockets).reduce(0) { $0 + cores(onSocket: $1) } }
     }
     static let maxSockets = 4
+    /// A node's free cores per socket, at most `maxSockets`, held in the array of all nodes'
+    /// (an array per node was one more cache miss per access at 10,000 nodes).
+    struct SocketCores: RandomAccessCollection, MutableCollection {
+        private var values: (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+        let endIndex: Int
+        var startIndex: Int { 0 }
+
+        init(sockets: Int, cores: Int) {
+            endIndex = Swift.min(Swift.max(0, sockets), Simulator.maxSockets)
+            for socket in 0..<endIndex { self[socket] = cores }
+        }
+
+        /// Counts fit 32 bits: at most 65535 cores per socket (`prepare`), a job's at most that.
+        subscript(socket: Int) -> Int {
+            get {
+                switch socket {
+                case 0: Int(values.0)
+                case 1: Int(values.1)
+                case 2: Int(values.2)
+                default: Int(values.3)
+                }
+            }
+            set {
+                let value = Int32(clamping: newValue)
+                switch socket {
+                case 0: values.0 = value
+                case 1: values.1 = value
+                case 2: values.2 = value
+                default: values.3 = value
+                }
+            }
+        }
+    }
     /// A running job: its first node's part (the others of a multi-node job in `moreParts`),
-    /// plain values.
+    /// plain values, and what its end needs of the trace job (a completion then reads no
+    /// trace entry: at 10,000 nodes a week's trace is 5 million jobs, far beyond the caches).
     struct Run {
         var part: Part
         var start: Int64
+        /// Its job's runs so far, this one included (the drain model's seed).
         var serial: Int
         /// GPUs on all its nodes.
         var gpuCount: Int
@@ -352,18 +387,25 @@ public struct Simulator {
         var slot: Int
         /// Its trace index, and whether it has parts in `moreParts`.
         var job: Int
+        /// The trace job's duration (seconds) and kind.
+        var duration: Int64
+        var inference: Bool
         var multiNode = false
+        /// The simulator's count of starts when it started: its completion event names it.
+        var number: UInt32
         var node: Int { part.node }
     }
-    /// The running jobs by their slot in the kept index, and per trace job its slot while it
-    /// runs (-1: not running): arrays, not a dictionary by job, as a completion, a start and a
-    /// victim each look one up (tens of thousands running at 10,000 nodes).
+    /// The running jobs by their slot in the kept index, and per trace job its slot when it
+    /// last started (-1: never; a job's run is the one there only while that run is its own):
+    /// arrays, not a dictionary by job, as a start and a victim each look one up (tens of
+    /// thousands running at 10,000 nodes); a completion names its slot.
     var runs: [Run?] = []
     var slotOfJob: [Int32] = []
+    var starts: UInt32 = 0
     /// Job `j`'s run while it runs.
     func runOf(_ j: Int) -> Run? {
-        guard slotOfJob.indices.contains(j), slotOfJob[j] >= 0 else { return nil }
-        return runs[Int(slotOfJob[j])]
+        guard slotOfJob.indices.contains(j), slotOfJob[j] >= 0, let run = runs[Int(slotOfJob[j])], run.job == j else { return nil }
+        return run
     }
     /// The running jobs by trace index (for the tests and the whole snapshot).
     var running: [Int: Run] {
@@ -391,10 +433,11 @@ public struct Simulator {
     struct Event: Comparable {
         var time: Int64
         private var rank: UInt64
-        /// A trace index or a node; a run serial or an index into `releases` (a trace of 2^31
-        /// jobs would not fit in memory).
+        /// A trace index, a node or a slot; a run's number or an index into `releases` (a trace
+        /// of 2^31 jobs would not fit in memory).
         private var job32: Int32
         private var serial32: Int32
+        /// A run ends (`completion`, job = its slot, serial = its number: `Run.number`).
         /// Victims' GPUs come free (`released`, job = node, serial = index into `releases`)
         /// before a preemptor whose victims have all drained starts (`planReady`).
         enum Kind: Int { case completion = 0, released = 1, planReady = 2, ready = 3, arrival = 4, retry = 5, sample = 6 }
@@ -469,7 +512,7 @@ public struct Simulator {
                 guard sockets <= Self.maxSockets, setup.coresPerSocket <= 0xFFFF else {
                     throw SnapshotError("node type \(entry.name): the simulator models at most \(Self.maxSockets) sockets of at most 65535 cores, not \(sockets) of \(setup.coresPerSocket)")
                 }
-                freeCores.append(Array(repeating: setup.coresPerSocket, count: sockets))
+                freeCores.append(SocketCores(sockets: sockets, cores: setup.coresPerSocket))
                 freeCoreTotal.append(setup.coresPerSocket * sockets)
                 freeMemory.append(setup.memoryPerNodeMB ?? Int64.max)
             }
@@ -564,8 +607,10 @@ public struct Simulator {
             case .ready:
                 enqueue(event.job)
             case .completion:
-                guard let run = runOf(event.job), run.serial == event.serial else { break }
-                finish(event.job, run: run, completed: true)
+                // The event names the run's slot and number: a run preempted since left it stale.
+                guard runs.indices.contains(event.job), let run = runs[event.job],
+                      run.number == UInt32(truncatingIfNeeded: event.serial) else { break }
+                finish(run.job, run: run, completed: true)
             case .retry:
                 break
             case .released:
@@ -676,11 +721,13 @@ public struct Simulator {
         let slot = kept.add(job: j, priority: jobs[j].priority, start: now, preemptible: jobs[j].kind == .batch, allocations: allocations)
         plannerScratch.jobChanged(slot)
         if runs.count <= slot { runs.append(contentsOf: repeatElement(nil, count: slot + 1 - runs.count)) }
+        starts &+= 1
         runs[slot] = Run(part: first, start: now, serial: Int(serial[j]), gpuCount: parts.reduce(0) { $0 + $1.gpus.count }, slot: slot,
-                         job: j, multiNode: parts.count > 1)
+                         job: j, duration: jobs[j].duration, inference: jobs[j].kind == .inference, multiNode: parts.count > 1,
+                         number: starts)
         slotOfJob[j] = Int32(slot)
         if parts.count > 1 { moreParts[j] = Array(parts.dropFirst()) }
-        push(now + max(1, jobs[j].duration), .completion, j, serial: Int(serial[j]))
+        push(now + max(1, jobs[j].duration), .completion, slot, serial: Int(Int32(bitPattern: starts)))
         if jobs[j].kind == .inference {
             runningInference += 1
             waits.append(now - jobs[j].submit)
@@ -699,7 +746,6 @@ public struct Simulator {
     mutating func finish(_ j: Int, run: Run, completed: Bool, releasing: Bool = true) {
         let all = parts(j, run)
         runs[run.slot] = nil
-        slotOfJob[j] = -1
         if run.multiNode { moreParts[j] = nil }
         kept.remove(slot: run.slot)
         plannerScratch.jobChanged(run.slot)
@@ -709,10 +755,10 @@ public struct Simulator {
             account(part, +1)
             busyGPUs -= part.gpus.count
         }
-        if jobs[j].kind == .inference { runningInference -= 1 }
-        if completed && jobs[j].kind == .batch {
+        if run.inference { runningInference -= 1 }
+        if completed && !run.inference {
             metrics.batchCompleted += 1
-            metrics.batchGPUHoursCompleted += Double(jobs[j].gpus * jobs[j].nodes) * Double(jobs[j].duration) / 3600
+            metrics.batchGPUHoursCompleted += Double(run.gpuCount) * Double(run.duration) / 3600
         }
     }
 
@@ -1152,7 +1198,7 @@ public struct Simulator {
         let order = kept.stockOrder(request, policy: PlannerPolicy(), settings: settings)
         if verifyKeptIndex, let whole = try? PlanningIndex(snapshotNow(kept.index.snapshot.time, resources: keptResources)) {
             let expected = StockPreemption.candidateOrder(request, index: whole, policy: PlannerPolicy(), settings: settings, first: [])
-            if expected.map({ whole.jobID[$0] }) != order.map({ kept.index.jobID[$0] }) {
+            if expected.map({ whole.jobFacts[$0].id }) != order.map({ kept.index.jobFacts[$0].id }) {
                 keptIndexMismatches.append("stock order (\(settings.name)) at \(kept.index.snapshot.time)")
             }
         }
@@ -1170,15 +1216,14 @@ public struct Simulator {
             if index.snapshot.nodes[n] != whole.snapshot.nodes[n] { return "\(name) at \(now): \(index.snapshot.nodes[n]) against \(whole.snapshot.nodes[n])" }
             if index.free[n] != whole.free[n] { return "\(name) at \(now): free \(index.free[n]) against \(whole.free[n])" }
             if index.freeCPUs[n] != whole.freeCPUs[n] || index.freeMemory[n] != whole.freeMemory[n] { return "\(name) at \(now): free CPUs or memory" }
-            let listed = index.jobsOnNode[n].map { "\(index.jobID[$0.job]):\($0.gpus)" }
-            let expected = whole.jobsOnNode[n].map { "\(whole.jobID[$0.job]):\($0.gpus)" }
+            let listed = index.jobsOnNode[n].map { "\(index.jobFacts[$0.job].id):\($0.gpus)" }
+            let expected = whole.jobsOnNode[n].map { "\(whole.jobFacts[$0.job].id):\($0.gpus)" }
             if listed != expected { return "\(name) at \(now): jobs \(listed) against \(expected)" }
             for (entry, other) in zip(index.jobsOnNode[n], whole.jobsOnNode[n]) {
                 let (a, b) = (entry.job, other.job)
                 if index.snapshot.jobs[a] != whole.snapshot.jobs[b] || index.work(of: a) != whole.work(of: b)
-                    || index.jobPriority[a] != whole.jobPriority[b]
-                    || index.jobStart[a] != whole.jobStart[b] || index.jobPreemptible[a] != whole.jobPreemptible[b] || index.jobGPUs[a] != whole.jobGPUs[b] {
-                    return "job \(whole.jobID[b]) at \(now)"
+                    || index.jobFacts[a] != whole.jobFacts[b] {
+                    return "job \(whole.jobFacts[b].id) at \(now)"
                 }
             }
         }
