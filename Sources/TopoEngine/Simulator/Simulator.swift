@@ -387,10 +387,10 @@ public struct Simulator {
         var slot: Int
         /// Its trace index, and whether it has parts in `moreParts`.
         var job: Int
+        var multiNode = false
         /// The trace job's duration (seconds) and kind.
         var duration: Int64
         var inference: Bool
-        var multiNode = false
         /// The simulator's count of starts when it started: its completion event names it.
         var number: UInt32
         var node: Int { part.node }
@@ -723,7 +723,7 @@ public struct Simulator {
         if runs.count <= slot { runs.append(contentsOf: repeatElement(nil, count: slot + 1 - runs.count)) }
         starts &+= 1
         runs[slot] = Run(part: first, start: now, serial: Int(serial[j]), gpuCount: parts.reduce(0) { $0 + $1.gpus.count }, slot: slot,
-                         job: j, duration: jobs[j].duration, inference: jobs[j].kind == .inference, multiNode: parts.count > 1,
+                         job: j, multiNode: parts.count > 1, duration: jobs[j].duration, inference: jobs[j].kind == .inference,
                          number: starts)
         slotOfJob[j] = Int32(slot)
         if parts.count > 1 { moreParts[j] = Array(parts.dropFirst()) }
