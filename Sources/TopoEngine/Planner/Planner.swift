@@ -298,13 +298,11 @@ struct JobFacts: Sendable, Equatable {
     var gpus: Int
     var id: UInt32
     var preemptible: Bool
+}
 
-    init(priority: Int, start: Int64, id: UInt32, gpus: Int, preemptible: Bool) {
-        (self.priority, self.start, self.id, self.gpus, self.preemptible) = (priority, start, id, gpus, preemptible)
-    }
-
+extension JobFacts {
     init(_ job: ClusterSnapshot.RunningJob) {
-        self.init(priority: job.priority, start: job.startTime, id: job.id, gpus: job.gpuCount, preemptible: job.preemptible)
+        self.init(priority: job.priority, start: job.startTime, gpus: job.gpuCount, id: job.id, preemptible: job.preemptible)
     }
 }
 

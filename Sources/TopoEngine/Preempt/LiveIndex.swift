@@ -284,7 +284,7 @@ extension PlanningIndex {
     /// Replaces job `j` (a live index's slot); its nodes are derived again by the caller.
     mutating func setJob(_ j: Int, _ job: ClusterSnapshot.RunningJob) {
         snapshot.jobs[j] = job
-        jobFacts[j] = JobFacts(priority: 0, start: job.startTime, id: job.id, gpus: job.gpuCount, preemptible: false)
+        jobFacts[j] = JobFacts(priority: 0, start: job.startTime, gpus: job.gpuCount, id: job.id, preemptible: false)
     }
 
     mutating func truncateJobs(to count: Int) {
@@ -297,7 +297,7 @@ extension PlanningIndex {
     mutating func appendPlaceholders(_ count: Int) {
         let empty = ClusterSnapshot.RunningJob(id: 0, priority: 0, startTime: 0, preemptible: false, allocations: [])
         snapshot.jobs.append(contentsOf: repeatElement(empty, count: count))
-        jobFacts.append(contentsOf: repeatElement(JobFacts(priority: 0, start: 0, id: 0, gpus: 0, preemptible: false), count: count))
+        jobFacts.append(contentsOf: repeatElement(JobFacts(priority: 0, start: 0, gpus: 0, id: 0, preemptible: false), count: count))
     }
 
     /// A node's state from its jobs: what `init` derives for it.
