@@ -213,6 +213,27 @@ enum Lab {
         #expect(CostCriterion.roughStep(-5) == 0 && CostCriterion.roughStep(Int64.max) > 890)
     }
 
+    /// The bound cache keeps a node's bound in one 40-byte record: it gives back what was put
+    /// in (no bound; no priority; each field), and clamps victims and collateral GPUs beyond 32
+    /// bits downwards, so what it gives back is still a lower bound of the same plans.
+    @Test func keptNodeBoundGivesBackItsBound() {
+        #expect(MemoryLayout<BoundCache.NodeBound>.stride == 40)
+        var kept = BoundCache.NodeBound()
+        #expect(kept.bound == nil && kept.stale && kept.time == Int64.min)
+        let bounds = [Planner.CostBound(maxPriority: nil, victims: 0, gpuSeconds: 0, collateral: 0),
+                      Planner.CostBound(maxPriority: -7, victims: 3, gpuSeconds: 1_200, collateral: 2),
+                      Planner.CostBound(maxPriority: Int.max, victims: 1, gpuSeconds: Int64.max, collateral: 0)]
+        for bound in bounds {
+            kept.bound = bound
+            #expect(kept.bound.map { [$0.maxPriority == bound.maxPriority, $0.victims == bound.victims,
+                                      $0.gpuSeconds == bound.gpuSeconds, $0.collateral == bound.collateral] } == [true, true, true, true])
+        }
+        kept.bound = Planner.CostBound(maxPriority: 1, victims: Int.max, gpuSeconds: 5, collateral: Int(Int32.max) + 1)
+        #expect(kept.bound?.victims == Int(Int32.max) && kept.bound?.collateral == Int(Int32.max))
+        kept.bound = nil
+        #expect(kept.bound == nil)
+    }
+
     @Test func multiNodeRequestTakesTheCheapestNodes() throws {
         var snapshot = Lab.filled(Lab.islands, [[0, 1, 2, 3], [4, 5, 6, 7]], nodes: 3)
         snapshot.jobs.append(.init(id: 10, priority: 1, startTime: 0, allocations: [.init(node: 1, gpus: GPUSet(0...7))]))

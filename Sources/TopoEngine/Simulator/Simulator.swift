@@ -518,6 +518,8 @@ public struct Simulator {
             }
         }
         guard !free.isEmpty else { throw SnapshotError("the simulated cluster has no nodes") }
+        // Jobs are named by 32-bit trace indices and ids (the kept index, the arrival order).
+        guard jobs.count < Int(Int32.max) else { throw SnapshotError("the simulator replays at most \(Int32.max - 1) jobs, not \(jobs.count)") }
         if policy == .oracle && free.count > SimPolicy.oracleMaxNodes {
             throw SnapshotError("the oracle is exhaustive: at most \(SimPolicy.oracleMaxNodes) nodes, not \(free.count)")
         }
@@ -1227,7 +1229,7 @@ public struct Simulator {
                 }
             }
         }
-        let live = kept.jobOfSlot.filter { $0 >= 0 }.count
+        let live = (0..<kept.slotCount).filter { kept.job(inSlot: $0) != nil }.count
         if live != whole.snapshot.jobs.count { return "\(live) jobs kept against \(whole.snapshot.jobs.count) at \(now)" }
         if index.snapshot.time != whole.snapshot.time || index.snapshot.blockLevels != whole.snapshot.blockLevels { return "time or blocks at \(now)" }
         return nil
