@@ -91,7 +91,7 @@ struct PlanCommand: ParsableCommand {
     var exemptTime: Int64?
 
     @Option(name: .customLong("cost-order"), help: ArgumentHelp(
-        "Cost criteria, most important first, from priority, victims, work, rough-work (work in steps of 5%), collateral; those left out follow in the order priority,victims,work,collateral.",
+        "Cost criteria, most important first, from priority, victims, work, rough-work (work, plans within 5% of the least tie), collateral; those left out follow in the order priority,victims,work,collateral.",
         discussion: "Default: with --job, the CostOrder= of the job's class in topo_aware.conf, else the file's; with --snapshot, the file's CostOrder= when --config is given, else priority,victims,work,collateral."))
     var costOrder: String?
 

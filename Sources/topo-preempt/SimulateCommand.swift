@@ -107,7 +107,7 @@ struct SimulateCommand: ParsableCommand {
     var plannerView: String = PlannerView.gpus.rawValue
 
     @Option(name: .customLong("cost-order"), help: ArgumentHelp(
-        "How the topology-aware policies and the oracle compare plans, most important first, from priority, victims, work, rough-work (work in steps of 5%), collateral; those left out follow in the order priority,victims,work,collateral.",
+        "How the topology-aware policies and the oracle compare plans, most important first, from priority, victims, work, rough-work (work, plans within 5% of the least tie), collateral; those left out follow in the order priority,victims,work,collateral.",
         discussion: "The value of CostOrder= in topo_aware.conf."))
     var costOrder: String?
 

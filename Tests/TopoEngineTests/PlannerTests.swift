@@ -193,9 +193,10 @@ enum Lab {
         #expect(roughPlan.victims == [1, 2])
     }
 
-    /// `rough-work` ties plans whose work lies in the same 5% step, so the next criterion
-    /// decides: lab scenario 1 filled a second apart (as the simulator's lab trace): work first
-    /// takes three victims to lose 2,391 GPU-seconds instead of 2,396 (0.2% less); rough-work two.
+    /// `rough-work` ties the plans losing at most 5% more than the least work, so the next
+    /// criterion decides: lab scenario 1 filled a second apart (as the simulator's lab trace):
+    /// work first takes three victims to lose 2,391 GPU-seconds instead of 2,396 (0.2% less);
+    /// rough-work two.
     @Test func roughWorkTiesCloseWorkAndCountsVictims() throws {
         let jobs = [[0, 1], [4, 5], [2, 3], [6], [7]].enumerated().map { i, list in
             ClusterSnapshot.RunningJob(id: UInt32(i + 1), partition: "batch", priority: 1, startTime: Int64(i),
@@ -208,9 +209,35 @@ enum Lab {
         let rough = PlannerPolicy(order: [.priority, .roughWork, .victims, .work, .collateral])
         guard case let .plan(byRough) = Planner.plan(Self.infer4, in: index, policy: rough) else { Issue.record("no plan"); return }
         #expect(byRough.victims == [1, 3] && byRough.cost.gpuSeconds == 2 * 600 + 2 * 598)
-        // The steps: 1.05^k <= 1 + work.
-        #expect([0, 1, 2, 3, 4, 100, 2_396, 2_391].map(CostCriterion.roughStep) == [0, 14, 22, 28, 32, 94, 159, 159])
-        #expect(CostCriterion.roughStep(-5) == 0 && CostCriterion.roughStep(Int64.max) > 890)
+        #expect(byRough.reasons.contains { $0.hasPrefix("rough-work: 3 victim(s) would lose the least work, 2391 GPU-s; plans losing up to 2510 GPU-s tie") })
+        // 5% more, rounded down; never past Int64's range.
+        #expect([0, 19, 20, 2_391, 7_020, -5].map(CostCriterion.nearCeiling) == [0, 19, 21, 2_510, 7_371, 0])
+        #expect(CostCriterion.nearCeiling(Int64.max) == Int64.max && CostCriterion.nearCeiling(Int64.max / 21 * 20) == Int64.max / 21 * 21)
+    }
+
+    /// Near ties are measured from the least work, not in fixed steps: lab scenario 3 shaped
+    /// (fill 2-3 | 6 | 7, a minute apart) frees island 0-3 by requeueing 2-3 (7,200 GPU-s) or
+    /// island 4-7 by requeueing 6 and 7 (7,020 GPU-s). 2.5% apart, they tie under rough-work and
+    /// one victim wins; fixed steps of 5% (the first rough-work) put them in steps 182 and 181
+    /// and took two victims. Work first takes the two, the default order the one.
+    @Test func roughWorkTiesAcrossAnyBoundary() throws {
+        let snapshot = Lab.filled(Lab.islands, [[2, 3], [6], [7]])
+        var shaped = Self.infer4
+        shaped.shape = .perSocket
+        let index = try PlanningIndex(snapshot)
+        let victims = { (order: [CostCriterion]) -> [UInt32]? in
+            guard case let .plan(plan) = Planner.plan(shaped, in: index, policy: PlannerPolicy(order: order)) else { return nil }
+            return plan.victims
+        }
+        #expect(victims([.priority, .roughWork, .victims, .work, .collateral]) == [1])
+        #expect(victims([.priority, .work, .victims, .collateral]) == [2, 3])
+        #expect(victims(CostCriterion.defaultOrder) == [1])
+        // rough-work after victims: fewest victims first; then within 5% of their least work.
+        #expect(victims([.victims, .roughWork, .priority, .collateral]) == [1])
+        #expect(PlannerPolicy.exactWork([.priority, .roughWork, .victims, .work, .collateral]) == [.priority, .work, .victims, .collateral])
+        #expect(PlannerPolicy.exactWork([.work, .victims]) == [.work, .victims])
+        #expect(PlannerPolicy.exactWork([.work, .collateral, .roughWork, .victims]) == [.work, .collateral, .victims])
+        #expect(PlannerPolicy(order: [.work, .roughWork]).nearWorkPasses() == nil && PlannerPolicy().nearWorkPasses() == nil)
     }
 
     /// The bound cache keeps a node's bound in one 40-byte record: it gives back what was put
@@ -418,11 +445,22 @@ enum Lab {
     /// Every subset of eligible jobs on every node, checked with the same Slurm pick model; the
     /// cheapest acceptable (node, victims) by the same comparator.
     static func oracle(_ request: PreemptorRequest, _ index: PlanningIndex, _ policy: PlannerPolicy) -> (level: AffinityLevel, cost: PlanCost, node: String)? {
+        // rough-work (before work): of every option, the least work; then the rest within 5%
+        // of it. After work it decides nothing.
+        if let rough = policy.order.firstIndex(of: .roughWork), (policy.order.firstIndex(of: .work) ?? Int.max) > rough {
+            var exact = policy
+            exact.order = policy.order.filter { $0 != .work }.map { $0 == .roughWork ? .work : $0 }
+            guard let least = oracle(request, index, exact) else { return nil }
+            var near = policy
+            near.order = policy.order.filter { $0 != .roughWork }
+            near.workCeiling = least.cost.gpuSeconds + least.cost.gpuSeconds / 20
+            return oracle(request, index, near)
+        }
         let snapshot = index.snapshot
         var best: (level: AffinityLevel, cost: PlanCost, node: String)?
         for node in snapshot.nodes.indices where snapshot.nodes[node].available {
             let name = snapshot.nodes[node].name
-            for (level, cost) in options(request, index, policy, node: node) {
+            for (level, cost) in options(request, index, policy, node: node) where cost.gpuSeconds <= policy.workCeiling ?? Int64.max {
                 // Best-effort: any level at or tighter than required counts the same.
                 let rank = max(level, request.level)
                 if let current = best {

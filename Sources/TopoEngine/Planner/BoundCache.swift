@@ -103,9 +103,8 @@ struct BoundCache: Sendable {
             switch criterion {
             case .priority: values[i] = bound.maxPriority.map { Int64($0) } ?? Int64.min
             case .victims: values[i] = Int64(bound.victims)
-            case .work: values[i] = bound.gpuSeconds
+            case .work, .roughWork: values[i] = bound.gpuSeconds
             case .collateral: values[i] = Int64(bound.collateral)
-            case .roughWork: values[i] = Int64(CostCriterion.roughStep(bound.gpuSeconds))
             }
         }
         return (values[0], values[1], values[2], values[3])

@@ -16,6 +16,11 @@ public enum ExhaustivePlanner {
     }
 
     public static func plan(_ request: PreemptorRequest, in index: PlanningIndex, policy: PlannerPolicy) -> Choice? {
+        // rough-work, as the planner selects: the least work, then the rest within 5% of it.
+        if let passes = policy.nearWorkPasses() {
+            guard let least = plan(request, in: index, policy: passes.exact) else { return nil }
+            return plan(request, in: index, policy: passes.near(least.cost.gpuSeconds)) ?? least
+        }
         let snapshot = index.snapshot
         let eligible = Planner.eligibility(request, index: index, policy: policy)
         var best: Choice?
@@ -59,6 +64,7 @@ public enum ExhaustivePlanner {
                                     gpuSeconds: victims.reduce(0) { $0 &+ index.work(of: $1) },
                                     collateral: max(0, victims.reduce(0) { $0 + index.jobFacts[$1].gpus } - max(0, k - free.count)),
                                     victimIDs: victims.map { index.jobFacts[$0].id }.sorted())
+                if let ceiling = policy.workCeiling, cost.gpuSeconds > ceiling { continue }
                 let choice = Choice(node: node, victims: cost.victimIDs, gpus: pick, level: level, cost: cost)
                 guard let current = best else { best = choice; continue }
                 let rank = max(level, request.level), currentRank = max(current.level, request.level)

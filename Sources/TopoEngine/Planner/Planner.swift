@@ -70,32 +70,20 @@ public enum CostCriterion: String, Sendable, CaseIterable, Codable {
     case work
     /// GPUs the victims free beyond what the preemptor needs.
     case collateral
-    /// Work lost in steps of 5% (log base 1.05 of 1 + GPU-seconds, rounded down): plans whose
-    /// work lies in the same step tie on it. 5% by measurement (docs/measurements.md, "Cost
-    /// orders"): as little work as `work` over six rounds on the real controller, without
-    /// taking an extra victim to save a fraction of a percent; 25% lost 11% more.
+    /// Work lost, where near ties go to the criteria after it: of the plans equal in the
+    /// criteria before it, those losing at most 5% more than the least work tie on it (a
+    /// selection in two passes, `PlannerPolicy.nearWorkPasses`: the least work, then the
+    /// cheapest by the other criteria within 5% of it). 5% by measurement (docs/measurements.md,
+    /// "Cost orders"). Over several nodes it is `work`.
     case roughWork = "rough-work"
 
-    /// The step of `roughWork` a plan's work lies in: the largest k with 1.05^k <= 1 + work.
-    static func roughStep(_ gpuSeconds: Int64) -> Int {
-        let x = Double(max(gpuSeconds, 0)) + 1
-        var lo = 0, hi = roughSteps.count - 1
-        while lo < hi {
-            let mid = (lo + hi + 1) / 2
-            if roughSteps[mid] <= x { lo = mid } else { hi = mid - 1 }
-        }
-        return lo
+    /// The most work a plan may lose and still tie with one losing `least` under `roughWork`:
+    /// 5% more, rounded down (the largest value where the sum would overflow).
+    static func nearCeiling(_ least: Int64) -> Int64 {
+        let least = max(least, 0)
+        let margin = least / 20
+        return least > Int64.max - margin ? Int64.max : least + margin
     }
-
-    /// The factor from one step of `roughWork` to the next.
-    static let roughFactor = 1.05
-
-    /// roughFactor^k from k = 0 until past Int64's range of GPU-seconds.
-    private static let roughSteps: [Double] = {
-        var steps = [1.0]
-        while steps[steps.count - 1] <= Double(Int64.max) { steps.append(steps[steps.count - 1] * roughFactor) }
-        return steps
-    }()
 
     /// The default order: priority, victims, work, collateral.
     public static let defaultOrder: [CostCriterion] = [.priority, .victims, .work, .collateral]
@@ -162,14 +150,44 @@ public struct PlannerPolicy: Sendable, Equatable {
         self.requireEveryVictim = requireEveryVictim
     }
 
+    /// Plans losing more GPU-seconds than this are no choice (`roughWork`'s second pass).
+    var workCeiling: Int64?
+
     /// The policy a plan over `count` nodes is chosen by: over several nodes `rough-work` counts
-    /// as `work` (a plan's cost is the sum of its nodes', and the steps of a sum are not the sum
-    /// of the steps, so only exact work keeps the multi-node search exact).
+    /// as `work` (a plan's cost is the sum of its nodes', whose near ties do not follow from the
+    /// nodes', so only exact work keeps the multi-node search exact).
     public func forNodes(_ count: Int) -> PlannerPolicy {
         guard count > 1, order.contains(.roughWork) else { return self }
         var exact = self
-        exact.order = order.map { $0 == .roughWork ? .work : $0 }
+        exact.order = Self.exactWork(order)
         return exact
+    }
+
+    /// `order` with `rough-work` as exact work in its place (a later `work` dropped: it would
+    /// decide nothing more); after `work`, `rough-work` decides nothing and is dropped.
+    static func exactWork(_ order: [CostCriterion]) -> [CostCriterion] {
+        guard let rough = order.firstIndex(of: .roughWork) else { return order }
+        if let work = order.firstIndex(of: .work), work < rough { return order.filter { $0 != .roughWork } }
+        return order.filter { $0 != .work }.map { $0 == .roughWork ? .work : $0 }
+    }
+
+    /// Where the order has `rough-work`: the policy of the first pass (exact work in its place:
+    /// its plan has the least work of the plans best in the criteria before it) and of the
+    /// second, given the first plan's work (the order without `rough-work`, plans over 5% more
+    /// work excluded: the first plan's criteria before it are the best, so they stay, and the
+    /// criteria after it choose among the near ties). nil without `rough-work`, or with it
+    /// after `work` (plans equal in work have no nearer ties).
+    func nearWorkPasses() -> (exact: PlannerPolicy, near: (Int64) -> PlannerPolicy)? {
+        guard let rough = order.firstIndex(of: .roughWork), (order.firstIndex(of: .work) ?? Int.max) > rough else { return nil }
+        var exact = self
+        exact.order = Self.exactWork(order)
+        let base = self
+        return (exact, { least in
+            var near = base
+            near.order = base.order.filter { $0 != .roughWork }
+            near.workCeiling = CostCriterion.nearCeiling(least)
+            return near
+        })
     }
 }
 
@@ -505,6 +523,20 @@ public enum Planner {
     public static func plan(_ request: PreemptorRequest, in index: PlanningIndex, policy: PlannerPolicy,
                             scratch: inout PlannerScratch) -> PlanOutcome {
         let policy = policy.forNodes(request.nodeCount)
+        if let passes = policy.nearWorkPasses() {
+            // rough-work: the least work first, then the cheapest by the rest within 5% of it
+            // (that plan is among them, so the second pass always plans).
+            let first = plan(request, in: index, policy: passes.exact, scratch: &scratch)
+            guard case let .plan(least) = first else { return first }
+            let near = passes.near(least.cost.gpuSeconds)
+            guard case var .plan(chosen) = plan(request, in: index, policy: near, scratch: &scratch) else { return first }
+            if chosen.victims != least.victims, let ceiling = near.workCeiling {
+                chosen.reasons.insert("rough-work: \(least.cost.victims) victim(s) would lose the least work, \(least.cost.gpuSeconds) GPU-s; "
+                                      + "plans losing up to \(ceiling) GPU-s tie with it, and \(CostCriterion.text(near.order)) chose among them",
+                                      at: max(0, chosen.reasons.count - 1))
+            }
+            return .plan(chosen)
+        }
         guard request.gpusPerNode > 0, request.gpusPerNode <= GPUSet.capacity, request.nodeCount > 0,
               request.nodeCount <= max(1, index.snapshot.nodes.count)
         else {
@@ -1036,9 +1068,9 @@ public enum Planner {
                 switch criterion {
                 case .priority: c = PlanCost.cmp(maxPriority ?? Int.min, other.maxPriority ?? Int.min)
                 case .victims: c = PlanCost.cmp(victims, other.victims)
-                case .work: c = PlanCost.cmp(gpuSeconds, other.gpuSeconds)
                 case .collateral: c = PlanCost.cmp(collateral, other.collateral)
-                case .roughWork: c = PlanCost.cmp(CostCriterion.roughStep(gpuSeconds), CostCriterion.roughStep(other.gpuSeconds))
+                // Pairwise, rough-work is work: its near ties are a selection (`nearWorkPasses`).
+                case .work, .roughWork: c = PlanCost.cmp(gpuSeconds, other.gpuSeconds)
                 }
                 if c != 0 { return c }
             }
@@ -1198,6 +1230,9 @@ public enum Planner {
             if c != 0 { return c > 0 }
             return fullCost().compare(bestCost, order: policy.order) >= 0
         }
+        /// True when the chosen set loses more work than `rough-work`'s second pass allows
+        /// (work only grows as victims join).
+        func overCeiling() -> Bool { policy.workCeiling.map { seconds > $0 } ?? false }
         /// Every chosen victim is needed for the job to fit: its GPUs by count, its CPUs and
         /// memory (see `requireEveryVictim`).
         func everyVictimNeeded(_ freedMask: GPUSet) -> Bool {
@@ -1209,7 +1244,7 @@ public enum Planner {
             return true
         }
         func consider(_ freedMask: GPUSet) {
-            if dominated() { return }
+            if dominated() || overCeiling() { return }
             guard !constrained || index.resourcesFit(request, node: node, freedCPUs: cpus, freedMemory: memory) else { return }
             if policy.requireEveryVictim, !everyVictimNeeded(freedMask) { return }
             let c = fullCost()
@@ -1243,7 +1278,7 @@ public enum Planner {
                 cpus += held[position].cpus
                 memory += held[position].memory
             }
-            if !dominated() {
+            if !dominated() && !overCeiling() {
                 search(position + 1, freedMask.union(jobs[position].gpus), considered: false)
             }
             chosen.removeLast()
