@@ -32,8 +32,8 @@ struct BoundCache: Sendable {
 
     /// A node's kept bound (none: no plan possible), when it was computed, whether it must be
     /// computed again (changed), and the stamp of its current heap entry: one record of 40
-    /// bytes, so that a node pushed, popped or bounded again reads one line, not four (at
-    /// 10,000 nodes a class's nodes are beyond the caches). Victims and collateral GPUs are
+    /// bytes, so that a node pushed, popped or bounded again reads one record, not four arrays
+    /// (at 10,000 nodes a class's nodes are beyond the caches). Victims and collateral GPUs are
     /// clamped to 32 bits: a smaller bound is still a lower bound.
     struct NodeBound: Sendable {
         var maxPriority = 0

@@ -73,8 +73,9 @@ public enum CostCriterion: String, Sendable, CaseIterable, Codable {
     /// Work lost, where near ties go to the criteria after it: of the plans equal in the
     /// criteria before it, those losing at most 5% more than the least work tie on it (a
     /// selection in two passes, `PlannerPolicy.nearWorkPasses`: the least work, then the
-    /// cheapest by the other criteria within 5% of it). 5% by measurement (docs/measurements.md,
-    /// "Cost orders"). Over several nodes it is `work`.
+    /// cheapest by the other criteria within 5% of it). 5% was measured for the earlier fixed
+    /// steps; for this form it is still to be chosen (docs/measurements.md, "Cost orders").
+    /// Over several nodes it is `work`.
     case roughWork = "rough-work"
 
     /// The most work a plan may lose and still tie with one losing `least` under `roughWork`:
