@@ -34,13 +34,14 @@ struct ConfigCommand: ParsableCommand {
                 print("  DefaultLevel=\(c.defaultLevel.name) DefaultMode=\(c.defaultMode.name) AllowUserOverride=\(c.allowUserOverride ? "yes" : "no") ShapeRequests=\(c.shapeRequests ? "yes" : "no")")
                 print("  BasePolicy=\(c.basePolicy.rawValue) PlanTimeout=\(c.planTimeoutSeconds) PlanTimeBudget=\(c.planTimeBudgetMilliseconds) StatsInterval=\(c.statsIntervalSeconds)")
                 print("  DecisionLog=\(c.decisionLog ?? "(none)") DecisionLogMaxSize=\(c.decisionLogMaxSizeMiB) DecisionLogKeep=\(c.decisionLogKeep)")
-                print("  CostOrder=\(CostCriterion.text(c.costOrder))")
+                print("  CostOrder=\(CostCriterion.text(c.costOrder)) RoughWorkTolerance=\(c.roughWorkTolerance)")
                 for rule in c.classes {
                     var words = [String]()
                     switch rule.kind {
                     case let .preemptor(level, mode):
                         words += ["preemptor  \(rule.name)", "level=\(level.name)", "mode=\(mode.name)",
-                                  "costorder=\(CostCriterion.text(c.costOrder(of: rule)))"]
+                                  "costorder=\(CostCriterion.text(c.costOrder(of: rule)))",
+                                  "roughworktolerance=\(c.roughWorkTolerance(of: rule))"]
                     case .preemptible: words += ["preemptible \(rule.name)"]
                     }
                     if let p = rule.partitions { words.append("partitions=\(p.sorted().joined(separator: ","))") }
@@ -64,6 +65,8 @@ struct ConfigReport: Encodable {
         var mode: String?
         /// A preemptor class's cost order in force (its own, else the file's).
         var costOrder: String?
+        /// A preemptor class's rough-work tolerance in force (its own, else the file's).
+        var roughWorkTolerance: String?
         var line: Int
     }
 
@@ -82,6 +85,7 @@ struct ConfigReport: Encodable {
     var decisionLogMaxSize: Int?
     var decisionLogKeep: Int?
     var costOrder: String?
+    var roughWorkTolerance: String?
     var classes: [Class]?
     var warnings: [String]?
 
@@ -107,6 +111,7 @@ struct ConfigReport: Encodable {
         decisionLogMaxSize = c.decisionLogMaxSizeMiB
         decisionLogKeep = c.decisionLogKeep
         costOrder = CostCriterion.text(c.costOrder)
+        roughWorkTolerance = c.roughWorkTolerance.description
         classes = c.classes.map { rule in
             var entry = Class(name: rule.name, role: "preemptible", partitions: rule.partitions?.sorted(),
                               qos: rule.qos?.sorted(), line: rule.line)
@@ -115,6 +120,7 @@ struct ConfigReport: Encodable {
                 entry.level = level.name
                 entry.mode = mode.name
                 entry.costOrder = CostCriterion.text(c.costOrder(of: rule))
+                entry.roughWorkTolerance = c.roughWorkTolerance(of: rule).description
             }
             return entry
         }

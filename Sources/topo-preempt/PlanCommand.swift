@@ -91,9 +91,14 @@ struct PlanCommand: ParsableCommand {
     var exemptTime: Int64?
 
     @Option(name: .customLong("cost-order"), help: ArgumentHelp(
-        "Cost criteria, most important first, from priority, victims, work, rough-work (work, plans within 5% of the least tie), collateral; those left out follow in the order priority,victims,work,collateral.",
-        discussion: "Default: with --job, the CostOrder= of the job's class in topo_aware.conf, else the file's; with --snapshot, the file's CostOrder= when --config is given, else priority,victims,work,collateral."))
+        "Cost criteria, most important first, from priority, victims, work, rough-work (work, plans within --rough-work-tolerance of the least tie), collateral; those left out follow in the order \(CostCriterion.text(CostCriterion.defaultOrder)).",
+        discussion: "Default: with --job, the CostOrder= of the job's class in topo_aware.conf, else the file's; with --snapshot, the file's CostOrder= when --config is given, else \(CostCriterion.text(CostCriterion.defaultOrder))."))
     var costOrder: String?
+
+    @Option(name: .customLong("rough-work-tolerance"), help: ArgumentHelp(
+        "How much more work than the least a plan may lose and still tie under rough-work: a percentage, 0-100, at most one decimal (2, 2.5%).",
+        discussion: "Default: as --cost-order, from RoughWorkTolerance= of topo_aware.conf, else \(RoughWorkTolerance.default)."))
+    var roughWorkTolerance: String?
 
     @OptionGroup var slurmRelease: SlurmReleaseOption
 
@@ -143,6 +148,24 @@ struct PlanCommand: ParsableCommand {
         if memory < 0 { throw ValidationError("--memory must be 0 or more MB") }
         if let exemptTime, exemptTime < 0 { throw ValidationError("--exempt-time must not be negative") }
         _ = try order()
+        _ = try tolerance()
+    }
+
+    /// The tolerance given with --rough-work-tolerance; nil when none is.
+    func tolerance() throws -> RoughWorkTolerance? {
+        guard let roughWorkTolerance else { return nil }
+        guard let tolerance = RoughWorkTolerance(roughWorkTolerance) else {
+            throw ValidationError("--rough-work-tolerance: '\(roughWorkTolerance)' is not \(RoughWorkTolerance.expected)")
+        }
+        return tolerance
+    }
+
+    /// With --snapshot: --rough-work-tolerance, else RoughWorkTolerance= of the file --config
+    /// names, else the default.
+    func snapshotTolerance() throws -> RoughWorkTolerance {
+        if let given = try tolerance() { return given }
+        guard config.path != nil else { return .default }
+        do { return try config.load().config.roughWorkTolerance } catch let error as CLIError { throw error.exit() }
     }
 
     /// The order given with --cost-order; nil when none is.
@@ -191,14 +214,14 @@ struct PlanCommand: ParsableCommand {
             requiredNodes: Set((required ?? "").split(separator: ",").map(String.init)), segmentSize: segment)
         request.segmentPlacement = SegmentPlacement(rawValue: (consolidateSegments ? 1 : 0) | (spreadSegments ? 2 : 0))
         let order = try snapshotOrder()
-        let policy = PlannerPolicy(order: order, exemptSeconds: exemptTime ?? 0)
+        let policy = PlannerPolicy(order: order, exemptSeconds: exemptTime ?? 0, roughWorkTolerance: try snapshotTolerance())
         let outcome = Planner.plan(request, in: index, policy: policy)
         let settings = StockSettings(order: stockOrder ?? .oldestFirst)
         let stock = compareStock ? StockPreemption.simulateAny(request, in: index, policy: policy, settings: settings) : nil
         var report = PlanReport(outcome, stock: stock, comparedStock: compareStock, stockSettings: settings,
                                 stockByCoreSocket: stock.map { StockPreemption.gpusByCoreSocket($0, request: request, in: index) },
                                 slurm: index.snapshot.slurm)
-        if case .plan = outcome { report.costOrder = CostCriterion.text(order) }
+        if case .plan = outcome { report.setCost(order, policy.roughWorkTolerance) }
         switch output.format {
         case .json: try printJSON(report)
         case .text: print(report.text(), terminator: "")
@@ -221,7 +244,7 @@ struct PlanCommand: ParsableCommand {
         var controller = PreemptController()
         let settings = PreemptSettings(planTimeoutSeconds: Int64(live.config?.planTimeoutSeconds ?? 300),
                                        planBudgetMicroseconds: UInt64(live.config?.planTimeBudgetMilliseconds ?? 200) * 1000,
-                                       costOrder: try order())
+                                       costOrder: try order(), roughWorkTolerance: try tolerance())
         var topology = ControllerTopology(live.topology)
         topology.setBlocks(live.blocks)
         topology.leafSwitchOfNode = live.switches?.leafOf ?? [:]
@@ -235,7 +258,8 @@ struct PlanCommand: ParsableCommand {
         if let planning = decision.planning {
             if compareStock, let index = try? PlanningIndex(planning.snapshot) {
                 stock = StockPreemption.simulateAny(planning.request, in: index, policy: PlannerPolicy(order: try order() ?? CostCriterion.defaultOrder,
-                                                 exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true),
+                                                 exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true,
+                                                 roughWorkTolerance: try tolerance() ?? .default),
                                                  settings: stockSettings)
                 byCoreSocket = stock.map { StockPreemption.gpusByCoreSocket($0, request: planning.request, in: index) }
             }
@@ -250,7 +274,8 @@ struct PlanCommand: ParsableCommand {
             if !request.requiredNodes.isEmpty { asked += ", on \(request.requiredNodes.sorted().joined(separator: ","))" }
             report.request = asked
             if case .plan = planning.outcome {
-                report.costOrder = CostCriterion.text(try order() ?? PreemptController.costOrder(snapshot.preemptor, config: live.config))
+                report.setCost(try order() ?? PreemptController.costOrder(snapshot.preemptor, config: live.config),
+                               try tolerance() ?? PreemptController.roughWorkTolerance(snapshot.preemptor, config: live.config))
             }
         } else {
             // The controller did not plan: not a preemptor class, no GPUs it can read, no topology.
@@ -373,6 +398,8 @@ struct PlanReport: Encodable {
     var cost: Cost?
     /// The cost order plans were compared by (`work,priority,victims,collateral`).
     var costOrder: String?
+    /// With `rough-work` in the order: how near the least work plans tied (`2%`).
+    var roughWorkTolerance: String?
     var graceSeconds: Int?
     var nodes: [Node]?
     var reasons: [String]?
@@ -422,6 +449,12 @@ struct PlanReport: Encodable {
         }
     }
 
+    /// The order the plan was chosen by, with the tolerance where `rough-work` is in it.
+    mutating func setCost(_ order: [CostCriterion], _ tolerance: RoughWorkTolerance) {
+        costOrder = CostCriterion.text(order)
+        roughWorkTolerance = order.contains(.roughWork) ? tolerance.description : nil
+    }
+
     func text() -> String {
         var out = ""
         if outcome == "plan" {
@@ -429,7 +462,10 @@ struct PlanReport: Encodable {
             out += (victims ?? []).isEmpty ? "plan: no preemption needed (\(level ?? "-"))\n"
                 : "plan: requeue \(victims?.count ?? 0) job(s): \(list) -> \(degraded == true ? "DEGRADED to" : "aligned at") \(level ?? "-")\n"
             for reason in reasons ?? [] { out += "  \(reason)\n" }
-            if let costOrder { out += "  plans compared by \(costOrder.replacingOccurrences(of: ",", with: ", ")), most important first\n" }
+            if let costOrder {
+                let named = costOrder.split(separator: ",").map { $0 == "rough-work" ? "rough-work (within \(roughWorkTolerance ?? "?"))" : String($0) }
+                out += "  plans compared by \(named.joined(separator: ", ")), most important first\n"
+            }
             if let graceSeconds, graceSeconds > 0 { out += "  victims' GraceTime: GPUs free within \(graceSeconds) s\n" }
         } else {
             out += "no plan (\(code)): \(reason ?? "")\n"
@@ -702,6 +738,7 @@ struct AuditCommand: ParsableCommand {
         var setup = SimulationSetup(nodeTypes: types, level: level, slurm: SlurmClient.built, drain: .lab)
         // The plans compared as the plugin compares them for that class.
         setup.costOrder = site?.costOrder(of: first) ?? CostCriterion.defaultOrder
+        setup.roughWorkTolerance = site?.roughWorkTolerance(of: first) ?? .default
         var rows: [AuditPeriodReport.Replay.Row] = []
         for policy in [SimPolicy.stock, .stockShaped, .stockYoungest, .stockShapedYoungest, mode == .guaranteed ? .topoGuaranteed : .topoBestEffort] {
             let result: SimResult
@@ -717,6 +754,7 @@ struct AuditCommand: ParsableCommand {
         }
         let withoutGPUs = jobs.filter { $0.gpus == 0 && $0.submit >= from && $0.submit < to }.count
         return .init(jobs: simJobs.count, leftOut: leftOut, withoutGPUs: withoutGPUs, level: level.name,
-                     costOrder: CostCriterion.text(setup.costOrder), rows: rows)
+                     costOrder: CostCriterion.text(setup.costOrder)
+                        + (setup.costOrder.contains(.roughWork) ? " (rough-work within \(setup.roughWorkTolerance))" : ""), rows: rows)
     }
 }

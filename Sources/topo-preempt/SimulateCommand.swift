@@ -107,9 +107,14 @@ struct SimulateCommand: ParsableCommand {
     var plannerView: String = PlannerView.gpus.rawValue
 
     @Option(name: .customLong("cost-order"), help: ArgumentHelp(
-        "How the topology-aware policies and the oracle compare plans, most important first, from priority, victims, work, rough-work (work, plans within 5% of the least tie), collateral; those left out follow in the order priority,victims,work,collateral.",
+        "How the topology-aware policies and the oracle compare plans, most important first, from priority, victims, work, rough-work (work, plans within --rough-work-tolerance of the least tie), collateral; those left out follow in the order \(CostCriterion.text(CostCriterion.defaultOrder)).",
         discussion: "The value of CostOrder= in topo_aware.conf."))
     var costOrder: String?
+
+    @Option(name: .customLong("rough-work-tolerance"), help: ArgumentHelp(
+        "How much more work than the least a plan may lose and still tie under rough-work: a percentage, 0-100, at most one decimal (2, 2.5%).",
+        discussion: "The value of RoughWorkTolerance= in topo_aware.conf; default \(RoughWorkTolerance.default)."))
+    var roughWorkTolerance: String?
 
     @Flag(name: .customLong("no-progress"), help: "No progress bar on standard error.")
     var noProgress = false
@@ -148,6 +153,12 @@ struct SimulateCommand: ParsableCommand {
                 case let .success(order): built.costOrder = order
                 case let .failure(error): throw CLIError.input("--cost-order: \(error.message)")
                 }
+            }
+            if let roughWorkTolerance {
+                guard let tolerance = RoughWorkTolerance(roughWorkTolerance) else {
+                    throw CLIError.input("--rough-work-tolerance: '\(roughWorkTolerance)' is not \(RoughWorkTolerance.expected)")
+                }
+                built.roughWorkTolerance = tolerance
             }
             if blocks > 0, built.slurm < SlurmRelease(23, 11, 0) {
                 throw CLIError.input("--blocks needs topology/block, Slurm 23.11 or later: add --slurm-release (e.g. 24.11.5), not \(built.slurm)")
@@ -339,6 +350,8 @@ struct SimulationReport {
         var gpuPick: String
         /// The topology-aware policies' cost order.
         var costOrder: String
+        /// With `rough-work` in it: how near the least work plans tie.
+        var roughWorkTolerance: String?
         var drain: DrainModel
         var policies: [Policy]
         /// TopoPreempt against the best stock variant, metric by metric.
@@ -362,7 +375,8 @@ struct SimulationReport {
         JSON(nodes: nodes, gpus: gpus, seconds: until, inferenceJobs: jobs.count { $0.kind == .inference },
              batchJobs: jobs.count { $0.kind == .batch }, level: setup.level.name,
              slurm: setup.slurm.description, gpuPick: setup.slurm.gpuPick.rawValue,
-             costOrder: CostCriterion.text(setup.costOrder), drain: setup.drain,
+             costOrder: CostCriterion.text(setup.costOrder),
+             roughWorkTolerance: setup.costOrder.contains(.roughWork) ? setup.roughWorkTolerance.description : nil, drain: setup.drain,
              policies: results.map { policy, result, wall in
                  JSON.Policy(metrics: result.metrics, hitRate: result.metrics.hitRate,
                              victimsPerPreemption: result.metrics.victimsPerPreemption, gpuHoursLost: result.metrics.gpuHoursLost,
@@ -434,11 +448,16 @@ struct SimulationReport {
         return "\(text) \(value > baseline ? "more" : "less")\(better ? "" : " (worse)")"
     }
 
+    /// The cost order, with the tolerance where `rough-work` is in it.
+    var costText: String {
+        CostCriterion.text(setup.costOrder) + (setup.costOrder.contains(.roughWork) ? " (rough-work within \(setup.roughWorkTolerance))" : "")
+    }
+
     func table() -> String {
         var out = "cluster \(nodes) (\(setup.nodeCount) nodes, \(gpus) GPUs), \(String(format: "%.1f", Double(until) / 86_400)) days, "
         out += "\(jobs.count { $0.kind == .inference }) inference and \(jobs.count { $0.kind == .batch }) batch jobs, level \(setup.level.name), "
         out += "Slurm \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n"
-        if setup.costOrder != CostCriterion.defaultOrder { out += "plans compared by \(CostCriterion.text(setup.costOrder))\n" }
+        if setup.costOrder != CostCriterion.defaultOrder || setup.roughWorkTolerance != .default { out += "plans compared by \(costText)\n" }
         if let resources = resourcesText() { out += resources + "\n" }
         out += "\n"
         let names = results.map { $0.0.rawValue }
@@ -563,7 +582,7 @@ struct SimulationReport {
         out += "- workload: \(workload)\n"
         if let resources = resourcesText() { out += "- \(resources)\n" }
         out += "- Slurm modelled: \(setup.slurm) (GPU pick \(setup.slurm.gpuPick.rawValue))\n"
-        out += "- cost order of the topology-aware policies: \(CostCriterion.text(setup.costOrder))\n"
+        out += "- cost order of the topology-aware policies: \(costText)\n"
         out += "- victims' drain: " + (setup.drain.isInstant ? "none (GPUs free when victims are chosen)"
             : "GraceTime \(setup.drain.graceTime) s, KillWait \(setup.drain.killWait) s, mean exit \(setup.drain.exitMean) s, epilog \(setup.drain.epilog) s") + "\n"
         out += "- policies: " + results.map { policy, _, _ in

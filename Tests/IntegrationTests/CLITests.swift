@@ -236,7 +236,7 @@ struct CLITests {
     /// CostOrder=: `config check` shows the file's order and each preemptor class's in force,
     /// an unknown criterion is named with file:line:column; `plan --snapshot` takes the order
     /// from --cost-order, else from the file --config names, and says it; `simulate` checks
-    /// --cost-order and reports it.
+    /// --cost-order and reports it. RoughWorkTolerance= and --rough-work-tolerance alike.
     @Test func costOrderInConfigPlanAndSimulate() throws {
         let directory = NSTemporaryDirectory() + "cost-order-\(getpid())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -244,20 +244,22 @@ struct CLITests {
         let file = directory + "/topo_aware.conf"
         try """
             CostOrder=work
+            RoughWorkTolerance=5%
             PreemptorClass=inference Partitions=infer
-            PreemptorClass=chat Partitions=chat CostOrder=victims,work
+            PreemptorClass=chat Partitions=chat CostOrder=victims,work RoughWorkTolerance=0.5
             PreemptibleClass=batch Partitions=batch
             """.write(toFile: file, atomically: true, encoding: .utf8)
         let text = try CLI.run(["config", "check", "--config", file])
         #expect(text.status == 0, "\(text.stderr)")
-        #expect(text.stdout.contains("  CostOrder=work,priority,victims,collateral\n"), "\(text.stdout)")
-        #expect(text.stdout.contains("preemptor  inference level=nvlink mode=guaranteed costorder=work,priority,victims,collateral"))
-        #expect(text.stdout.contains("preemptor  chat level=nvlink mode=guaranteed costorder=victims,work,priority,collateral"))
+        #expect(text.stdout.contains("  CostOrder=work,priority,victims,collateral RoughWorkTolerance=5%\n"), "\(text.stdout)")
+        #expect(text.stdout.contains("preemptor  inference level=nvlink mode=guaranteed costorder=work,priority,victims,collateral roughworktolerance=5%"))
+        #expect(text.stdout.contains("preemptor  chat level=nvlink mode=guaranteed costorder=victims,work,priority,collateral roughworktolerance=0.5%"))
         let json = try CLI.run(["config", "check", "--config", file, "--format", "json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         #expect(object["costOrder"] as? String == "work,priority,victims,collateral")
         let classes = try #require(object["classes"] as? [[String: Any]])
         #expect(classes.map { $0["costOrder"] as? String } == ["work,priority,victims,collateral", "victims,work,priority,collateral", nil])
+        #expect(object["roughWorkTolerance"] as? String == "5%" && classes.map { $0["roughWorkTolerance"] as? String } == ["5%", "0.5%", nil])
 
         let bad = directory + "/bad.conf"
         try "PreemptorClass=inference Partitions=infer CostOrder=work,lost\n".write(toFile: bad, atomically: true, encoding: .utf8)
@@ -276,11 +278,29 @@ struct CLITests {
         #expect(given.stdout.contains("plans compared by collateral, victims, priority, work"), "\(given.stdout)")
         let twice = try CLI.run(["plan", "--snapshot", snapshot, "--gpus", "4", "--cost-order", "work,work"])
         #expect(twice.status == 64 && twice.stderr.contains("--cost-order: 'work' is given twice"), "\(twice.stderr)")
+        // rough-work: the tolerance from the option, else the file's; said beside the criterion.
+        let rough = try CLI.run(["plan", "--snapshot", snapshot, "--gpus", "4", "--config", file, "--cost-order", "rough-work",
+                                 "--rough-work-tolerance", "2.5%", "--format", "json"])
+        let roughPlan = try #require(try JSONSerialization.jsonObject(with: Data(rough.stdout.utf8)) as? [String: Any])
+        #expect(roughPlan["costOrder"] as? String == "rough-work,priority,victims,work,collateral" && roughPlan["roughWorkTolerance"] as? String == "2.5%",
+                "\(rough.stdout)")
+        let roughByFile = try CLI.run(["plan", "--snapshot", snapshot, "--gpus", "4", "--config", file, "--cost-order", "rough-work"])
+        #expect(roughByFile.stdout.contains("plans compared by rough-work (within 5%), priority, victims, work, collateral"), "\(roughByFile.stdout)")
+        let badTolerance = try CLI.run(["plan", "--snapshot", snapshot, "--gpus", "4", "--rough-work-tolerance", "2.55"])
+        #expect(badTolerance.status == 64 && badTolerance.stderr.contains(
+            "--rough-work-tolerance: '2.55' is not a percentage from 0 to 100 with at most one decimal, such as 2 or 2.5%"), "\(badTolerance.stderr)")
 
         let simulated = try CLI.run(["simulate", "--nodes", "islands:4,pairs:4", "--days", "0.05", "--policies", "topo-best-effort",
                                      "--cost-order", "work", "--format", "json", "--plot", "-", "--no-progress"])
         let report = try #require(try JSONSerialization.jsonObject(with: Data(simulated.stdout.utf8)) as? [String: Any])
-        #expect(report["costOrder"] as? String == "work,priority,victims,collateral", "\(simulated.stderr)")
+        #expect(report["costOrder"] as? String == "work,priority,victims,collateral" && report["roughWorkTolerance"] == nil, "\(simulated.stderr)")
+        let roughly = try CLI.run(["simulate", "--nodes", "islands:4", "--days", "0.05", "--policies", "topo-guaranteed",
+                                   "--cost-order", "priority,rough-work,victims", "--rough-work-tolerance", "5", "--format", "json",
+                                   "--plot", "-", "--no-progress"])
+        let roughReport = try #require(try JSONSerialization.jsonObject(with: Data(roughly.stdout.utf8)) as? [String: Any])
+        #expect(roughReport["roughWorkTolerance"] as? String == "5%", "\(roughly.stderr)")
+        let wrongTolerance = try CLI.run(["simulate", "--nodes", "islands:4", "--days", "0.05", "--rough-work-tolerance=-1"])
+        #expect(wrongTolerance.status != 0 && wrongTolerance.stderr.contains("--rough-work-tolerance: '-1' is not a percentage"), "\(wrongTolerance.stderr)")
         let wrong = try CLI.run(["simulate", "--nodes", "islands:4", "--days", "0.05", "--cost-order", "cheapest"])
         #expect(wrong.status != 0 && wrong.stderr.contains("--cost-order: 'cheapest' is not a cost criterion"), "\(wrong.stderr)")
     }

@@ -18,6 +18,16 @@ extension Cluster {
 
     func restarts(_ id: String) throws -> Int { Int(try job(id)["Restarts"] ?? "") ?? -1 }
 
+    /// A started job's StartTime, seconds since 1970 (slurmctld's local time, whole seconds).
+    func startSeconds(_ id: String) throws -> Int64 {
+        let text = try job(id)["StartTime"] ?? ""
+        let format = DateFormatter()
+        format.locale = Locale(identifier: "en_US_POSIX")
+        format.timeZone = TimeZone.current
+        format.dateFormat = "yyyy-MM-dd'T'HH:mm:ss"
+        return Int64(try #require(format.date(from: text), "job \(id) has no StartTime: '\(text)'").timeIntervalSince1970)
+    }
+
     /// The socket of a running job's first CPU on its node (`scontrol show job -d` CPU_IDs;
     /// 16 cores, `sockets` sockets per node); nil when not shown.
     func coreSocket(_ id: String) throws -> Int? {

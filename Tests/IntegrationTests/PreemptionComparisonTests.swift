@@ -244,19 +244,30 @@ struct TopoAwareIslandsTests {
     /// by two 2-GPU jobs started at least two seconds later (work is counted in whole seconds:
     /// together they have lost less). With the default order (priority, then victims) the plan
     /// requeues the 4-GPU job; with `CostOrder=work` on the inference class (the file read again
-    /// without a restart) the two younger ones. The plan's record says the order it followed.
+    /// without a restart) the two younger ones. With `CostOrder=rough-work` the two younger ones
+    /// too, but with `RoughWorkTolerance=100` on the class, once the old job has run at least
+    /// twice as long as it had when the young ones started (so its work is at most twice
+    /// theirs), the plans tie and the one victim wins. The plan's record says the order it
+    /// followed and, with rough-work, the tolerance.
     @Test func victimsFollowTheConfiguredCostOrder() throws {
         let conf = cluster.topoAwareConf
         let original = try String(contentsOfFile: conf, encoding: .utf8)
         defer { try? original.write(toFile: conf, atomically: true, encoding: .utf8) }
-        for order in [nil, "work"] as [String?] {
-            if let order {
+        // (class settings, victims: the old job or the young ones, order in force, tolerance recorded)
+        let cases: [(settings: String?, old: Bool, order: String, tolerance: String?)] = [
+            (nil, true, "priority,victims,work,collateral", nil),
+            ("CostOrder=work", false, "work,priority,victims,collateral", nil),
+            ("CostOrder=rough-work", false, "rough-work,priority,victims,work,collateral", "2%"),
+            ("CostOrder=rough-work RoughWorkTolerance=100", true, "rough-work,priority,victims,work,collateral", "100%"),
+        ]
+        for item in cases {
+            if let settings = item.settings {
                 let lines = original.split(separator: "\n", omittingEmptySubsequences: false)
-                    .map { $0.hasPrefix("PreemptorClass=inference") ? "\($0) CostOrder=\(order)" : String($0) }
-                try #require(lines.contains { $0.hasSuffix("CostOrder=\(order)") }, "no inference class line in \(conf)")
+                    .map { $0.hasPrefix("PreemptorClass=inference") ? "\($0) \(settings)" : String($0) }
+                try #require(lines.contains { $0.hasSuffix(settings) }, "no inference class line in \(conf)")
                 try lines.joined(separator: "\n").write(toFile: conf, atomically: true, encoding: .utf8)
                 let checked = try cluster.cli(["config", "check", "--config", conf])
-                #expect(checked.stdout.contains("preemptor  inference") && checked.stdout.contains("costorder=work,priority,victims,collateral"),
+                #expect(checked.stdout.contains("preemptor  inference") && checked.stdout.contains("costorder=\(item.order) roughworktolerance=\(item.tolerance ?? "2%")"),
                         "\(checked.stdout)")
             }
             let old = try cluster.start("batch", gpus: 4)
@@ -267,17 +278,25 @@ struct TopoAwareIslandsTests {
             _ = cluster.waitUntil(seconds: 10) { Date().timeIntervalSince(started) >= 2 }
             let young = [try cluster.start("batch", gpus: 2), try cluster.start("batch", gpus: 2)]
             jobs += young
+            if item.tolerance == "100%" {
+                // Until the old job's run time is at least twice (plus a second) what it was
+                // when the later young job started: 4 x its time <= 2 x 2 x 2 x theirs.
+                let oldStart = try cluster.startSeconds(old), youngStart = try young.map(cluster.startSeconds).max() ?? 0
+                let until = Double(oldStart + 2 * (youngStart - oldStart) + 1)
+                let waited = cluster.waitUntil(seconds: 30) { Date().timeIntervalSince1970 >= until }
+                try #require(waited, "the clock did not reach \(until)")
+            }
             let infer = try cluster.start("infer", gpus: 4, waitForRunning: false)
             jobs.append(infer)
             let running = try cluster.waitUntil(seconds: 60) { try cluster.state(infer) == "RUNNING" }
             try #require(running, "infer job \(infer) did not run")
             let victims = try (young + [old]).filter { try cluster.restarts($0) > 0 }.sorted()
-            let expected = order == nil ? [old] : young.sorted()
-            #expect(victims == expected, "CostOrder=\(order ?? "(default)")")
+            let expected = item.old ? [old] : young.sorted()
+            #expect(victims == expected, "\(item.settings ?? "(default)")")
             let records = try ProvenanceCheck.records(on: cluster, infer: infer, victims: victims)
             let plan = records.last { $0["event"] as? String == "plan" && $0["job"] as? Int == Int(infer) }
-            #expect(plan?["cost_order"] as? String == (order == nil ? "priority,victims,work,collateral" : "work,priority,victims,collateral"),
-                    "\(plan ?? [:])")
+            #expect(plan?["cost_order"] as? String == item.order && plan?["rough_work_tolerance"] as? String == item.tolerance,
+                    "\(item.settings ?? "(default)"): \(plan ?? [:])")
             try cluster.finish(jobs)
             jobs = []
         }

@@ -203,7 +203,7 @@ extension MockedSlurm {
             #expect(second.adminComment == first.adminComment)
             #expect(third.adminComment == first.adminComment)
             let errors = mock.logs.filter { $0.hasPrefix("error:") }
-            #expect(errors == ["error: job_submit/topo_aware: \(mock.configPath):2:1: unknown key 'Bogus' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, CostOrder, PreemptorClass or PreemptibleClass); keeping the configuration loaded before"])
+            #expect(errors == ["error: job_submit/topo_aware: \(mock.configPath):2:1: unknown key 'Bogus' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, CostOrder, RoughWorkTolerance, PreemptorClass or PreemptibleClass); keeping the configuration loaded before"])
 
             try FileManager.default.removeItem(atPath: mock.configPath)
             let fourth = JobDesc(partition: "batch")

@@ -105,6 +105,11 @@ import Testing
         ordered.costOrder = [.work, .victims, .priority, .collateral]
         records.append(ordered)
         #expect(ordered.jsonLine().contains(#""cost_order":"work,victims,priority,collateral""#))
+        var rough = DecisionRecord(.plan, time: 13, job: 7, message: "plan")
+        rough.costOrder = [.roughWork, .victims, .priority, .work, .collateral]
+        rough.roughWorkTolerance = RoughWorkTolerance(clamping: 25)
+        records.append(rough)
+        #expect(rough.jsonLine().contains(#""cost_order":"rough-work,victims,priority,work,collateral","rough_work_tolerance":"2.5%""#))
         let decoder = JSONDecoder()
         for (i, original) in records.enumerated() {
             let line = original.jsonLine(sequence: UInt64(i + 1))
@@ -116,6 +121,7 @@ import Testing
         #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"nope","job":1}"#.utf8)) }
         #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"plan","job":1,"cost_order":"work,nope"}"#.utf8)) }
         #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"plan","job":1,"level":"x"}"#.utf8)) }
+        #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"plan","job":1,"rough_work_tolerance":"200%"}"#.utf8)) }
         #expect(throws: DecodingError.self) { try decoder.decode(DecisionRecord.self, from: Data(#"{"time":1,"event":"plan","job":1,"across":"racks"}"#.utf8)) }
     }
 

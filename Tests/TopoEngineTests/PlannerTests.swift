@@ -193,10 +193,10 @@ enum Lab {
         #expect(roughPlan.victims == [1, 2])
     }
 
-    /// `rough-work` ties the plans losing at most 5% more than the least work, so the next
-    /// criterion decides: lab scenario 1 filled a second apart (as the simulator's lab trace):
-    /// work first takes three victims to lose 2,391 GPU-seconds instead of 2,396 (0.2% less);
-    /// rough-work two.
+    /// `rough-work` ties the plans losing at most the tolerance (2% by default) more than the
+    /// least work, so the next criterion decides: lab scenario 1 filled a second apart (as the
+    /// simulator's lab trace): work first takes three victims to lose 2,391 GPU-seconds instead
+    /// of 2,396 (0.2% less); rough-work two, but with a tolerance under 0.2% three.
     @Test func roughWorkTiesCloseWorkAndCountsVictims() throws {
         let jobs = [[0, 1], [4, 5], [2, 3], [6], [7]].enumerated().map { i, list in
             ClusterSnapshot.RunningJob(id: UInt32(i + 1), partition: "batch", priority: 1, startTime: Int64(i),
@@ -209,35 +209,60 @@ enum Lab {
         let rough = PlannerPolicy(order: [.priority, .roughWork, .victims, .work, .collateral])
         guard case let .plan(byRough) = Planner.plan(Self.infer4, in: index, policy: rough) else { Issue.record("no plan"); return }
         #expect(byRough.victims == [1, 3] && byRough.cost.gpuSeconds == 2 * 600 + 2 * 598)
-        #expect(byRough.reasons.contains { $0.hasPrefix("rough-work: 3 victim(s) would lose the least work, 2391 GPU-s; plans losing up to 2510 GPU-s tie") })
-        // 5% more, rounded down; never past Int64's range.
-        #expect([0, 19, 20, 2_391, 7_020, -5].map(CostCriterion.nearCeiling) == [0, 19, 21, 2_510, 7_371, 0])
-        #expect(CostCriterion.nearCeiling(Int64.max) == Int64.max && CostCriterion.nearCeiling(Int64.max / 21 * 20) == Int64.max / 21 * 21)
+        #expect(byRough.reasons.contains { $0.hasPrefix("rough-work: 3 victim(s) would lose the least work, 2391 GPU-s; plans losing up to 2438 GPU-s (2% more) tie") })
+        // With no tolerance, rough-work is work; 0.1% (2 GPU-s) is too little for the 5 GPU-s between them.
+        for text in ["0", "0.1%"] {
+            let tight = PlannerPolicy(order: rough.order, roughWorkTolerance: try #require(RoughWorkTolerance(text)))
+            guard case let .plan(byTight) = Planner.plan(Self.infer4, in: index, policy: tight) else { Issue.record("no plan"); return }
+            #expect(byTight.victims == [2, 4, 5], "\(text)")
+        }
+    }
+
+    /// `RoughWorkTolerance=`: a percentage with at most one decimal, 0-100; the ceiling is the
+    /// tolerance more, rounded down, never past Int64's range.
+    @Test func roughWorkToleranceParsesAndBounds() throws {
+        #expect(["0", "2", "2%", "2.5", "2.5%", "100", "100%", "007"].map { RoughWorkTolerance($0)?.perMille } == [0, 20, 20, 25, 25, 1000, 1000, 70])
+        for bad in ["", "%", "-1", "100.1", "101", "2.55", ".5", "2.", "1e2", " 2", "2 %", "5%%", "1000"] {
+            #expect(RoughWorkTolerance(bad) == nil, "'\(bad)'")
+        }
+        #expect(RoughWorkTolerance.default.description == "2%" && RoughWorkTolerance(clamping: 25).description == "2.5%")
+        #expect(RoughWorkTolerance(clamping: -3).perMille == 0 && RoughWorkTolerance(clamping: 5000).perMille == 1000)
+        let five = RoughWorkTolerance(clamping: 50)
+        #expect([0, 19, 20, 2_391, 7_020, -5].map(five.ceiling) == [0, 19, 21, 2_510, 7_371, 0])
+        #expect([0, 49, 50, 2_391, 7_020].map(RoughWorkTolerance.default.ceiling) == [0, 49, 51, 2_438, 7_160])
+        #expect(RoughWorkTolerance(clamping: 0).ceiling(7_020) == 7_020 && RoughWorkTolerance(clamping: 1000).ceiling(7_020) == 14_040)
+        #expect(five.ceiling(Int64.max) == Int64.max && five.ceiling(Int64.max / 21 * 20) == Int64.max / 21 * 21)
+        #expect(RoughWorkTolerance(clamping: 1000).ceiling(Int64.max / 2 + 1) == Int64.max)
     }
 
     /// Near ties are measured from the least work, not in fixed steps: lab scenario 3 shaped
     /// (fill 2-3 | 6 | 7, a minute apart) frees island 0-3 by requeueing 2-3 (7,200 GPU-s) or
-    /// island 4-7 by requeueing 6 and 7 (7,020 GPU-s). 2.5% apart, they tie under rough-work and
-    /// one victim wins; fixed steps of 5% (the first rough-work) put them in steps 182 and 181
-    /// and took two victims. Work first takes the two, the default order the one.
+    /// island 4-7 by requeueing 6 and 7 (7,020 GPU-s). 2.56% apart, they tie under rough-work
+    /// within 5% and one victim wins; fixed steps of 5% (the first rough-work) put them in steps
+    /// 182 and 181 and took two victims. Within 2% (the default tolerance) or 2.5% they do not
+    /// tie and the two win, as under work first; the default order takes the one.
     @Test func roughWorkTiesAcrossAnyBoundary() throws {
         let snapshot = Lab.filled(Lab.islands, [[2, 3], [6], [7]])
         var shaped = Self.infer4
         shaped.shape = .perSocket
         let index = try PlanningIndex(snapshot)
-        let victims = { (order: [CostCriterion]) -> [UInt32]? in
-            guard case let .plan(plan) = Planner.plan(shaped, in: index, policy: PlannerPolicy(order: order)) else { return nil }
+        let victims = { (order: [CostCriterion], tolerance: Int) -> [UInt32]? in
+            let policy = PlannerPolicy(order: order, roughWorkTolerance: RoughWorkTolerance(clamping: tolerance))
+            guard case let .plan(plan) = Planner.plan(shaped, in: index, policy: policy) else { return nil }
             return plan.victims
         }
-        #expect(victims([.priority, .roughWork, .victims, .work, .collateral]) == [1])
-        #expect(victims([.priority, .work, .victims, .collateral]) == [2, 3])
-        #expect(victims(CostCriterion.defaultOrder) == [1])
-        // rough-work after victims: fewest victims first; then within 5% of their least work.
-        #expect(victims([.victims, .roughWork, .priority, .collateral]) == [1])
+        let rough: [CostCriterion] = [.priority, .roughWork, .victims, .work, .collateral]
+        #expect(victims(rough, 50) == [1] && victims(rough, 26) == [1])
+        #expect(victims(rough, 20) == [2, 3] && victims(rough, 25) == [2, 3] && victims(rough, 0) == [2, 3])
+        #expect(victims([.priority, .work, .victims, .collateral], 50) == [2, 3])
+        #expect(victims(CostCriterion.defaultOrder, 20) == [1])
+        // rough-work after victims: fewest victims first; then within the tolerance of their least work.
+        #expect(victims([.victims, .roughWork, .priority, .collateral], 20) == [1])
         #expect(PlannerPolicy.exactWork([.priority, .roughWork, .victims, .work, .collateral]) == [.priority, .work, .victims, .collateral])
         #expect(PlannerPolicy.exactWork([.work, .victims]) == [.work, .victims])
         #expect(PlannerPolicy.exactWork([.work, .collateral, .roughWork, .victims]) == [.work, .collateral, .victims])
-        #expect(PlannerPolicy(order: [.work, .roughWork]).nearWorkPasses() == nil && PlannerPolicy().nearWorkPasses() == nil)
+        #expect(PlannerPolicy(order: [.work, .roughWork]).nearWorkPasses() == nil
+                && PlannerPolicy().nearWorkPasses() == nil)
     }
 
     /// The bound cache keeps a node's bound in one 40-byte record: it gives back what was put
@@ -445,15 +470,15 @@ enum Lab {
     /// Every subset of eligible jobs on every node, checked with the same Slurm pick model; the
     /// cheapest acceptable (node, victims) by the same comparator.
     static func oracle(_ request: PreemptorRequest, _ index: PlanningIndex, _ policy: PlannerPolicy) -> (level: AffinityLevel, cost: PlanCost, node: String)? {
-        // rough-work (before work): of every option, the least work; then the rest within 5%
-        // of it. After work it decides nothing.
+        // rough-work (before work): of every option, the least work; then the rest within the
+        // tolerance of it. After work it decides nothing.
         if let rough = policy.order.firstIndex(of: .roughWork), (policy.order.firstIndex(of: .work) ?? Int.max) > rough {
             var exact = policy
             exact.order = policy.order.filter { $0 != .work }.map { $0 == .roughWork ? .work : $0 }
             guard let least = oracle(request, index, exact) else { return nil }
             var near = policy
             near.order = policy.order.filter { $0 != .roughWork }
-            near.workCeiling = least.cost.gpuSeconds + least.cost.gpuSeconds / 20
+            near.workCeiling = least.cost.gpuSeconds + least.cost.gpuSeconds * Int64(policy.roughWorkTolerance.perMille) / 1000
             return oracle(request, index, near)
         }
         let snapshot = index.snapshot
@@ -608,6 +633,7 @@ enum Lab {
         }
         var policy = PlannerPolicy(exemptSeconds: Bool.random(using: &rng) ? 0 : 600)
         if Int.random(in: 0..<4, using: &rng) == 0 { policy.order = CostCriterion.allCases.shuffled(using: &rng) }
+        policy.roughWorkTolerance = RoughWorkTolerance(clamping: [0, 20, 50, 250].randomElement(using: &rng) ?? 20)
         policy.requireEveryVictim = Int.random(in: 0..<3, using: &rng) == 0
         return (snapshot, request, policy)
     }
@@ -759,6 +785,7 @@ enum Lab {
                                        priority: [3, 10].randomElement(using: &rng)!)
         var policy = PlannerPolicy(exemptSeconds: Bool.random(using: &rng) ? 0 : 600)
         if Int.random(in: 0..<3, using: &rng) == 0 { policy.order = CostCriterion.allCases.shuffled(using: &rng) }
+        policy.roughWorkTolerance = RoughWorkTolerance(clamping: [0, 20, 50, 250].randomElement(using: &rng) ?? 20)
         return (snapshot, request, policy)
     }
 

@@ -108,6 +108,33 @@ enum Controller {
         #expect(PreemptController.costOrder(untagged.preemptor, config: nil) == CostCriterion.defaultOrder)
     }
 
+    /// RoughWorkTolerance=: the same island choice, 2.56% apart in work. With rough-work and the
+    /// default 2% they do not tie and the two younger jobs lose less; within 3% (the file's or the
+    /// class's) they tie and the one victim wins; settings (`plan --job --rough-work-tolerance`)
+    /// win over both. The plan's record says the tolerance with the order.
+    @Test func roughWorkFollowsTheConfiguredTolerance() throws {
+        let fill: [[Int]] = [[0, 1, 2, 3], [4, 5], [6, 7]]
+        func decided(_ text: String, settings: PreemptSettings = PreemptSettings()) throws -> (PreemptAction, DecisionRecord?) {
+            let config = try TopoAwareConfig.parse(text, file: "topo_aware.conf").config
+            var controller = PreemptController()
+            let d = controller.decide(Controller.snapshot(fill), config: config, topology: islands, settings: settings,
+                                      clock: Controller.Clock().read)
+            return (d.action, d.records.first { $0.event == .plan })
+        }
+        let inference = "PreemptorClass=inference Partitions=infer Level=nvlink Mode=guaranteed CostOrder=rough-work"
+        let byDefault = try decided(inference)
+        #expect(byDefault.0 == .onlyVictims([2, 3]) && byDefault.1?.roughWorkTolerance == .default)
+        #expect(byDefault.1?.costOrder == [.roughWork, .priority, .victims, .work, .collateral])
+        let byFile = try decided("RoughWorkTolerance=3%\n" + inference)
+        #expect(byFile.0 == .onlyVictims([1]) && byFile.1?.roughWorkTolerance?.perMille == 30)
+        #expect(try decided(inference + " RoughWorkTolerance=3").0 == .onlyVictims([1]))
+        #expect(try decided("RoughWorkTolerance=3\n" + inference + " RoughWorkTolerance=2.5").0 == .onlyVictims([2, 3]))
+        #expect(try decided(inference + " RoughWorkTolerance=3", settings: PreemptSettings(roughWorkTolerance: .default)).0
+                == .onlyVictims([2, 3]))
+        // Without rough-work in the order, the record has no tolerance.
+        #expect(try decided("PreemptorClass=inference Partitions=infer RoughWorkTolerance=3").1?.roughWorkTolerance == nil)
+    }
+
     /// Sticky: once Slurm has stopped a victim, later passes preempt nothing more for the job
     /// (its victims drain), and the plan is released when the job is no longer pending.
     @Test func keptPlanStopsFurtherPreemption() {

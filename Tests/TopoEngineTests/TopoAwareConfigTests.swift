@@ -84,6 +84,21 @@ import Testing
             message: "'bogus' is not a cost criterion (expected priority, victims, work, rough-work or collateral)", offset: 9)))
     }
 
+    /// RoughWorkTolerance=: the file's and a preemptor class's own, 2% when not given.
+    @Test func roughWorkTolerance() throws {
+        let defaults = try TopoAwareConfig.parse("PreemptorClass=a Partitions=p", file: "f").config
+        #expect(defaults.roughWorkTolerance == .default && defaults.roughWorkTolerance.perMille == 20)
+        #expect(defaults.classes[0].roughWorkTolerance == nil && defaults.roughWorkTolerance(of: defaults.classes[0]) == .default)
+        let set = try TopoAwareConfig.parse("""
+            roughworktolerance=5%
+            PreemptorClass=a Partitions=p
+            PreemptorClass=b Partitions=q CostOrder=rough-work RoughWorkTolerance=0.5
+            """, file: "f").config
+        #expect(set.roughWorkTolerance.perMille == 50)
+        #expect(set.roughWorkTolerance(of: set.classes[0]).perMille == 50 && set.roughWorkTolerance(of: nil).perMille == 50)
+        #expect(set.roughWorkTolerance(of: set.classes[1]).perMille == 5 && set.classes[1].roughWorkTolerance?.description == "0.5%")
+    }
+
     @Test func keysAreCaseInsensitive() throws {
         let config = try TopoAwareConfig.parse(
             "defaultlevel=PCIe-Switch\npreemptorclass=a partitions=p LEVEL=Host-Bridge", file: "f").config
@@ -92,7 +107,7 @@ import Testing
     }
 
     @Test(arguments: [
-        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, CostOrder, PreemptorClass or PreemptibleClass)"),
+        ("Levle=nvlink", "f:1:1: unknown key 'Levle' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, CostOrder, RoughWorkTolerance, PreemptorClass or PreemptibleClass)"),
         ("DecisionLog=log/d.jsonl", "f:1:13: 'log/d.jsonl' for DecisionLog must be an absolute file path (starting with '/', at most 1024 bytes)"),
         ("DecisionLog=/var/log/", "f:1:13: '/var/log/' for DecisionLog must be an absolute file path (starting with '/', at most 1024 bytes)"),
         ("DecisionLogMaxSize=0", "f:1:20: '0' for DecisionLogMaxSize must be a whole number of MiB from 1 to 1048576"),
@@ -108,7 +123,7 @@ import Testing
         ("PreemptorClass=a", "f:1:1: class 'a' needs Partitions= or QOS= to say which jobs it covers"),
         ("PreemptorClass=a Partitions=p\nPreemptibleClass=a QOS=q", "f:2:18: class 'a' is already defined on line 1"),
         ("PreemptibleClass=b Partitions=p Level=nvlink", "f:1:33: 'Level' applies to PreemptorClass lines only: preemptible jobs need no GPU affinity"),
-        ("PreemptorClass=a Partitions=p Nodes=x", "f:1:31: unknown key 'Nodes' on a class line (expected Partitions, QOS, Level, Mode, CostOrder)"),
+        ("PreemptorClass=a Partitions=p Nodes=x", "f:1:31: unknown key 'Nodes' on a class line (expected Partitions, QOS, Level, Mode, CostOrder, RoughWorkTolerance)"),
         ("CostOrder=work,victim", "f:1:16: CostOrder: 'victim' is not a cost criterion (expected priority, victims, work, rough-work or collateral)"),
         ("CostOrder=work,,victims", "f:1:16: CostOrder: an empty criterion in 'work,,victims' (expected a comma-separated list of priority, victims, work, rough-work, collateral)"),
         ("CostOrder=", "f:1:11: CostOrder: no criterion given (expected a comma-separated list of priority, victims, work, rough-work, collateral)"),
@@ -116,6 +131,12 @@ import Testing
         ("CostOrder=work\nCostOrder=victims", "f:2:1: 'CostOrder' is already set on line 1"),
         ("PreemptorClass=a Partitions=p CostOrder=victims,lost", "f:1:49: CostOrder: 'lost' is not a cost criterion (expected priority, victims, work, rough-work or collateral)"),
         ("PreemptibleClass=b Partitions=p CostOrder=work", "f:1:33: 'CostOrder' applies to PreemptorClass lines only: it orders the plans of a preemptor"),
+        ("RoughWorkTolerance=2.55%", "f:1:20: '2.55%' for RoughWorkTolerance must be a percentage from 0 to 100 with at most one decimal, such as 2 or 2.5%"),
+        ("RoughWorkTolerance=", "f:1:20: '' for RoughWorkTolerance must be a percentage from 0 to 100 with at most one decimal, such as 2 or 2.5%"),
+        ("CostOrder=work\nroughworktolerance=5\nRoughWorkTolerance=2", "f:3:1: 'RoughWorkTolerance' is already set on line 2"),
+        ("PreemptorClass=a Partitions=p RoughWorkTolerance=101", "f:1:50: '101' for RoughWorkTolerance must be a percentage from 0 to 100 with at most one decimal, such as 2 or 2.5%"),
+        ("PreemptorClass=a Partitions=p RoughWorkTolerance=1 RoughWorkTolerance=2", "f:1:52: 'RoughWorkTolerance' appears twice on this line"),
+        ("PreemptibleClass=b Partitions=p RoughWorkTolerance=5", "f:1:33: 'RoughWorkTolerance' applies to PreemptorClass lines only: it orders the plans of a preemptor"),
         ("PreemptorClass=a Partitions=p Partitions=q", "f:1:31: 'Partitions' appears twice on this line"),
         ("PreemptorClass=a Partitions=p,,q", "f:1:31: empty partition name"),
         ("PreemptorClass=a Partitions=p,q/r", "f:1:31: invalid partition name 'q/r' (letters, digits, '_', '-', '.', '+' only)"),

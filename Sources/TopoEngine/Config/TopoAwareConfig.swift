@@ -15,6 +15,7 @@
 ///     DecisionLogMaxSize=100
 ///     DecisionLogKeep=5
 ///     CostOrder=priority,victims,work,collateral
+///     RoughWorkTolerance=2%
 ///     PreemptorClass=inference Partitions=infer Level=nvlink Mode=guaranteed CostOrder=work
 ///     PreemptibleClass=batch Partitions=batch
 ///
@@ -48,10 +49,17 @@ public struct TopoAwareConfig: Sendable, Equatable {
     /// ones a file leaves out after the given ones in the default order); a preemptor class
     /// may give its own.
     public var costOrder: [CostCriterion] = CostCriterion.defaultOrder
+    /// preempt/topo_aware: how near the least work a plan ties with it under `rough-work`; a
+    /// preemptor class may give its own.
+    public var roughWorkTolerance: RoughWorkTolerance = .default
     public var classes: [JobClassRule]
 
     /// The cost order of a preemptor class: its own `CostOrder=`, else the file's (also for nil).
     public func costOrder(of rule: JobClassRule?) -> [CostCriterion] { rule?.costOrder ?? costOrder }
+
+    /// The rough-work tolerance of a preemptor class: its own `RoughWorkTolerance=`, else the
+    /// file's (also for nil).
+    public func roughWorkTolerance(of rule: JobClassRule?) -> RoughWorkTolerance { rule?.roughWorkTolerance ?? roughWorkTolerance }
 
     public enum BasePolicy: String, Sendable, Equatable, CaseIterable {
         /// preempt/partition_prio: partitions with a higher PriorityTier preempt lower ones.
@@ -93,15 +101,18 @@ public struct JobClassRule: Sendable, Equatable {
     public var line: Int
     /// A preemptor class's own `CostOrder=`; nil: the file's.
     public var costOrder: [CostCriterion]?
+    /// A preemptor class's own `RoughWorkTolerance=`; nil: the file's.
+    public var roughWorkTolerance: RoughWorkTolerance?
 
     public init(name: String, kind: Kind, partitions: Set<String>?, qos: Set<String>?, line: Int,
-                costOrder: [CostCriterion]? = nil) {
+                costOrder: [CostCriterion]? = nil, roughWorkTolerance: RoughWorkTolerance? = nil) {
         self.name = name
         self.kind = kind
         self.partitions = partitions
         self.qos = qos
         self.line = line
         self.costOrder = costOrder
+        self.roughWorkTolerance = roughWorkTolerance
     }
 
     /// The result of a rule accepting a job.
@@ -211,12 +222,14 @@ extension TopoAwareConfig {
                     config.decisionLogKeep = try integer(pair, in: 1...1000, unit: "files", file: file)
                 case "costorder":
                     config.costOrder = try costOrder(pair, file: file)
+                case "roughworktolerance":
+                    config.roughWorkTolerance = try roughWorkTolerance(pair, file: file)
                 case "partitions", "qos", "level", "mode":
                     throw fail(pair.location,
                                "'\(pair.key)' belongs on a PreemptorClass= or PreemptibleClass= line")
                 default:
                     throw fail(pair.location,
-                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, CostOrder, PreemptorClass or PreemptibleClass)")
+                        "unknown key '\(printable(pair.key))' (expected DefaultLevel, DefaultMode, AllowUserOverride, ShapeRequests, BasePolicy, PlanTimeout, PlanTimeBudget, StatsInterval, DecisionLog, DecisionLogMaxSize, DecisionLogKeep, CostOrder, RoughWorkTolerance, PreemptorClass or PreemptibleClass)")
                 }
                 globalsSeen[key] = line.line
             }
@@ -228,7 +241,8 @@ extension TopoAwareConfig {
                 ? .preemptor(level: rule.level ?? config.defaultLevel, mode: rule.mode ?? config.defaultMode)
                 : .preemptible
             let resolved = JobClassRule(name: rule.name, kind: kind, partitions: rule.partitions,
-                                        qos: rule.qos, line: rule.line, costOrder: rule.costOrder)
+                                        qos: rule.qos, line: rule.line, costOrder: rule.costOrder,
+                                        roughWorkTolerance: rule.roughWorkTolerance)
             if let shadowing = config.classes.first(where: { resolved.isShadowed(by: $0) }) {
                 warnings.append(fail(SourceLocation(line: rule.line, column: 1),
                     "class '\(rule.name)' never matches: class '\(shadowing.name)' on line \(shadowing.line) matches every job it would"))
@@ -256,6 +270,7 @@ extension TopoAwareConfig {
         var mode: PlacementMode?
         var line: Int
         var costOrder: [CostCriterion]?
+        var roughWorkTolerance: RoughWorkTolerance?
     }
 
     private static func parseClassLine(
@@ -268,6 +283,7 @@ extension TopoAwareConfig {
         var level: AffinityLevel? = nil
         var mode: PlacementMode? = nil
         var order: [CostCriterion]? = nil
+        var tolerance: RoughWorkTolerance? = nil
         var seen: [String: SourceLocation] = [:]
         for pair in line.pairs.dropFirst() {
             let key = asciiLowercased(pair.key)
@@ -287,15 +303,17 @@ extension TopoAwareConfig {
                 mode = try Self.mode(pair, file: file)
             case "costorder" where isPreemptor:
                 order = try costOrder(pair, file: file)
+            case "roughworktolerance" where isPreemptor:
+                tolerance = try roughWorkTolerance(pair, file: file)
             case "level", "mode":
                 throw TextDiagnostic(file: file, location: pair.location,
                     message: "'\(pair.key)' applies to PreemptorClass lines only: preemptible jobs need no GPU affinity")
-            case "costorder":
+            case "costorder", "roughworktolerance":
                 throw TextDiagnostic(file: file, location: pair.location,
                     message: "'\(pair.key)' applies to PreemptorClass lines only: it orders the plans of a preemptor")
             default:
                 throw TextDiagnostic(file: file, location: pair.location,
-                    message: "unknown key '\(printable(pair.key))' on a class line (expected Partitions, QOS\(isPreemptor ? ", Level, Mode, CostOrder" : ""))")
+                    message: "unknown key '\(printable(pair.key))' on a class line (expected Partitions, QOS\(isPreemptor ? ", Level, Mode, CostOrder, RoughWorkTolerance" : ""))")
             }
         }
         guard partitions != nil || qos != nil else {
@@ -303,7 +321,8 @@ extension TopoAwareConfig {
                                  message: "class '\(name)' needs Partitions= or QOS= to say which jobs it covers")
         }
         return PendingRule(name: name, isPreemptor: isPreemptor, partitions: partitions, qos: qos,
-                           level: level, mode: mode, line: line.line, costOrder: order)
+                           level: level, mode: mode, line: line.line, costOrder: order,
+                           roughWorkTolerance: tolerance)
     }
 
     private static func level(_ pair: KeyValuePair, file: String) throws(TextDiagnostic) -> AffinityLevel {
@@ -331,6 +350,15 @@ extension TopoAwareConfig {
             location.column += error.offset
             throw TextDiagnostic(file: file, location: location, message: "\(pair.key): \(error.message)")
         }
+    }
+
+    /// A percentage (`RoughWorkTolerance`).
+    private static func roughWorkTolerance(_ pair: KeyValuePair, file: String) throws(TextDiagnostic) -> RoughWorkTolerance {
+        guard let tolerance = RoughWorkTolerance(pair.value) else {
+            throw TextDiagnostic(file: file, location: pair.valueLocation,
+                message: "'\(printable(pair.value))' for \(pair.key) must be \(RoughWorkTolerance.expected)")
+        }
+        return tolerance
     }
 
     private static func boolean(_ pair: KeyValuePair, file: String) throws(TextDiagnostic) -> Bool {

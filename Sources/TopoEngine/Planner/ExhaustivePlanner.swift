@@ -16,7 +16,7 @@ public enum ExhaustivePlanner {
     }
 
     public static func plan(_ request: PreemptorRequest, in index: PlanningIndex, policy: PlannerPolicy) -> Choice? {
-        // rough-work, as the planner selects: the least work, then the rest within 5% of it.
+        // rough-work, as the planner selects: the least work, then the rest within the tolerance of it.
         if let passes = policy.nearWorkPasses() {
             guard let least = plan(request, in: index, policy: passes.exact) else { return nil }
             return plan(request, in: index, policy: passes.near(least.cost.gpuSeconds)) ?? least

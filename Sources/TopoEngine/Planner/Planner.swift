@@ -71,22 +71,14 @@ public enum CostCriterion: String, Sendable, CaseIterable, Codable {
     /// GPUs the victims free beyond what the preemptor needs.
     case collateral
     /// Work lost, where near ties go to the criteria after it: of the plans equal in the
-    /// criteria before it, those losing at most 5% more than the least work tie on it (a
-    /// selection in two passes, `PlannerPolicy.nearWorkPasses`: the least work, then the
-    /// cheapest by the other criteria within 5% of it). 5% was measured for the earlier fixed
-    /// steps; for this form it is still to be chosen (docs/measurements.md, "Cost orders").
-    /// Over several nodes it is `work`.
+    /// criteria before it, those losing at most `RoughWorkTolerance` more than the least work
+    /// tie on it (a selection in two passes, `PlannerPolicy.nearWorkPasses`: the least work,
+    /// then the cheapest by the other criteria within the tolerance of it). Over several nodes
+    /// it is `work`.
     case roughWork = "rough-work"
 
-    /// The most work a plan may lose and still tie with one losing `least` under `roughWork`:
-    /// 5% more, rounded down (the largest value where the sum would overflow).
-    static func nearCeiling(_ least: Int64) -> Int64 {
-        let least = max(least, 0)
-        let margin = least / 20
-        return least > Int64.max - margin ? Int64.max : least + margin
-    }
-
-    /// The default order: priority, victims, work, collateral.
+    /// The default order: priority, victims, work, collateral (fewest victims; no order loses
+    /// as little work as stock Slurm over the six rounds: docs/measurements.md, "Cost orders").
     public static let defaultOrder: [CostCriterion] = [.priority, .victims, .work, .collateral]
 
     /// Why a cost order does not parse: the message and the byte offset of the item it names
@@ -127,8 +119,7 @@ public enum CostCriterion: String, Sendable, CaseIterable, Codable {
 }
 
 public struct PlannerPolicy: Sendable, Equatable {
-    /// Cost criteria, most important first. Default: priority, victims, work, collateral
-    /// (`roughWork` only where given).
+    /// Cost criteria, most important first. Default: `CostCriterion.defaultOrder`.
     public var order: [CostCriterion]
     /// PreemptExemptTime: jobs that started less than this many seconds ago are not victims.
     public var exemptSeconds: Int64
@@ -142,10 +133,13 @@ public struct PlannerPolicy: Sendable, Equatable {
     /// With this set, a set is kept only when leaving out any one victim leaves too few free GPUs
     /// (per socket for `--gpus-per-socket` requests) for the job to fit.
     public var requireEveryVictim: Bool
+    /// How near the least work a plan must be to tie with it under `rough-work`.
+    public var roughWorkTolerance: RoughWorkTolerance
 
     public init(order: [CostCriterion] = CostCriterion.defaultOrder, exemptSeconds: Int64 = 0, maxCandidatesPerNode: Int = 12,
-                requireEveryVictim: Bool = false) {
+                requireEveryVictim: Bool = false, roughWorkTolerance: RoughWorkTolerance = .default) {
         self.order = order
+        self.roughWorkTolerance = roughWorkTolerance
         self.exemptSeconds = exemptSeconds
         self.maxCandidatesPerNode = max(1, min(maxCandidatesPerNode, 20))
         self.requireEveryVictim = requireEveryVictim
@@ -174,8 +168,8 @@ public struct PlannerPolicy: Sendable, Equatable {
 
     /// Where the order has `rough-work`: the policy of the first pass (exact work in its place:
     /// its plan has the least work of the plans best in the criteria before it) and of the
-    /// second, given the first plan's work (the order without `rough-work`, plans over 5% more
-    /// work excluded: the first plan's criteria before it are the best, so they stay, and the
+    /// second, given the first plan's work (the order without `rough-work`, plans losing more
+    /// than `roughWorkTolerance` over it excluded: the first plan's criteria before it are the best, so they stay, and the
     /// criteria after it choose among the near ties). nil without `rough-work`, or with it
     /// after `work` (plans equal in work have no nearer ties).
     func nearWorkPasses() -> (exact: PlannerPolicy, near: (Int64) -> PlannerPolicy)? {
@@ -186,7 +180,7 @@ public struct PlannerPolicy: Sendable, Equatable {
         return (exact, { least in
             var near = base
             near.order = base.order.filter { $0 != .roughWork }
-            near.workCeiling = CostCriterion.nearCeiling(least)
+            near.workCeiling = base.roughWorkTolerance.ceiling(least)
             return near
         })
     }
@@ -525,7 +519,7 @@ public enum Planner {
                             scratch: inout PlannerScratch) -> PlanOutcome {
         let policy = policy.forNodes(request.nodeCount)
         if let passes = policy.nearWorkPasses() {
-            // rough-work: the least work first, then the cheapest by the rest within 5% of it
+            // rough-work: the least work first, then the cheapest by the rest within the tolerance of it
             // (that plan is among them, so the second pass always plans).
             let first = plan(request, in: index, policy: passes.exact, scratch: &scratch)
             guard case let .plan(least) = first else { return first }
@@ -533,7 +527,7 @@ public enum Planner {
             guard case var .plan(chosen) = plan(request, in: index, policy: near, scratch: &scratch) else { return first }
             if chosen.victims != least.victims, let ceiling = near.workCeiling {
                 chosen.reasons.insert("rough-work: \(least.cost.victims) victim(s) would lose the least work, \(least.cost.gpuSeconds) GPU-s; "
-                                      + "plans losing up to \(ceiling) GPU-s tie with it, and \(CostCriterion.text(near.order)) chose among them",
+                                      + "plans losing up to \(ceiling) GPU-s (\(near.roughWorkTolerance) more) tie with it, and \(CostCriterion.text(near.order)) chose among them",
                                       at: max(0, chosen.reasons.count - 1))
             }
             return .plan(chosen)

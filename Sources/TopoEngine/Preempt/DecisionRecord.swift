@@ -115,6 +115,8 @@ public struct DecisionRecord: Sendable, Equatable {
     public var cost: PlanCost?
     /// The cost order the plan was chosen by (`CostOrder=`).
     public var costOrder: [CostCriterion]?
+    /// The rough-work tolerance it was chosen with, when the order has `rough-work`.
+    public var roughWorkTolerance: RoughWorkTolerance?
     /// Microseconds the planner took, when it ran.
     public var planMicroseconds: UInt64?
     /// The plan's reasons: each victim set, Slurm's expected pick, the alternatives turned down
@@ -188,6 +190,7 @@ public struct DecisionRecord: Sendable, Equatable {
             out.raw("cost", o.finish())
         }
         if let costOrder { out.string("cost_order", CostCriterion.text(costOrder)) }
+        if let roughWorkTolerance { out.string("rough_work_tolerance", roughWorkTolerance.description) }
         if let planMicroseconds { out.number("plan_us", planMicroseconds) }
         if let preemptMode { out.string("preempt_mode", preemptMode) }
         if let lostGPUSeconds { out.number("lost_gpu_seconds", lostGPUSeconds) }
@@ -263,7 +266,7 @@ extension DecisionRecord: Decodable {
         case time, event, job, other, reason, mode, level, reached, targets, victims, cost, message, details, count, stats
         case block, leafSwitch = "switch", across
         case planMicroseconds = "plan_us", preemptMode = "preempt_mode", lostGPUSeconds = "lost_gpu_seconds"
-        case costOrder = "cost_order"
+        case costOrder = "cost_order", roughWorkTolerance = "rough_work_tolerance"
     }
 
     enum CostKeys: String, CodingKey {
@@ -329,6 +332,7 @@ extension DecisionRecord: Decodable {
                             victimIDs: victims.sorted())
         }
         costOrder = try named(.costOrder) { text in try? CostCriterion.parseOrder(text).get() }
+        roughWorkTolerance = try named(.roughWorkTolerance, RoughWorkTolerance.init)
         planMicroseconds = try c.decodeIfPresent(UInt64.self, forKey: .planMicroseconds)
         details = try c.decodeIfPresent([String].self, forKey: .details) ?? []
         preemptMode = try c.decodeIfPresent(String.self, forKey: .preemptMode)

@@ -62,12 +62,25 @@ public struct PreemptSettings: Sendable, Equatable {
     public var planBudgetMicroseconds: UInt64
     /// How plans are compared; nil: the preemptor class's `CostOrder=`, else the file's.
     public var costOrder: [CostCriterion]?
+    /// How near the least work plans tie under `rough-work`; nil: the preemptor class's
+    /// `RoughWorkTolerance=`, else the file's.
+    public var roughWorkTolerance: RoughWorkTolerance?
 
     public init(planTimeoutSeconds: Int64 = 300, planBudgetMicroseconds: UInt64 = 200_000,
-                costOrder: [CostCriterion]? = nil) {
+                costOrder: [CostCriterion]? = nil, roughWorkTolerance: RoughWorkTolerance? = nil) {
         self.planTimeoutSeconds = planTimeoutSeconds
         self.planBudgetMicroseconds = planBudgetMicroseconds
         self.costOrder = costOrder
+        self.roughWorkTolerance = roughWorkTolerance
+    }
+}
+
+extension PreemptSettings {
+    /// Fills what is not set with the preemptor class's (else the file's) cost order and
+    /// rough-work tolerance.
+    mutating func resolveCost(for p: ControllerSnapshot.Preemptor, config: TopoAwareConfig?) {
+        if costOrder == nil { costOrder = PreemptController.costOrder(p, config: config) }
+        if roughWorkTolerance == nil { roughWorkTolerance = PreemptController.roughWorkTolerance(p, config: config) }
     }
 }
 
@@ -171,7 +184,7 @@ public struct PreemptController: Sendable {
         case let .plan(l, m, t): (level, mode, layouts) = (l, m, t)
         }
         var settings = settings
-        if settings.costOrder == nil { settings.costOrder = Self.costOrder(p, config: config) }
+        settings.resolveCost(for: p, config: config)
 
         // 2. The planning snapshot, validated.
         let built: Built, clusterSnapshot: ClusterSnapshot
@@ -241,7 +254,7 @@ public struct PreemptController: Sendable {
         case let .plan(l, m, _): (level, mode) = (l, m)
         }
         var settings = settings
-        if settings.costOrder == nil { settings.costOrder = Self.costOrder(p, config: config) }
+        settings.resolveCost(for: p, config: config)
         if case let .inconsistent(message) = failure {
             var d = fallback(p.id, "\(job) inconsistent state: \(message); base policy", reason: "inconsistent-state", log: log)
             d.inconsistent = true
@@ -413,7 +426,8 @@ public struct PreemptController: Sendable {
         case let .names(names): request.candidateNodes = names
         case let .mask(mask): request.candidateMask = mask
         }
-        let policy = PlannerPolicy(order: settings.costOrder ?? CostCriterion.defaultOrder, exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true)
+        let policy = PlannerPolicy(order: settings.costOrder ?? CostCriterion.defaultOrder, exemptSeconds: snapshot.exemptSeconds, requireEveryVictim: true,
+                                   roughWorkTolerance: settings.roughWorkTolerance ?? .default)
         let start = clock()
         let outcome = Planner.plan(request, in: index, policy: policy, scratch: &scratch)
         let end = clock()
@@ -479,6 +493,7 @@ public struct PreemptController: Sendable {
                 var record = DecisionRecord(plan: plan, time: recordTime, job: p.id, mode: mode, micros: micros,
                                             message: "\(job) plan \(kept.line)")
                 record.costOrder = settings.costOrder ?? CostCriterion.defaultOrder
+                if record.costOrder?.contains(.roughWork) == true { record.roughWorkTolerance = settings.roughWorkTolerance ?? .default }
                 records.append(record)
             }
             log.append(.init(.debug, "\(Self.prefix) \(job) plan details: \(plan.reasons.joined(separator: "; "))"))
@@ -537,14 +552,22 @@ public struct PreemptController: Sendable {
     /// names, else the matching class line), else the file's; the default without a file.
     public static func costOrder(_ p: ControllerSnapshot.Preemptor, config: TopoAwareConfig?) -> [CostCriterion] {
         guard let config else { return CostCriterion.defaultOrder }
-        let rule: JobClassRule?
+        return config.costOrder(of: costRule(p, config: config))
+    }
+
+    /// The rough-work tolerance for a preemptor, found as its cost order is.
+    public static func roughWorkTolerance(_ p: ControllerSnapshot.Preemptor, config: TopoAwareConfig?) -> RoughWorkTolerance {
+        guard let config else { return .default }
+        return config.roughWorkTolerance(of: costRule(p, config: config))
+    }
+
+    /// The class line whose cost settings a preemptor follows (nil: the file's).
+    private static func costRule(_ p: ControllerSnapshot.Preemptor, config: TopoAwareConfig) -> JobClassRule? {
         if let tag = AdminCommentTag.parse(adminComment: p.adminComment) {
-            guard case let .preemptor(name, _, _, _) = tag else { return config.costOrder }
-            rule = config.classes.first { $0.name == name }
-        } else {
-            rule = config.rule(for: SubmittedJob(partitions: p.partitions, qos: p.qos))?.rule
+            guard case let .preemptor(name, _, _, _) = tag else { return nil }
+            return config.classes.first { $0.name == name }
         }
-        return config.costOrder(of: rule)
+        return config.rule(for: SubmittedJob(partitions: p.partitions, qos: p.qos))?.rule
     }
 
     // MARK: - Kept plans

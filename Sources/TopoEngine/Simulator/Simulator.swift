@@ -89,6 +89,13 @@ public struct SimulationSetup: Sendable {
     public var blockNodes: Int = 0
     /// How the topology-aware policies (and the oracle) compare plans (`CostOrder=`).
     public var costOrder: [CostCriterion] = CostCriterion.defaultOrder
+    /// How near the least work plans tie under `rough-work` (`RoughWorkTolerance=`).
+    public var roughWorkTolerance: RoughWorkTolerance = .default
+
+    /// The planner's policy of the topology-aware policies (and the oracle).
+    var plannerPolicy: PlannerPolicy {
+        PlannerPolicy(order: costOrder, requireEveryVictim: true, roughWorkTolerance: roughWorkTolerance)
+    }
 
     public static let defaultFactors: [AffinityLevel: Double] = [
         .nvlink: 1.0, .pcieSwitch: 0.8, .hostBridge: 0.7, .numa: 0.65, .socket: 0.6, .node: 0.5,
@@ -979,11 +986,11 @@ public struct Simulator {
             victims = outcome.victims
             target = (node, outcome.gpus)
         case .oracle:
-            guard let choice = ExhaustivePlanner.plan(request, in: kept.index, policy: PlannerPolicy(order: setup.costOrder, requireEveryVictim: true)) else { return false }
+            guard let choice = ExhaustivePlanner.plan(request, in: kept.index, policy: setup.plannerPolicy) else { return false }
             victims = choice.victims
             target = (choice.node, choice.gpus)
         case .topoGuaranteed, .topoBestEffort:
-            let policy = PlannerPolicy(order: setup.costOrder, requireEveryVictim: true)
+            let policy = setup.plannerPolicy
             let outcome = Planner.plan(request, in: kept.index, policy: policy, scratch: &plannerScratch)
             if verifyKeptIndex, outcome != Planner.plan(request, in: kept.index, policy: policy) {
                 keptIndexMismatches.append("plan from kept bounds at \(now): \(outcome)")
@@ -1036,7 +1043,7 @@ public struct Simulator {
             victims = outcome.victims
             targets = outcome.nodes.compactMap { n in nodeByName[n.name].map { ($0, n.gpus) } }
         case .topoGuaranteed, .topoBestEffort:
-            guard case let .plan(plan) = Planner.plan(request, in: kept.index, policy: PlannerPolicy(order: setup.costOrder, requireEveryVictim: true),
+            guard case let .plan(plan) = Planner.plan(request, in: kept.index, policy: setup.plannerPolicy,
                                                       scratch: &plannerScratch) else { return false }
             victims = plan.victims
             targets = plan.nodes.compactMap { n in
