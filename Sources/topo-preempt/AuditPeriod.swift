@@ -81,8 +81,13 @@ struct AuditPeriodReport: Encodable {
         var level: String
         /// The cost order the topology-aware policy compared plans by (the first preemptor class's).
         var costOrder: String
+        /// With `rough-work` in that order: its tolerance (`2%`).
+        var roughWorkTolerance: String?
         var rows: [Row]
-        enum CodingKeys: String, CodingKey { case jobs, leftOut = "left_out", withoutGPUs = "without_gpus", level, costOrder = "cost_order", rows }
+        enum CodingKeys: String, CodingKey {
+            case jobs, leftOut = "left_out", withoutGPUs = "without_gpus", level, costOrder = "cost_order"
+            case roughWorkTolerance = "rough_work_tolerance", rows
+        }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -146,7 +151,7 @@ struct AuditPeriodReport: Encodable {
         }
         if recordsLost > 0 { out += "  records lost           \(recordsLost) (the plugin could not write them)\n" }
         if let replay {
-            out += "\n  the same period's \(replay.jobs) job(s) replayed (simulator, level \(replay.level), plans compared by \(replay.costOrder); \(replay.leftOut) left out"
+            out += "\n  the same period's \(replay.jobs) job(s) replayed (simulator, level \(replay.level), plans compared by \(replay.costOrder)\(replay.roughWorkTolerance.map { " (rough-work within \($0))" } ?? ""); \(replay.leftOut) left out"
             if replay.withoutGPUs > 0 {
                 out += ", \(replay.withoutGPUs) of them without gres/gpu in their TRES: slurm.conf needs AccountingStorageTRES=gres/gpu"
             }

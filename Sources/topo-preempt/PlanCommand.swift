@@ -754,7 +754,7 @@ struct AuditCommand: ParsableCommand {
         }
         let withoutGPUs = jobs.filter { $0.gpus == 0 && $0.submit >= from && $0.submit < to }.count
         return .init(jobs: simJobs.count, leftOut: leftOut, withoutGPUs: withoutGPUs, level: level.name,
-                     costOrder: CostCriterion.text(setup.costOrder)
-                        + (setup.costOrder.contains(.roughWork) ? " (rough-work within \(setup.roughWorkTolerance))" : ""), rows: rows)
+                     costOrder: CostCriterion.text(setup.costOrder),
+                     roughWorkTolerance: setup.costOrder.contains(.roughWork) ? setup.roughWorkTolerance.description : nil, rows: rows)
     }
 }

@@ -169,9 +169,9 @@ public struct PlannerPolicy: Sendable, Equatable {
     /// Where the order has `rough-work`: the policy of the first pass (exact work in its place:
     /// its plan has the least work of the plans best in the criteria before it) and of the
     /// second, given the first plan's work (the order without `rough-work`, plans losing more
-    /// than `roughWorkTolerance` over it excluded: the first plan's criteria before it are the best, so they stay, and the
-    /// criteria after it choose among the near ties). nil without `rough-work`, or with it
-    /// after `work` (plans equal in work have no nearer ties).
+    /// than `roughWorkTolerance` over it excluded: the first plan's criteria before it are the
+    /// best, so they stay, and the criteria after it choose among the near ties). nil without
+    /// `rough-work`, or with it after `work` (plans equal in work have no nearer ties).
     func nearWorkPasses() -> (exact: PlannerPolicy, near: (Int64) -> PlannerPolicy)? {
         guard let rough = order.firstIndex(of: .roughWork), (order.firstIndex(of: .work) ?? Int.max) > rough else { return nil }
         var exact = self

@@ -79,8 +79,11 @@ extension PreemptSettings {
     /// Fills what is not set with the preemptor class's (else the file's) cost order and
     /// rough-work tolerance.
     mutating func resolveCost(for p: ControllerSnapshot.Preemptor, config: TopoAwareConfig?) {
-        if costOrder == nil { costOrder = PreemptController.costOrder(p, config: config) }
-        if roughWorkTolerance == nil { roughWorkTolerance = PreemptController.roughWorkTolerance(p, config: config) }
+        guard costOrder == nil || roughWorkTolerance == nil else { return }
+        // The class found once (its AdminComment tag read once) for both.
+        let rule = config.flatMap { PreemptController.costRule(p, config: $0) }
+        if costOrder == nil { costOrder = config?.costOrder(of: rule) ?? CostCriterion.defaultOrder }
+        if roughWorkTolerance == nil { roughWorkTolerance = config?.roughWorkTolerance(of: rule) ?? .default }
     }
 }
 
@@ -562,7 +565,7 @@ public struct PreemptController: Sendable {
     }
 
     /// The class line whose cost settings a preemptor follows (nil: the file's).
-    private static func costRule(_ p: ControllerSnapshot.Preemptor, config: TopoAwareConfig) -> JobClassRule? {
+    fileprivate static func costRule(_ p: ControllerSnapshot.Preemptor, config: TopoAwareConfig) -> JobClassRule? {
         if let tag = AdminCommentTag.parse(adminComment: p.adminComment) {
             guard case let .preemptor(name, _, _, _) = tag else { return nil }
             return config.classes.first { $0.name == name }
